@@ -1,0 +1,93 @@
+/* Library-internal declarations shared between files of libzkcoord.
+ * Names are zkc__*: visible to the convenience library (and so to our tests,
+ * agent and CLI), hidden from libzkcoord.so. */
+#ifndef ZKC_INTERNAL_H
+#define ZKC_INTERNAL_H
+
+#define THREADED 1 /* declares the synchronous API of libzookeeper_mt */
+#include <zookeeper/zookeeper.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <time.h>
+#include <stdint.h>
+
+#include "zkcoord/zkcoord.h"
+
+/* ZooKeeper return code -> ZKC_* code. */
+int zkc__err_from_zk(int zrc);
+
+/* Monotonic clock in milliseconds. */
+int64_t zkc__now_ms(void);
+/* Absolute CLOCK_MONOTONIC deadline `ms` from now for pthread_cond_timedwait
+ * on a condition created by zkc__cond_init(). */
+void zkc__deadline(struct timespec *ts, int ms);
+/* A condition variable that waits on CLOCK_MONOTONIC. */
+int zkc__cond_init(pthread_cond_t *c);
+
+/* ---- logging (log.c) */
+typedef struct zkc__logger {
+    zkc_log_fn fn;
+    void *user_data;
+    zkc_log_level level;
+    zkc_log_level zk_level;
+} zkc__logger;
+
+void zkc__vlog(const zkc__logger *lg, zkc_log_level level, const char *fmt, va_list ap);
+void zkc__logf(const zkc__logger *lg, zkc_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Route one line of the ZooKeeper client's log through `lg`. */
+void zkc__log_zk_line(const zkc__logger *lg, const char *line);
+
+#define zkc__log(s, lvl, ...) zkc__logf(zkc__session_logger(s), (lvl), __VA_ARGS__)
+
+/* ---- session internals (session.c), for recipes */
+
+/* Runs fn(arg) on the session's dispatcher thread, after everything queued
+ * before it. Returns ZKC_ENOMEM, or ZKC_ECLOSED once the session is closing
+ * (fn is then not run). */
+int zkc__dispatch(zkc_session *s, void (*fn)(void *arg), void *arg);
+/* True when called on this session's dispatcher thread. */
+int zkc__on_dispatcher(zkc_session *s);
+
+const zkc__logger *zkc__session_logger(zkc_session *s);
+
+/* The current ZooKeeper handle, locked so it cannot be closed underneath the
+ * caller. Between lock and unlock, call only non-blocking zoo_a* functions.
+ * Returns NULL (and keeps nothing locked) when there is no live handle: the
+ * session is between ZooKeeper sessions or closing. `*gen` (may be NULL)
+ * receives the session generation the handle belongs to. */
+zhandle_t *zkc__zh_lock(zkc_session *s, unsigned *gen);
+void zkc__zh_unlock(zkc_session *s);
+
+/* ACL for nodes the library creates. */
+const struct ACL_vector *zkc__acl(zkc_session *s);
+
+/* Internal state hooks: called on the session manager thread, in order,
+ * after listeners were queued for the same change. They must not block:
+ * flip state, issue async requests, queue user callbacks. `gen` is the
+ * session generation the state belongs to. */
+typedef void (*zkc__state_hook)(void *arg, zkc_conn_state state, unsigned gen);
+int zkc__add_hook(zkc_session *s, zkc__state_hook fn, void *arg);
+/* After it returns, the hook is not running and will not run again. */
+void zkc__remove_hook(zkc_session *s, zkc__state_hook fn, void *arg);
+
+/* Node watches. Requests made with watch=1 use the session's default
+ * watcher; its node events are routed here by exact path to every
+ * subscriber of that path. `fn` runs on the ZooKeeper completion thread and
+ * must not block. Subscribers must not hold a lock that `fn` takes while
+ * calling zkc__unwatch(). */
+typedef void (*zkc__watch_fn)(void *arg, int zoo_event_type, const char *path);
+int zkc__watch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg);
+/* After it returns, fn is not running for this subscription and will not run. */
+void zkc__unwatch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg);
+
+/* mkdir -p of `path`'s persistent nodes (path itself included), tolerating
+ * concurrent creators. Asynchronous: done(arg, rc) runs on the completion
+ * thread, or at once on the calling thread when the request could not be
+ * sent. rc is a ZKC_* code. */
+typedef void (*zkc__done_fn)(void *arg, int rc);
+void zkc__mkdirs(zkc_session *s, const char *path, zkc__done_fn done, void *arg);
+/* Blocking mkdir -p; not for the completion thread. */
+int zkc__mkdirs_sync(zkc_session *s, const char *path, int timeout_ms);
+
+#endif
