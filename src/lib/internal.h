@@ -32,7 +32,8 @@ typedef struct zkc__logger {
     zkc_log_level zk_level;
 } zkc__logger;
 
-void zkc__vlog(const zkc__logger *lg, zkc_log_level level, const char *fmt, va_list ap);
+void zkc__vlog(const zkc__logger *lg, zkc_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 void zkc__logf(const zkc__logger *lg, zkc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Route one line of the ZooKeeper client's log through `lg`. */
@@ -70,6 +71,13 @@ typedef void (*zkc__state_hook)(void *arg, zkc_conn_state state, unsigned gen);
 int zkc__add_hook(zkc_session *s, zkc__state_hook fn, void *arg);
 /* After it returns, the hook is not running and will not run again. */
 void zkc__remove_hook(zkc_session *s, zkc__state_hook fn, void *arg);
+
+/* One-shot: run fn(arg, state, gen) once on the manager thread at the next
+ * CONNECTED, RECONNECTED or LOST -- or soon, if connected now. At session
+ * close it runs with ZKC_CONN_NONE (give up, free). For retrying a request
+ * after connection loss without spinning. ZKC_ECLOSED when closing (fn is
+ * not run), ZKC_ENOMEM. */
+int zkc__when_connected(zkc_session *s, zkc__state_hook fn, void *arg);
 
 /* Node watches. Requests made with watch=1 use the session's default
  * watcher; its node events are routed here by exact path to every

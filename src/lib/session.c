@@ -75,6 +75,8 @@ struct zkc_session {
     zhandle_t *zh;
     struct handle_ctx *hctx;
 
+    struct hook *oneshots; /* zkc__when_connected(), under mu */
+
     pthread_mutex_t hk_mu;
     struct hook *hooks;
 
@@ -472,6 +474,22 @@ static int set_state(zkc_session *s, zkc_conn_state st)
     return 1;
 }
 
+/* Run and forget every zkc__when_connected() request. mu not held. */
+static void run_oneshots(zkc_session *s, zkc_conn_state st, unsigned gen)
+{
+    struct hook *list, *h;
+
+    pthread_mutex_lock(&s->mu);
+    list = s->oneshots;
+    s->oneshots = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while ((h = list)) {
+        list = h->next;
+        h->fn(h->arg, st, gen);
+        free(h);
+    }
+}
+
 /* Manager thread, mu not held: listeners first (queued in order), then the
  * recipes' hooks, which may queue their own user callbacks behind. */
 static void announce(zkc_session *s, zkc_conn_state st, unsigned gen)
@@ -492,6 +510,8 @@ static void announce(zkc_session *s, zkc_conn_state st, unsigned gen)
     for (h = s->hooks; h; h = h->next)
         h->fn(h->arg, st, gen);
     pthread_mutex_unlock(&s->hk_mu);
+    if (st != ZKC_CONN_SUSPENDED)
+        run_oneshots(s, st, gen);
 }
 
 struct plain_wait {
@@ -650,6 +670,14 @@ static void *manager_main(void *arg)
                 pthread_mutex_lock(&s->mu);
             }
             free(ev);
+        } else if (s->oneshots &&
+                   (s->state == ZKC_CONN_CONNECTED || s->state == ZKC_CONN_RECONNECTED)) {
+            /* Asked while already connected: run now. */
+            zkc_conn_state st = s->state;
+            unsigned gen = s->gen;
+            pthread_mutex_unlock(&s->mu);
+            run_oneshots(s, st, gen);
+            pthread_mutex_lock(&s->mu);
         } else if (s->lost_at_ms && now >= s->lost_at_ms) {
             unsigned gen = s->gen;
             s->lost_at_ms = 0;
@@ -939,6 +967,7 @@ int zkc_session_close(zkc_session *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->manager, NULL);
     close_handle(s);
+    run_oneshots(s, ZKC_CONN_NONE, 0);
     /* Runs what is queued (callbacks already promised), then stops. */
     zkc__dispatcher_free(s->disp);
     route_remove(s);
@@ -949,6 +978,28 @@ int zkc_session_close(zkc_session *s)
 }
 
 /* ------------------------------------------------------ hooks, watches */
+
+int zkc__when_connected(zkc_session *s, zkc__state_hook fn, void *arg)
+{
+    struct hook *h = calloc(1, sizeof(*h)), **pp;
+
+    if (!h)
+        return ZKC_ENOMEM;
+    h->fn = fn;
+    h->arg = arg;
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        free(h);
+        return ZKC_ECLOSED;
+    }
+    for (pp = &s->oneshots; *pp; pp = &(*pp)->next)
+        ;
+    *pp = h;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
 
 int zkc__add_hook(zkc_session *s, zkc__state_hook fn, void *arg)
 {

@@ -120,6 +120,7 @@ struct expire_wait {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int connected;
+    int expired;
 };
 
 static void expire_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
@@ -128,63 +129,73 @@ static void expire_watcher(zhandle_t *zh, int type, int state, const char *path,
 
     (void)zh;
     (void)path;
-    if (type == ZOO_SESSION_EVENT && state == ZOO_CONNECTED_STATE) {
+    if (type == ZOO_SESSION_EVENT &&
+        (state == ZOO_CONNECTED_STATE || state == ZOO_EXPIRED_SESSION_STATE)) {
         pthread_mutex_lock(&w->mu);
-        w->connected = 1;
+        if (state == ZOO_CONNECTED_STATE)
+            w->connected = 1;
+        else
+            w->expired = 1;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->mu);
     }
 }
 
-static int expire_once(zkc_session *s)
+/* One round of the trick with a fixed client id. Returns 1 when the second
+ * handle connected (and closed the session), 0 when the server said the
+ * session is already expired, -1 on error. */
+static int expire_once(const clientid_t *cid, int timeout_ms)
 {
-    clientid_t cid;
-    zhandle_t *zh = zkc__zh_lock(s, NULL);
     zhandle_t *other;
     struct expire_wait w;
     struct timespec ts;
-    int ok;
+    int result;
+
+    pthread_mutex_init(&w.mu, NULL);
+    zkc__cond_init(&w.cond);
+    w.connected = 0;
+    w.expired = 0;
+    other = zookeeper_init(zkh_connect_string(tu_zk), expire_watcher, timeout_ms, cid, &w, 0);
+    if (!other)
+        return -1;
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&w.mu);
+    while (!w.connected && !w.expired && pthread_cond_timedwait(&w.cond, &w.mu, &ts) != ETIMEDOUT)
+        ;
+    result = w.connected ? 1 : w.expired ? 0 : -1;
+    pthread_mutex_unlock(&w.mu);
+    zookeeper_close(other);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+    return result;
+}
+
+int tu_expire(zkc_session *s)
+{
+    clientid_t cid;
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    tu_rec r;
+    int attempt, rc = -1;
 
     if (!zh)
         return -1;
     cid = *zoo_client_id(zh);
     zkc__zh_unlock(s);
-    pthread_mutex_init(&w.mu, NULL);
-    zkc__cond_init(&w.cond);
-    w.connected = 0;
-    other = zookeeper_init(zkh_connect_string(tu_zk), expire_watcher, zkc_session_timeout_ms(s),
-                           &cid, &w, 0);
-    if (!other)
-        return -1;
-    zkc__deadline(&ts, 10000);
-    pthread_mutex_lock(&w.mu);
-    while (!w.connected && pthread_cond_timedwait(&w.cond, &w.mu, &ts) != ETIMEDOUT)
-        ;
-    ok = w.connected;
-    pthread_mutex_unlock(&w.mu);
-    zookeeper_close(other);
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.mu);
-    return ok ? 0 : -1;
-}
-
-int tu_expire(zkc_session *s)
-{
-    tu_rec r;
-    int attempt, rc = -1;
-
     tu_rec_init(&r);
     if (zkc_session_add_listener(s, tu_rec_state, &r) != 0)
         return -1;
     /* On loopback the first handle may win its connection back before the
      * second one's close reaches the server; the server then ignores the
-     * close (session moved) and the session lives on. Repeat until the
-     * session reports LOST. */
+     * close (session moved) and the session lives on. Repeat, with the same
+     * session id, until the session reports LOST. */
     for (attempt = 0; attempt < 10 && rc != 0; attempt++) {
-        if (expire_once(s) != 0)
+        int once = expire_once(&cid, zkc_session_timeout_ms(s));
+        if (once < 0)
             break;
-        if (tu_rec_wait(&r, 0, ZKC_CONN_LOST, 1500) >= 0)
+        if (tu_rec_wait(&r, 0, ZKC_CONN_LOST, once == 0 ? 10000 : 1500) >= 0)
             rc = 0;
+        else if (once == 0)
+            break;
     }
     zkc_session_remove_listener(s, tu_rec_state, &r);
     tu_rec_destroy(&r);

@@ -46,8 +46,9 @@ int tu_expire(zkc_session *s);
  * CU_ASSERT_FATAL which would leave sessions and listeners behind. */
 #define TU_CHECK(cond, label)                                                                      \
     do {                                                                                           \
-        CU_ASSERT(cond);                                                                           \
-        if (!(cond))                                                                               \
+        int tu_ok_ = (cond) ? 1 : 0;                                                               \
+        CU_ASSERT(tu_ok_ &&#cond);                                                                 \
+        if (!tu_ok_)                                                                               \
             goto label;                                                                            \
     } while (0)
 

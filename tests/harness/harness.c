@@ -58,7 +58,8 @@ struct server {
     int client_port;
     int peer_port;
     int election_port;
-    pid_t pid; /* 0 when not running */
+    pid_t pid;  /* 0 when not running */
+    int status; /* from waitpid() once reaped, -1 if unknown */
     int paused;
     char address[32];
     char dir[PATH_MAX]; /* zoo.cfg, server.log, data/ */
@@ -358,6 +359,7 @@ static int reap(struct server *s, int i)
     while (r < 0 && errno == EINTR);
     if (r == 0)
         return 0;
+    s->status = r < 0 ? -1 : st;
     if (r < 0)
         err("server %d (pid %ld) is gone: %s", i, (long)s->pid, strerror(errno));
     else if (WIFEXITED(st))
@@ -369,41 +371,26 @@ static int reap(struct server *s, int i)
     return 1;
 }
 
-/* Wait until pid exits, up to timeout_ms. 1 if it exited (and was reaped). A
- * pidfd turns the wait into one poll(); without one (old kernel, seccomp) we
- * check every 10 ms. */
+/* Wait until pid exits, up to timeout_ms; 1 if it exited (and was reaped).
+ * Polled every 10 ms: a pidfd would make it one poll(), but valgrind does not
+ * know pidfd_open and warns on every call. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
-    int pidfd = -1, exited = 0;
 
-#ifdef SYS_pidfd_open
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-#endif
     for (;;) {
         int st, left;
         pid_t r = waitpid(pid, &st, WNOHANG);
 
         if (r < 0 && errno == EINTR)
             continue;
-        if (r != 0) { /* ECHILD too: someone else reaped it */
-            exited = 1;
-            break;
-        }
+        if (r != 0) /* ECHILD too: someone else reaped it */
+            return 1;
         left = remaining_ms(deadline);
         if (left == 0)
-            break;
-        if (pidfd >= 0) {
-            struct pollfd pfd = {pidfd, POLLIN, 0};
-
-            poll(&pfd, 1, left); /* EINTR: loop and recompute */
-        } else {
-            sleep_ms(left < 10 ? left : 10);
-        }
+            return 0;
+        sleep_ms(left < 10 ? left : 10);
     }
-    if (pidfd >= 0)
-        close(pidfd);
-    return exited;
 }
 
 /* Signal every listed running server first and then wait for all, so an
@@ -463,6 +450,7 @@ static int spawn_server(zkh_cluster *c, int i)
         cfg,
         NULL,
     };
+    static const char exec_failed[] = "zkh: cannot execute java in the server directory\n";
     pid_t parent = getpid(), pid;
     int logfd, nullfd;
 
@@ -488,8 +476,9 @@ static int spawn_server(zkh_cluster *c, int i)
         sigset_t none;
         int sig, fd, closed = 0;
 
-        /* Own process group: a Ctrl-C meant for the test reaches the test,
-         * which then stops its servers, instead of racing it to the JVMs. */
+        /* Own process group: a Ctrl-C at the terminal reaches the test
+         * alone, so no server dies under a test still cleaning up. The JVMs
+         * go by zkh_destroy() or, if the test dies, by the signal below. */
         setpgid(0, 0);
         /* A test that crashes must not leave a JVM holding ports and memory.
          * The parent may have died before prctl(): then we are orphaned. */
@@ -515,9 +504,11 @@ static int spawn_server(zkh_cluster *c, int i)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         /* Where a JVM crash would drop hs_err_pid*.log. */
-        if (chdir(s->dir) != 0)
-            _exit(127);
-        execv(c->java, (char *const *)argv);
+        if (chdir(s->dir) == 0)
+            execv(c->java, (char *const *)argv);
+        /* Into the log, which zkh_start prints when the server is gone. */
+        if (write(2, exec_failed, sizeof(exec_failed) - 1) < 0)
+            _exit(126);
         _exit(127);
     }
     setpgid(pid, pid); /* also here, so it holds whichever process runs first */
@@ -651,7 +642,8 @@ static int listeners(int port, unsigned long *inodes, int max)
             continue;
         }
         while (fgets(line, sizeof(line), f) != NULL && n < max) {
-            if (sscanf(line, " %*u: %32[0-9A-F]:%X %*[0-9A-F]:%*X %X %*X:%*X %*X:%*X %*X %*u %*d %lu",
+            if (sscanf(line,
+                       " %*u: %32[0-9A-F]:%X %*[0-9A-F]:%*X %X %*X:%*X %*X:%*X %*X %*u %*d %lu",
                        addr, &lport, &state, &inode) != 4)
                 continue; /* the header */
             if (state != 0x0A /* TCP_LISTEN */ || (int)lport != port)
@@ -919,8 +911,12 @@ static int start_attempt(zkh_cluster *c, int *which)
     w = wait_ready(c, 0, c->n, READY_SERVING, START_TIMEOUT_MS, &failed);
     if (w == WAIT_OK)
         return 0;
-    if (w == WAIT_TIMEOUT) {
+    if (w == WAIT_TIMEOUT)
         err("server %d not serving after %d ms", failed, START_TIMEOUT_MS);
+    /* 127: the child could not run java; new ports will not help. */
+    if (w == WAIT_TIMEOUT ||
+        (w == WAIT_EXITED && c->servers[failed].status != -1 &&
+         WIFEXITED(c->servers[failed].status) && WEXITSTATUS(c->servers[failed].status) == 127)) {
         print_log_tail(c, failed);
         return -1;
     }

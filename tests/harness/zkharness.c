@@ -94,8 +94,7 @@ static int parse_args(int argc, char **argv, int serve, struct args *a)
             break;
         case 't':
             if (parse_int(optarg, 1, 60000, &a->opts.tick_time_ms) != 0) {
-                fprintf(stderr, "zkharness: -t wants a tick of 1 to 60000 ms, not '%s'\n",
-                        optarg);
+                fprintf(stderr, "zkharness: -t wants a tick of 1 to 60000 ms, not '%s'\n", optarg);
                 return -1;
             }
             break;

@@ -1,0 +1,292 @@
+/* Protected create: see pcreate.h. The cases follow the known failures of
+ * hand-rolled recipes: a create that succeeded on the server but whose reply
+ * was lost leaves an orphan that blocks a lock queue forever (the reason
+ * for Curator's protected mode, cf. CURATOR-45); a node found under another
+ * session must not be adopted (it dies with that session). */
+#include "pcreate.h"
+#include "naming.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pcreate {
+    zkc_session *s;
+    char *parent;
+    char *prefix; /* parent + "/_c_<guid>-" + body */
+    char token[ZKC_PROTECTED_PREFIX_LEN + 1];
+    char *data;
+    int len;
+    int flags;
+    unsigned gen; /* session generation the node must belong to */
+    int mkdirs_done;
+    char *found; /* full path found by guid, while checking its owner */
+    zkc__pcreate_fn done;
+    void *arg;
+};
+
+static void try_create(struct pcreate *p);
+static void recover(struct pcreate *p);
+
+static void finish(struct pcreate *p, int rc, const char *path, const struct Stat *st)
+{
+    p->done(p->arg, rc, path, st);
+    free(p->parent);
+    free(p->prefix);
+    free(p->data);
+    free(p->found);
+    free(p);
+}
+
+/* The generation moved on: everything ephemeral of ours went with it. */
+static int stale(struct pcreate *p, unsigned gen)
+{
+    if (gen == p->gen)
+        return 0;
+    finish(p, ZKC_ESESSIONLOST, NULL, NULL);
+    return 1;
+}
+
+static void after_reconnect(void *arg, zkc_conn_state st, unsigned gen)
+{
+    struct pcreate *p = arg;
+
+    if (st == ZKC_CONN_NONE) {
+        finish(p, ZKC_ECLOSED, NULL, NULL);
+        return;
+    }
+    if (st == ZKC_CONN_LOST || stale(p, gen)) {
+        if (st == ZKC_CONN_LOST)
+            finish(p, ZKC_ESESSIONLOST, NULL, NULL);
+        return;
+    }
+    recover(p);
+}
+
+static void wait_and_recover(struct pcreate *p)
+{
+    if (zkc__when_connected(p->s, after_reconnect, p) != 0)
+        finish(p, ZKC_ECLOSED, NULL, NULL);
+}
+
+static void mkdirs_done(void *arg, int rc)
+{
+    struct pcreate *p = arg;
+
+    if (rc == ZKC_ECONNLOSS) {
+        p->mkdirs_done = 0;
+        wait_and_recover(p); /* the parent may be there now; recover re-creates */
+        return;
+    }
+    if (rc != 0) {
+        finish(p, rc, NULL, NULL);
+        return;
+    }
+    try_create(p);
+}
+
+static void created(int zrc, const char *name, const struct Stat *st, const void *data)
+{
+    struct pcreate *p = (struct pcreate *)data;
+
+    switch (zrc) {
+    case ZOK:
+        finish(p, 0, name, st);
+        return;
+    case ZNONODE:
+        if (p->mkdirs_done++ > 2) {
+            finish(p, ZKC_ENONODE, NULL, NULL);
+            return;
+        }
+        zkc__mkdirs(p->s, p->parent, mkdirs_done, p);
+        return;
+    case ZCONNECTIONLOSS:
+    case ZOPERATIONTIMEOUT:
+        /* Did it happen? Only the server knows: ask it once connected. */
+        wait_and_recover(p);
+        return;
+    default:
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+    }
+}
+
+static void try_create(struct pcreate *p)
+{
+    unsigned gen;
+    zhandle_t *zh = zkc__zh_lock(p->s, &gen);
+    int zrc;
+
+    if (!zh) {
+        wait_and_recover(p);
+        return;
+    }
+    if (gen != p->gen) {
+        zkc__zh_unlock(p->s);
+        finish(p, ZKC_ESESSIONLOST, NULL, NULL);
+        return;
+    }
+    zrc = zoo_acreate2(zh, p->prefix, p->data, p->len, zkc__acl(p->s), p->flags, created, p);
+    zkc__zh_unlock(p->s);
+    if (zrc != ZOK)
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+}
+
+static void deleted_foreign(int zrc, const void *data)
+{
+    struct pcreate *p = (struct pcreate *)data;
+
+    if (zrc == ZOK || zrc == ZNONODE) {
+        try_create(p);
+    } else if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
+        wait_and_recover(p);
+    } else {
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+    }
+}
+
+static void owner_checked(int zrc, const struct Stat *st, const void *data)
+{
+    struct pcreate *p = (struct pcreate *)data;
+    unsigned gen;
+    zhandle_t *zh;
+    int64_t mine;
+
+    if (zrc == ZNONODE) { /* it went away meanwhile: make ours */
+        try_create(p);
+        return;
+    }
+    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
+        wait_and_recover(p);
+        return;
+    }
+    if (zrc != ZOK) {
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+        return;
+    }
+    zh = zkc__zh_lock(p->s, &gen);
+    if (!zh) {
+        wait_and_recover(p);
+        return;
+    }
+    if (gen != p->gen) {
+        zkc__zh_unlock(p->s);
+        finish(p, ZKC_ESESSIONLOST, NULL, NULL);
+        return;
+    }
+    mine = zoo_client_id(zh)->client_id;
+    if (st->ephemeralOwner == mine) {
+        zkc__zh_unlock(p->s);
+        zkc__log(p->s, ZKC_LOG_INFO, "adopted %s after a lost create reply", p->found);
+        finish(p, 0, p->found, st);
+        return;
+    }
+    zkc__log(p->s, ZKC_LOG_WARN, "deleting %s: our guid under another session (0x%llx)", p->found,
+             (unsigned long long)st->ephemeralOwner);
+    zrc = zoo_adelete(zh, p->found, -1, deleted_foreign, p);
+    zkc__zh_unlock(p->s);
+    if (zrc != ZOK)
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+}
+
+static void children_listed(int zrc, const struct String_vector *v, const void *data)
+{
+    struct pcreate *p = (struct pcreate *)data;
+    unsigned gen;
+    zhandle_t *zh;
+    int i;
+
+    if (zrc == ZNONODE) {
+        try_create(p); /* parent gone: created() will mkdir -p */
+        return;
+    }
+    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
+        wait_and_recover(p);
+        return;
+    }
+    if (zrc != ZOK) {
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+        return;
+    }
+    i = zkc__find_containing(v->data, v->count, p->token);
+    if (i < 0) {
+        try_create(p); /* the create never reached the server */
+        return;
+    }
+    free(p->found);
+    p->found = zkc__path_join(p->parent, v->data[i]);
+    if (!p->found) {
+        finish(p, ZKC_ENOMEM, NULL, NULL);
+        return;
+    }
+    zh = zkc__zh_lock(p->s, &gen);
+    if (!zh) {
+        wait_and_recover(p);
+        return;
+    }
+    if (gen != p->gen) {
+        zkc__zh_unlock(p->s);
+        finish(p, ZKC_ESESSIONLOST, NULL, NULL);
+        return;
+    }
+    zrc = zoo_aexists(zh, p->found, 0, owner_checked, p);
+    zkc__zh_unlock(p->s);
+    if (zrc != ZOK)
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+}
+
+static void recover(struct pcreate *p)
+{
+    unsigned gen;
+    zhandle_t *zh = zkc__zh_lock(p->s, &gen);
+    int zrc;
+
+    if (!zh) {
+        wait_and_recover(p);
+        return;
+    }
+    if (gen != p->gen) {
+        zkc__zh_unlock(p->s);
+        finish(p, ZKC_ESESSIONLOST, NULL, NULL);
+        return;
+    }
+    zrc = zoo_aget_children(zh, p->parent, 0, children_listed, p);
+    zkc__zh_unlock(p->s);
+    if (zrc != ZOK)
+        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+}
+
+void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const char *body,
+                  const char *data, int len, int flags, zkc__pcreate_fn done, void *arg)
+{
+    struct pcreate *p = calloc(1, sizeof(*p));
+    size_t n;
+
+    if (!p)
+        goto nomem;
+    p->s = s;
+    p->done = done;
+    p->arg = arg;
+    p->len = len;
+    p->flags = flags;
+    zkc__protected_prefix(p->token, guid);
+    n = strlen(parent) + 1 + strlen(p->token) + strlen(body) + 1;
+    p->parent = strdup(parent);
+    p->prefix = malloc(n);
+    p->data = malloc(len > 0 ? (size_t)len : 1);
+    if (!p->parent || !p->prefix || !p->data)
+        goto nomem;
+    snprintf(p->prefix, n, "%s/%s%s", strcmp(parent, "/") == 0 ? "" : parent, p->token, body);
+    if (len > 0)
+        memcpy(p->data, data, (size_t)len);
+    p->gen = zkc_session_generation(s);
+    try_create(p);
+    return;
+nomem:
+    if (p) {
+        free(p->parent);
+        free(p->prefix);
+        free(p->data);
+        free(p);
+    }
+    done(arg, ZKC_ENOMEM, NULL, NULL);
+}
