@@ -200,4 +200,9 @@ ZKC_EXTERN int zkc_session_close(zkc_session *s);
 }
 #endif
 
+/* Recipes (each header documents its own API). */
+/* recipe headers: group */
+/* recipe headers: election */
+/* recipe headers: lock */
+
 #endif /* ZKCOORD_ZKCOORD_H */
