@@ -19,7 +19,8 @@ const char *zkc_log_level_name(zkc_log_level level)
     return "?";
 }
 
-__attribute__((format(printf, 3, 0))) void zkc__vlog(const zkc__logger *lg, zkc_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) void zkc__vlog(const zkc__logger *lg, zkc_log_level level,
+                                                     const char *fmt, va_list ap)
 {
     char buf[1024];
 
