@@ -57,20 +57,26 @@ static void created(int zrc, const char *value, const void *data)
 
 static void step(struct mkdirs *m)
 {
-    zhandle_t *zh = zkc__zh_lock(m->s, NULL);
-    char saved;
+    zkc_session *s = m->s;
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    char *prefix;
     int zrc;
 
     if (!zh) {
         finish(m, ZKC_ECONNLOSS);
         return;
     }
-    saved = m->path[m->cur];
-    m->path[m->cur] = '\0';
-    /* The request is serialised during the call: the path may change after. */
-    zrc = zoo_acreate(zh, m->path, "", 0, zkc__acl(m->s), 0, created, m);
-    m->path[m->cur] = saved;
-    zkc__zh_unlock(m->s);
+    /* The reply may run (and free m) before zoo_acreate returns: send a
+     * copy of the prefix and touch nothing of m afterwards. */
+    prefix = strndup(m->path, m->cur);
+    if (!prefix) {
+        zkc__zh_unlock(s);
+        finish(m, ZKC_ENOMEM);
+        return;
+    }
+    zrc = zoo_acreate(zh, prefix, "", 0, zkc__acl(s), 0, created, m);
+    free(prefix);
+    zkc__zh_unlock(s);
     if (zrc != ZOK)
         finish(m, zkc__err_from_zk(zrc));
 }

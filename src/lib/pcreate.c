@@ -13,8 +13,8 @@
 struct pcreate {
     zkc_session *s;
     char *parent;
-    char *prefix; /* parent + "/_c_<guid>-" + body */
-    char token[ZKC_PROTECTED_PREFIX_LEN + 1];
+    char *prefix; /* parent + "/" + token + body */
+    char *token;  /* what recovery looks for: "_c_<guid>-", or a named prefix */
     char *data;
     int len;
     int flags;
@@ -33,6 +33,7 @@ static void finish(struct pcreate *p, int rc, const char *path, const struct Sta
     p->done(p->arg, rc, path, st);
     free(p->parent);
     free(p->prefix);
+    free(p->token);
     free(p->data);
     free(p->found);
     free(p);
@@ -112,6 +113,7 @@ static void created(int zrc, const char *name, const struct Stat *st, const void
 
 static void try_create(struct pcreate *p)
 {
+    zkc_session *s = p->s;
     unsigned gen;
     zhandle_t *zh = zkc__zh_lock(p->s, &gen);
     int zrc;
@@ -125,8 +127,8 @@ static void try_create(struct pcreate *p)
         finish(p, ZKC_ESESSIONLOST, NULL, NULL);
         return;
     }
-    zrc = zoo_acreate2(zh, p->prefix, p->data, p->len, zkc__acl(p->s), p->flags, created, p);
-    zkc__zh_unlock(p->s);
+    zrc = zoo_acreate2(zh, p->prefix, p->data, p->len, zkc__acl(s), p->flags, created, p);
+    zkc__zh_unlock(s); /* not p->s: the reply may already have freed p */
     if (zrc != ZOK)
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
 }
@@ -147,6 +149,7 @@ static void deleted_foreign(int zrc, const void *data)
 static void owner_checked(int zrc, const struct Stat *st, const void *data)
 {
     struct pcreate *p = (struct pcreate *)data;
+    zkc_session *s = p->s;
     unsigned gen;
     zhandle_t *zh;
     int64_t mine;
@@ -183,7 +186,7 @@ static void owner_checked(int zrc, const struct Stat *st, const void *data)
     zkc__log(p->s, ZKC_LOG_WARN, "deleting %s: our guid under another session (0x%llx)", p->found,
              (unsigned long long)st->ephemeralOwner);
     zrc = zoo_adelete(zh, p->found, -1, deleted_foreign, p);
-    zkc__zh_unlock(p->s);
+    zkc__zh_unlock(s);
     if (zrc != ZOK)
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
 }
@@ -191,6 +194,7 @@ static void owner_checked(int zrc, const struct Stat *st, const void *data)
 static void children_listed(int zrc, const struct String_vector *v, const void *data)
 {
     struct pcreate *p = (struct pcreate *)data;
+    zkc_session *s = p->s;
     unsigned gen;
     zhandle_t *zh;
     int i;
@@ -229,13 +233,14 @@ static void children_listed(int zrc, const struct String_vector *v, const void *
         return;
     }
     zrc = zoo_aexists(zh, p->found, 0, owner_checked, p);
-    zkc__zh_unlock(p->s);
+    zkc__zh_unlock(s);
     if (zrc != ZOK)
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
 }
 
 static void recover(struct pcreate *p)
 {
+    zkc_session *s = p->s;
     unsigned gen;
     zhandle_t *zh = zkc__zh_lock(p->s, &gen);
     int zrc;
@@ -250,12 +255,12 @@ static void recover(struct pcreate *p)
         return;
     }
     zrc = zoo_aget_children(zh, p->parent, 0, children_listed, p);
-    zkc__zh_unlock(p->s);
+    zkc__zh_unlock(s);
     if (zrc != ZOK)
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
 }
 
-void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const char *body,
+static void start(zkc_session *s, const char *parent, const char *token, const char *body,
                   const char *data, int len, int flags, zkc__pcreate_fn done, void *arg)
 {
     struct pcreate *p = calloc(1, sizeof(*p));
@@ -268,14 +273,14 @@ void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const ch
     p->arg = arg;
     p->len = len;
     p->flags = flags;
-    zkc__protected_prefix(p->token, guid);
-    n = strlen(parent) + 1 + strlen(p->token) + strlen(body) + 1;
+    n = strlen(parent) + 1 + strlen(token) + strlen(body) + 1;
+    p->token = strdup(token);
     p->parent = strdup(parent);
     p->prefix = malloc(n);
     p->data = malloc(len > 0 ? (size_t)len : 1);
-    if (!p->parent || !p->prefix || !p->data)
+    if (!p->token || !p->parent || !p->prefix || !p->data)
         goto nomem;
-    snprintf(p->prefix, n, "%s/%s%s", strcmp(parent, "/") == 0 ? "" : parent, p->token, body);
+    snprintf(p->prefix, n, "%s/%s%s", strcmp(parent, "/") == 0 ? "" : parent, token, body);
     if (len > 0)
         memcpy(p->data, data, (size_t)len);
     p->gen = zkc_session_generation(s);
@@ -283,10 +288,26 @@ void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const ch
     return;
 nomem:
     if (p) {
+        free(p->token);
         free(p->parent);
         free(p->prefix);
         free(p->data);
         free(p);
     }
     done(arg, ZKC_ENOMEM, NULL, NULL);
+}
+
+void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const char *body,
+                  const char *data, int len, int flags, zkc__pcreate_fn done, void *arg)
+{
+    char token[ZKC_PROTECTED_PREFIX_LEN + 1];
+
+    zkc__protected_prefix(token, guid);
+    start(s, parent, token, body, data, len, flags, done, arg);
+}
+
+void zkc__pcreate_named(zkc_session *s, const char *parent, const char *prefix, const char *data,
+                        int len, int flags, zkc__pcreate_fn done, void *arg)
+{
+    start(s, parent, prefix, "", data, len, flags, done, arg);
 }

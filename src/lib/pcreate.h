@@ -28,4 +28,11 @@ typedef void (*zkc__pcreate_fn)(void *arg, int rc, const char *path, const struc
 void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const char *body,
                   const char *data, int len, int flags, zkc__pcreate_fn done, void *arg);
 
+/* The same with a name of the caller's choosing: "<parent>/<prefix><seq>",
+ * where `prefix` must itself be unique to this create (it is what recovery
+ * looks for in the parent's children), e.g. ServerSet's "member_<guid>_".
+ * For layouts fixed by other tools that do not use Curator's "_c_" names. */
+void zkc__pcreate_named(zkc_session *s, const char *parent, const char *prefix, const char *data,
+                        int len, int flags, zkc__pcreate_fn done, void *arg);
+
 #endif

@@ -851,6 +851,7 @@ static int write_config(zkh_cluster *c, int i)
                    "maxSessionTimeout=%d\n"
                    "admin.enableServer=false\n"
                    "4lw.commands.whitelist=*\n"
+                   "maxClientCnxns=0\n" /* no cap of 60 per IP: benches open 100+ */
                    "forceSync=no\n",
                    c->opts.tick_time_ms, s->dir, s->client_port, min_to,
                    c->opts.max_session_timeout_ms);
