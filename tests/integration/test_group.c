@@ -1,0 +1,1142 @@
+/* Group membership against a real server: diffs seen by observers, a
+ * member vanishing between getChildren and get, hostile payloads, duplicate
+ * ids, rejoin after expiry, re-creation of a deleted node, survival of a
+ * server restart, churn, the read cost of one join, the one-shot read. */
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/proxy.h"
+#include "common/testutil.h"
+#include "internal.h"
+#include "zkcoord/group.h"
+
+/* ------------------------------------------------------------ recorder */
+
+#define GREC_MAX 1024
+
+struct gev {
+    zkc_group_event_type type;
+    char node[128];
+    char id[64];
+    int port;
+    int prev_port;
+    int rc;
+};
+
+typedef struct grec {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct gev ev[GREC_MAX];
+    int n;
+    unsigned seq;         /* bumped by every event */
+    zkc_group_view *last; /* view of the last CHANGED delivered */
+} grec;
+
+static void grec_init(grec *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    zkc__cond_init(&r->cond);
+}
+
+static void grec_destroy(grec *r)
+{
+    zkc_group_view_free(r->last);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->mu);
+}
+
+static void grec_fn(zkc_group *g, const zkc_group_event *ev, void *ud)
+{
+    grec *r = ud;
+
+    (void)g;
+    pthread_mutex_lock(&r->mu);
+    if (r->n < GREC_MAX) {
+        struct gev *e = &r->ev[r->n++];
+        memset(e, 0, sizeof(*e));
+        e->type = ev->type;
+        e->rc = ev->rc;
+        if (ev->member) {
+            snprintf(e->node, sizeof(e->node), "%s", zkc_member_node(ev->member));
+            snprintf(e->id, sizeof(e->id), "%s",
+                     zkc_member_id(ev->member) ? zkc_member_id(ev->member) : "");
+            e->port = zkc_member_port(ev->member);
+        }
+        if (ev->previous)
+            e->prev_port = zkc_member_port(ev->previous);
+    }
+    if (ev->type == ZKC_GROUP_CHANGED) {
+        zkc_group_view_free(r->last);
+        r->last = zkc_group_view_ref(ev->view);
+    }
+    r->seq++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int grec_count(grec *r, zkc_group_event_type type, const char *id)
+{
+    int i, n = 0;
+
+    pthread_mutex_lock(&r->mu);
+    for (i = 0; i < r->n; i++)
+        if (r->ev[i].type == type && (!id || strcmp(r->ev[i].id, id) == 0))
+            n++;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+typedef int (*view_pred)(const zkc_group_view *v, void *arg);
+
+/* Wait until pred holds for the last view delivered to `r` (so every
+ * event before it was recorded too), re-checking at every event. `g` is
+ * the group `r` records (kept for clarity at call sites). */
+static int wait_view(grec *r, zkc_group *g, view_pred pred, void *arg, int timeout_ms)
+{
+    struct timespec ts;
+    int ok;
+
+    (void)g;
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    while (!(ok = pred(r->last, arg)))
+        if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT) {
+            ok = pred(r->last, arg);
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static int has_id(const zkc_group_view *v, void *arg)
+{
+    return zkc_group_view_find(v, arg) != NULL;
+}
+
+static int count_is(const zkc_group_view *v, void *arg)
+{
+    return zkc_group_view_count(v) == *(int *)arg;
+}
+
+struct id_port {
+    const char *id;
+    int port;
+};
+
+static int id_has_port(const zkc_group_view *v, void *arg)
+{
+    struct id_port *ip = arg;
+    const zkc_member *m = zkc_group_view_find(v, ip->id);
+
+    return m && zkc_member_port(m) == ip->port;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static zkc_member_info info_of(const char *id, int port)
+{
+    zkc_member_info i;
+
+    memset(&i, 0, sizeof(i));
+    i.id = id;
+    i.host = "127.0.0.1";
+    i.port = port;
+    return i;
+}
+
+static int new_group(zkc_group **g, zkc_session *s, const char *path, grec *r)
+{
+    zkc_group_opts o;
+
+    zkc_group_opts_init(&o);
+    o.on_event = r ? grec_fn : NULL;
+    o.user_data = r;
+    return zkc_group_new(g, s, path, &o);
+}
+
+/* The raw handle of a session, for the sync API from the test thread. */
+static zhandle_t *raw(zkc_session *s)
+{
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+
+    if (zh)
+        zkc__zh_unlock(s);
+    return zh;
+}
+
+/* The node name of `id` in g's view, copied into buf ("" when absent). */
+static void node_of(zkc_group *g, const char *id, char *buf, size_t len)
+{
+    zkc_group_view *v = NULL;
+    const zkc_member *m;
+
+    buf[0] = '\0';
+    if (zkc_group_view_get(g, &v) != 0)
+        return;
+    m = zkc_group_view_find(v, id);
+    if (m)
+        snprintf(buf, len, "%s", zkc_member_node(m));
+    zkc_group_view_free(v);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_join_update_leave(void)
+{
+    const char *path = "/zkcoord/basic/members";
+    zkc_session *so = NULL, *sa = NULL;
+    zkc_group *og = NULL, *ga = NULL;
+    zkc_group_view *v = NULL;
+    zkc_endpoint ep = {"admin", "127.0.0.1", 9090};
+    zkc_member_info info = info_of("alpha", 8080);
+    struct id_port want = {"alpha", 8081};
+    const zkc_member *m;
+    grec ro, ra;
+    char node[128], full[256], buf[1024];
+    int blen = sizeof(buf);
+    json_t *j = NULL;
+    int zero = 0;
+
+    grec_init(&ro);
+    grec_init(&ra);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sa, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&ga, sa, path, &ra) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_leave(ga, 0), ZKC_ENOTHELD);
+    CU_ASSERT_EQUAL(zkc_group_update(ga, &info, 0), ZKC_ENOTHELD);
+    CU_ASSERT_EQUAL(zkc_group_wait_joined(ga, 0), ZKC_ENOTHELD);
+    info.endpoints = &ep;
+    info.n_endpoints = 1;
+    info.metadata = "{\"zone\":\"a\"}";
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_join(ga, &info), ZKC_EBUSY);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "alpha", 10000), out);
+
+    /* The observer's view, field by field. */
+    TU_CHECK(zkc_group_view_get(og, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_count(v), 1);
+    m = zkc_group_view_at(v, 0);
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT_STRING_EQUAL(zkc_member_id(m), "alpha");
+    CU_ASSERT_STRING_EQUAL(zkc_member_host(m), "127.0.0.1");
+    CU_ASSERT_EQUAL(zkc_member_port(m), 8080);
+    CU_ASSERT_STRING_EQUAL(zkc_member_status(m), "ALIVE");
+    CU_ASSERT_STRING_EQUAL(zkc_member_metadata(m), "{\"zone\":\"a\"}");
+    CU_ASSERT_EQUAL(zkc_member_endpoint_count(m), 1);
+    CU_ASSERT_EQUAL(zkc_member_flags(m), 0); /* not SELF for the observer */
+    CU_ASSERT_EQUAL(zkc_member_owner(m), zkc_session_id(sa));
+    CU_ASSERT(zkc_member_czxid(m) > 0);
+    CU_ASSERT(zkc_member_ctime_ms(m) > 1600000000000LL);
+    CU_ASSERT_EQUAL(strncmp(zkc_member_node(m), "member_", 7), 0);
+    snprintf(node, sizeof(node), "%s", zkc_member_node(m));
+    zkc_group_view_free(v);
+    v = NULL;
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_JOINED, "alpha"), 1);
+    /* The member sees itself, flagged. */
+    TU_CHECK(zkc_group_view_get(ga, &v) == 0, out);
+    TU_CHECK(zkc_group_view_count(v) == 1, out);
+    CU_ASSERT_EQUAL(zkc_member_flags(zkc_group_view_at(v, 0)), ZKC_MEMBER_SELF);
+    zkc_group_view_free(v);
+    v = NULL;
+
+    /* What lands in ZooKeeper is plain ServerSet JSON at the top level. */
+    snprintf(full, sizeof(full), "%s/%s", path, node);
+    TU_CHECK(zoo_get(raw(so), full, 0, buf, &blen, NULL) == ZOK, out);
+    j = json_loadb(buf, (size_t)blen, 0, NULL);
+    TU_CHECK(j != NULL, out);
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_object_get(json_object_get(j, "serviceEndpoint"), "host")),
+        "127.0.0.1");
+    CU_ASSERT_EQUAL(
+        json_integer_value(json_object_get(json_object_get(j, "serviceEndpoint"), "port")), 8080);
+    CU_ASSERT_EQUAL(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(j, "additionalEndpoints"), "admin"), "port")),
+        9090);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")), "ALIVE");
+
+    /* Update: one UPDATED with the old and new payloads. */
+    info.port = 8081;
+    TU_CHECK(zkc_group_update(ga, &info, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, id_has_port, &want, 10000), out);
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_UPDATED, "alpha"), 1);
+    pthread_mutex_lock(&ro.mu);
+    {
+        int i;
+        for (i = 0; i < ro.n; i++) {
+            if (ro.ev[i].type == ZKC_GROUP_UPDATED) {
+                CU_ASSERT_EQUAL(ro.ev[i].port, 8081);
+                CU_ASSERT_EQUAL(ro.ev[i].prev_port, 8080);
+                CU_ASSERT_STRING_EQUAL(ro.ev[i].node, node);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ro.mu);
+
+    /* Leave: LEFT, and an empty view. */
+    TU_CHECK(zkc_group_leave(ga, 10000) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_leave(ga, 0), ZKC_ENOTHELD);
+    TU_CHECK(wait_view(&ro, og, count_is, &zero, 10000), out);
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_LEFT, "alpha"), 1);
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_JOINED, NULL), 1);
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_ERROR, NULL), 0);
+    CU_ASSERT(grec_count(&ro, ZKC_GROUP_CHANGED, NULL) >= 3);
+    blen = sizeof(buf);
+    CU_ASSERT_EQUAL(zoo_get(raw(so), full, 0, buf, &blen, NULL), ZNONODE);
+
+    /* Join again on the same handle. */
+    info.port = 8082;
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "alpha", 10000), out);
+out:
+    json_decref(j);
+    zkc_group_view_free(v);
+    zkc_group_free(ga);
+    zkc_group_free(og);
+    zkc_session_close(sa);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+    grec_destroy(&ra);
+}
+
+/* A test subscription on the observer's folder, behind the group's: it
+ * runs right after the group sent its getChildren, and deletes the new
+ * node through the observer's own session, so the server answers the
+ * getChildren (node listed) before the delete, and the delete before the
+ * group's get (NONODE). Deterministic: one session's requests are served in
+ * order. */
+struct vanisher {
+    zkc_session *s;
+    const char *victim;
+    int fired;
+    int rc;
+};
+
+static void vanish_deleted(int rc, const void *data)
+{
+    struct vanisher *vn = (struct vanisher *)data;
+
+    vn->rc = rc;
+}
+
+static void vanish_fn(void *arg, int type, const char *path)
+{
+    struct vanisher *vn = arg;
+    zhandle_t *zh;
+
+    (void)path;
+    if (type != ZOO_CHILD_EVENT || vn->fired)
+        return;
+    vn->fired = 1;
+    zh = zkc__zh_lock(vn->s, NULL);
+    if (zh) {
+        zoo_adelete(zh, vn->victim, -1, vanish_deleted, vn);
+        zkc__zh_unlock(vn->s);
+    }
+}
+
+static void test_vanish_between_list_and_get(void)
+{
+    const char *path = "/zkcoord/vanish/members";
+    zkc_session *so = NULL, *sx = NULL, *sb = NULL;
+    zkc_group *og = NULL, *gb = NULL;
+    struct vanisher vn;
+    grec ro;
+    char created[256];
+    int one = 1, subscribed = 0;
+
+    memset(&vn, 0, sizeof(vn));
+    vn.rc = 99;
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(tu_session(&sb, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    vn.s = so;
+    vn.victim = created;
+    /* Subscribed before the group: routes run newest first, so ours runs
+     * after the group's. */
+    TU_CHECK(zkc__watch(so, path, vanish_fn, &vn) == 0, out);
+    subscribed = 1;
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(so, path, 5000) == 0, out); /* a round trip: first listing is in */
+    /* Named in advance (the child event may beat zoo_create's return). */
+    snprintf(created, sizeof(created), "%s/member_x_0000000001", path);
+    TU_CHECK(zoo_create(raw(sx), created, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) ==
+                 ZOK,
+             out);
+    /* Then a real member: the observer must carry on normally. */
+    TU_CHECK(new_group(&gb, sb, path, NULL) == 0, out);
+    {
+        zkc_member_info info = info_of("bravo", 1);
+        TU_CHECK(zkc_group_join(gb, &info) == 0, out);
+    }
+    TU_CHECK(wait_view(&ro, og, has_id, "bravo", 10000), out);
+    if (!wait_view(&ro, og, count_is, &one, 10000)) {
+        zkc_group_view *v = NULL;
+        int i;
+        zkc_group_view_get(og, &v);
+        for (i = 0; i < zkc_group_view_count(v); i++)
+            fprintf(stderr, "    view[%d] = %s\n", i, zkc_member_node(zkc_group_view_at(v, i)));
+        fprintf(stderr, "    fired %d rc %d\n", vn.fired, vn.rc);
+        zkc_group_view_free(v);
+        CU_FAIL("count 1");
+        goto out;
+    }
+    CU_ASSERT_EQUAL(vn.fired, 1);
+    CU_ASSERT_EQUAL(vn.rc, ZOK);
+    /* The vanished node was never shown, and nothing went wrong. */
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_JOINED, NULL), 1);
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_LEFT, NULL), 0);
+    CU_ASSERT_EQUAL(grec_count(&ro, ZKC_GROUP_ERROR, NULL), 0);
+out:
+    zkc_group_free(gb);
+    zkc_group_free(og);
+    if (subscribed)
+        zkc__unwatch(so, path, vanish_fn, &vn);
+    zkc_session_close(sb);
+    zkc_session_close(sx);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+}
+
+static const zkc_member *find_node_prefix(const zkc_group_view *v, const char *prefix)
+{
+    int i;
+
+    for (i = 0; i < zkc_group_view_count(v); i++)
+        if (strncmp(zkc_member_node(zkc_group_view_at(v, i)), prefix, strlen(prefix)) == 0)
+            return zkc_group_view_at(v, i);
+    return NULL;
+}
+
+/* Create an ephemeral sequential node with raw data (len -2: strlen). */
+static int mk(zhandle_t *zh, const char *dir, const char *name, const char *data, int len)
+{
+    char p[256];
+
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return zoo_create(zh, p, data, len == -2 ? (int)strlen(data) : len, &ZOO_OPEN_ACL_UNSAFE,
+                      ZOO_EPHEMERAL_SEQUENTIAL, NULL, 0);
+}
+
+static void test_malformed_peers(void)
+{
+    const char *path = "/zkcoord/garbage/members";
+    zkc_session *so = NULL, *sx = NULL;
+    zkc_group *og = NULL;
+    zkc_group_view *v = NULL;
+    const zkc_member *m;
+    zhandle_t *zh;
+    grec ro;
+    char *huge = NULL;
+    int six = 6;
+    size_t hlen = 100000;
+
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    zh = raw(sx);
+    huge = malloc(hlen);
+    TU_CHECK(huge != NULL, out);
+    memset(huge, '{', hlen);
+    TU_CHECK(mk(zh, path, "member_garbage_", "not json \x01\xff", 11) == ZOK, out);
+    TU_CHECK(mk(zh, path, "member_huge_", huge, (int)hlen) == ZOK, out);
+    TU_CHECK(mk(zh, path, "member_types_", "{\"serviceEndpoint\":\"x\",\"zkcoord\":{\"id\":42}}",
+                -2) == ZOK,
+             out);
+    TU_CHECK(mk(zh, path, "member_partial_",
+                "{\"serviceEndpoint\":{\"host\":\"h\",\"port\":5},\"zkcoord\":{\"id\":\"p\","
+                "\"metadata\":7}}",
+                -2) == ZOK,
+             out);
+    TU_CHECK(mk(zh, path, "member_empty_", NULL, -1) == ZOK, out);
+    {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/README", path);
+        TU_CHECK(zoo_create(zh, p, "persistent foreign node", 23, &ZOO_OPEN_ACL_UNSAFE, 0, NULL,
+                            0) == ZOK,
+                 out);
+    }
+    TU_CHECK(wait_view(&ro, og, count_is, &six, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v) == 0, out);
+    m = find_node_prefix(v, "member_garbage_");
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT_EQUAL(zkc_member_flags(m), ZKC_MEMBER_MALFORMED | ZKC_MEMBER_NO_ID);
+    m = find_node_prefix(v, "member_huge_");
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT_EQUAL(zkc_member_flags(m),
+                    ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE | ZKC_MEMBER_NO_ID);
+    CU_ASSERT_PTR_NULL(zkc_member_payload(m, NULL));
+    m = find_node_prefix(v, "member_types_");
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT_EQUAL(zkc_member_flags(m), ZKC_MEMBER_MALFORMED | ZKC_MEMBER_NO_ID);
+    CU_ASSERT_PTR_NULL(zkc_member_host(m));
+    m = find_node_prefix(v, "member_partial_");
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT_EQUAL(zkc_member_flags(m), ZKC_MEMBER_MALFORMED);
+    CU_ASSERT_STRING_EQUAL(zkc_member_id(m), "p");
+    CU_ASSERT_STRING_EQUAL(zkc_member_host(m), "h");
+    CU_ASSERT_EQUAL(zkc_member_port(m), 5);
+    m = find_node_prefix(v, "member_empty_");
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT((zkc_member_flags(m) & ZKC_MEMBER_MALFORMED) != 0);
+    /* A node without a sequence number sorts last. */
+    m = zkc_group_view_at(v, 5);
+    TU_CHECK(m != NULL, out);
+    CU_ASSERT_STRING_EQUAL(zkc_member_node(m), "README");
+    CU_ASSERT_EQUAL(zkc_member_owner(m), 0);
+out:
+    zkc_group_view_free(v);
+    free(huge);
+    zkc_group_free(og);
+    zkc_session_close(sx);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+}
+
+static void test_duplicate_ids(void)
+{
+    const char *path = "/zkcoord/dup/members";
+    zkc_session *so = NULL, *s1 = NULL, *s2 = NULL;
+    zkc_group *og = NULL, *g1 = NULL, *g2 = NULL;
+    zkc_group_view *v = NULL;
+    zkc_member_info info = info_of("twin", 1);
+    grec ro;
+    int two = 2, one = 1;
+
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&s1, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(tu_session(&s2, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&g1, s1, path, NULL) == 0, out);
+    TU_CHECK(new_group(&g2, s2, path, NULL) == 0, out);
+    TU_CHECK(zkc_group_join(g1, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(g1, 10000) == 0, out);
+    info.port = 2;
+    TU_CHECK(zkc_group_join(g2, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(g2, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, count_is, &two, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v) == 0, out);
+    /* Both shown, both flagged: not merged. */
+    CU_ASSERT_EQUAL(zkc_group_view_duplicates(v), 2);
+    CU_ASSERT((zkc_member_flags(zkc_group_view_at(v, 0)) & ZKC_MEMBER_DUPLICATE) != 0);
+    CU_ASSERT((zkc_member_flags(zkc_group_view_at(v, 1)) & ZKC_MEMBER_DUPLICATE) != 0);
+    CU_ASSERT_EQUAL(zkc_member_port(zkc_group_view_at(v, 0)), 1); /* join order */
+    CU_ASSERT_EQUAL(zkc_member_port(zkc_group_view_at(v, 1)), 2);
+    zkc_group_view_free(v);
+    v = NULL;
+    CU_ASSERT(grec_count(&ro, ZKC_GROUP_DUPLICATE, "twin") >= 1);
+    TU_CHECK(zkc_group_leave(g1, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, count_is, &one, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_duplicates(v), 0);
+    CU_ASSERT_EQUAL(zkc_member_flags(zkc_group_view_at(v, 0)) & ZKC_MEMBER_DUPLICATE, 0);
+out:
+    zkc_group_view_free(v);
+    zkc_group_free(g2);
+    zkc_group_free(g1);
+    zkc_group_free(og);
+    zkc_session_close(s2);
+    zkc_session_close(s1);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+}
+
+struct node_change {
+    const char *id;
+    const char *old_node;
+};
+
+static int id_on_new_node(const zkc_group_view *v, void *arg)
+{
+    struct node_change *nc = arg;
+    const zkc_member *m = zkc_group_view_find(v, nc->id);
+    int i, n = 0;
+
+    for (i = 0; i < zkc_group_view_count(v); i++)
+        if (strcmp(zkc_member_node(zkc_group_view_at(v, i)), nc->old_node) == 0)
+            return 0;
+    for (i = 0; i < zkc_group_view_count(v); i++)
+        if (zkc_member_id(zkc_group_view_at(v, i)) &&
+            strcmp(zkc_member_id(zkc_group_view_at(v, i)), nc->id) == 0)
+            n++;
+    return m && n == 1 && strcmp(zkc_member_node(m), nc->old_node) != 0;
+}
+
+static void test_rejoin_after_expiry(void)
+{
+    const char *path = "/zkcoord/expiry/members";
+    zkc_session *so = NULL, *sa = NULL;
+    zkc_group *og = NULL, *ga = NULL;
+    zkc_member_info info = info_of("phoenix", 7);
+    struct node_change nc;
+    grec ro, ra;
+    char before[128], after[128];
+
+    grec_init(&ro);
+    grec_init(&ra);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sa, NULL, 2000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&ga, sa, path, &ra) == 0, out);
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "phoenix", 10000), out);
+    node_of(og, "phoenix", before, sizeof(before));
+    TU_CHECK(tu_expire(sa) == 0, out);
+    /* Without being asked, the member comes back with the new session. */
+    nc.id = "phoenix";
+    nc.old_node = before;
+    TU_CHECK(wait_view(&ro, og, id_on_new_node, &nc, 15000), out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    CU_ASSERT_EQUAL(zkc_session_generation(sa), 2);
+    node_of(ga, "phoenix", after, sizeof(after));
+    CU_ASSERT_STRING_NOT_EQUAL(after, before);
+    TU_CHECK(wait_view(&ra, ga, id_on_new_node, &nc, 10000), out);
+    CU_ASSERT(grec_count(&ro, ZKC_GROUP_LEFT, "phoenix") >= 1);
+    CU_ASSERT(grec_count(&ro, ZKC_GROUP_JOINED, "phoenix") >= 2);
+    {
+        /* Its own view marks the new node as ours. */
+        zkc_group_view *v = NULL;
+        TU_CHECK(zkc_group_view_get(ga, &v) == 0, out);
+        CU_ASSERT((zkc_member_flags(zkc_group_view_find(v, "phoenix")) & ZKC_MEMBER_SELF) != 0);
+        CU_ASSERT_EQUAL(zkc_member_owner(zkc_group_view_find(v, "phoenix")), zkc_session_id(sa));
+        zkc_group_view_free(v);
+    }
+out:
+    zkc_group_free(ga);
+    zkc_group_free(og);
+    zkc_session_close(sa);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+    grec_destroy(&ra);
+}
+
+static void test_recreate_deleted_node(void)
+{
+    const char *path = "/zkcoord/deleted/members";
+    zkc_session *so = NULL, *sa = NULL;
+    zkc_group *og = NULL, *ga = NULL;
+    zkc_member_info info = info_of("stubborn", 7);
+    struct node_change nc;
+    grec ro;
+    char before[128], full[256];
+
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sa, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&ga, sa, path, NULL) == 0, out);
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "stubborn", 10000), out);
+    node_of(og, "stubborn", before, sizeof(before));
+    /* An operator deletes the node while the member is still in. */
+    snprintf(full, sizeof(full), "%s/%s", path, before);
+    TU_CHECK(zoo_delete(raw(so), full, -1) == ZOK, out);
+    nc.id = "stubborn";
+    nc.old_node = before;
+    TU_CHECK(wait_view(&ro, og, id_on_new_node, &nc, 10000), out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+out:
+    zkc_group_free(ga);
+    zkc_group_free(og);
+    zkc_session_close(sa);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+}
+
+static void test_survives_server_restart(void)
+{
+    const char *path = "/zkcoord/restart/members";
+    zkc_session *sa = NULL;
+    zkc_group *ga = NULL;
+    zkc_group_view *v = NULL;
+    zkc_member_info info = info_of("survivor", 7);
+    tu_rec rec;
+    grec ra;
+    char before[128], after[128];
+    int susp, back, one = 1;
+
+    tu_rec_init(&rec);
+    grec_init(&ra);
+    /* Long enough to outlive a server restart (the JVM takes 1-3 s). */
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 30000, &rec), 0);
+    TU_CHECK(new_group(&ga, sa, path, &ra) == 0, out);
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    node_of(ga, "survivor", before, sizeof(before));
+    TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
+    susp = tu_rec_wait(&rec, 1, ZKC_CONN_SUSPENDED, 10000);
+    CU_ASSERT(susp > 0);
+    TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
+    back = tu_rec_wait(&rec, susp + 1, ZKC_CONN_RECONNECTED, 25000);
+    TU_CHECK(back > susp, out);
+    /* Verified, not re-created: the same node, still ours, once. */
+    {
+        zkc_session *probe = NULL;
+        zkc_group_view *rv = NULL;
+        TU_CHECK(tu_session(&probe, NULL, 4000, NULL) == 0, out);
+        CU_ASSERT_EQUAL(zkc_group_read(probe, path, 0, &rv, 10000), 0);
+        if (rv) {
+            CU_ASSERT_EQUAL(zkc_group_view_count(rv), 1);
+            if (zkc_group_view_count(rv) == 1) {
+                CU_ASSERT_STRING_EQUAL(zkc_member_node(zkc_group_view_at(rv, 0)), before);
+                CU_ASSERT_EQUAL(zkc_member_owner(zkc_group_view_at(rv, 0)), zkc_session_id(sa));
+            }
+        }
+        zkc_group_view_free(rv);
+        zkc_session_close(probe);
+    }
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    TU_CHECK(wait_view(&ra, ga, count_is, &one, 10000), out);
+    node_of(ga, "survivor", after, sizeof(after));
+    CU_ASSERT_STRING_EQUAL(after, before);
+    TU_CHECK(zkc_group_view_get(ga, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_member_flags(zkc_group_view_at(v, 0)), ZKC_MEMBER_SELF);
+out:
+    zkc_group_view_free(v);
+    zkc_group_free(ga);
+    zkc_session_close(sa);
+    grec_destroy(&ra);
+    tu_rec_destroy(&rec);
+}
+
+/* A session through a proxy that can cut its connection. */
+static int proxied_session(zkc_session **out, tu_proxy *px, int timeout_ms, tu_rec *rec)
+{
+    return tu_session(out, tu_proxy_address(px), timeout_ms, rec);
+}
+
+/* The server's children of `path` whose data claims `id` (raw read). */
+static int server_count_id(zhandle_t *zh, const char *path, const char *id, char *node,
+                           size_t node_len)
+{
+    struct String_vector sv = {0, NULL};
+    char needle[128], p[256], buf[4096];
+    int i, n = 0;
+
+    snprintf(needle, sizeof(needle), "\"id\":\"%s\"", id);
+    if (zoo_get_children(zh, path, 0, &sv) != ZOK)
+        return -1;
+    for (i = 0; i < sv.count; i++) {
+        int len = sizeof(buf) - 1;
+        snprintf(p, sizeof(p), "%s/%s", path, sv.data[i]);
+        if (zoo_get(zh, p, 0, buf, &len, NULL) != ZOK || len < 0)
+            continue;
+        buf[len] = '\0';
+        if (strstr(buf, needle)) {
+            n++;
+            if (node)
+                snprintf(node, node_len, "%s", sv.data[i]);
+        }
+    }
+    deallocate_String_vector(&sv);
+    return n;
+}
+
+static void test_lost_create_reply(void)
+{
+    const char *path = "/zkcoord/orphan/members";
+    tu_proxy *px = NULL;
+    zkc_session *sa = NULL, *so = NULL;
+    zkc_group *ga = NULL;
+    zkc_member_info info = info_of("careful", 3);
+    zkc_group_view *v = NULL;
+    tu_rec rec;
+    char node[128];
+
+    tu_rec_init(&rec);
+    CU_ASSERT_EQUAL_FATAL(tu_proxy_start(&px, zkh_connect_string(tu_zk)), 0);
+    TU_CHECK(tu_session(&so, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(so, path, 5000) == 0, out);
+    TU_CHECK(proxied_session(&sa, px, 8000, &rec) == 0, out);
+    TU_CHECK(new_group(&ga, sa, path, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sa, path, 5000) == 0, out); /* first listing is in */
+    /* The create (its JSON makes it the only request this big) reaches the
+     * server; its reply is lost with the connection. */
+    tu_proxy_cut_after_request(px, 120);
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(tu_proxy_wait_cut(px, 5000) == 0, out);
+    TU_CHECK(tu_rec_wait(&rec, 1, ZKC_CONN_RECONNECTED, 15000) > 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    /* Adopted by its guid: one node, ours, no orphan. */
+    CU_ASSERT_EQUAL(server_count_id(raw(so), path, "careful", node, sizeof(node)), 1);
+    TU_CHECK(zkc_group_view_get(ga, &v) == 0, out);
+    TU_CHECK(zkc_group_view_count(v) == 1, out);
+    CU_ASSERT_STRING_EQUAL(zkc_member_node(zkc_group_view_at(v, 0)), node);
+    CU_ASSERT_EQUAL(zkc_member_owner(zkc_group_view_at(v, 0)), zkc_session_id(sa));
+    CU_ASSERT_EQUAL(zkc_member_flags(zkc_group_view_at(v, 0)), ZKC_MEMBER_SELF);
+out:
+    zkc_group_view_free(v);
+    zkc_group_free(ga);
+    zkc_session_close(sa);
+    zkc_session_close(so);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+}
+
+static void test_deleted_while_disconnected(void)
+{
+    const char *path = "/zkcoord/away/members";
+    tu_proxy *px = NULL;
+    zkc_session *sa = NULL, *so = NULL;
+    zkc_group *ga = NULL, *og = NULL;
+    zkc_member_info info = info_of("away", 3);
+    struct node_change nc;
+    tu_rec rec;
+    grec ro;
+    char before[128], full[256];
+    int susp;
+
+    tu_rec_init(&rec);
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_proxy_start(&px, zkh_connect_string(tu_zk)), 0);
+    TU_CHECK(tu_session(&so, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(proxied_session(&sa, px, 10000, &rec) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&ga, sa, path, NULL) == 0, out);
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "away", 10000), out);
+    node_of(og, "away", before, sizeof(before));
+    /* Away from the server (same session lives on), the node is deleted. */
+    tu_proxy_block(px, 1);
+    susp = tu_rec_wait(&rec, 1, ZKC_CONN_SUSPENDED, 10000);
+    TU_CHECK(susp > 0, unblock);
+    snprintf(full, sizeof(full), "%s/%s", path, before);
+    TU_CHECK(zoo_delete(raw(so), full, -1) == ZOK, unblock);
+unblock:
+    tu_proxy_block(px, 0);
+    TU_CHECK(tu_rec_wait(&rec, susp + 1, ZKC_CONN_RECONNECTED, 15000) > susp, out);
+    /* Back with the same session: the member notices and makes it again. */
+    nc.id = "away";
+    nc.old_node = before;
+    TU_CHECK(wait_view(&ro, og, id_on_new_node, &nc, 10000), out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    CU_ASSERT_EQUAL(tu_rec_wait(&rec, 0, ZKC_CONN_LOST, 0), -1);
+    CU_ASSERT_EQUAL(server_count_id(raw(so), path, "away", NULL, 0), 1);
+out:
+    zkc_group_free(og);
+    zkc_group_free(ga);
+    zkc_session_close(sa);
+    zkc_session_close(so);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+    grec_destroy(&ro);
+}
+
+/* --------------------------------------------------------------- churn */
+
+#define CHURN_N 8
+
+struct match_arg {
+    char **names;
+    int n;
+};
+
+static int view_matches(const zkc_group_view *v, void *arg)
+{
+    struct match_arg *ma = arg;
+    int i;
+
+    if (zkc_group_view_count(v) != ma->n)
+        return 0;
+    for (i = 0; i < ma->n; i++)
+        if (strcmp(zkc_member_node(zkc_group_view_at(v, i)), ma->names[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static int str_seq_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a + strlen(*(char *const *)a) - 10,
+                  *(char *const *)b + strlen(*(char *const *)b) - 10);
+}
+
+static void test_churn(void)
+{
+    const char *path = "/zkcoord/churn/members";
+    zkc_session *s[CHURN_N] = {NULL};
+    zkc_group *g[CHURN_N] = {NULL};
+    grec r[CHURN_N];
+    int joined[CHURN_N] = {0};
+    char ids[CHURN_N][16];
+    struct String_vector sv = {0, NULL};
+    struct match_arg ma;
+    unsigned seed = 4242;
+    int i, step, ok = 1;
+
+    for (i = 0; i < CHURN_N; i++)
+        grec_init(&r[i]);
+    for (i = 0; i < CHURN_N; i++) {
+        TU_CHECK(tu_session(&s[i], NULL, 2000, NULL) == 0, out);
+        TU_CHECK(new_group(&g[i], s[i], path, &r[i]) == 0, out);
+        snprintf(ids[i], sizeof(ids[i]), "churn-%d", i);
+    }
+    /* The first two only watch; the others join, leave, update at random,
+     * without waiting for each other. */
+    for (step = 0; step < 60; step++) {
+        int k;
+        seed = seed * 1103515245u + 12345u;
+        k = 2 + (int)((seed >> 8) % (CHURN_N - 2));
+        if (step == 30) {
+            /* One member loses its session in the middle of it all. */
+            TU_CHECK(tu_expire(s[k]) == 0, out);
+            continue;
+        }
+        if (!joined[k]) {
+            zkc_member_info info = info_of(ids[k], step);
+            CU_ASSERT_EQUAL(zkc_group_join(g[k], &info), 0);
+            joined[k] = 1;
+        } else if ((seed >> 20) % 3 == 0) {
+            zkc_member_info info = info_of(ids[k], 1000 + step);
+            CU_ASSERT_EQUAL(zkc_group_update(g[k], &info, 0), 0);
+        } else {
+            int rc = zkc_group_leave(g[k], (seed >> 24) % 2 ? 0 : 5000);
+            CU_ASSERT(rc == 0);
+            joined[k] = 0;
+        }
+    }
+    for (i = 2; i < CHURN_N; i++)
+        if (joined[i])
+            TU_CHECK(zkc_group_wait_joined(g[i], 15000) == 0, out);
+    /* Converged when every observer shows exactly the server's children
+     * and those are the members still in (leaves sent with timeout 0 may
+     * still be landing: read the server again until then). */
+    {
+        long long deadline = tu_now_ms() + 20000;
+        int expect = 0;
+        for (i = 2; i < CHURN_N; i++)
+            expect += joined[i];
+        for (;;) {
+            deallocate_String_vector(&sv);
+            TU_CHECK(zoo_get_children(raw(s[0]), path, 0, &sv) == ZOK, out);
+            qsort(sv.data, (size_t)sv.count, sizeof(*sv.data), str_seq_cmp);
+            ma.names = sv.data;
+            ma.n = sv.count;
+            ok = sv.count == expect;
+            for (i = 0; i < CHURN_N && ok; i++)
+                ok = wait_view(&r[i], g[i], view_matches, &ma, 1000);
+            if (ok || tu_now_ms() > deadline)
+                break;
+        }
+        CU_ASSERT_EQUAL(sv.count, expect);
+    }
+    for (i = 0; i < CHURN_N; i++)
+        CU_ASSERT_EQUAL(grec_count(&r[i], ZKC_GROUP_ERROR, NULL), 0);
+    CU_ASSERT_EQUAL(ok, 1);
+out:
+    deallocate_String_vector(&sv);
+    for (i = 0; i < CHURN_N; i++) {
+        zkc_group_free(g[i]);
+        zkc_session_close(s[i]);
+        grec_destroy(&r[i]);
+    }
+}
+
+/* ----------------------------------------------------------- read cost */
+
+static void test_read_cost(void)
+{
+    enum { W = 4 };
+    const char *path = "/zkcoord/cost/members";
+    zkc_session *sw[W] = {NULL}, *sj = NULL, *sx = NULL;
+    zkc_group *gw[W] = {NULL}, *gj = NULL;
+    grec rw[W], rj;
+    zkc_member_info info = info_of("newcomer", 1);
+    long long p0, p1, idle;
+    char pre[256];
+    int i, one = 1, two = 2;
+
+    for (i = 0; i < W; i++)
+        grec_init(&rw[i]);
+    grec_init(&rj);
+    /* Long session timeouts: no ping falls in the measured window. */
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sx, NULL, 40000, NULL), 0);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    /* One member already there, so each watcher's first view is not empty
+     * and "synced" is observable. */
+    snprintf(pre, sizeof(pre), "%s/member_pre_", path);
+    TU_CHECK(zoo_create(raw(sx), pre, "{\"zkcoord\":{\"id\":\"pre\"}}", 24, &ZOO_OPEN_ACL_UNSAFE,
+                        ZOO_EPHEMERAL_SEQUENTIAL, NULL, 0) == ZOK,
+             out);
+    for (i = 0; i < W; i++) {
+        TU_CHECK(tu_session(&sw[i], NULL, 40000, NULL) == 0, out);
+        TU_CHECK(new_group(&gw[i], sw[i], path, &rw[i]) == 0, out);
+    }
+    TU_CHECK(tu_session(&sj, NULL, 40000, NULL) == 0, out);
+    TU_CHECK(new_group(&gj, sj, path, &rj) == 0, out);
+    for (i = 0; i < W; i++)
+        TU_CHECK(wait_view(&rw[i], gw[i], count_is, &one, 10000), out);
+    TU_CHECK(wait_view(&rj, gj, count_is, &one, 10000), out);
+
+    /* The server counts a four-letter-word connection as a packet too. */
+    p0 = zkh_mntr(tu_zk, 0, "zk_packets_received");
+    idle = zkh_mntr(tu_zk, 0, "zk_packets_received") - p0;
+    p0 += idle;
+    TU_CHECK(zkc_group_join(gj, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(gj, 10000) == 0, out);
+    for (i = 0; i < W; i++)
+        TU_CHECK(wait_view(&rw[i], gw[i], count_is, &two, 10000), out);
+    p1 = zkh_mntr(tu_zk, 0, "zk_packets_received") - idle;
+    printf("\n    read cost: %lld requests for one join seen by %d watchers + the joiner "
+           "(mntr alone: %lld)\n",
+           p1 - p0, W, idle);
+    CU_ASSERT(idle >= 0 && idle <= 1);
+    /* Each watcher: getChildren + get of the newcomer. The joiner: create,
+     * then its own getChildren + get. Never a re-read of "pre". */
+    CU_ASSERT(p1 - p0 <= W * 2 + 3);
+    CU_ASSERT(p1 - p0 >= W * 2 + 1);
+out:
+    zkc_group_free(gj);
+    for (i = 0; i < W; i++) {
+        zkc_group_free(gw[i]);
+        zkc_session_close(sw[i]);
+        grec_destroy(&rw[i]);
+    }
+    zkc_session_close(sj);
+    zkc_session_close(sx);
+    grec_destroy(&rj);
+}
+
+/* ------------------------------------------------------------ one-shot */
+
+static void test_read_oneshot(void)
+{
+    const char *path = "/zkcoord/oneshot/members";
+    zkc_session *s = NULL, *sa = NULL;
+    zkc_group *ga = NULL;
+    zkc_group_view *v = NULL;
+    zkc_member_info info = info_of("solo", 5);
+    char p[256];
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sa, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc_group_read(s, "/zkcoord/none/members", 0, &v, 5000) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_count(v), 0);
+    zkc_group_view_free(v);
+    v = NULL;
+    CU_ASSERT_EQUAL(zkc_group_read(s, "bad", 0, &v, 5000), ZKC_EINVAL);
+    TU_CHECK(new_group(&ga, sa, path, NULL) == 0, out);
+    TU_CHECK(zkc_group_join(ga, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(ga, 10000) == 0, out);
+    snprintf(p, sizeof(p), "%s/member_junk_", path);
+    TU_CHECK(zoo_create(raw(s), p, "junk", 4, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, NULL,
+                        0) == ZOK,
+             out);
+    TU_CHECK(zkc_group_read(s, path, 0, &v, 5000) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_count(v), 2);
+    CU_ASSERT_PTR_NOT_NULL(zkc_group_view_find(v, "solo"));
+    if (zkc_group_view_count(v) == 2) {
+        CU_ASSERT_EQUAL(zkc_member_port(zkc_group_view_at(v, 0)), 5);
+        CU_ASSERT((zkc_member_flags(zkc_group_view_at(v, 1)) & ZKC_MEMBER_MALFORMED) != 0);
+    }
+out:
+    zkc_group_view_free(v);
+    zkc_group_free(ga);
+    zkc_session_close(sa);
+    zkc_session_close(s);
+}
+
+/* A callback may free its own group. */
+struct self_free {
+    zkc_group *g;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int freed;
+};
+
+static void free_from_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
+{
+    struct self_free *sf = ud;
+
+    if (ev->type != ZKC_GROUP_CHANGED)
+        return;
+    pthread_mutex_lock(&sf->mu);
+    if (!sf->freed) {
+        zkc_group_free(g);
+        sf->freed = 1;
+        pthread_cond_broadcast(&sf->cond);
+    }
+    pthread_mutex_unlock(&sf->mu);
+}
+
+static void test_free_from_callback(void)
+{
+    zkc_session *s = NULL;
+    zkc_group_opts o;
+    zkc_member_info info = info_of("ephemeral", 1);
+    struct self_free sf;
+    struct timespec ts;
+
+    memset(&sf, 0, sizeof(sf));
+    pthread_mutex_init(&sf.mu, NULL);
+    zkc__cond_init(&sf.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    zkc_group_opts_init(&o);
+    o.on_event = free_from_cb;
+    o.user_data = &sf;
+    TU_CHECK(zkc_group_new(&sf.g, s, "/zkcoord/selffree/members", &o) == 0, out);
+    TU_CHECK(zkc_group_join(sf.g, &info) == 0, out);
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&sf.mu);
+    while (!sf.freed && pthread_cond_timedwait(&sf.cond, &sf.mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&sf.mu);
+    CU_ASSERT_EQUAL(sf.freed, 1);
+    if (!sf.freed)
+        zkc_group_free(sf.g);
+out:
+    zkc_session_close(s);
+    pthread_cond_destroy(&sf.cond);
+    pthread_mutex_destroy(&sf.mu);
+}
+
+int register_group_suite(void);
+
+static const struct {
+    const char *name;
+    CU_TestFunc fn;
+} group_tests[] = {
+    {"join, update, leave seen by an observer", test_join_update_leave},
+    {"member vanishing between getChildren and get", test_vanish_between_list_and_get},
+    {"malformed peer payloads", test_malformed_peers},
+    {"duplicate ids detected", test_duplicate_ids},
+    {"rejoin after session expiry", test_rejoin_after_expiry},
+    {"deleted node is re-created", test_recreate_deleted_node},
+    {"server restart: verified, kept", test_survives_server_restart},
+    {"lost create reply: adopted, no orphan", test_lost_create_reply},
+    {"deleted while disconnected: re-created after RECONNECTED", test_deleted_while_disconnected},
+    {"membership under churn", test_churn},
+    {"read cost of one join", test_read_cost},
+    {"one-shot read", test_read_oneshot},
+    {"free from its own callback", test_free_from_callback},
+};
+
+/* ZKC_GROUP_ONLY=substring runs the matching tests only (for debugging). */
+int register_group_suite(void)
+{
+    CU_pSuite s = CU_add_suite("group", NULL, NULL);
+    const char *only = getenv("ZKC_GROUP_ONLY");
+    size_t i;
+
+    if (!s)
+        return -1;
+    for (i = 0; i < sizeof(group_tests) / sizeof(group_tests[0]); i++)
+        if ((!only || strstr(group_tests[i].name, only)) &&
+            !CU_add_test(s, group_tests[i].name, group_tests[i].fn))
+            return -1;
+    return 0;
+}
