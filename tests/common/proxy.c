@@ -1,0 +1,321 @@
+/* Loopback TCP proxy for fault-injection tests: see proxy.h. One thread
+ * polls the listening socket, a wake-up pipe and every connection pair. */
+#include "common/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h" /* zkc__cond_init, zkc__deadline */
+
+#define MAX_PAIRS 64
+
+struct pair {
+    int client;
+    int server;
+};
+
+struct tu_proxy {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int listen_fd;
+    int wake[2];
+    struct sockaddr_in target;
+    char address[32];
+    pthread_t thread;
+
+    /* under mu */
+    int stopping;
+    int cut_now;
+    int arm_min; /* 0 = not armed */
+    int cuts;    /* armed cuts done */
+    int blocked;
+    int accepted;
+
+    /* proxy thread only */
+    struct pair pairs[MAX_PAIRS];
+    int npairs;
+};
+
+static void poke(tu_proxy *p)
+{
+    char c = 1;
+    ssize_t n = write(p->wake[1], &c, 1);
+
+    (void)n;
+}
+
+static void close_pair(tu_proxy *p, int i)
+{
+    close(p->pairs[i].client);
+    close(p->pairs[i].server);
+    p->pairs[i] = p->pairs[--p->npairs];
+}
+
+static void close_all(tu_proxy *p)
+{
+    while (p->npairs > 0)
+        close_pair(p, p->npairs - 1);
+}
+
+static int write_all(int fd, const char *buf, ssize_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, (size_t)n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += w;
+        n -= w;
+    }
+    return 0;
+}
+
+static void accept_one(tu_proxy *p)
+{
+    int c = accept(p->listen_fd, NULL, NULL), s, blocked;
+
+    if (c < 0)
+        return;
+    pthread_mutex_lock(&p->mu);
+    blocked = p->blocked;
+    p->accepted++;
+    pthread_mutex_unlock(&p->mu);
+    if (blocked || p->npairs == MAX_PAIRS) {
+        close(c);
+        return;
+    }
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&p->target, sizeof(p->target)) != 0) {
+        if (s >= 0)
+            close(s);
+        close(c);
+        return;
+    }
+    p->pairs[p->npairs].client = c;
+    p->pairs[p->npairs].server = s;
+    p->npairs++;
+}
+
+static void *proxy_main(void *arg)
+{
+    tu_proxy *p = arg;
+    struct pollfd fds[2 + 2 * MAX_PAIRS];
+    char buf[65536];
+
+    for (;;) {
+        int i, n = 0, cut = 0;
+
+        pthread_mutex_lock(&p->mu);
+        if (p->stopping) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        if (p->cut_now || p->blocked) {
+            p->cut_now = 0;
+            cut = 1;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (cut)
+            close_all(p);
+
+        fds[n].fd = p->wake[0];
+        fds[n++].events = POLLIN;
+        fds[n].fd = p->listen_fd;
+        fds[n++].events = POLLIN;
+        for (i = 0; i < p->npairs; i++) {
+            fds[n].fd = p->pairs[i].client;
+            fds[n++].events = POLLIN;
+            fds[n].fd = p->pairs[i].server;
+            fds[n++].events = POLLIN;
+        }
+        if (poll(fds, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (fds[0].revents) {
+            ssize_t r = read(p->wake[0], buf, sizeof(buf));
+            (void)r;
+            continue; /* commands first: the pair list may change */
+        }
+        if (fds[1].revents & POLLIN)
+            accept_one(p);
+        for (i = p->npairs - 1; i >= 0; i--) {
+            struct pollfd *cf = &fds[2 + 2 * i], *sf = &fds[3 + 2 * i];
+            int dead = 0, fire = 0;
+            if (i >= p->npairs)
+                continue;
+            if (cf->revents) {
+                ssize_t r = read(p->pairs[i].client, buf, sizeof(buf));
+                if (r <= 0 || write_all(p->pairs[i].server, buf, r) != 0) {
+                    dead = 1;
+                } else {
+                    pthread_mutex_lock(&p->mu);
+                    if (p->arm_min > 0 && r >= p->arm_min) {
+                        p->arm_min = 0;
+                        p->cuts++;
+                        fire = 1;
+                        pthread_cond_broadcast(&p->cond);
+                    }
+                    pthread_mutex_unlock(&p->mu);
+                }
+            }
+            if (fire) {
+                /* The request is in the server's socket buffer; its reply
+                 * will find the client side gone. */
+                close_all(p);
+                break;
+            }
+            if (!dead && sf->revents) {
+                ssize_t r = read(p->pairs[i].server, buf, sizeof(buf));
+                if (r <= 0 || write_all(p->pairs[i].client, buf, r) != 0)
+                    dead = 1;
+            }
+            if (dead)
+                close_pair(p, i);
+        }
+    }
+    close_all(p);
+    return NULL;
+}
+
+int tu_proxy_start(tu_proxy **out, const char *target)
+{
+    tu_proxy *p = calloc(1, sizeof(*p));
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    char host[64];
+    const char *colon = strrchr(target, ':');
+    int one = 1;
+
+    if (!p || !colon || (size_t)(colon - target) >= sizeof(host)) {
+        free(p);
+        fprintf(stderr, "proxy: bad target '%s'\n", target);
+        return -1;
+    }
+    memcpy(host, target, (size_t)(colon - target));
+    host[colon - target] = '\0';
+    p->target.sin_family = AF_INET;
+    p->target.sin_port = htons((unsigned short)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &p->target.sin_addr) != 1)
+        goto fail_free;
+    pthread_mutex_init(&p->mu, NULL);
+    zkc__cond_init(&p->cond);
+    if (pipe(p->wake) != 0)
+        goto fail_sync;
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (p->listen_fd < 0)
+        goto fail_pipe;
+    setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    if (bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        listen(p->listen_fd, 64) != 0 ||
+        getsockname(p->listen_fd, (struct sockaddr *)&a, &alen) != 0)
+        goto fail_sock;
+    snprintf(p->address, sizeof(p->address), "127.0.0.1:%d", ntohs(a.sin_port));
+    if (pthread_create(&p->thread, NULL, proxy_main, p) != 0)
+        goto fail_sock;
+    *out = p;
+    return 0;
+
+fail_sock:
+    close(p->listen_fd);
+fail_pipe:
+    close(p->wake[0]);
+    close(p->wake[1]);
+fail_sync:
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mu);
+fail_free:
+    fprintf(stderr, "proxy: cannot start towards %s: %s\n", target, strerror(errno));
+    free(p);
+    return -1;
+}
+
+const char *tu_proxy_address(const tu_proxy *p)
+{
+    return p->address;
+}
+
+void tu_proxy_cut(tu_proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->cut_now = 1;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+}
+
+void tu_proxy_cut_after_request(tu_proxy *p, int min_bytes)
+{
+    pthread_mutex_lock(&p->mu);
+    p->arm_min = min_bytes > 0 ? min_bytes : 1;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+}
+
+int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    while (p->arm_min > 0) {
+        if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
+            rc = p->arm_min > 0 ? -1 : 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void tu_proxy_block(tu_proxy *p, int blocked)
+{
+    pthread_mutex_lock(&p->mu);
+    p->blocked = blocked;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+}
+
+int tu_proxy_accepted(tu_proxy *p)
+{
+    int n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->accepted;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+void tu_proxy_stop(tu_proxy *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+    pthread_join(p->thread, NULL);
+    close(p->listen_fd);
+    close(p->wake[0]);
+    close(p->wake[1]);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}

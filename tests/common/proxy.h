@@ -1,0 +1,39 @@
+/* A loopback TCP proxy for fault injection in tests: it listens on
+ * 127.0.0.1 (a free port), forwards every connection to one target, and on
+ * demand cuts connections, drops a reply on the floor, or refuses service.
+ * It runs in its own thread; every function may be called from any thread. */
+#ifndef ZKC_TESTS_PROXY_H
+#define ZKC_TESTS_PROXY_H
+
+typedef struct tu_proxy tu_proxy;
+
+/* Start a proxy to `target` ("host:port", IPv4 literal host). Returns 0 or
+ * -1 (reason on stderr). */
+int tu_proxy_start(tu_proxy **out, const char *target);
+
+/* "127.0.0.1:port" to give to a client. Borrowed until tu_proxy_stop(). */
+const char *tu_proxy_address(const tu_proxy *p);
+
+/* Close every current connection (both sides) now. */
+void tu_proxy_cut(tu_proxy *p);
+
+/* Arm: right after the next client->server chunk of at least `min_bytes`
+ * bytes has been forwarded in full, cut every connection, so the request
+ * reaches the server but its reply is lost. (A ZooKeeper ping is 12 bytes;
+ * any real request is larger.) */
+void tu_proxy_cut_after_request(tu_proxy *p, int min_bytes);
+
+/* Wait until an armed cut has happened, at most timeout_ms. 0 or -1. */
+int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms);
+
+/* While blocked, new connections are accepted and closed at once, and
+ * current ones are cut: the server looks unreachable. */
+void tu_proxy_block(tu_proxy *p, int blocked);
+
+/* Connections accepted so far. */
+int tu_proxy_accepted(tu_proxy *p);
+
+/* Stop the thread, close everything, free. NULL is a no-op. */
+void tu_proxy_stop(tu_proxy *p);
+
+#endif
