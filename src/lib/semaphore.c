@@ -1,0 +1,554 @@
+/* Counting semaphore, Curator's InterProcessSemaphoreV2 layout: a mutex
+ * under "<path>/locks" serialises the waiters; its holder creates a lease
+ * "<path>/leases/_c_<uuid>-lease-<seq>", lists the leases with a watch, and
+ * keeps its lease when there are at most max_leases of them, else waits for
+ * the leases to change; then it releases the mutex. Only the head of the
+ * mutex queue watches the leases folder, so a returned lease wakes one
+ * waiter, and the others wait their turn in the mutex queue (FIFO).
+ *
+ * The waiting is done on the caller's thread (acquire is blocking only), as
+ * a sequence of asynchronous requests each waited for with the caller's
+ * deadline; the state kept for loss events is small. */
+#include "lockq.h"
+#include "naming.h"
+#include "pcreate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum sstate { S_IDLE = 0, S_ACQUIRING = 1, S_HELD = 2, S_LOST = 3 };
+
+struct zkc_semaphore {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int refs; /* atomic */
+    zkc_session *s;
+    char *leases;
+    char *owner;
+    char guid[ZKC_GUID_LEN + 1];
+    int max;
+    zkc_lock *mutex;
+    zkc_semaphore_event_fn on_event;
+    void *ud;
+    int freed;
+    unsigned changes; /* children events on the leases folder */
+    enum sstate state;
+    unsigned epoch; /* bumped at each grant / release */
+    char *node;
+    unsigned node_gen;
+    int64_t token;
+    int64_t owner_sid;
+    int subscribed;
+};
+
+static void sem_ref(zkc_semaphore *m)
+{
+    __atomic_add_fetch(&m->refs, 1, __ATOMIC_SEQ_CST);
+}
+
+static void sem_unref(zkc_semaphore *m)
+{
+    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cond);
+    free(m->leases);
+    free(m->owner);
+    free(m->node);
+    free(m);
+}
+
+void zkc_semaphore_opts_init(zkc_semaphore_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+}
+
+/* ------------------------------------------------------------ events */
+
+struct sem_note {
+    zkc_semaphore *m;
+    zkc_lock_event ev;
+    int64_t token;
+};
+
+static void run_note(void *arg)
+{
+    struct sem_note *n = arg;
+    int freed;
+
+    pthread_mutex_lock(&n->m->mu);
+    freed = n->m->freed;
+    pthread_mutex_unlock(&n->m->mu);
+    if (!freed && n->m->on_event)
+        n->m->on_event(n->m, n->ev, n->token, n->m->ud);
+    sem_unref(n->m);
+    free(n);
+}
+
+/* mu held */
+static void post_event(zkc_semaphore *m, zkc_lock_event ev)
+{
+    struct sem_note *n;
+
+    if (!m->on_event || !(n = malloc(sizeof(*n))))
+        return;
+    n->m = m;
+    n->ev = ev;
+    n->token = m->token;
+    sem_ref(m);
+    if (zkc__dispatch(m->s, run_note, n) != 0) {
+        sem_unref(m);
+        free(n);
+    }
+}
+
+struct vreq {
+    zkc_semaphore *m;
+    unsigned epoch;
+};
+
+static void verified(int rc, const struct Stat *st, const void *data)
+{
+    struct vreq *v = (struct vreq *)data;
+    zkc_semaphore *m = v->m;
+
+    pthread_mutex_lock(&m->mu);
+    if (v->epoch == m->epoch && m->state == S_HELD) {
+        if (rc == ZOK && st->ephemeralOwner == m->owner_sid) {
+            post_event(m, ZKC_LOCK_RECONNECTED);
+        } else if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED) {
+            m->state = S_LOST;
+            post_event(m, ZKC_LOCK_LOST);
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    sem_unref(m);
+    free(v);
+}
+
+static void hook(void *arg, zkc_conn_state st, unsigned gen)
+{
+    zkc_semaphore *m = arg;
+    struct vreq *v;
+    zhandle_t *zh;
+
+    pthread_mutex_lock(&m->mu);
+    if (m->state == S_HELD) {
+        if (st == ZKC_CONN_SUSPENDED) {
+            post_event(m, ZKC_LOCK_SUSPENDED);
+        } else if (st == ZKC_CONN_LOST || (st == ZKC_CONN_CONNECTED && gen != m->node_gen)) {
+            m->state = S_LOST;
+            post_event(m, ZKC_LOCK_LOST);
+        } else if (st == ZKC_CONN_RECONNECTED && (v = malloc(sizeof(*v))) != NULL) {
+            v->m = m;
+            v->epoch = m->epoch;
+            sem_ref(m);
+            zh = zkc__zh_lock(m->s, NULL);
+            if (!zh || zoo_aexists(zh, m->node, 0, verified, v) != ZOK) {
+                sem_unref(m);
+                free(v);
+            }
+            if (zh)
+                zkc__zh_unlock(m->s);
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void on_leases(void *arg, int type, const char *path)
+{
+    zkc_semaphore *m = arg;
+
+    (void)path;
+    (void)type;
+    pthread_mutex_lock(&m->mu);
+    m->changes++;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ------------------------------------------------------ construction */
+
+int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char *path, int max_leases,
+                      const zkc_semaphore_opts *o)
+{
+    zkc_semaphore *m;
+    zkc_lock_opts lo;
+    char owner[320];
+    char *locks = NULL;
+    int rc;
+
+    if (!out || !s || max_leases < 1 || zkc__path_check(path) != 0)
+        return ZKC_EINVAL;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return ZKC_ENOMEM;
+    pthread_mutex_init(&m->mu, NULL);
+    if (zkc__cond_init(&m->cond) != 0) {
+        rc = ZKC_ESYS;
+        goto fail_cond;
+    }
+    if (o && o->owner_id)
+        snprintf(owner, sizeof(owner), "%s", o->owner_id);
+    else
+        zkc__default_owner(owner, sizeof(owner));
+    m->refs = 1;
+    m->s = s;
+    m->max = max_leases;
+    m->on_event = o ? o->on_event : NULL;
+    m->ud = o ? o->user_data : NULL;
+    m->owner = strdup(owner);
+    m->leases = zkc__path_join(path, "leases");
+    locks = zkc__path_join(path, "locks");
+    if (!m->owner || !m->leases || !locks) {
+        rc = ZKC_ENOMEM;
+        goto fail_alloc;
+    }
+    zkc_lock_opts_init(&lo);
+    lo.owner_id = owner;
+    rc = zkc_lock_new(&m->mutex, s, locks, &lo);
+    if (rc)
+        goto fail_alloc;
+    rc = zkc__watch(s, m->leases, on_leases, m);
+    if (rc)
+        goto fail_watch;
+    rc = zkc__add_hook(s, hook, m);
+    if (rc)
+        goto fail_hook;
+    free(locks);
+    *out = m;
+    return 0;
+
+fail_hook:
+    zkc__unwatch(s, m->leases, on_leases, m);
+fail_watch:
+    zkc_lock_free(m->mutex);
+fail_alloc:
+    free(locks);
+    free(m->owner);
+    free(m->leases);
+    pthread_cond_destroy(&m->cond);
+fail_cond:
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    return rc;
+}
+
+/* -------------------------------------------------------- acquire */
+
+/* The protected create of a lease, waited for by the caller; a caller that
+ * gives up before the reply leaves a note so the reply's node is deleted. */
+struct lease_create {
+    zkc_session *s;
+    char *path;
+    struct Stat st;
+    unsigned gen;
+    int abandoned;
+};
+
+static void lease_create_free(void *arg)
+{
+    struct lease_create *x = arg;
+
+    if (x) {
+        free(x->path);
+        free(x);
+    }
+}
+
+static void lease_created(void *arg, int rc, const char *path, const struct Stat *st)
+{
+    zkc__call *c = arg;
+    struct lease_create *x = c->extra;
+
+    pthread_mutex_lock(&c->mu);
+    if (rc == 0) {
+        if (x->abandoned) {
+            zkc__bg_delete(x->s, path, x->gen, NULL);
+        } else {
+            x->path = strdup(path);
+            x->st = *st;
+            if (!x->path) {
+                zkc__bg_delete(x->s, path, x->gen, NULL);
+                rc = ZKC_ENOMEM;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    zkc__call_complete(c, rc);
+    zkc__call_unref(c);
+}
+
+static int count_leases(const struct String_vector *v, const char *mine, int *found)
+{
+    int i, n = 0;
+
+    *found = 0;
+    for (i = 0; i < v->count; i++) {
+        if (!strstr(v->data[i], "lease-"))
+            continue;
+        n++;
+        if (strcmp(v->data[i], mine) == 0)
+            *found = 1;
+    }
+    return n;
+}
+
+/* Wait for a reply (deadline_ms -1 = forever, or an absolute time). */
+static int wait_call(zkc__call *c, int64_t deadline_ms)
+{
+    return zkc__call_wait(c, zkc__remaining(deadline_ms));
+}
+
+/* Delete our lease and wait for the first outcome. */
+static void drop_lease(zkc_semaphore *m, const char *path, unsigned gen)
+{
+    zkc__call *c = zkc__call_new();
+
+    if (c)
+        zkc__call_ref(c);
+    zkc__bg_delete(m->s, path, gen, c);
+    if (c) {
+        zkc__call_wait(c, zkc_session_timeout_ms(m->s));
+        zkc__call_unref(c);
+    }
+}
+
+int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
+{
+    int64_t deadline = -1;
+    zkc__call *cc = NULL, *gc;
+    struct lease_create *x;
+    int rc, try_only = timeout_ms == 0, found, n;
+    zhandle_t *zh;
+    char *lease = NULL;
+    unsigned gen, snap;
+    struct Stat st;
+
+    if (!m)
+        return ZKC_EINVAL;
+    pthread_mutex_lock(&m->mu);
+    if (m->state == S_HELD || m->state == S_ACQUIRING) {
+        pthread_mutex_unlock(&m->mu);
+        return ZKC_EBUSY;
+    }
+    m->state = S_ACQUIRING;
+    pthread_mutex_unlock(&m->mu);
+
+    if (timeout_ms >= 0)
+        deadline = zkc__now_ms() + (try_only ? zkc_session_timeout_ms(m->s) : timeout_ms);
+    rc = zkc_lock_acquire(m->mutex, try_only ? 0 : timeout_ms, NULL);
+    if (rc) {
+        if (rc == ZKC_EBUSY)
+            rc = ZKC_ETIMEDOUT;
+        goto out;
+    }
+
+    /* Our lease, protected like every node here. */
+    cc = zkc__call_new();
+    x = calloc(1, sizeof(*x));
+    if (!cc || !x) {
+        free(x);
+        rc = ZKC_ENOMEM;
+        goto out_unlock;
+    }
+    x->s = m->s;
+    x->gen = gen = zkc_session_generation(m->s);
+    rc = zkc__guid(m->guid); /* fresh per create, as Curator's protection */
+    if (rc) {
+        free(x);
+        goto out_unlock;
+    }
+    cc->extra = x;
+    cc->extra_free = lease_create_free;
+    zkc__call_ref(cc);
+    zkc__pcreate(m->s, m->leases, m->guid, "lease-", m->owner, (int)strlen(m->owner),
+                 ZOO_EPHEMERAL_SEQUENTIAL, lease_created, cc);
+    if (wait_call(cc, deadline) != 0) {
+        pthread_mutex_lock(&cc->mu);
+        if (!cc->done)
+            x->abandoned = 1;
+        else if (x->path)
+            lease = strdup(x->path);
+        pthread_mutex_unlock(&cc->mu);
+        rc = ZKC_ETIMEDOUT;
+        if (lease)
+            drop_lease(m, lease, gen);
+        goto out_unlock;
+    }
+    if (cc->rc != 0) {
+        rc = cc->rc;
+        goto out_unlock;
+    }
+    lease = strdup(x->path);
+    st = x->st;
+    if (!lease) {
+        drop_lease(m, x->path, gen);
+        rc = ZKC_ENOMEM;
+        goto out_unlock;
+    }
+
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        snap = m->changes;
+        pthread_mutex_unlock(&m->mu);
+        gc = zkc__call_new();
+        if (!gc) {
+            rc = ZKC_ENOMEM;
+            break;
+        }
+        zh = zkc__zh_lock(m->s, NULL);
+        rc = ZCONNECTIONLOSS;
+        if (zh) {
+            zkc__call_ref(gc);
+            rc = zoo_aget_children(zh, m->leases, 1, zkc__call_strings_done, gc);
+            zkc__zh_unlock(m->s);
+            if (rc != ZOK)
+                zkc__call_unref(gc);
+        }
+        if (rc == ZOK && wait_call(gc, deadline) != 0) {
+            zkc__call_unref(gc);
+            rc = ZKC_ETIMEDOUT;
+            break;
+        }
+        if (rc == ZOK)
+            rc = gc->rc;
+        if (rc != ZOK) {
+            zkc__call_unref(gc);
+            rc = zkc__err_from_zk(rc);
+            break;
+        }
+        n = count_leases(&gc->children, zkc__path_base(lease), &found);
+        zkc__call_unref(gc);
+        if (!found) {
+            rc = ZKC_ECONNLOSS; /* our lease vanished: the session changed */
+            break;
+        }
+        if (n <= m->max) {
+            rc = 0;
+            break;
+        }
+        if (try_only) {
+            rc = ZKC_ETIMEDOUT;
+            break;
+        }
+        /* Wait for the leases to change (or the deadline). */
+        pthread_mutex_lock(&m->mu);
+        while (m->changes == snap) {
+            struct timespec ts;
+            int left = zkc__remaining(deadline);
+            if (left < 0) {
+                pthread_cond_wait(&m->cond, &m->mu);
+                continue;
+            }
+            if (left == 0)
+                break;
+            zkc__deadline(&ts, left);
+            pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+        }
+        pthread_mutex_unlock(&m->mu);
+        if (zkc__remaining(deadline) == 0) {
+            rc = ZKC_ETIMEDOUT;
+            break;
+        }
+    }
+    if (rc != 0) {
+        drop_lease(m, lease, gen);
+        free(lease);
+        lease = NULL;
+        goto out_unlock;
+    }
+    pthread_mutex_lock(&m->mu);
+    m->state = S_HELD;
+    m->epoch++;
+    free(m->node);
+    m->node = lease;
+    lease = NULL;
+    m->node_gen = gen;
+    m->token = st.czxid;
+    m->owner_sid = st.ephemeralOwner;
+    pthread_mutex_unlock(&m->mu);
+    if (token)
+        *token = st.czxid;
+
+out_unlock:
+    zkc_lock_release(m->mutex);
+out:
+    if (cc)
+        zkc__call_unref(cc);
+    free(lease);
+    if (rc != 0) {
+        pthread_mutex_lock(&m->mu);
+        m->state = S_IDLE;
+        pthread_mutex_unlock(&m->mu);
+    }
+    return rc;
+}
+
+int zkc_semaphore_release(zkc_semaphore *m)
+{
+    char *node;
+    unsigned gen;
+
+    if (!m)
+        return ZKC_EINVAL;
+    pthread_mutex_lock(&m->mu);
+    if (m->state == S_LOST) {
+        m->state = S_IDLE;
+        pthread_mutex_unlock(&m->mu);
+        return 0;
+    }
+    if (m->state != S_HELD) {
+        pthread_mutex_unlock(&m->mu);
+        return ZKC_ENOTHELD;
+    }
+    m->state = S_IDLE;
+    m->epoch++;
+    node = m->node;
+    m->node = NULL;
+    gen = m->node_gen;
+    pthread_mutex_unlock(&m->mu);
+    drop_lease(m, node, gen);
+    free(node);
+    return 0;
+}
+
+int zkc_semaphore_is_held(zkc_semaphore *m)
+{
+    int held;
+
+    if (!m)
+        return 0;
+    pthread_mutex_lock(&m->mu);
+    held = m->state == S_HELD;
+    pthread_mutex_unlock(&m->mu);
+    return held;
+}
+
+void zkc_semaphore_free(zkc_semaphore *m)
+{
+    char *node = NULL;
+    unsigned gen = 0;
+
+    if (!m)
+        return;
+    zkc__remove_hook(m->s, hook, m);
+    zkc__unwatch(m->s, m->leases, on_leases, m);
+    pthread_mutex_lock(&m->mu);
+    m->freed = 1;
+    if (m->state == S_HELD) {
+        node = m->node;
+        m->node = NULL;
+        gen = m->node_gen;
+    }
+    m->state = S_IDLE;
+    pthread_mutex_unlock(&m->mu);
+    if (node) {
+        zkc__bg_delete(m->s, node, gen, NULL);
+        free(node);
+    }
+    zkc_lock_free(m->mutex);
+    zkc__dispatch_barrier(m->s);
+    sem_unref(m);
+}

@@ -1,0 +1,650 @@
+/* The fair mutex against a real server: exclusion and FIFO order under
+ * contention, loss of the holder's session, connection loss during an
+ * acquire, cancel and timeout, fencing, inspection, requests per cycle. */
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/testutil.h"
+#include "internal.h"
+#include "lockq.h"
+#include "naming.h"
+#include "lock_suites.h"
+
+/* ------------------------------------------------------------ helpers */
+
+int lt_children(zkc_session *s, const char *path)
+{
+    zkc__call *c = zkc__call_new();
+    zhandle_t *zh;
+    int n = -1;
+
+    if (!c)
+        return -1;
+    zh = zkc__zh_lock(s, NULL);
+    if (zh) {
+        zkc__call_ref(c);
+        if (zoo_aget_children(zh, path, 0, zkc__call_strings_done, c) != ZOK)
+            zkc__call_unref(c);
+        zkc__zh_unlock(s);
+        if (zkc__call_wait(c, 10000) == 0 && c->rc == ZOK)
+            n = c->children.count;
+        else if (c->done && c->rc == ZNONODE)
+            n = 0;
+    }
+    zkc__call_unref(c);
+    return n;
+}
+
+struct cw {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    unsigned changes;
+};
+
+static void cw_fn(void *arg, int type, const char *path)
+{
+    struct cw *w = arg;
+
+    (void)type;
+    (void)path;
+    pthread_mutex_lock(&w->mu);
+    w->changes++;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int lt_wait_children(zkc_session *s, const char *path, int expect, int timeout_ms)
+{
+    struct cw w;
+    long long end = tu_now_ms() + timeout_ms;
+    int rc = -1;
+
+    pthread_mutex_init(&w.mu, NULL);
+    zkc__cond_init(&w.cond);
+    w.changes = 0;
+    zkc__watch(s, path, cw_fn, &w);
+    while (tu_now_ms() < end) {
+        zkc__call *c = zkc__call_new();
+        zhandle_t *zh = zkc__zh_lock(s, NULL);
+        unsigned snap;
+        int n = -1;
+        pthread_mutex_lock(&w.mu);
+        snap = w.changes;
+        pthread_mutex_unlock(&w.mu);
+        if (zh) {
+            zkc__call_ref(c);
+            if (zoo_aget_children(zh, path, 1, zkc__call_strings_done, c) != ZOK)
+                zkc__call_unref(c);
+            zkc__zh_unlock(s);
+            if (zkc__call_wait(c, (int)(end - tu_now_ms())) == 0)
+                n = c->rc == ZOK ? c->children.count : c->rc == ZNONODE ? 0 : -1;
+        }
+        zkc__call_unref(c);
+        if (n == expect) {
+            rc = 0;
+            break;
+        }
+        /* Wait for the children watch (or a session change) to fire. */
+        pthread_mutex_lock(&w.mu);
+        while (w.changes == snap && tu_now_ms() < end) {
+            struct timespec ts;
+            zkc__deadline(&ts, n < 0 ? 100 : (int)(end - tu_now_ms()));
+            if (pthread_cond_timedwait(&w.cond, &w.mu, &ts) == ETIMEDOUT && n < 0)
+                break; /* not connected: ask again */
+        }
+        pthread_mutex_unlock(&w.mu);
+    }
+    zkc__unwatch(s, path, cw_fn, &w);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+    return rc;
+}
+
+void lt_rec_init(lt_rec *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    zkc__cond_init(&r->cond);
+}
+
+void lt_rec_destroy(lt_rec *r)
+{
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->mu);
+}
+
+void lt_on_event(zkc_lock *l, zkc_lock_event ev, int64_t token, void *user_data)
+{
+    lt_rec *r = user_data;
+
+    (void)l;
+    (void)token;
+    pthread_mutex_lock(&r->mu);
+    if (r->nevents < 64)
+        r->events[r->nevents++] = (int)ev;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void lt_on_acquired(zkc_lock *l, int rc, int64_t token, void *user_data)
+{
+    lt_rec *r = user_data;
+
+    (void)l;
+    pthread_mutex_lock(&r->mu);
+    r->acquired++;
+    r->rc = rc;
+    r->token = token;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int lt_wait_event(lt_rec *r, int from, int ev, int timeout_ms)
+{
+    struct timespec ts;
+    int i, found = -1;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        for (i = from; i < r->nevents && found < 0; i++)
+            if (r->events[i] == ev)
+                found = i;
+        if (found >= 0 || pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+int lt_wait_acquired(lt_rec *r, int n, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    while (r->acquired < n)
+        if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT) {
+            rc = r->acquired >= n ? 0 : -1;
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static zkc_lock *new_lock(zkc_session *s, const char *path, const char *owner, lt_rec *rec)
+{
+    zkc_lock_opts o;
+    zkc_lock *l = NULL;
+
+    zkc_lock_opts_init(&o);
+    o.owner_id = owner;
+    if (rec) {
+        o.on_event = lt_on_event;
+        o.user_data = rec;
+    }
+    if (zkc_lock_new(&l, s, path, &o) != 0)
+        return NULL;
+    return l;
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void test_basic_reentrant(void)
+{
+    zkc_session *s = NULL;
+    zkc_lock *l = NULL, *bad = NULL;
+    zkc_lock_info *info = NULL;
+    int64_t t1 = 0, t2 = 0;
+    char path[256];
+    int32_t seq;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL(zkc_lock_new(&bad, s, "no/slash", NULL), ZKC_EINVAL);
+    CU_ASSERT_PTR_NULL(bad);
+    l = new_lock(s, "/locks/basic", "owner-1", NULL);
+    TU_CHECK(l != NULL, out);
+    CU_ASSERT_EQUAL(zkc_lock_release(l), ZKC_ENOTHELD);
+    CU_ASSERT_EQUAL(zkc_lock_fenced_multi(l, NULL, 0, 1000), ZKC_ENOTHELD);
+    TU_CHECK(zkc_lock_acquire(l, 5000, &t1) == 0, out);
+    CU_ASSERT(t1 > 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(l), 1);
+    CU_ASSERT_EQUAL(zkc_lock_acquire(l, 5000, &t2), 0); /* reentrant */
+    CU_ASSERT_EQUAL(t2, t1);
+    CU_ASSERT_EQUAL(zkc_lock_token(l), t1);
+    CU_ASSERT_EQUAL(zkc_lock_node_path(l, path, sizeof(path)), 0);
+    /* Curator's InterProcessMutex layout: _c_<uuid>-lock-<10 digits> */
+    CU_ASSERT_EQUAL(strncmp(path, "/locks/basic/_c_", 16), 0);
+    CU_ASSERT_EQUAL(strncmp(path + 16 + ZKC_GUID_LEN, "-lock-", 6), 0);
+    CU_ASSERT_EQUAL(strlen(path), 16 + ZKC_GUID_LEN + 6 + 10);
+    CU_ASSERT_EQUAL(zkc__seq_parse(zkc__path_base(path), &seq), 0);
+    TU_CHECK(zkc_lock_inspect(s, "/locks/basic", 5000, &info) == 0, out);
+    CU_ASSERT_EQUAL(info->count, 1);
+    if (info->count == 1) {
+        CU_ASSERT_STRING_EQUAL(info->entries[0].owner_id, "owner-1");
+        CU_ASSERT_EQUAL(info->entries[0].token, t1);
+        CU_ASSERT_EQUAL(info->entries[0].session_id, zkc_session_id(s));
+        CU_ASSERT_EQUAL(info->entries[0].holds, 1);
+        CU_ASSERT_EQUAL(info->entries[0].kind, ZKC_LOCK_ENTRY_MUTEX);
+        CU_ASSERT_STRING_EQUAL(info->entries[0].name, zkc__path_base(path));
+    }
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(l), 1); /* count 2 -> 1 */
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(l), 0);
+    CU_ASSERT_EQUAL(zkc_lock_release(l), ZKC_ENOTHELD);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/basic"), 0);
+    CU_ASSERT_EQUAL(zkc_lock_inspect(s, "/locks/none", 5000, &info), ZKC_ENONODE);
+out:
+    zkc_lock_info_free(info);
+    zkc_lock_free(l);
+    zkc_session_close(s);
+}
+
+/* ---- mutual exclusion under contention */
+
+enum { MX_THREADS = 8, MX_ROUNDS = 12 };
+
+struct mx_shared {
+    pthread_mutex_t mu; /* guards the grant log only, not the counter */
+    volatile long counter;
+    int32_t grants[MX_THREADS * MX_ROUNDS];
+    int64_t tokens[MX_THREADS * MX_ROUNDS];
+    int ngrants;
+    int inside; /* holders at once, as seen under the lock */
+    int max_inside;
+    int errors;
+};
+
+struct mx_arg {
+    struct mx_shared *sh;
+    zkc_session *s;
+    int id;
+};
+
+static void *mx_thread(void *p)
+{
+    struct mx_arg *a = p;
+    struct mx_shared *sh = a->sh;
+    char owner[32];
+    zkc_lock *l;
+    int r;
+
+    snprintf(owner, sizeof(owner), "worker-%d", a->id);
+    l = new_lock(a->s, "/locks/mx", owner, NULL);
+    if (!l) {
+        __atomic_add_fetch(&sh->errors, 1, __ATOMIC_SEQ_CST);
+        return NULL;
+    }
+    for (r = 0; r < MX_ROUNDS; r++) {
+        int64_t tok;
+        char path[256];
+        int32_t seq = 0;
+        long v;
+        int in;
+        if (zkc_lock_acquire(l, 30000, &tok) != 0) {
+            __atomic_add_fetch(&sh->errors, 1, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        in = __atomic_add_fetch(&sh->inside, 1, __ATOMIC_SEQ_CST);
+        zkc_lock_node_path(l, path, sizeof(path));
+        zkc__seq_parse(zkc__path_base(path), &seq);
+        pthread_mutex_lock(&sh->mu);
+        if (in > sh->max_inside)
+            sh->max_inside = in;
+        sh->grants[sh->ngrants] = seq;
+        sh->tokens[sh->ngrants++] = tok;
+        pthread_mutex_unlock(&sh->mu);
+        /* A read-modify-write with a window: loses updates without the lock. */
+        v = sh->counter;
+        sched_yield();
+        sh->counter = v + 1;
+        __atomic_sub_fetch(&sh->inside, 1, __ATOMIC_SEQ_CST);
+        if (zkc_lock_release(l) != 0)
+            __atomic_add_fetch(&sh->errors, 1, __ATOMIC_SEQ_CST);
+    }
+    zkc_lock_free(l);
+    return NULL;
+}
+
+static void test_mutual_exclusion(void)
+{
+    static struct mx_shared sh;
+    struct mx_arg a[MX_THREADS];
+    pthread_t t[MX_THREADS];
+    zkc_session *s[MX_THREADS];
+    int i, opened = 0, fifo = 1, tokens_up = 1;
+
+    memset(&sh, 0, sizeof(sh));
+    pthread_mutex_init(&sh.mu, NULL);
+    for (i = 0; i < MX_THREADS; i++, opened++)
+        TU_CHECK(tu_session(&s[i], NULL, 10000, NULL) == 0, out);
+    for (i = 0; i < MX_THREADS; i++) {
+        a[i].sh = &sh;
+        a[i].s = s[i];
+        a[i].id = i;
+        pthread_create(&t[i], NULL, mx_thread, &a[i]);
+    }
+    for (i = 0; i < MX_THREADS; i++)
+        pthread_join(t[i], NULL);
+    CU_ASSERT_EQUAL(sh.errors, 0);
+    CU_ASSERT_EQUAL(sh.counter, MX_THREADS * MX_ROUNDS);
+    CU_ASSERT_EQUAL(sh.ngrants, MX_THREADS * MX_ROUNDS);
+    CU_ASSERT_EQUAL(sh.max_inside, 1);
+    /* FIFO: the lock went to queue entries in sequence order, and every
+     * holder's fencing token is above its predecessor's. */
+    for (i = 1; i < sh.ngrants; i++) {
+        if (zkc__seq_cmp(sh.grants[i - 1], sh.grants[i]) >= 0)
+            fifo = 0;
+        if (sh.tokens[i - 1] >= sh.tokens[i])
+            tokens_up = 0;
+    }
+    CU_ASSERT_EQUAL(fifo, 1);
+    CU_ASSERT_EQUAL(tokens_up, 1);
+    CU_ASSERT_EQUAL(lt_children(s[0], "/locks/mx"), 0);
+out:
+    for (i = 0; i < opened; i++)
+        zkc_session_close(s[i]);
+    pthread_mutex_destroy(&sh.mu);
+}
+
+/* ---- try, timeout, cancel */
+
+static void test_try_timeout_cancel(void)
+{
+    zkc_session *sa = NULL, *sb = NULL;
+    zkc_lock *a = NULL, *b = NULL;
+    lt_rec rb;
+    long long t0;
+    int rc;
+
+    lt_rec_init(&rb);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sb, NULL, 4000, NULL) == 0, out);
+    a = new_lock(sa, "/locks/ttc", "a", NULL);
+    b = new_lock(sb, "/locks/ttc", "b", NULL);
+    TU_CHECK(a && b, out);
+    TU_CHECK(zkc_lock_acquire(a, 5000, NULL) == 0, out);
+    /* try: busy, nothing left (the session's later read sees its delete) */
+    CU_ASSERT_EQUAL(zkc_lock_acquire(b, 0, NULL), ZKC_EBUSY);
+    CU_ASSERT_EQUAL(lt_children(sb, "/locks/ttc"), 1);
+    /* timeout: the deadline is kept, nothing left */
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(zkc_lock_acquire(b, 300, NULL), ZKC_ETIMEDOUT);
+    CU_ASSERT(tu_now_ms() - t0 >= 290);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/ttc", 1, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(b), 0);
+    /* cancel of a queued async acquire */
+    CU_ASSERT_EQUAL(zkc_lock_cancel(b), ZKC_ENONODE);
+    TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+    CU_ASSERT_EQUAL(zkc_lock_acquire_async(b, lt_on_acquired, &rb), ZKC_EBUSY);
+    CU_ASSERT_EQUAL(zkc_lock_acquire(b, 100, NULL), ZKC_EBUSY);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/ttc", 2, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_lock_cancel(b), 0);
+    CU_ASSERT_EQUAL(lt_wait_acquired(&rb, 1, 5000), 0);
+    CU_ASSERT_EQUAL(rb.rc, ZKC_ECANCELED);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/ttc", 1, 5000), 0);
+    /* cancel while the create is still in flight: its node is deleted
+     * when the reply comes */
+    for (rc = 0; rc < 5; rc++) {
+        TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+        CU_ASSERT_EQUAL(zkc_lock_cancel(b), 0);
+    }
+    CU_ASSERT_EQUAL(lt_wait_acquired(&rb, 6, 5000), 0);
+    CU_ASSERT_EQUAL(rb.rc, ZKC_ECANCELED);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/ttc", 1, 5000), 0);
+    /* async grant after the holder releases */
+    TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/ttc", 2, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_lock_release(a), 0);
+    CU_ASSERT_EQUAL(lt_wait_acquired(&rb, 7, 5000), 0);
+    CU_ASSERT_EQUAL(rb.rc, 0);
+    CU_ASSERT(rb.token > zkc_lock_token(a));
+    CU_ASSERT_EQUAL(zkc_lock_is_held(b), 1);
+    /* a try on a free lock succeeds */
+    CU_ASSERT_EQUAL(zkc_lock_release(b), 0);
+    CU_ASSERT_EQUAL(zkc_lock_acquire(b, 0, NULL), 0);
+    CU_ASSERT_EQUAL(zkc_lock_release(b), 0);
+    CU_ASSERT_EQUAL(lt_children(sb, "/locks/ttc"), 0);
+out:
+    zkc_lock_free(a);
+    zkc_lock_free(b);
+    zkc_session_close(sa);
+    zkc_session_close(sb);
+    lt_rec_destroy(&rb);
+}
+
+/* ---- holder session expiry */
+
+static void test_holder_expiry(void)
+{
+    zkc_session *sa = NULL, *sb = NULL;
+    zkc_lock *a = NULL, *b = NULL;
+    lt_rec ra, rb;
+    int64_t ta = 0;
+    zkc_op op;
+
+    lt_rec_init(&ra);
+    lt_rec_init(&rb);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 2000, NULL), 0);
+    TU_CHECK(tu_session(&sb, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sb, "/fenced/data", 5000) == 0, out);
+    a = new_lock(sa, "/locks/exp", "a", &ra);
+    b = new_lock(sb, "/locks/exp", "b", &rb);
+    TU_CHECK(a && b, out);
+    TU_CHECK(zkc_lock_acquire(a, 5000, &ta) == 0, out);
+    memset(&op, 0, sizeof(op));
+    op.type = ZKC_OP_SET;
+    op.path = "/fenced/data";
+    op.data = "from-a";
+    op.len = 6;
+    op.version = -1;
+    CU_ASSERT_EQUAL(zkc_lock_fenced_multi(a, &op, 1, 5000), 0);
+    TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/exp", 2, 5000), 0);
+    TU_CHECK(tu_expire(sa) == 0, out);
+    CU_ASSERT(lt_wait_event(&ra, 0, ZKC_LOCK_LOST, 10000) >= 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(a), 0);
+    CU_ASSERT_EQUAL(lt_wait_acquired(&rb, 1, 10000), 0);
+    CU_ASSERT_EQUAL(rb.rc, 0);
+    CU_ASSERT(rb.token > ta);
+    /* The paused-past-its-session holder cannot clobber b's work. */
+    TU_CHECK(zkc_session_wait_connected(sa, 10000) == 0, out);
+    op.data = "stale-a";
+    op.len = 7;
+    CU_ASSERT_EQUAL(zkc_lock_fenced_multi(a, &op, 1, 5000), ZKC_ENOTHELD);
+    op.data = "from-b";
+    op.len = 6;
+    CU_ASSERT_EQUAL(zkc_lock_fenced_multi(b, &op, 1, 5000), 0);
+    /* Release after loss: quiet, nothing left. */
+    CU_ASSERT_EQUAL(zkc_lock_release(a), 0);
+    CU_ASSERT_EQUAL(zkc_lock_release(b), 0);
+    CU_ASSERT_EQUAL(lt_children(sb, "/locks/exp"), 0);
+out:
+    zkc_lock_free(a);
+    zkc_lock_free(b);
+    zkc_session_close(sa);
+    zkc_session_close(sb);
+    lt_rec_destroy(&ra);
+    lt_rec_destroy(&rb);
+}
+
+/* ---- fenced multi details */
+
+static void test_fenced_multi(void)
+{
+    zkc_session *s = NULL;
+    zkc_lock *l = NULL;
+    zkc_op ops[2];
+    char guard[256];
+    int failed = 7;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    l = new_lock(s, "/locks/fence", "f", NULL);
+    TU_CHECK(l && zkc_lock_acquire(l, 5000, NULL) == 0, out);
+    TU_CHECK(zkc_lock_node_path(l, guard, sizeof(guard)) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(s, "/fence", 5000) == 0, out);
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = ZKC_OP_CREATE;
+    ops[0].path = "/fence/a";
+    ops[0].data = "x";
+    ops[0].len = 1;
+    ops[1].type = ZKC_OP_DELETE;
+    ops[1].path = "/fence/missing";
+    ops[1].version = -1;
+    /* all or nothing: the second op fails, the first is rolled back */
+    CU_ASSERT_EQUAL(zkc_fenced_multi_ex(s, guard, ops, 2, 5000, &failed), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(failed, 1);
+    CU_ASSERT_EQUAL(lt_children(s, "/fence"), 0);
+    CU_ASSERT_EQUAL(zkc_fenced_multi(s, guard, ops, 1, 5000), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/fence"), 1);
+    ops[0].type = ZKC_OP_DELETE;
+    ops[0].version = -1;
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+    CU_ASSERT_EQUAL(zkc_fenced_multi_ex(s, guard, ops, 1, 5000, &failed), ZKC_ENOTHELD);
+    CU_ASSERT_EQUAL(failed, -1);
+    CU_ASSERT_EQUAL(lt_children(s, "/fence"), 1);
+    CU_ASSERT_EQUAL(zkc_fenced_multi(s, "bad", ops, 1, 5000), ZKC_EINVAL);
+out:
+    zkc_lock_free(l);
+    zkc_session_close(s);
+}
+
+/* ---- connection loss during acquire; release retried in background */
+
+static void test_connloss_during_acquire(void)
+{
+    zkc_session *s = NULL, *h = NULL;
+    zkc_lock *l = NULL, *held = NULL, *c = NULL, *blocker = NULL;
+    lt_rec r, rh;
+    zkc_lock_info *info = NULL;
+    int down = 0, rc;
+
+    lt_rec_init(&r);
+    lt_rec_init(&rh);
+    /* Long sessions: they outlive a server restart. */
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 30000, NULL), 0);
+    TU_CHECK(tu_session(&h, NULL, 30000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(s, "/locks/cl", 5000) == 0, out);
+    l = new_lock(s, "/locks/cl", "mine", NULL);
+    c = new_lock(s, "/locks/cl2", "c", NULL);
+    held = new_lock(h, "/locks/held", "h", &rh);
+    blocker = new_lock(h, "/locks/cl2", "blocker", NULL);
+    TU_CHECK(l && c && held && blocker, out);
+    TU_CHECK(zkc_lock_acquire(held, 5000, NULL) == 0, out);
+    TU_CHECK(zkc_lock_acquire(blocker, 5000, NULL) == 0, out);
+    /* The create leaves, then the server goes: the reply is lost (or the
+     * request never arrives). */
+    TU_CHECK(zkc_lock_acquire_async(l, lt_on_acquired, &r) == 0, out);
+    TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
+    down = 1;
+    CU_ASSERT(lt_wait_event(&rh, 0, ZKC_LOCK_SUSPENDED, 10000) >= 0);
+    /* a release meeting connection loss: retried after reconnect */
+    TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
+    down = 0;
+    CU_ASSERT(lt_wait_event(&rh, 0, ZKC_LOCK_RECONNECTED, 25000) >= 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(held), 1);
+    CU_ASSERT_EQUAL(lt_wait_acquired(&r, 1, 25000), 0);
+    CU_ASSERT_EQUAL(r.rc, 0);
+    /* exactly one node: ours (adopted or created once, never orphaned) */
+    rc = zkc_lock_inspect(s, "/locks/cl", 5000, &info);
+    if (rc)
+        printf("\n    inspect: %s ", zkc_err_name(rc));
+    TU_CHECK(rc == 0, out);
+    CU_ASSERT_EQUAL(info->count, 1);
+    if (info->count == 1) {
+        CU_ASSERT_EQUAL(info->entries[0].session_id, zkc_session_id(s));
+        CU_ASSERT_STRING_EQUAL(info->entries[0].owner_id, "mine");
+    }
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/cl"), 0);
+
+    /* cancel of a (queued) acquire caught by the stop: nothing of it is
+     * left after the restart, even if its create reply was lost */
+    TU_CHECK(zkc_lock_acquire_async(c, lt_on_acquired, &r) == 0, out);
+    TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
+    down = 1;
+    CU_ASSERT_EQUAL(zkc_lock_cancel(c), 0);
+    /* and a release whose delete cannot reach the server now */
+    CU_ASSERT_EQUAL(zkc_lock_release(held), 0);
+    TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
+    down = 0;
+    CU_ASSERT_EQUAL(lt_wait_acquired(&r, 2, 25000), 0);
+    CU_ASSERT_EQUAL(r.rc, ZKC_ECANCELED);
+    CU_ASSERT_EQUAL(zkc_session_wait_connected(s, 25000), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(s, "/locks/cl2", 1, 10000), 0);
+    /* the release whose delete met the stopped server: done once h is back
+     * (the client's reconnect backoff may take h longer than s) */
+    CU_ASSERT_EQUAL(zkc_session_wait_connected(h, 25000), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(s, "/locks/held", 0, 10000), 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(blocker), 1);
+    CU_ASSERT_EQUAL(zkc_lock_release(blocker), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(s, "/locks/cl2", 0, 10000), 0);
+out:
+    if (down)
+        zkh_start_server(tu_zk, 0);
+    zkc_lock_info_free(info);
+    zkc_lock_free(l);
+    zkc_lock_free(c);
+    zkc_lock_free(held);
+    zkc_lock_free(blocker);
+    zkc_session_close(s);
+    zkc_session_close(h);
+    lt_rec_destroy(&r);
+    lt_rec_destroy(&rh);
+}
+
+/* ---- three requests per uncontended cycle (the two-round-trip floor) */
+
+static void test_requests_per_cycle(void)
+{
+    enum { CYCLES = 50 };
+    zkc_session *s = NULL;
+    zkc_lock *l = NULL;
+    long long calib, before, after;
+    int i, ok = 1;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 30000, NULL), 0);
+    l = new_lock(s, "/locks/rpc", "r", NULL);
+    TU_CHECK(l != NULL, out);
+    /* warm-up: creates the parent */
+    TU_CHECK(zkc_lock_acquire(l, 5000, NULL) == 0 && zkc_lock_release(l) == 0, out);
+    /* mntr's own connection counts as one packet: measure it */
+    calib = zkh_mntr(tu_zk, 0, "zk_packets_received");
+    before = zkh_mntr(tu_zk, 0, "zk_packets_received");
+    for (i = 0; i < CYCLES; i++)
+        if (zkc_lock_acquire(l, 5000, NULL) != 0 || zkc_lock_release(l) != 0)
+            ok = 0;
+    after = zkh_mntr(tu_zk, 0, "zk_packets_received");
+    CU_ASSERT_EQUAL(ok, 1);
+    TU_CHECK(calib >= 0 && before >= 0 && after >= 0, out);
+    after -= before - calib;
+    printf("\n    requests for %d cycles: %lld (%.2f per cycle) ", CYCLES, after - before,
+           (double)(after - before) / CYCLES);
+    /* create + getChildren (pipelined) + delete; a ping may slip in */
+    CU_ASSERT(after - before >= 3 * CYCLES);
+    CU_ASSERT(after - before <= 3 * CYCLES + 2);
+    CU_ASSERT_EQUAL((after - before) / CYCLES, 3);
+out:
+    zkc_lock_free(l);
+    zkc_session_close(s);
+}
+
+int register_lock_suite(void)
+{
+    CU_pSuite s = CU_add_suite("mutex", NULL, NULL);
+
+    if (!s || !CU_add_test(s, "acquire, reentry, layout, inspect", test_basic_reentrant) ||
+        !CU_add_test(s, "8 sessions: exclusion, FIFO, tokens", test_mutual_exclusion) ||
+        !CU_add_test(s, "try, timeout, cancel leave no node", test_try_timeout_cancel) ||
+        !CU_add_test(s, "holder expiry: lost, next granted, fenced", test_holder_expiry) ||
+        !CU_add_test(s, "fenced multi: all or nothing, guard", test_fenced_multi) ||
+        !CU_add_test(s, "connection loss during acquire", test_connloss_during_acquire) ||
+        !CU_add_test(s, "3 requests per uncontended cycle", test_requests_per_cycle))
+        return -1;
+    return 0;
+}
