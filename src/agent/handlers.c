@@ -1,0 +1,790 @@
+/* The handler runner (see handlers.h for the model). All state is guarded by
+ * one mutex that the worker drops only around poll(2) and the done
+ * callbacks. Runs are created and freed by the worker alone, so pointers to
+ * them survive a reconfigure that happens while the worker polls. */
+#include "handlers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+#include "proc.h"
+
+#define N_ENV          6
+#define LINE_MAX_BYTES 1024
+
+/* One event, shared by every handler it was queued for. */
+typedef struct evt {
+    int refs;
+    zka_event event;
+    char *json; /* with the trailing newline */
+    size_t json_len;
+    char *env[N_ENV + 1];
+} evt;
+
+typedef struct run {
+    pid_t pid;
+    int pidfd, out_fd, in_fd;
+    evt *ev;
+    unsigned coalesced;
+    size_t in_off;
+    long long started, deadline, kill_at;
+    int phase; /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent */
+    bool exited, timed_out;
+    int wstatus;
+    char line[LINE_MAX_BYTES];
+    size_t line_len;
+    size_t out_bytes, max_out;
+} run;
+
+typedef struct slot {
+    zka_handler_cfg cfg; /* deep copy */
+    size_t index;
+    char label[96];
+    evt *pending;
+    unsigned pending_coalesced;
+    run *r;
+} slot;
+
+struct zka_handlers {
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    slot **slots;
+    size_t n;
+    slot **retired; /* removed by reconfigure with a run still active */
+    size_t n_retired;
+    int wake[2];
+    pthread_t th;
+    bool stop;
+    zka_handlers_opts o;
+};
+
+static void evt_unref(evt *e)
+{
+    int i;
+
+    if (!e || --e->refs > 0)
+        return;
+    free(e->json);
+    for (i = 0; i < N_ENV; i++)
+        free(e->env[i]);
+    free(e);
+}
+
+static char **strv_dup(char *const *v)
+{
+    size_t n = 0, i;
+    char **d;
+
+    if (!v)
+        return NULL;
+    while (v[n])
+        n++;
+    if (!(d = calloc(n + 1, sizeof(*d))))
+        return NULL;
+    for (i = 0; i < n; i++)
+        if (!(d[i] = strdup(v[i]))) {
+            zka_proc_free_strv(d);
+            return NULL;
+        }
+    return d;
+}
+
+static void slot_free(slot *s)
+{
+    if (!s)
+        return;
+    zka_proc_free_strv(s->cfg.args);
+    free(s->cfg.shell);
+    evt_unref(s->pending);
+    free(s);
+}
+
+static slot *slot_new(const zka_handler_cfg *c, size_t index)
+{
+    slot *s = calloc(1, sizeof(*s));
+    const char *name;
+
+    if (!s)
+        return NULL;
+    s->cfg = *c;
+    s->cfg.args = NULL;
+    s->cfg.shell = NULL;
+    if ((c->args && !(s->cfg.args = strv_dup(c->args))) ||
+        (c->shell && !(s->cfg.shell = strdup(c->shell)))) {
+        slot_free(s);
+        return NULL;
+    }
+    s->index = index;
+    if (c->args) {
+        name = strrchr(c->args[0], '/');
+        name = name ? name + 1 : c->args[0];
+    } else {
+        name = "sh";
+    }
+    snprintf(s->label, sizeof(s->label), "handler[%zu] %s", index, name);
+    return s;
+}
+
+static void wake(zka_handlers *h)
+{
+    char b = 1;
+
+    if (write(h->wake[1], &b, 1) < 0) {
+        /* Full pipe: the worker is already due to wake. */
+    }
+}
+
+/* ------------------------------------------------------------- the worker */
+
+static void flush_line(slot *s, run *r)
+{
+    if (r->line_len == 0)
+        return;
+    zka_log(ZKC_LOG_INFO, "%s: %.*s", s->label, (int)r->line_len, r->line);
+    r->line_len = 0;
+}
+
+static void take_output(slot *s, run *r, const char *buf, size_t n)
+{
+    size_t i, keep;
+
+    keep = r->out_bytes >= r->max_out ? 0 : r->max_out - r->out_bytes;
+    if (keep > n)
+        keep = n;
+    r->out_bytes += n;
+    for (i = 0; i < keep; i++) {
+        if (buf[i] == '\n') {
+            flush_line(s, r);
+            continue;
+        }
+        if (r->line_len == sizeof(r->line))
+            flush_line(s, r);
+        r->line[r->line_len++] = buf[i];
+    }
+}
+
+static void read_output(slot *s, run *r)
+{
+    char buf[8192];
+    ssize_t n;
+
+    while (r->out_fd >= 0) {
+        n = read(r->out_fd, buf, sizeof(buf));
+        if (n > 0) {
+            take_output(s, r, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        close(r->out_fd); /* EOF or error */
+        r->out_fd = -1;
+    }
+}
+
+static void write_input(run *r)
+{
+    ssize_t n;
+
+    while (r->in_fd >= 0 && r->in_off < r->ev->json_len) {
+        n = write(r->in_fd, r->ev->json + r->in_off, r->ev->json_len - r->in_off);
+        if (n > 0) {
+            r->in_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0 && errno == EPIPE) {
+            /* The handler did not read its stdin: fine. SIGPIPE is blocked in
+             * this thread; consume the pending one. */
+            sigset_t pipe_set;
+            struct timespec zero = {0, 0};
+            sigemptyset(&pipe_set);
+            sigaddset(&pipe_set, SIGPIPE);
+            (void)sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        break;
+    }
+    if (r->in_fd >= 0) {
+        close(r->in_fd); /* all written (EOF for the handler) or it stopped reading */
+        r->in_fd = -1;
+    }
+}
+
+static void start_run(zka_handlers *h, slot *s)
+{
+    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1};
+    char *path = NULL, *sh_argv[4];
+    char *const *argv;
+    char **envp = NULL;
+    evt *ev = s->pending;
+    run *r = NULL;
+    unsigned coalesced = s->pending_coalesced;
+
+    s->pending = NULL;
+    s->pending_coalesced = 0;
+    if (s->cfg.shell) {
+        sh_argv[0] = "/bin/sh";
+        sh_argv[1] = "-c";
+        sh_argv[2] = s->cfg.shell;
+        sh_argv[3] = NULL;
+        argv = sh_argv;
+        path = strdup("/bin/sh");
+    } else {
+        argv = s->cfg.args;
+        path = zka_proc_resolve(argv[0]);
+        if (!path) {
+            zka_log(ZKC_LOG_ERROR, "%s: cannot run %s: %s", s->label, argv[0], strerror(errno));
+            goto fail;
+        }
+    }
+    if (!path || !(r = calloc(1, sizeof(*r))) || !(envp = zka_proc_env(ev->env, N_ENV))) {
+        zka_log(ZKC_LOG_ERROR, "%s: out of memory", s->label);
+        goto fail;
+    }
+    if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0) {
+        zka_log(ZKC_LOG_ERROR, "%s: pipe: %s", s->label, strerror(errno));
+        goto fail;
+    }
+    r->pid = zka_proc_spawn(path, argv, envp, in_p[0], out_p[1], out_p[1]);
+    if (r->pid < 0) {
+        zka_log(ZKC_LOG_ERROR, "%s: fork: %s", s->label, strerror(errno));
+        goto fail;
+    }
+    close(in_p[0]);
+    close(out_p[1]);
+    r->in_fd = in_p[1];
+    r->out_fd = out_p[0];
+    fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
+    fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
+    r->pidfd = zka_proc_pidfd(r->pid);
+    r->ev = ev;
+    r->coalesced = coalesced;
+    r->started = zka_now_ms();
+    r->deadline = r->started + s->cfg.timeout_ms;
+    r->max_out = s->cfg.max_output_bytes;
+    s->r = r;
+    zka_log(ZKC_LOG_DEBUG, "%s: started pid %d for %s%s", s->label, (int)r->pid,
+            zka_event_name(ev->event), coalesced ? " (coalesced)" : "");
+    write_input(r);
+    free(path);
+    zka_proc_free_strv(envp);
+    return;
+
+fail:
+    if (in_p[0] >= 0) {
+        close(in_p[0]);
+        close(in_p[1]);
+    }
+    if (out_p[0] >= 0) {
+        close(out_p[0]);
+        close(out_p[1]);
+    }
+    free(path);
+    zka_proc_free_strv(envp);
+    free(r);
+    /* Report it so a caller counting runs sees the failure. */
+    if (h->o.done) {
+        zka_handler_result res;
+        memset(&res, 0, sizeof(res));
+        res.index = s->index;
+        res.event = ev->event;
+        res.json = ev->json;
+        res.spawn_failed = true;
+        res.coalesced = coalesced;
+        pthread_mutex_unlock(&h->mu);
+        h->o.done(&res, h->o.user_data);
+        pthread_mutex_lock(&h->mu);
+    }
+    evt_unref(ev);
+}
+
+/* Finish an exited run: log how it ended, report, free. Lock held; dropped
+ * around the callback. */
+static void finish_run(zka_handlers *h, slot *s)
+{
+    run *r = s->r;
+    zka_handler_result res;
+    char how[96], co[64];
+
+    read_output(s, r); /* what it wrote just before exiting */
+    if (r->out_fd >= 0) {
+        /* A background grandchild may hold the pipe open: stop reading. */
+        close(r->out_fd);
+        r->out_fd = -1;
+    }
+    flush_line(s, r);
+    if (r->out_bytes > r->max_out)
+        zka_log(ZKC_LOG_WARN, "%s: [truncated %zu bytes]", s->label, r->out_bytes - r->max_out);
+    if (r->in_fd >= 0)
+        close(r->in_fd);
+    if (r->pidfd >= 0)
+        close(r->pidfd);
+    zka_proc_reap_group(r->pid);
+    zka_proc_status_str(r->wstatus, how, sizeof(how));
+    co[0] = '\0';
+    if (r->coalesced)
+        snprintf(co, sizeof(co), " (%u earlier events coalesced into it)", r->coalesced);
+    memset(&res, 0, sizeof(res));
+    res.index = s->index;
+    res.event = r->ev->event;
+    res.json = r->ev->json;
+    res.wait_status = r->wstatus;
+    res.timed_out = r->timed_out;
+    res.coalesced = r->coalesced;
+    res.output_bytes = r->out_bytes;
+    res.duration_ms = zka_now_ms() - r->started;
+    zka_log(r->timed_out || !WIFEXITED(r->wstatus) || WEXITSTATUS(r->wstatus) != 0 ? ZKC_LOG_WARN
+                                                                                   : ZKC_LOG_INFO,
+            "%s: %s: %s%s after %lld ms%s", s->label, zka_event_name(r->ev->event),
+            r->timed_out ? "timed out, " : "", how, res.duration_ms, co);
+    s->r = NULL;
+    if (h->o.done) {
+        pthread_mutex_unlock(&h->mu);
+        h->o.done(&res, h->o.user_data);
+        pthread_mutex_lock(&h->mu);
+    }
+    evt_unref(r->ev);
+    free(r);
+}
+
+static void check_exit(run *r)
+{
+    pid_t p;
+
+    if (r->exited)
+        return;
+    do
+        p = waitpid(r->pid, &r->wstatus, WNOHANG);
+    while (p < 0 && errno == EINTR);
+    if (p == r->pid || (p < 0 && errno == ECHILD))
+        r->exited = true;
+}
+
+static void check_timer(zka_handlers *h, slot *s, long long now)
+{
+    run *r = s->r;
+
+    if (r->phase == 0 && now >= r->deadline) {
+        zka_log(ZKC_LOG_WARN, "%s: timeout after %d ms, sending SIGTERM", s->label,
+                s->cfg.timeout_ms);
+        r->timed_out = true;
+        kill(-r->pid, SIGTERM);
+        r->phase = 1;
+        r->kill_at = now + h->o.kill_grace_ms;
+    } else if (r->phase == 1 && now >= r->kill_at) {
+        zka_log(ZKC_LOG_WARN, "%s: still running %d ms after SIGTERM, sending SIGKILL", s->label,
+                h->o.kill_grace_ms);
+        kill(-r->pid, SIGKILL);
+        r->phase = 2;
+    }
+}
+
+/* All slots with a run, current and retired, in a fresh array. */
+static size_t active_slots(zka_handlers *h, slot ***out)
+{
+    size_t i, k = 0;
+    slot **v = malloc((h->n + h->n_retired + 1) * sizeof(*v));
+
+    *out = v;
+    if (!v)
+        return 0;
+    for (i = 0; i < h->n; i++)
+        if (h->slots[i]->r)
+            v[k++] = h->slots[i];
+    for (i = 0; i < h->n_retired; i++)
+        v[k++] = h->retired[i];
+    return k;
+}
+
+static bool is_idle(zka_handlers *h)
+{
+    size_t i;
+
+    if (h->n_retired)
+        return false;
+    for (i = 0; i < h->n; i++)
+        if (h->slots[i]->r || h->slots[i]->pending)
+            return false;
+    return true;
+}
+
+static void drop_retired_done(zka_handlers *h)
+{
+    size_t i = 0;
+
+    while (i < h->n_retired) {
+        if (!h->retired[i]->r) {
+            slot_free(h->retired[i]);
+            h->retired[i] = h->retired[--h->n_retired];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void *worker(void *arg)
+{
+    zka_handlers *h = arg;
+    sigset_t all;
+    struct pollfd *pfd = NULL;
+    slot **act = NULL;
+    size_t i, nact, npfd;
+
+    /* Signals belong to the agent's main thread; SIGPIPE from a handler that
+     * closed its stdin must become EPIPE here, not kill the agent. */
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        long long now = zka_now_ms(), next = -1;
+        int timeout;
+        bool poll_exit = false;
+
+        if (!h->stop)
+            for (i = 0; i < h->n; i++)
+                if (!h->slots[i]->r && h->slots[i]->pending)
+                    start_run(h, h->slots[i]);
+        drop_retired_done(h);
+        if (is_idle(h))
+            pthread_cond_broadcast(&h->idle);
+        free(act);
+        nact = active_slots(h, &act);
+        if (h->stop && nact == 0)
+            break;
+        free(pfd);
+        pfd = calloc(1 + 3 * nact, sizeof(*pfd));
+        if (!pfd || (!act && nact)) {
+            /* Cannot even poll: retry shortly rather than spin or die. */
+            pthread_mutex_unlock(&h->mu);
+            usleep(10000);
+            pthread_mutex_lock(&h->mu);
+            continue;
+        }
+        npfd = 0;
+        pfd[npfd].fd = h->wake[0];
+        pfd[npfd++].events = POLLIN;
+        for (i = 0; i < nact; i++) {
+            run *r = act[i]->r;
+            long long t = r->phase == 0 ? r->deadline : r->phase == 1 ? r->kill_at : -1;
+
+            pfd[npfd].fd = r->out_fd;
+            pfd[npfd++].events = POLLIN;
+            pfd[npfd].fd = r->in_fd;
+            pfd[npfd++].events = POLLOUT;
+            pfd[npfd].fd = r->pidfd;
+            pfd[npfd++].events = POLLIN;
+            if (r->pidfd < 0)
+                poll_exit = true;
+            if (t >= 0 && (next < 0 || t < next))
+                next = t;
+        }
+        timeout = next < 0 ? -1 : next <= now ? 0 : (int)(next - now);
+        if (poll_exit && (timeout < 0 || timeout > 20))
+            timeout = 20; /* no pidfd: look for exits every 20 ms */
+        pthread_mutex_unlock(&h->mu);
+        (void)poll(pfd, npfd, timeout);
+        pthread_mutex_lock(&h->mu);
+        if (pfd[0].revents) {
+            char buf[256];
+            while (read(h->wake[0], buf, sizeof(buf)) > 0) {
+            }
+        }
+        now = zka_now_ms();
+        for (i = 0; i < nact; i++) {
+            slot *s = act[i];
+            run *r = s->r;
+
+            if (pfd[1 + 3 * i].revents)
+                read_output(s, r);
+            if (pfd[2 + 3 * i].revents)
+                write_input(r);
+            if (r->pidfd < 0 || pfd[3 + 3 * i].revents)
+                check_exit(r);
+            if (r->exited)
+                finish_run(h, s);
+            else
+                check_timer(h, s, now);
+        }
+    }
+    pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->mu);
+    free(act);
+    free(pfd);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ API */
+
+static int build_slots(const zka_handler_cfg *cfgs, size_t n, slot ***out)
+{
+    slot **v = calloc(n + 1, sizeof(*v));
+    size_t i;
+
+    if (!v)
+        return ZKC_ENOMEM;
+    for (i = 0; i < n; i++)
+        if (!(v[i] = slot_new(&cfgs[i], i))) {
+            while (i--)
+                slot_free(v[i]);
+            free(v);
+            return ZKC_ENOMEM;
+        }
+    *out = v;
+    return 0;
+}
+
+int zka_handlers_new(zka_handlers **out, const zka_handler_cfg *cfgs, size_t n,
+                     const zka_handlers_opts *o)
+{
+    zka_handlers *h = calloc(1, sizeof(*h));
+    size_t i;
+    int rc = ZKC_ENOMEM;
+
+    if (!h)
+        return ZKC_ENOMEM;
+    if (o)
+        h->o = *o;
+    if (h->o.kill_grace_ms <= 0)
+        h->o.kill_grace_ms = 2000;
+    if ((rc = build_slots(cfgs, n, &h->slots)))
+        goto fail_slots;
+    h->n = n;
+    rc = ZKC_ESYS;
+    if (pipe2(h->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        goto fail_pipe;
+    if (pthread_mutex_init(&h->mu, NULL) != 0)
+        goto fail_mu;
+    if (zkc__cond_init(&h->idle) != 0)
+        goto fail_cond;
+    if (pthread_create(&h->th, NULL, worker, h) != 0)
+        goto fail_thread;
+    *out = h;
+    return 0;
+
+fail_thread:
+    pthread_cond_destroy(&h->idle);
+fail_cond:
+    pthread_mutex_destroy(&h->mu);
+fail_mu:
+    close(h->wake[0]);
+    close(h->wake[1]);
+fail_pipe:
+    for (i = 0; i < n; i++)
+        slot_free(h->slots[i]);
+    free(h->slots);
+fail_slots:
+    free(h);
+    return rc;
+}
+
+static evt *evt_new(const zka_event_info *ev)
+{
+    static const char *const names[N_ENV] = {"ZKCOORD_EVENT",         "ZKCOORD_CLUSTER",
+                                             "ZKCOORD_MEMBER_ID",     "ZKCOORD_LEADER_ID",
+                                             "ZKCOORD_FENCING_TOKEN", "ZKCOORD_MEMBERS"};
+    const char *vals[N_ENV];
+    evt *e = calloc(1, sizeof(*e));
+    int i;
+
+    if (!e)
+        return NULL;
+    e->refs = 1;
+    e->event = ev->event;
+    vals[0] = zka_event_name(ev->event);
+    vals[1] = ev->cluster;
+    vals[2] = ev->member_id;
+    vals[3] = ev->leader_id;
+    vals[4] = ev->fencing_token;
+    vals[5] = ev->members;
+    for (i = 0; i < N_ENV; i++)
+        if (asprintf(&e->env[i], "%s=%s", names[i], vals[i] ? vals[i] : "") < 0) {
+            e->env[i] = NULL;
+            evt_unref(e);
+            return NULL;
+        }
+    e->json_len = strlen(ev->json) + 1;
+    if (!(e->json = malloc(e->json_len + 1))) {
+        evt_unref(e);
+        return NULL;
+    }
+    memcpy(e->json, ev->json, e->json_len - 1);
+    e->json[e->json_len - 1] = '\n';
+    e->json[e->json_len] = '\0';
+    return e;
+}
+
+int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
+{
+    evt *e;
+    size_t i;
+    int queued = 0;
+
+    if (!ev || !ev->json || !zka_event_name(ev->event))
+        return ZKC_EINVAL;
+    if (!(e = evt_new(ev)))
+        return ZKC_ENOMEM;
+    pthread_mutex_lock(&h->mu);
+    if (h->stop) {
+        pthread_mutex_unlock(&h->mu);
+        evt_unref(e);
+        return ZKC_ECLOSED;
+    }
+    for (i = 0; i < h->n; i++) {
+        slot *s = h->slots[i];
+
+        if (!(s->cfg.events & (1u << ev->event)))
+            continue;
+        if (s->pending) {
+            /* Coalesce: the follow-up run gets the latest view only; the
+             * event it replaces is counted, not run. */
+            evt_unref(s->pending);
+            s->pending_coalesced++;
+        }
+        e->refs++;
+        s->pending = e;
+        queued++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    evt_unref(e);
+    if (queued)
+        wake(h);
+    return queued;
+}
+
+int zka_handlers_reconfigure(zka_handlers *h, const zka_handler_cfg *cfgs, size_t n)
+{
+    slot **nv, **ret;
+    bool *used;
+    size_t i, j, nret;
+    int rc;
+
+    pthread_mutex_lock(&h->mu);
+    if ((rc = build_slots(cfgs, n, &nv))) {
+        pthread_mutex_unlock(&h->mu);
+        return rc;
+    }
+    used = calloc(h->n + 1, sizeof(*used));
+    ret = realloc(h->retired, (h->n_retired + h->n + 1) * sizeof(*ret));
+    if (!used || !ret) {
+        if (ret)
+            h->retired = ret;
+        for (i = 0; i < n; i++)
+            slot_free(nv[i]);
+        free(nv);
+        free(used);
+        pthread_mutex_unlock(&h->mu);
+        return ZKC_ENOMEM;
+    }
+    h->retired = ret;
+    /* An unchanged handler keeps its slot: its run and queued follow-up
+     * carry on as if nothing happened (no spurious run on reload). */
+    for (i = 0; i < n; i++)
+        for (j = 0; j < h->n; j++)
+            if (!used[j] && zka_handler_cfg_equal(&nv[i]->cfg, &h->slots[j]->cfg)) {
+                used[j] = true;
+                slot_free(nv[i]);
+                nv[i] = h->slots[j];
+                nv[i]->index = i;
+                {
+                    /* Keep the label's name part, renumber. */
+                    const char *name = strchr(nv[i]->label, ' ');
+                    char tmp[96];
+                    snprintf(tmp, sizeof(tmp), "handler[%zu]%s", i, name ? name : "");
+                    memcpy(nv[i]->label, tmp, sizeof(tmp));
+                }
+                break;
+            }
+    nret = h->n_retired;
+    for (j = 0; j < h->n; j++) {
+        if (used[j])
+            continue;
+        evt_unref(h->slots[j]->pending);
+        h->slots[j]->pending = NULL;
+        if (h->slots[j]->r)
+            h->retired[nret++] = h->slots[j];
+        else
+            slot_free(h->slots[j]);
+    }
+    h->n_retired = nret;
+    free(h->slots);
+    free(used);
+    h->slots = nv;
+    h->n = n;
+    pthread_mutex_unlock(&h->mu);
+    wake(h);
+    return 0;
+}
+
+int zka_handlers_wait_idle(zka_handlers *h, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    if (timeout_ms >= 0)
+        zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&h->mu);
+    while (!is_idle(h) && rc == 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&h->idle, &h->mu);
+        else if (pthread_cond_timedwait(&h->idle, &h->mu, &ts) == ETIMEDOUT)
+            rc = is_idle(h) ? 0 : ZKC_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void zka_handlers_free(zka_handlers *h)
+{
+    size_t i;
+    long long now = zka_now_ms();
+
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    for (i = 0; i < h->n + h->n_retired; i++) {
+        slot *s = i < h->n ? h->slots[i] : h->retired[i - h->n];
+        evt_unref(s->pending);
+        s->pending = NULL;
+        if (s->r && s->r->phase == 0) {
+            /* Leaving: a run is not allowed to outlive the agent by more
+             * than the grace. */
+            kill(-s->r->pid, SIGTERM);
+            s->r->phase = 1;
+            s->r->kill_at = now + h->o.kill_grace_ms;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    wake(h);
+    pthread_join(h->th, NULL);
+    for (i = 0; i < h->n; i++)
+        slot_free(h->slots[i]);
+    for (i = 0; i < h->n_retired; i++)
+        slot_free(h->retired[i]);
+    free(h->slots);
+    free(h->retired);
+    close(h->wake[0]);
+    close(h->wake[1]);
+    pthread_cond_destroy(&h->idle);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,86 @@
+/* The handler runner: runs the configured commands when events happen.
+ *
+ * Model: one worker thread with its own poll(2) loop, woken through a
+ * self-pipe. zka_handlers_fire() only queues (it never forks, waits or does
+ * I/O beyond one byte to the self-pipe), so it is safe to call from the
+ * library's dispatcher thread or any other thread. The worker forks each run
+ * (PATH lookup and environment built before fork; only execve after it),
+ * writes the event document to the child's stdin, reads stdout+stderr
+ * (merged) into the log line by line, enforces the timeout (SIGTERM to the
+ * run's process group, SIGKILL after a grace), and reaps the child by pid
+ * through a pidfd.
+ *
+ * Per handler: never two runs at once. Events that arrive while a run is
+ * active are coalesced into ONE follow-up run carrying the latest event
+ * (earlier ones are dropped and counted). Peer data reaches a handler only
+ * in its stdin document and its environment, never in argv. */
+#ifndef ZKA_HANDLERS_H
+#define ZKA_HANDLERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct zka_handlers zka_handlers;
+
+/* One event. All strings are borrowed for the call (copied). NULL strings
+ * become empty environment values. */
+typedef struct zka_event_info {
+    zka_event event;
+    const char *json;          /* document written to stdin, followed by '\n' */
+    const char *cluster;       /* ZKCOORD_CLUSTER */
+    const char *member_id;     /* ZKCOORD_MEMBER_ID: this agent's member id */
+    const char *leader_id;     /* ZKCOORD_LEADER_ID: current leader ("" if none) */
+    const char *fencing_token; /* ZKCOORD_FENCING_TOKEN: decimal, "" if none */
+    const char *members;       /* ZKCOORD_MEMBERS: member ids, comma-separated */
+} zka_event_info;
+
+/* How one run ended, passed to zka_handlers_opts.done. */
+typedef struct zka_handler_result {
+    size_t index;        /* position in the handler list given to new/reconfigure */
+    zka_event event;     /* the event of this run */
+    const char *json;    /* its document (borrowed for the callback) */
+    int wait_status;     /* as from waitpid(); meaningless if spawn_failed */
+    bool spawn_failed;   /* command not found / fork failed: it did not run */
+    bool timed_out;      /* killed at its timeout */
+    unsigned coalesced;  /* events merged into this run (0: it ran for one event) */
+    size_t output_bytes; /* bytes it wrote (stdout+stderr), including dropped ones */
+    long long duration_ms;
+} zka_handler_result;
+
+typedef void (*zka_handler_done_fn)(const zka_handler_result *r, void *user_data);
+
+typedef struct zka_handlers_opts {
+    int kill_grace_ms;        /* after SIGTERM at timeout, before SIGKILL; 0 = 2000 */
+    zka_handler_done_fn done; /* optional; runs on the worker thread, no lock held;
+                                 it may call zka_handlers_fire but not _free */
+    void *user_data;
+} zka_handlers_opts;
+
+/* Start the runner with `n` handlers (copied). `o` may be NULL.
+ * Errors: ZKC_ENOMEM, ZKC_ESYS (pipe or thread creation failed). */
+int zka_handlers_new(zka_handlers **out, const zka_handler_cfg *cfgs, size_t n,
+                     const zka_handlers_opts *o);
+
+/* Queue `ev` for every handler subscribed to it. Never blocks on a run.
+ * Returns the number of handlers it was queued for (>= 0), or ZKC_ENOMEM,
+ * ZKC_EINVAL (bad event or NULL json), ZKC_ECLOSED (being freed). */
+int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev);
+
+/* Replace the handler list (HUP reload). A handler whose configuration is
+ * unchanged keeps its state (an active run and its queued follow-up). A
+ * removed handler's active run finishes (or times out) but its queued
+ * follow-up is dropped. Fires nothing by itself. Errors: ZKC_ENOMEM. */
+int zka_handlers_reconfigure(zka_handlers *h, const zka_handler_cfg *cfgs, size_t n);
+
+/* Wait until no run is active or queued, up to timeout_ms (-1 = forever).
+ * Returns 0 or ZKC_ETIMEDOUT. */
+int zka_handlers_wait_idle(zka_handlers *h, int timeout_ms);
+
+/* Stop: queued events are dropped, active runs get SIGTERM, then SIGKILL
+ * after the grace; waits for them and the worker thread, frees `h`.
+ * NULL is a no-op. Must not be called from the done callback. */
+void zka_handlers_free(zka_handlers *h);
+
+#endif

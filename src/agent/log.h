@@ -1,0 +1,39 @@
+/* Agent logging: one process-wide sink shared by every agent thread and, via
+ * zka_log_zkc(), by the library.
+ *
+ * Destinations:
+ *  - stderr, not a tty: each line is "<N>msg" with a syslog priority prefix
+ *    (sd-daemon(3) style) so journald files it at the right level;
+ *  - stderr, a tty: "zkcoord: level: msg" for a human;
+ *  - syslog(3) (ident "zkcoord", facility daemon) when configured.
+ * All functions are thread-safe; a line is written with one write(2). */
+#ifndef ZKA_LOG_H
+#define ZKA_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "zkcoord/zkcoord.h"
+
+/* Set the most verbose level written (default ZKC_LOG_INFO) and the
+ * destination. May be called again at any time (HUP reload). */
+void zka_log_setup(zkc_log_level level, int use_syslog);
+
+/* The current level. */
+zkc_log_level zka_log_level(void);
+
+/* Tests: also pass every line that is written (after level filtering) to
+ * `fn`, from the logging thread, under the log mutex (fn must not log).
+ * NULL removes it. */
+typedef void (*zka_log_tap_fn)(zkc_log_level level, const char *line, void *user_data);
+void zka_log_set_tap(zka_log_tap_fn fn, void *user_data);
+
+void zka_log(zkc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void zka_vlog(zkc_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* A zkc_log_fn: put as zkc_session_opts.log_fn (user_data unused) so the
+ * library's lines join the agent's log. */
+void zka_log_zkc(zkc_log_level level, const char *msg, void *user_data);
+
+#endif

@@ -1,0 +1,996 @@
+/*
+ * zkcoord: the agent that runs beside a legacy app. It only wires the
+ * library's recipes (membership, election, locks) to the agent's parts
+ * (health checks, handlers, the supervisor, sd_notify); it holds no recipe
+ * logic of its own.
+ *
+ * Threads: the main thread owns signals (all blocked elsewhere, taken with
+ * sigtimedwait) and the systemd watchdog; the library's dispatcher runs the
+ * recipe callbacks below; the health checker, the handler runner and the
+ * supervisor have their own threads. `a->mu` guards the agent's view of the
+ * world; no blocking call is made while holding it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zkcoord/zkcoord.h"
+#include "zkcoord/election.h"
+#include "zkcoord/group.h"
+#include "zkcoord/lock.h"
+
+#include "config.h"
+#include "handlers.h"
+#include "health.h"
+#include "log.h"
+#include "notify.h"
+#include "proc.h"
+#include "supervise.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4 };
+
+struct held_lock {
+    struct agent *a;
+    zka_lock_cfg cfg; /* borrowed from a->cfg */
+    zkc_lock *lock;
+    int held;
+    int64_t token;
+};
+
+struct agent {
+    zka_config *cfg;
+    zkc_session *s;
+    zkc_group *group;
+    zkc_election *election;
+    struct held_lock *locks;
+    size_t n_locks;
+    zka_handlers *handlers;
+    zka_health *health;
+    zka_supervise *sv;
+    char *members_path;
+    char *leader_path;
+
+    pthread_mutex_t mu; /* everything below */
+    int joined;         /* we want to be registered (healthy) */
+    int campaigning;
+    int leading;
+    int64_t token; /* our term's token while leading */
+    char leader_id[ZKC_ELECTION_ID_MAX + 1];
+    int64_t leader_token;
+    zkc_group_view *view;
+    int baseline; /* the first view is the baseline: no events for it */
+    int ready_sent;
+    int connected;
+};
+
+static long long epoch_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ------------------------------------------------------------- events */
+
+static json_t *member_json(const zkc_member *m)
+{
+    json_t *o = json_object(), *eps = json_object(), *meta = NULL;
+    const char *md = zkc_member_metadata(m);
+    int i, n = zkc_member_endpoint_count(m);
+    unsigned flags = zkc_member_flags(m);
+
+    for (i = 0; i < n; i++) {
+        const char *name, *host;
+        int port;
+        if (zkc_member_endpoint(m, i, &name, &host, &port) == 0)
+            json_object_set_new(eps, name,
+                                json_pack("{s:s, s:i}", "host", host ? host : "", "port", port));
+    }
+    if (md)
+        meta = json_loads(md, 0, NULL);
+    json_object_set_new(o, "id", json_string(zkc_member_id(m) ? zkc_member_id(m) : ""));
+    json_object_set_new(o, "node", json_string(zkc_member_node(m)));
+    json_object_set_new(o, "host", json_string(zkc_member_host(m) ? zkc_member_host(m) : ""));
+    json_object_set_new(o, "port", json_integer(zkc_member_port(m)));
+    json_object_set_new(o, "status", json_string(zkc_member_status(m) ? zkc_member_status(m) : ""));
+    json_object_set_new(o, "shard", json_integer(zkc_member_shard(m)));
+    json_object_set_new(o, "endpoints", eps);
+    json_object_set_new(o, "metadata", meta ? meta : json_object());
+    json_object_set_new(o, "session", json_integer(zkc_member_owner(m)));
+    json_object_set_new(o, "malformed",
+                        json_boolean(flags & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE)));
+    json_object_set_new(o, "duplicate", json_boolean(flags & ZKC_MEMBER_DUPLICATE));
+    return o;
+}
+
+/* Fire `ev` to the handlers with a document built from the agent's state
+ * plus `extra` (stolen; may be NULL). */
+static void fire(struct agent *a, zka_event ev, json_t *extra)
+{
+    json_t *doc = json_object(), *members = json_array();
+    char *ids = NULL, *text;
+    size_t ids_len = 0;
+    FILE *idf = open_memstream(&ids, &ids_len);
+    char token[32] = "";
+    zka_event_info info;
+    int i, n;
+
+    pthread_mutex_lock(&a->mu);
+    n = a->view ? zkc_group_view_count(a->view) : 0;
+    for (i = 0; i < n; i++) {
+        const zkc_member *m = zkc_group_view_at(a->view, i);
+        json_array_append_new(members, member_json(m));
+        if (idf && zkc_member_id(m))
+            fprintf(idf, "%s%s", i ? "," : "", zkc_member_id(m));
+    }
+    json_object_set_new(doc, "event", json_string(zka_event_name(ev)));
+    json_object_set_new(doc, "cluster", json_string(a->cfg->cluster));
+    json_object_set_new(doc, "member_id", json_string(a->cfg->member.id));
+    json_object_set_new(doc, "time_ms", json_integer(epoch_ms()));
+    if (a->leader_id[0])
+        json_object_set_new(
+            doc, "leader",
+            json_pack("{s:s, s:I}", "id", a->leader_id, "token", (json_int_t)a->leader_token));
+    else
+        json_object_set_new(doc, "leader", json_null());
+    json_object_set_new(doc, "leading", json_boolean(a->leading));
+    if (a->leading)
+        snprintf(token, sizeof(token), "%" PRId64, a->token);
+    pthread_mutex_unlock(&a->mu);
+    if (idf)
+        fclose(idf);
+    json_object_set_new(doc, "members", members);
+    if (extra) {
+        json_t *tok = json_object_get(extra, "token");
+        if (json_is_integer(tok))
+            snprintf(token, sizeof(token), "%" JSON_INTEGER_FORMAT, json_integer_value(tok));
+        json_object_update(doc, extra);
+        json_decref(extra);
+    }
+    if (token[0])
+        json_object_set_new(doc, "fencing_token", json_string(token));
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    memset(&info, 0, sizeof(info));
+    info.event = ev;
+    info.json = text ? text : "{}";
+    info.cluster = a->cfg->cluster;
+    info.member_id = a->cfg->member.id;
+    pthread_mutex_lock(&a->mu);
+    info.leader_id = strdup(a->leader_id);
+    pthread_mutex_unlock(&a->mu);
+    info.fencing_token = token;
+    info.members = ids ? ids : "";
+    zka_log(ZKC_LOG_INFO, "event %s", zka_event_name(ev));
+    if (a->handlers)
+        zka_handlers_fire(a->handlers, &info);
+    free((char *)info.leader_id);
+    free(ids);
+    free(text);
+}
+
+/* ------------------------------------------------------- supervising */
+
+/* Does the supervise condition hold, and under which token? mu held. */
+static int condition_holds(struct agent *a, char *token, size_t len)
+{
+    const zka_supervise_cfg *sc = &a->cfg->supervise;
+    size_t i;
+
+    token[0] = '\0';
+    switch (sc->when) {
+    case ZKA_WHILE_LEADER:
+        if (a->leading)
+            snprintf(token, len, "%" PRId64, a->token);
+        return a->leading;
+    case ZKA_WHILE_MEMBER:
+        return a->joined && a->connected;
+    case ZKA_WHILE_LOCK:
+        for (i = 0; i < a->n_locks; i++) {
+            if (strcmp(a->locks[i].cfg.name, sc->lock) == 0 && a->locks[i].held) {
+                snprintf(token, len, "%" PRId64, a->locks[i].token);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static void resupervise(struct agent *a)
+{
+    char token[32];
+    int run;
+
+    if (!a->sv)
+        return;
+    pthread_mutex_lock(&a->mu);
+    run = condition_holds(a, token, sizeof(token));
+    pthread_mutex_unlock(&a->mu);
+    zka_supervise_want(a->sv, run != 0, token[0] ? token : NULL);
+}
+
+/* Stop the app and wait until its whole process group is gone: called
+ * before leadership or a lock is given up, so it is gone before another
+ * member's app can start. */
+static void stop_app_now(struct agent *a)
+{
+    if (a->sv && zka_supervise_stop_sync(a->sv, a->cfg->supervise.stop_grace_ms + 2000) != 0)
+        zka_log(ZKC_LOG_ERROR, "supervised app did not stop in time");
+}
+
+static void on_app_exit(pid_t pid, int status, bool stopped, void *user_data)
+{
+    char buf[64];
+
+    (void)user_data;
+    zka_proc_status_str(status, buf, sizeof(buf));
+    zka_log(stopped ? ZKC_LOG_INFO : ZKC_LOG_WARN, "supervised app (pid %ld) %s: %s", (long)pid,
+            stopped ? "stopped" : "exited", buf);
+}
+
+/* ------------------------------------------------------------ election */
+
+static void on_election(zkc_election *e, const zkc_election_event *ev, void *user_data)
+{
+    struct agent *a = user_data;
+    int changed;
+
+    (void)e;
+    switch (ev->type) {
+    case ZKC_ELECTION_ELECTED:
+        pthread_mutex_lock(&a->mu);
+        a->leading = 1;
+        a->token = ev->token;
+        changed = strcmp(a->leader_id, a->cfg->member.id) != 0 || a->leader_token != ev->token;
+        snprintf(a->leader_id, sizeof(a->leader_id), "%s", a->cfg->member.id);
+        a->leader_token = ev->token;
+        pthread_mutex_unlock(&a->mu);
+        zka_log(ZKC_LOG_INFO, "elected leader of %s (fencing token %" PRId64 ")", a->cfg->cluster,
+                ev->token);
+        zka_notifyf("STATUS=leader of %s (token %" PRId64 ")", a->cfg->cluster, ev->token);
+        resupervise(a);
+        fire(a, ZKA_EV_ELECTED, json_pack("{s:I}", "token", (json_int_t)ev->token));
+        if (changed)
+            fire(a, ZKA_EV_LEADER_CHANGED, NULL);
+        break;
+    case ZKC_ELECTION_DEMOTED:
+        pthread_mutex_lock(&a->mu);
+        a->leading = 0;
+        pthread_mutex_unlock(&a->mu);
+        zka_log(ZKC_LOG_WARN, "demoted (%s)", zkc_election_demote_reason_name(ev->reason));
+        zka_notifyf("STATUS=member of %s", a->cfg->cluster);
+        /* Before this callback returns: a resigning leader's node goes only
+         * after it, so no other member's app can start meanwhile. */
+        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
+            stop_app_now(a);
+        fire(a, ZKA_EV_DEMOTED,
+             json_pack("{s:s, s:I}", "reason", zkc_election_demote_reason_name(ev->reason), "token",
+                       (json_int_t)ev->token));
+        break;
+    case ZKC_ELECTION_LEADER_CHANGED:
+        pthread_mutex_lock(&a->mu);
+        changed = strcmp(a->leader_id, ev->leader_id ? ev->leader_id : "") != 0 ||
+                  a->leader_token != ev->token;
+        snprintf(a->leader_id, sizeof(a->leader_id), "%s", ev->leader_id ? ev->leader_id : "");
+        a->leader_token = ev->token;
+        pthread_mutex_unlock(&a->mu);
+        if (changed) {
+            zka_log(ZKC_LOG_INFO, "leader is now %s", ev->leader_id ? ev->leader_id : "(none)");
+            fire(a, ZKA_EV_LEADER_CHANGED, NULL);
+        }
+        break;
+    case ZKC_ELECTION_ERROR:
+        zka_log(ZKC_LOG_ERROR, "election stopped: %s; rejoining", zkc_strerror(ev->err));
+        zkc_election_rejoin(e);
+        break;
+    }
+}
+
+/* Campaign only while registered and healthy. */
+static void campaign(struct agent *a, int want)
+{
+    int was;
+
+    if (!a->election)
+        return;
+    pthread_mutex_lock(&a->mu);
+    was = a->campaigning;
+    a->campaigning = want;
+    pthread_mutex_unlock(&a->mu);
+    if (want && !was)
+        zkc_election_rejoin(a->election);
+    else if (!want && was)
+        zkc_election_resign(a->election);
+}
+
+static int start_election(struct agent *a)
+{
+    zkc_election_opts eo;
+    int rc;
+
+    if (!a->cfg->election.enabled)
+        return 0;
+    zkc_election_opts_init(&eo);
+    eo.id = a->cfg->member.id;
+    eo.on_suspend = a->cfg->election.on_suspend == ZKA_SUSPEND_WAIT ? ZKC_ELECTION_WAIT
+                                                                    : ZKC_ELECTION_STEP_DOWN;
+    eo.fn = on_election;
+    eo.user_data = a;
+    rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
+    if (rc) {
+        zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
+        return rc;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->campaigning = 1;
+    pthread_mutex_unlock(&a->mu);
+    /* Until the health check says so, stay out of the race. */
+    if (a->health && zka_health_get(a->health) != ZKA_HEALTH_HEALTHY)
+        campaign(a, 0);
+    return 0;
+}
+
+static void stop_election(struct agent *a)
+{
+    if (!a->election)
+        return;
+    if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
+        stop_app_now(a);
+    zkc_election_close(a->election);
+    a->election = NULL;
+    pthread_mutex_lock(&a->mu);
+    a->leading = 0;
+    a->campaigning = 0;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* --------------------------------------------------------------- locks */
+
+static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data);
+
+static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
+{
+    struct held_lock *h = user_data;
+    struct agent *a = h->a;
+
+    switch (ev) {
+    case ZKC_LOCK_SUSPENDED:
+        /* Can no longer be sure: the app must not act on the lock. */
+        pthread_mutex_lock(&a->mu);
+        h->held = 0;
+        pthread_mutex_unlock(&a->mu);
+        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LOCK &&
+            strcmp(a->cfg->supervise.lock, h->cfg.name) == 0)
+            stop_app_now(a);
+        break;
+    case ZKC_LOCK_RECONNECTED:
+        pthread_mutex_lock(&a->mu);
+        h->held = 1;
+        h->token = token;
+        pthread_mutex_unlock(&a->mu);
+        resupervise(a);
+        break;
+    case ZKC_LOCK_LOST:
+        pthread_mutex_lock(&a->mu);
+        h->held = 0;
+        pthread_mutex_unlock(&a->mu);
+        resupervise(a);
+        zka_log(ZKC_LOG_WARN, "lock %s lost", h->cfg.name);
+        fire(a, ZKA_EV_LOCK_LOST,
+             json_pack("{s:{s:s, s:s, s:I}}", "lock", "name", h->cfg.name, "path", h->cfg.path,
+                       "token", (json_int_t)token));
+        zkc_lock_release(lock); /* quiet after loss; then queue again */
+        if (zkc_lock_acquire_async(lock, lock_granted, h) != 0)
+            zka_log(ZKC_LOG_ERROR, "cannot queue for lock %s again", h->cfg.name);
+        break;
+    }
+}
+
+static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
+{
+    struct held_lock *h = user_data;
+    struct agent *a = h->a;
+
+    (void)lock;
+    if (rc != 0) {
+        zka_log(ZKC_LOG_ERROR, "lock %s: %s", h->cfg.name, zkc_strerror(rc));
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    h->held = 1;
+    h->token = token;
+    pthread_mutex_unlock(&a->mu);
+    zka_log(ZKC_LOG_INFO, "holding lock %s (fencing token %" PRId64 ")", h->cfg.name, token);
+    resupervise(a);
+    fire(a, ZKA_EV_LOCK_ACQUIRED,
+         json_pack("{s:{s:s, s:s, s:I}, s:I}", "lock", "name", h->cfg.name, "path", h->cfg.path,
+                   "token", (json_int_t)token, "token", (json_int_t)token));
+}
+
+static int start_locks(struct agent *a)
+{
+    size_t i;
+
+    a->locks = calloc(a->cfg->n_locks ? a->cfg->n_locks : 1, sizeof(*a->locks));
+    if (!a->locks)
+        return ZKC_ENOMEM;
+    for (i = 0; i < a->cfg->n_locks; i++) {
+        struct held_lock *h = &a->locks[i];
+        zkc_lock_opts lo;
+        int rc;
+        h->a = a;
+        h->cfg = a->cfg->locks[i];
+        if (!h->cfg.hold)
+            continue;
+        zkc_lock_opts_init(&lo);
+        lo.owner_id = a->cfg->member.id;
+        lo.on_event = lock_event;
+        lo.user_data = h;
+        rc = zkc_lock_new(&h->lock, a->s, h->cfg.path, &lo);
+        if (rc == 0)
+            rc = zkc_lock_acquire_async(h->lock, lock_granted, h);
+        if (rc) {
+            zka_log(ZKC_LOG_ERROR, "lock %s (%s): %s", h->cfg.name, h->cfg.path, zkc_strerror(rc));
+            return rc;
+        }
+        a->n_locks = i + 1;
+    }
+    a->n_locks = a->cfg->n_locks;
+    return 0;
+}
+
+static void stop_locks(struct agent *a)
+{
+    size_t i;
+
+    if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LOCK)
+        stop_app_now(a);
+    for (i = 0; i < a->n_locks; i++)
+        zkc_lock_free(a->locks[i].lock);
+    free(a->locks);
+    a->locks = NULL;
+    a->n_locks = 0;
+}
+
+/* ---------------------------------------------------------- membership */
+
+static void fill_member_info(const zka_config *c, zkc_member_info *mi, zkc_endpoint *eps,
+                             char **metadata)
+{
+    size_t i;
+
+    memset(mi, 0, sizeof(*mi));
+    mi->id = c->member.id;
+    mi->host = c->member.host;
+    mi->port = c->member.port;
+    for (i = 0; i < c->member.n_endpoints; i++) {
+        eps[i].name = c->member.endpoints[i].name;
+        eps[i].host = c->member.endpoints[i].host;
+        eps[i].port = c->member.endpoints[i].port;
+    }
+    mi->endpoints = eps;
+    mi->n_endpoints = (int)c->member.n_endpoints;
+    mi->shard = c->member.shard;
+    *metadata = c->member.metadata ? json_dumps(c->member.metadata, JSON_COMPACT) : NULL;
+    mi->metadata = *metadata;
+}
+
+static int set_registered(struct agent *a, int want)
+{
+    zkc_member_info mi;
+    zkc_endpoint *eps;
+    char *metadata = NULL;
+    int rc = 0, was;
+
+    if (!a->cfg->member.registers || !a->group)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    was = a->joined;
+    a->joined = want;
+    pthread_mutex_unlock(&a->mu);
+    if (want == was)
+        return 0;
+    if (!want) {
+        zka_log(ZKC_LOG_WARN, "deregistering %s", a->cfg->member.id);
+        campaign(a, 0);
+        resupervise(a);
+        rc = zkc_group_leave(a->group, 0);
+        return rc == ZKC_ENOTHELD ? 0 : rc;
+    }
+    eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
+    if (!eps)
+        return ZKC_ENOMEM;
+    fill_member_info(a->cfg, &mi, eps, &metadata);
+    rc = zkc_group_join(a->group, &mi);
+    free(eps);
+    free(metadata);
+    if (rc && rc != ZKC_EBUSY) {
+        zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
+        return rc;
+    }
+    zka_log(ZKC_LOG_INFO, "registering %s in %s", a->cfg->member.id, a->members_path);
+    campaign(a, 1);
+    resupervise(a);
+    return 0;
+}
+
+static void update_payload(struct agent *a)
+{
+    zkc_member_info mi;
+    zkc_endpoint *eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
+    char *metadata = NULL;
+    int rc;
+
+    if (!eps)
+        return;
+    fill_member_info(a->cfg, &mi, eps, &metadata);
+    rc = zkc_group_update(a->group, &mi, 0);
+    if (rc && rc != ZKC_ENOTHELD)
+        zka_log(ZKC_LOG_ERROR, "cannot update our member data: %s", zkc_strerror(rc));
+    free(eps);
+    free(metadata);
+}
+
+static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
+{
+    struct agent *a = user_data;
+    int baseline, self;
+
+    (void)g;
+    pthread_mutex_lock(&a->mu);
+    baseline = a->baseline;
+    pthread_mutex_unlock(&a->mu);
+    switch (ev->type) {
+    case ZKC_GROUP_CHANGED:
+        pthread_mutex_lock(&a->mu);
+        zkc_group_view_free(a->view);
+        a->view = zkc_group_view_ref(ev->view);
+        a->baseline = 0;
+        self = 0;
+        if (a->view) {
+            int i;
+            for (i = 0; i < zkc_group_view_count(a->view); i++)
+                if (zkc_member_flags(zkc_group_view_at(a->view, i)) & ZKC_MEMBER_SELF)
+                    self = 1;
+        }
+        if (self && !a->ready_sent) {
+            a->ready_sent = 1;
+            pthread_mutex_unlock(&a->mu);
+            zka_notifyf("READY=1\nSTATUS=member of %s", a->cfg->cluster);
+        } else {
+            pthread_mutex_unlock(&a->mu);
+        }
+        if (!baseline)
+            fire(a, ZKA_EV_MEMBERS_CHANGED, NULL);
+        break;
+    case ZKC_GROUP_JOINED:
+    case ZKC_GROUP_LEFT:
+    case ZKC_GROUP_UPDATED:
+        if (baseline)
+            break; /* members already there at start: no change to report */
+        {
+            zka_event kind = ev->type == ZKC_GROUP_JOINED ? ZKA_EV_MEMBER_JOINED
+                             : ev->type == ZKC_GROUP_LEFT ? ZKA_EV_MEMBER_LEFT
+                                                          : ZKA_EV_MEMBER_UPDATED;
+            json_t *extra = json_pack("{s:o}", "member", member_json(ev->member));
+            if (ev->previous)
+                json_object_set_new(extra, "previous", member_json(ev->previous));
+            /* The view of the batch, not the one before it. */
+            pthread_mutex_lock(&a->mu);
+            zkc_group_view_free(a->view);
+            a->view = zkc_group_view_ref(ev->view);
+            pthread_mutex_unlock(&a->mu);
+            fire(a, kind, extra);
+        }
+        break;
+    case ZKC_GROUP_DUPLICATE:
+        zka_log(ZKC_LOG_ERROR, "member id %s is claimed by more than one node",
+                zkc_member_id(ev->member) ? zkc_member_id(ev->member) : "?");
+        break;
+    case ZKC_GROUP_ERROR:
+        zka_log(ZKC_LOG_ERROR, "our member node: %s", zkc_strerror(ev->rc));
+        break;
+    }
+}
+
+static void on_health(zka_health_state st, const char *reason, void *user_data)
+{
+    struct agent *a = user_data;
+
+    zka_log(st == ZKA_HEALTH_HEALTHY ? ZKC_LOG_INFO : ZKC_LOG_WARN, "health: %s (%s)",
+            zka_health_state_name(st), reason);
+    if (st == ZKA_HEALTH_HEALTHY)
+        set_registered(a, 1);
+    else if (st == ZKA_HEALTH_UNHEALTHY)
+        set_registered(a, 0);
+}
+
+static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+{
+    struct agent *a = user_data;
+
+    (void)s;
+    pthread_mutex_lock(&a->mu);
+    a->connected = (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED);
+    pthread_mutex_unlock(&a->mu);
+    switch (st) {
+    case ZKC_CONN_SUSPENDED:
+        zka_log(ZKC_LOG_WARN, "ZooKeeper connection suspended");
+        fire(a, ZKA_EV_SUSPENDED, NULL);
+        break;
+    case ZKC_CONN_RECONNECTED:
+        zka_log(ZKC_LOG_INFO, "ZooKeeper connection back (same session)");
+        fire(a, ZKA_EV_RECONNECTED, NULL);
+        break;
+    case ZKC_CONN_LOST:
+        zka_log(ZKC_LOG_WARN, "ZooKeeper session lost; opening a new one");
+        fire(a, ZKA_EV_SESSION_LOST, NULL);
+        break;
+    default:
+        break;
+    }
+    if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_MEMBER)
+        resupervise(a);
+}
+
+/* ------------------------------------------------------ set-up, tear-down */
+
+static char *join_path(const char *root, const char *cluster, const char *leaf)
+{
+    char *p = NULL;
+
+    if (asprintf(&p, "%s/%s/%s", strcmp(root, "/") == 0 ? "" : root, cluster, leaf) < 0)
+        return NULL;
+    return p;
+}
+
+static int start_health(struct agent *a)
+{
+    int rc = zka_health_new(&a->health, &a->cfg->health, on_health, a);
+
+    if (rc)
+        zka_log(ZKC_LOG_ERROR, "cannot start health checks: %s", zkc_strerror(rc));
+    return rc;
+}
+
+static int start_supervise(struct agent *a)
+{
+    char *env[3] = {NULL, NULL, NULL};
+    int rc;
+
+    if (!a->cfg->supervise.enabled)
+        return 0;
+    if (asprintf(&env[0], "ZKCOORD_CLUSTER=%s", a->cfg->cluster) < 0 ||
+        asprintf(&env[1], "ZKCOORD_MEMBER_ID=%s", a->cfg->member.id) < 0)
+        return ZKC_ENOMEM;
+    rc = zka_supervise_new(&a->sv, &a->cfg->supervise, env, on_app_exit, a);
+    free(env[0]);
+    free(env[1]);
+    if (rc)
+        zka_log(ZKC_LOG_ERROR, "cannot start the supervisor: %s", zkc_strerror(rc));
+    return rc;
+}
+
+/* Everything that lives on the ZooKeeper session. */
+static int start_cluster(struct agent *a, int connect_timeout_ms)
+{
+    zkc_session_opts so;
+    zkc_group_opts go;
+    int rc;
+
+    a->members_path = join_path(a->cfg->zookeeper.root, a->cfg->cluster, "members");
+    a->leader_path = join_path(a->cfg->zookeeper.root, a->cfg->cluster, "leader");
+    if (!a->members_path || !a->leader_path)
+        return ZKC_ENOMEM;
+    zkc_session_opts_init(&so);
+    so.servers = a->cfg->zookeeper.servers;
+    so.session_timeout_ms = a->cfg->zookeeper.session_timeout_ms;
+    so.digest_user = a->cfg->zookeeper.digest_user;
+    so.digest_password = a->cfg->zookeeper.digest_password;
+    so.log_fn = zka_log_zkc;
+    so.log_level = a->cfg->log.level;
+    rc = zkc_session_new(&a->s, &so);
+    if (rc)
+        return rc;
+    zkc_session_add_listener(a->s, on_state, a);
+    rc = zkc_session_wait_connected(a->s, connect_timeout_ms);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&a->mu);
+    a->baseline = 1;
+    pthread_mutex_unlock(&a->mu);
+    zkc_group_opts_init(&go);
+    go.on_event = on_group;
+    go.user_data = a;
+    rc = zkc_group_new(&a->group, a->s, a->members_path, &go);
+    if (rc)
+        return rc;
+    if ((rc = start_election(a)) || (rc = start_locks(a)))
+        return rc;
+    if (!a->cfg->member.registers) {
+        zka_notify("READY=1");
+        pthread_mutex_lock(&a->mu);
+        a->ready_sent = 1;
+        pthread_mutex_unlock(&a->mu);
+    }
+    return start_health(a);
+}
+
+static void stop_cluster(struct agent *a)
+{
+    zka_health_free(a->health);
+    a->health = NULL;
+    stop_election(a);
+    stop_locks(a);
+    if (a->sv)
+        stop_app_now(a);
+    zkc_group_free(a->group); /* deletes our member node at once */
+    a->group = NULL;
+    if (a->s)
+        zkc_session_close(a->s);
+    a->s = NULL;
+    pthread_mutex_lock(&a->mu);
+    zkc_group_view_free(a->view);
+    a->view = NULL;
+    a->joined = 0;
+    a->leader_id[0] = '\0';
+    pthread_mutex_unlock(&a->mu);
+    free(a->members_path);
+    free(a->leader_path);
+    a->members_path = a->leader_path = NULL;
+}
+
+/* ------------------------------------------------------- HUP, USR1 */
+
+static void reload(struct agent *a, const char *file)
+{
+    zka_config *next = NULL, *prev;
+    zka_config_error err;
+    unsigned diff;
+
+    if (zka_config_load(file, &next, &err) != 0) {
+        zka_log(ZKC_LOG_ERROR, "reload refused, still running the previous config: %s", err.text);
+        return;
+    }
+    diff = zka_config_diff(a->cfg, next);
+    if (!diff) {
+        zka_log(ZKC_LOG_INFO, "reload: nothing changed");
+        zka_config_free(next);
+        return;
+    }
+    zka_log(ZKC_LOG_INFO, "reload: applying changes (0x%x)", diff);
+    prev = a->cfg;
+    if (diff & (ZKA_DIFF_ZOOKEEPER | ZKA_DIFF_IDENTITY)) {
+        /* A new identity or ensemble: leave as the old one, join as the new. */
+        stop_cluster(a);
+        zka_supervise_free(a->sv);
+        a->sv = NULL;
+        a->cfg = next;
+        zka_handlers_reconfigure(a->handlers, next->handlers, next->n_handlers);
+        if (start_supervise(a) || start_cluster(a, next->zookeeper.session_timeout_ms))
+            zka_log(ZKC_LOG_ERROR, "reload: the new cluster settings did not start cleanly");
+        zka_config_free(prev);
+        return;
+    }
+    /* Same session, same membership: change only what differs. The parts
+     * below borrow strings from the config, so each is stopped before the
+     * switch and started after it. */
+    if (diff & ZKA_DIFF_HEALTH) {
+        zka_health_free(a->health);
+        a->health = NULL;
+    }
+    if (diff & (ZKA_DIFF_ELECTION | ZKA_DIFF_SUPERVISE))
+        stop_election(a);
+    if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
+        stop_locks(a);
+    if (diff & ZKA_DIFF_SUPERVISE) {
+        zka_supervise_free(a->sv);
+        a->sv = NULL;
+    }
+    a->cfg = next;
+    if (diff & ZKA_DIFF_LOG)
+        zka_log_setup(next->log.level, next->log.syslog);
+    if (diff & ZKA_DIFF_HANDLERS)
+        zka_handlers_reconfigure(a->handlers, next->handlers, next->n_handlers);
+    if (diff & ZKA_DIFF_SUPERVISE)
+        start_supervise(a);
+    if (diff & (ZKA_DIFF_ELECTION | ZKA_DIFF_SUPERVISE))
+        start_election(a);
+    if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
+        start_locks(a);
+    if (diff & ZKA_DIFF_PAYLOAD)
+        update_payload(a);
+    if (diff & ZKA_DIFF_HEALTH)
+        start_health(a);
+    else if (a->election && (!a->health || zka_health_get(a->health) == ZKA_HEALTH_HEALTHY))
+        campaign(a, a->joined);
+    resupervise(a);
+    zka_config_free(prev);
+}
+
+static void dump_state(struct agent *a)
+{
+    json_t *st = json_object(), *locks = json_array();
+    char *text;
+    size_t i;
+
+    pthread_mutex_lock(&a->mu);
+    json_object_set_new(st, "cluster", json_string(a->cfg->cluster));
+    json_object_set_new(st, "member_id", json_string(a->cfg->member.id));
+    json_object_set_new(st, "registered", json_boolean(a->joined));
+    json_object_set_new(st, "connected", json_boolean(a->connected));
+    json_object_set_new(st, "leading", json_boolean(a->leading));
+    json_object_set_new(st, "token", json_integer(a->leading ? a->token : 0));
+    json_object_set_new(st, "leader", json_string(a->leader_id));
+    json_object_set_new(st, "members", json_integer(a->view ? zkc_group_view_count(a->view) : 0));
+    for (i = 0; i < a->n_locks; i++)
+        json_array_append_new(locks,
+                              json_pack("{s:s, s:b, s:I}", "name", a->locks[i].cfg.name, "held",
+                                        a->locks[i].held, "token", (json_int_t)a->locks[i].token));
+    pthread_mutex_unlock(&a->mu);
+    json_object_set_new(st, "locks", locks);
+    json_object_set_new(st, "session", json_integer(a->s ? zkc_session_id(a->s) : 0));
+    json_object_set_new(
+        st, "health",
+        json_string(a->health ? zka_health_state_name(zka_health_get(a->health)) : "none"));
+    json_object_set_new(st, "app_pid", json_integer(a->sv ? zka_supervise_pid(a->sv) : 0));
+    text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+    /* Asked for explicitly: logged at warn so the default level shows it. */
+    zka_log(ZKC_LOG_WARN, "state %s", text ? text : "{}");
+    free(text);
+    json_decref(st);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: zkcoord -c FILE [--check] [-v] [--connect-timeout MS]\n"
+               "       zkcoord --help | --version\n"
+               "Runs beside an app: registers it in a ZooKeeper cluster, campaigns for\n"
+               "leadership, fires handlers on changes, supervises it. See zkcoord(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"connect-timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct agent agent, *a = &agent;
+    const char *file = NULL;
+    int check = 0, verbose = 0, connect_timeout_ms = 15000, opt, rc, status = EXIT_OK;
+    zka_config_error err;
+    zka_handlers_opts ho;
+    sigset_t sigs;
+    uint64_t wd_usec;
+
+    memset(a, 0, sizeof(*a));
+    while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            file = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 't':
+            connect_timeout_ms = atoi(optarg);
+            if (connect_timeout_ms <= 0) {
+                fprintf(stderr, "zkcoord: --connect-timeout: expected milliseconds > 0\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("zkcoord %s\n", ZKC_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!file || optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (zka_config_load(file, &a->cfg, &err) != 0) {
+        fprintf(stderr, "zkcoord: %s\n", err.text);
+        return EXIT_USAGE;
+    }
+    if (check) {
+        printf("%s: ok\n", file);
+        zka_config_free(a->cfg);
+        return EXIT_OK;
+    }
+    zka_log_setup(verbose ? ZKC_LOG_DEBUG : a->cfg->log.level, a->cfg->log.syslog);
+
+    /* Signals are taken by this thread only; every thread created from now
+     * on inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    pthread_mutex_init(&a->mu, NULL);
+    memset(&ho, 0, sizeof(ho));
+    rc = zka_handlers_new(&a->handlers, a->cfg->handlers, a->cfg->n_handlers, &ho);
+    if (rc == 0)
+        rc = start_supervise(a);
+    if (rc) {
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    rc = start_cluster(a, connect_timeout_ms);
+    if (rc == ZKC_EUNREACHABLE) {
+        fprintf(stderr, "zkcoord: ZooKeeper unreachable: no answer from %s within %d ms\n",
+                a->cfg->zookeeper.servers, connect_timeout_ms);
+        status = EXIT_UNREACHABLE;
+        goto out;
+    } else if (rc) {
+        zka_log(ZKC_LOG_ERROR, "cannot start: %s", zkc_strerror(rc));
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    zka_log(ZKC_LOG_INFO, "running for cluster %s as %s", a->cfg->cluster, a->cfg->member.id);
+
+    wd_usec = zka_notify_watchdog_usec();
+    for (;;) {
+        siginfo_t si;
+        struct timespec ts = {1, 0};
+        int sig;
+        if (wd_usec) {
+            ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
+            ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
+        }
+        sig = sigtimedwait(&sigs, &si, &ts);
+        if (sig < 0) {
+            if (wd_usec && errno == EAGAIN)
+                zka_notify("WATCHDOG=1");
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT) {
+            zka_log(ZKC_LOG_INFO, "%s: leaving the cluster", sig == SIGTERM ? "TERM" : "INT");
+            break;
+        } else if (sig == SIGHUP) {
+            reload(a, file);
+        } else if (sig == SIGUSR1) {
+            dump_state(a);
+        }
+    }
+
+out:
+    zka_notify("STOPPING=1");
+    stop_cluster(a);
+    zka_supervise_free(a->sv);
+    if (a->handlers && zka_handlers_wait_idle(a->handlers, 3000) != 0)
+        zka_log(ZKC_LOG_WARN, "handlers still running at exit: stopped");
+    zka_handlers_free(a->handlers);
+    pthread_mutex_destroy(&a->mu);
+    zka_config_free(a->cfg);
+    return status;
+}

@@ -1,0 +1,467 @@
+/* The agent's configuration loader: a table of bad files, each with the exact
+ * message it must produce (file:line:column: key: what was expected), and a
+ * good file whose every field is checked. Runs in a temporary directory and
+ * loads "zkcoord.json" by a relative name, so messages are stable. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/config.h"
+
+static char tmpdir[PATH_MAX];
+static char oldcwd[PATH_MAX];
+
+static int write_file(const char *name, const char *text, mode_t mode)
+{
+    FILE *f = fopen(name, "w");
+
+    if (!f)
+        return -1;
+    fputs(text, f);
+    if (fclose(f) != 0)
+        return -1;
+    return chmod(name, mode);
+}
+
+static int suite_init(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "%s/zka_cfg_XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!getcwd(oldcwd, sizeof(oldcwd)) || !mkdtemp(tmpdir) || chdir(tmpdir) != 0)
+        return -1;
+    /* Credentials files the table refers to. */
+    if (write_file("zk.secret", "app:s3cret\n", 0600) ||
+        write_file("world.secret", "a:b\n", 0644) || write_file("gw.secret", "a:b\n", 0620) ||
+        write_file("nocolon.secret", "justuser\n", 0600) || mkdir("secret.d", 0700) != 0)
+        return -1;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    const char *files[] = {"zkcoord.json", "zk.secret",      "world.secret",
+                           "gw.secret",    "nocolon.secret", NULL};
+    int i;
+
+    for (i = 0; files[i]; i++)
+        unlink(files[i]);
+    rmdir("secret.d");
+    if (chdir(oldcwd) != 0)
+        return -1;
+    return rmdir(tmpdir);
+}
+
+struct bad_case {
+    const char *what;
+    const char *json;
+    int rc;
+    const char *msg;
+};
+
+static const struct bad_case bad_cases[] = {
+    {"syntax error", "{\"cluster\": \"a\",\n \"member\": {\"port\": 80,}}\n", ZKC_EINVAL,
+     "zkcoord.json:2:24: string or '}' expected near '}'"},
+    {"duplicate key", "{\"cluster\": \"a\",\n \"cluster\": \"b\"}\n", ZKC_EINVAL,
+     "zkcoord.json:2:10: duplicate object key near '\"cluster\"'"},
+    {"not an object", "[1]\n", ZKC_EINVAL,
+     "zkcoord.json:1:1: expected a JSON object at the top level"},
+    {"wrong type", "{\n  \"cluster\": \"orders\",\n  \"member\": {\"port\": \"80a\"}\n}\n",
+     ZKC_EINVAL, "zkcoord.json:3:22: member.port: expected an integer 1-65535, got \"80a\""},
+    {"wrong type bool", "{\"cluster\": \"a\", \"election\": {\"enabled\": \"yes\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:42: election.enabled: expected true or false, got \"yes\""},
+    {"unknown key with suggestion",
+     "{\"cluster\": \"a\",\n \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"/bin/true\"], "
+     "\"timout_ms\": 5}]}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:58: handlers[0].timout_ms: unknown key, did you mean 'timeout_ms'?"},
+    {"unknown key without suggestion", "{\"cluster\": \"a\", \"bogus\": 1}", ZKC_EINVAL,
+     "zkcoord.json:1:18: bogus: unknown key (expected one of: zookeeper, cluster, member, health, "
+     "election, locks, handlers, supervise, log)"},
+    {"missing required", "{\"member\": {\"port\": 80}}", ZKC_EINVAL,
+     "zkcoord.json:1:1: cluster: required key missing (expected a name of letters, digits, '.', "
+     "'_' or '-')"},
+    {"missing nested required", "{\"cluster\": \"a\", \"member\": {\"id\": \"x\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:28: member.port: required key missing (expected the port the app serves on, "
+     "1-65535)"},
+    {"bad cluster name", "{\"cluster\": \"a b\"}", ZKC_EINVAL,
+     "zkcoord.json:1:13: cluster: expected a name of letters, digits, '.', '_' or '-', got \"a "
+     "b\""},
+    {"out of range", "{\"cluster\": \"a\", \"health\": {\"args\": [\"/bin/true\"], \"rise\": 0}}",
+     ZKC_EINVAL, "zkcoord.json:1:60: health.rise: expected an integer 1-100, got 0"},
+    {"out of range after UTF-8",
+     "{\"cluster\": \"a\", \"member\": {\"metadata\": {\"z\": \"\xc3\xa4\xc3\xb6\"}, \"port\": 0}}",
+     ZKC_EINVAL, "zkcoord.json:1:62: member.port: expected an integer 1-65535, got 0"},
+    {"bad enum", "{\"cluster\": \"a\", \"election\": {\"on_suspend\": \"pause\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:45: election.on_suspend: expected \"step_down\" or \"wait\", got \"pause\""},
+    {"bad servers", "{\"cluster\": \"a\", \"zookeeper\": {\"servers\": \"localhost\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:43: zookeeper.servers: expected \"host:port[,host:port...]\", got "
+     "\"localhost\""},
+    {"bad event name",
+     "{\"cluster\": \"a\", \"handlers\": [{\"on\": [\"leader_change\"], \"args\": [\"x\"]}]}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:39: handlers[0].on[0]: unknown event \"leader_change\", did you mean "
+     "'leader_changed'?"},
+    {"shell and args",
+     "{\"cluster\": \"a\", \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"], \"shell\": "
+     "\"y\"}]}",
+     ZKC_EINVAL, "zkcoord.json:1:31: handlers[0]: give either \"args\" or \"shell\", not both"},
+    {"health neither args nor tcp", "{\"cluster\": \"a\", \"health\": {\"rise\": 1}}", ZKC_EINVAL,
+     "zkcoord.json:1:28: health: expected \"args\" (a command) or \"tcp\" ({\"host\", \"port\"}) "
+     "to "
+     "check"},
+    {"world-readable credentials",
+     "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": {\"credentials_file\": \"world.secret\"}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:45: zookeeper.auth.credentials_file: world.secret has mode 0644: it must not "
+     "be world-readable or group-writable (chmod 600 it)"},
+    {"group-writable credentials",
+     "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": {\"credentials_file\": \"gw.secret\"}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:45: zookeeper.auth.credentials_file: gw.secret has mode 0620: it must not be "
+     "world-readable or group-writable (chmod 600 it)"},
+    {"unreadable credentials",
+     "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": {\"credentials_file\": \"secret.d\"}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:45: zookeeper.auth.credentials_file: cannot read secret.d: Is a directory"},
+    {"missing credentials",
+     "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": {\"credentials_file\": \"none.secret\"}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:45: zookeeper.auth.credentials_file: cannot open none.secret: No such file or "
+     "directory"},
+    {"malformed credentials",
+     "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": {\"credentials_file\": "
+     "\"nocolon.secret\"}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:45: zookeeper.auth.credentials_file: nocolon.secret: expected one line "
+     "\"user:password\""},
+    {"supervise lock not declared",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"supervise\": {\"args\": [\"x\"], "
+     "\"while\": "
+     "\"lock:db\"}}",
+     ZKC_EINVAL, "zkcoord.json:1:79: supervise.while: lock \"db\" is not declared in \"locks\""},
+    {"supervise leader without election",
+     "{\"cluster\": \"a\", \"supervise\": {\"args\": [\"x\"], \"while\": \"leader\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:56: supervise.while: \"leader\" needs election.enabled true"},
+    {"float for an integer",
+     "{\"cluster\": \"a\", \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"], "
+     "\"timeout_ms\": 1.5}]}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:80: handlers[0].timeout_ms: expected an integer 1-86400000, got 1.5"},
+    {"empty argv", "{\"cluster\": \"a\", \"supervise\": {\"args\": [], \"while\": \"member\"}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:40: supervise.args: expected a non-empty array of strings (argv), got []"},
+    {"duplicate lock name",
+     "{\"cluster\": \"a\", \"locks\": [{\"name\": \"db\"}, {\"name\": \"db\"}]}", ZKC_EINVAL,
+     "zkcoord.json:1:53: locks[1].name: lock \"db\" is already declared as locks[0]"},
+    {"bad env name",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"supervise\": {\"args\": [\"x\"], "
+     "\"while\": "
+     "\"member\", \"env\": {\"1X\": \"v\"}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:97: supervise.env.1X: expected an environment variable name "
+     "[A-Za-z_][A-Za-z0-9_]*"},
+    {"election without member", "{\"cluster\": \"a\", \"election\": {\"enabled\": true}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:42: election.enabled: needs a \"member\" section (only members campaign)"},
+};
+
+static void test_bad_table(void)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const struct bad_case *bc = &bad_cases[i];
+        zka_config *c = NULL;
+        zka_config_error err;
+        int rc;
+
+        CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json", bc->json, 0644), 0);
+        rc = zka_config_load("zkcoord.json", &c, &err);
+        CU_ASSERT_EQUAL(rc, bc->rc);
+        CU_ASSERT_PTR_NULL(c);
+        CU_ASSERT_STRING_EQUAL(err.text, bc->msg);
+        if (rc != bc->rc || strcmp(err.text, bc->msg) != 0)
+            fprintf(stderr, "\n  case \"%s\":\n    got:      %s\n    expected: %s\n", bc->what,
+                    err.text, bc->msg);
+        zka_config_free(c);
+    }
+}
+
+static void test_missing_file(void)
+{
+    zka_config *c = NULL;
+    zka_config_error err;
+
+    CU_ASSERT_EQUAL(zka_config_load("nonexistent.json", &c, &err), ZKC_ESYS);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err.text, "nonexistent.json: cannot open: No such file or directory");
+}
+
+static const char good_json[] =
+    "{\n"
+    "  \"zookeeper\": {\"servers\": \"10.0.0.1:2181,10.0.0.2:2181\", \"session_timeout_ms\": "
+    "6000,\n"
+    "                \"root\": \"/prod\", \"auth\": {\"scheme\": \"digest\", \"credentials_file\": "
+    "\"zk.secret\"}},\n"
+    "  \"cluster\": \"orders\",\n"
+    "  \"member\": {\"id\": \"orders-1\", \"host\": \"10.0.0.5\", \"port\": 8080, \"shard\": 3,\n"
+    "             \"endpoints\": {\"admin\": {\"host\": \"10.0.0.6\", \"port\": 9090}, \"http\": "
+    "{\"port\": 80}},\n"
+    "             \"metadata\": {\"zone\": \"a\", \"weight\": 5}},\n"
+    "  \"health\": {\"args\": [\"/usr/bin/curl\", \"-fsS\", \"http://127.0.0.1:8080/\"], "
+    "\"interval_ms\": 500,\n"
+    "             \"timeout_ms\": 250, \"rise\": 4, \"fall\": 5},\n"
+    "  \"election\": {\"enabled\": true, \"on_suspend\": \"wait\"},\n"
+    "  \"locks\": [{\"name\": \"db\"}, {\"name\": \"cron\", \"path\": \"/locks/cron\", \"hold\": "
+    "false}],\n"
+    "  \"handlers\": [\n"
+    "    {\"on\": [\"member_joined\", \"member_left\"], \"args\": [\"reload-lb\", \"--all\"], "
+    "\"timeout_ms\": 5000},\n"
+    "    {\"on\": [\"elected\"], \"shell\": \"echo elected >> /tmp/log\", \"max_output_bytes\": "
+    "100}\n"
+    "  ],\n"
+    "  \"supervise\": {\"args\": [\"/usr/bin/app\", \"--serve\"], \"while\": \"lock:db\", "
+    "\"restart\": \"always\",\n"
+    "                \"restart_delay_ms\": 250, \"stop_grace_ms\": 3000, \"env\": {\"MODE\": "
+    "\"primary\"}},\n"
+    "  \"log\": {\"level\": \"debug\", \"syslog\": true}\n"
+    "}\n";
+
+static void test_good_roundtrip(void)
+{
+    zka_config *c = NULL;
+    zka_config_error err;
+    json_t *md;
+
+    CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json", good_json, 0644), 0);
+    CU_ASSERT_EQUAL_FATAL(zka_config_load("zkcoord.json", &c, &err), 0);
+    CU_ASSERT_STRING_EQUAL(c->file, "zkcoord.json");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.servers, "10.0.0.1:2181,10.0.0.2:2181");
+    CU_ASSERT_EQUAL(c->zookeeper.session_timeout_ms, 6000);
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.root, "/prod");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.auth_scheme, "digest");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.credentials_file, "zk.secret");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.digest_user, "app");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.digest_password, "s3cret");
+    CU_ASSERT_STRING_EQUAL(c->cluster, "orders");
+    CU_ASSERT_TRUE(c->member.registers);
+    CU_ASSERT_STRING_EQUAL(c->member.id, "orders-1");
+    CU_ASSERT_STRING_EQUAL(c->member.host, "10.0.0.5");
+    CU_ASSERT_EQUAL(c->member.port, 8080);
+    CU_ASSERT_EQUAL(c->member.shard, 3);
+    CU_ASSERT_EQUAL_FATAL(c->member.n_endpoints, 2);
+    CU_ASSERT_STRING_EQUAL(c->member.endpoints[0].name, "admin");
+    CU_ASSERT_STRING_EQUAL(c->member.endpoints[0].host, "10.0.0.6");
+    CU_ASSERT_EQUAL(c->member.endpoints[0].port, 9090);
+    CU_ASSERT_STRING_EQUAL(c->member.endpoints[1].name, "http");
+    CU_ASSERT_STRING_EQUAL(c->member.endpoints[1].host, "10.0.0.5"); /* member.host */
+    CU_ASSERT_EQUAL(c->member.endpoints[1].port, 80);
+    md = json_pack("{s:s, s:i}", "zone", "a", "weight", 5);
+    CU_ASSERT_TRUE(json_equal(c->member.metadata, md));
+    json_decref(md);
+    CU_ASSERT_EQUAL(c->health.kind, ZKA_HEALTH_ARGS);
+    CU_ASSERT_STRING_EQUAL(c->health.args[0], "/usr/bin/curl");
+    CU_ASSERT_STRING_EQUAL(c->health.args[2], "http://127.0.0.1:8080/");
+    CU_ASSERT_PTR_NULL(c->health.args[3]);
+    CU_ASSERT_EQUAL(c->health.interval_ms, 500);
+    CU_ASSERT_EQUAL(c->health.timeout_ms, 250);
+    CU_ASSERT_EQUAL(c->health.rise, 4);
+    CU_ASSERT_EQUAL(c->health.fall, 5);
+    CU_ASSERT_TRUE(c->election.enabled);
+    CU_ASSERT_EQUAL(c->election.on_suspend, ZKA_SUSPEND_WAIT);
+    CU_ASSERT_EQUAL_FATAL(c->n_locks, 2);
+    CU_ASSERT_STRING_EQUAL(c->locks[0].name, "db");
+    CU_ASSERT_STRING_EQUAL(c->locks[0].path, "/prod/orders/locks/db");
+    CU_ASSERT_TRUE(c->locks[0].hold);
+    CU_ASSERT_STRING_EQUAL(c->locks[1].name, "cron");
+    CU_ASSERT_STRING_EQUAL(c->locks[1].path, "/locks/cron");
+    CU_ASSERT_FALSE(c->locks[1].hold);
+    CU_ASSERT_EQUAL_FATAL(c->n_handlers, 2);
+    CU_ASSERT_EQUAL(c->handlers[0].events,
+                    (1u << ZKA_EV_MEMBER_JOINED) | (1u << ZKA_EV_MEMBER_LEFT));
+    CU_ASSERT_STRING_EQUAL(c->handlers[0].args[0], "reload-lb");
+    CU_ASSERT_STRING_EQUAL(c->handlers[0].args[1], "--all");
+    CU_ASSERT_PTR_NULL(c->handlers[0].args[2]);
+    CU_ASSERT_PTR_NULL(c->handlers[0].shell);
+    CU_ASSERT_EQUAL(c->handlers[0].timeout_ms, 5000);
+    CU_ASSERT_EQUAL(c->handlers[0].max_output_bytes, 65536);
+    CU_ASSERT_EQUAL(c->handlers[1].events, 1u << ZKA_EV_ELECTED);
+    CU_ASSERT_PTR_NULL(c->handlers[1].args);
+    CU_ASSERT_STRING_EQUAL(c->handlers[1].shell, "echo elected >> /tmp/log");
+    CU_ASSERT_EQUAL(c->handlers[1].timeout_ms, 10000);
+    CU_ASSERT_EQUAL(c->handlers[1].max_output_bytes, 100);
+    CU_ASSERT_TRUE(c->supervise.enabled);
+    CU_ASSERT_STRING_EQUAL(c->supervise.args[0], "/usr/bin/app");
+    CU_ASSERT_STRING_EQUAL(c->supervise.args[1], "--serve");
+    CU_ASSERT_PTR_NULL(c->supervise.args[2]);
+    CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_LOCK);
+    CU_ASSERT_STRING_EQUAL(c->supervise.lock, "db");
+    CU_ASSERT_EQUAL(c->supervise.restart, ZKA_RESTART_ALWAYS);
+    CU_ASSERT_EQUAL(c->supervise.restart_delay_ms, 250);
+    CU_ASSERT_EQUAL(c->supervise.stop_grace_ms, 3000);
+    CU_ASSERT_EQUAL_FATAL(c->supervise.n_env, 1);
+    CU_ASSERT_STRING_EQUAL(c->supervise.env[0], "MODE=primary");
+    CU_ASSERT_EQUAL(c->log.level, ZKC_LOG_DEBUG);
+    CU_ASSERT_TRUE(c->log.syslog);
+    zka_config_free(c);
+}
+
+static void test_defaults(void)
+{
+    zka_config *c = NULL;
+    zka_config_error err;
+    char host[256];
+
+    CU_ASSERT_EQUAL_FATAL(gethostname(host, sizeof(host)), 0);
+    CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json", "{\"cluster\": \"c1\"}\n", 0644), 0);
+    CU_ASSERT_EQUAL_FATAL(zka_config_load("zkcoord.json", &c, &err), 0);
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.servers, "127.0.0.1:2181");
+    CU_ASSERT_EQUAL(c->zookeeper.session_timeout_ms, 10000);
+    CU_ASSERT_STRING_EQUAL(c->zookeeper.root, "/zkcoord");
+    CU_ASSERT_PTR_NULL(c->zookeeper.auth_scheme);
+    CU_ASSERT_PTR_NULL(c->zookeeper.digest_user);
+    CU_ASSERT_FALSE(c->member.registers);
+    CU_ASSERT_STRING_EQUAL(c->member.id, host);
+    CU_ASSERT_STRING_EQUAL(c->member.host, host);
+    CU_ASSERT_EQUAL(c->member.shard, 0);
+    CU_ASSERT_TRUE(json_is_object(c->member.metadata) && json_object_size(c->member.metadata) == 0);
+    CU_ASSERT_EQUAL(c->health.kind, ZKA_HEALTH_NONE);
+    CU_ASSERT_EQUAL(c->health.interval_ms, 2000);
+    CU_ASSERT_EQUAL(c->health.timeout_ms, 1000);
+    CU_ASSERT_EQUAL(c->health.rise, 2);
+    CU_ASSERT_EQUAL(c->health.fall, 3);
+    CU_ASSERT_FALSE(c->election.enabled);
+    CU_ASSERT_EQUAL(c->election.on_suspend, ZKA_SUSPEND_STEP_DOWN);
+    CU_ASSERT_EQUAL(c->n_locks, 0);
+    CU_ASSERT_EQUAL(c->n_handlers, 0);
+    CU_ASSERT_FALSE(c->supervise.enabled);
+    CU_ASSERT_EQUAL(c->supervise.restart, ZKA_RESTART_ON_FAILURE);
+    CU_ASSERT_EQUAL(c->supervise.restart_delay_ms, 1000);
+    CU_ASSERT_EQUAL(c->supervise.stop_grace_ms, 5000);
+    CU_ASSERT_EQUAL(c->log.level, ZKC_LOG_INFO);
+    CU_ASSERT_FALSE(c->log.syslog);
+    zka_config_free(c);
+}
+
+/* Load `json` as zkcoord.json; NULL on error (reported). */
+static zka_config *load_text(const char *json)
+{
+    zka_config *c = NULL;
+    zka_config_error err;
+
+    if (write_file("zkcoord.json", json, 0644) != 0)
+        return NULL;
+    if (zka_config_load("zkcoord.json", &c, &err) != 0)
+        fprintf(stderr, "\n  load failed: %s\n", err.text);
+    return c;
+}
+
+static void test_diff(void)
+{
+    static const char base[] =
+        "{\"cluster\": \"a\", \"member\": {\"id\": \"m1\", \"port\": 1}, \"election\": "
+        "{\"enabled\": true}, \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"]}]}";
+    static const struct {
+        const char *json;
+        unsigned diff;
+    } cases[] = {
+        {"{\"cluster\": \"a\", \"member\": {\"id\": \"m1\", \"port\": 1}, \"election\": "
+         "{\"enabled\": true}, \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"]}]}",
+         0},
+        {"{\"cluster\": \"a\", \"member\": {\"id\": \"m2\", \"port\": 1}, \"election\": "
+         "{\"enabled\": true}, \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"]}]}",
+         ZKA_DIFF_IDENTITY},
+        {"{\"cluster\": \"a\", \"member\": {\"id\": \"m1\", \"port\": 2, \"metadata\": {\"k\": "
+         "1}}, "
+         "\"election\": {\"enabled\": true}, \"handlers\": [{\"on\": [\"elected\"], \"args\": "
+         "[\"x\"]}]}",
+         ZKA_DIFF_PAYLOAD},
+        {"{\"cluster\": \"a\", \"member\": {\"id\": \"m1\", \"port\": 1}, \"election\": "
+         "{\"enabled\": true}, \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"y\"]}]}",
+         ZKA_DIFF_HANDLERS},
+        {"{\"cluster\": \"a\", \"member\": {\"id\": \"m1\", \"port\": 1}, \"election\": "
+         "{\"enabled\": false}, \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"]}], "
+         "\"zookeeper\": {\"servers\": \"h:1\"}, \"log\": {\"level\": \"warn\"}}",
+         ZKA_DIFF_ELECTION | ZKA_DIFF_ZOOKEEPER | ZKA_DIFF_LOG},
+        {"{\"cluster\": \"a\", \"member\": {\"id\": \"m1\", \"port\": 1}, \"election\": "
+         "{\"enabled\": true}, \"handlers\": [{\"on\": [\"elected\"], \"args\": [\"x\"]}], "
+         "\"supervise\": {\"args\": [\"app\"], \"while\": \"leader\"}, \"health\": {\"tcp\": "
+         "{\"port\": 80}}}",
+         ZKA_DIFF_SUPERVISE | ZKA_DIFF_HEALTH},
+    };
+    zka_config *a = load_text(base), *b;
+    size_t i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        b = load_text(cases[i].json);
+        CU_ASSERT_PTR_NOT_NULL(b);
+        if (!b)
+            continue;
+        CU_ASSERT_EQUAL(zka_config_diff(a, b), cases[i].diff);
+        CU_ASSERT_EQUAL(zka_config_diff(b, a), cases[i].diff);
+        zka_config_free(b);
+    }
+    zka_config_free(a);
+}
+
+/* The shipped example must stay valid: it is what operators copy. */
+static void test_shipped_example(void)
+{
+    char path[PATH_MAX];
+    zka_config *c = NULL;
+    zka_config_error err;
+
+    snprintf(path, sizeof(path), "%s/conf/zkcoord.json", ZKA_TOP_SRCDIR);
+    CU_ASSERT_EQUAL(zka_config_load(path, &c, &err), 0);
+    if (!c) {
+        fprintf(stderr, "\n  %s\n", err.text);
+        return;
+    }
+    CU_ASSERT_STRING_EQUAL(c->cluster, "orders");
+    CU_ASSERT_TRUE(c->election.enabled);
+    CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_LEADER);
+    CU_ASSERT_EQUAL(c->n_handlers, 3);
+    zka_config_free(c);
+}
+
+static void test_event_names(void)
+{
+    int i;
+
+    for (i = 0; i < ZKA_EV_COUNT; i++)
+        CU_ASSERT_EQUAL(zka_event_from_name(zka_event_name((zka_event)i)), i);
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_SESSION_LOST), "session_lost");
+    CU_ASSERT_EQUAL(zka_event_from_name("nope"), -1);
+    CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
+}
+
+int main(void)
+{
+    CU_pSuite s;
+    unsigned failed;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    s = CU_add_suite("agent_config", suite_init, suite_clean);
+    if (!s || !CU_add_test(s, "bad files: exact messages", test_bad_table) ||
+        !CU_add_test(s, "missing file", test_missing_file) ||
+        !CU_add_test(s, "good file round-trips", test_good_roundtrip) ||
+        !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "diff", test_diff) ||
+        !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
+        !CU_add_test(s, "event names", test_event_names)) {
+        fprintf(stderr, "cannot register tests: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 1;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
