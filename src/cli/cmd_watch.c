@@ -1,0 +1,482 @@
+/* watch: one JSON object per line for every membership, leadership and lock
+ * change of a cluster. Membership comes from a zkc_group observer (no join),
+ * leadership from an election observer; the locks folder has no recipe
+ * observer, so it is watched here with plain children watches and read
+ * again with zkc_lock_inspect on every change. Changes are diffs against
+ * what was read when the watch started, so the state at start is never
+ * reported as a change (`watch --once` waits for the next one). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "output.h"
+
+struct known_member {
+    char *node;
+    int64_t mzxid;
+    json_t *json; /* as last seen, for member_left */
+};
+
+struct lock_seen {
+    char *name;
+    char *sig;
+};
+
+struct watch_st {
+    cli *c;
+    const char *cluster;
+    int once;
+    char members_path[1024], leader_path[1024], locks_path[1024];
+
+    pthread_mutex_t out_mu; /* output and `printed`: may block on a full pipe */
+    int printed;
+    pthread_mutex_t mu; /* done, dirty: held only briefly (completion thread) */
+    int done;
+    int dirty;
+
+    /* dispatcher thread only (after the baseline) */
+    struct known_member *members;
+    int nmembers;
+    char leader_node[128];
+    json_t *leader; /* null when none */
+
+    /* main thread only */
+    struct lock_seen *locks;
+    int nlocks;
+    char **subs; /* paths subscribed with zkc__watch */
+    int nsubs;
+};
+
+static void emit(struct watch_st *w, const char *event, json_t *body)
+{
+    json_t *doc = json_object();
+    const char *k;
+    json_t *v;
+
+    out_jset(doc, "event", json_string(event));
+    out_jset(doc, "cluster", out_jstr(w->cluster));
+    out_jset(doc, "time_ms", json_integer(out_now_ms()));
+    json_object_foreach(body, k, v)
+    {
+        json_object_set(doc, k, v);
+    }
+    pthread_mutex_lock(&w->out_mu);
+    if (!(w->once && w->printed)) {
+        out_json_line(doc, stdout);
+        w->printed++;
+        if (w->once) {
+            pthread_mutex_lock(&w->mu);
+            w->done = 1;
+            pthread_mutex_unlock(&w->mu);
+            cli_wake();
+        }
+    }
+    pthread_mutex_unlock(&w->out_mu);
+    json_decref(doc);
+    json_decref(body);
+}
+
+/* ------------------------------------------------------------ members */
+
+static void known_free(struct known_member *k, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        free(k[i].node);
+        json_decref(k[i].json);
+    }
+    free(k);
+}
+
+static struct known_member *known_from_view(const zkc_group_view *v, int *n)
+{
+    int i, count = zkc_group_view_count(v);
+    struct known_member *k = calloc((size_t)(count ? count : 1), sizeof(*k));
+    int64_t now = out_now_ms();
+
+    if (!k)
+        return NULL;
+    for (i = 0; i < count; i++) {
+        const zkc_member *m = zkc_group_view_at(v, i);
+
+        k[i].node = strdup(zkc_member_node(m));
+        k[i].mzxid = zkc_member_mzxid(m);
+        k[i].json = cli_member_json(m, now);
+    }
+    *n = count;
+    return k;
+}
+
+static const struct known_member *known_find(const struct known_member *k, int n, const char *node)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (k[i].node && strcmp(k[i].node, node) == 0)
+            return &k[i];
+    return NULL;
+}
+
+static json_t *member_body(json_t *member)
+{
+    json_t *b = json_object();
+
+    json_object_set(b, "member", member);
+    return b;
+}
+
+/* Dispatcher thread. */
+static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
+{
+    struct watch_st *w = user_data;
+    struct known_member *next;
+    int i, n = 0;
+
+    (void)g;
+    if (ev->type != ZKC_GROUP_CHANGED || !ev->view)
+        return;
+    next = known_from_view(ev->view, &n);
+    if (!next)
+        return;
+    for (i = 0; i < w->nmembers; i++)
+        if (!known_find(next, n, w->members[i].node))
+            emit(w, "member_left", member_body(w->members[i].json));
+    for (i = 0; i < n; i++) {
+        const struct known_member *old = known_find(w->members, w->nmembers, next[i].node);
+
+        if (!old) {
+            emit(w, "member_joined", member_body(next[i].json));
+        } else if (old->mzxid != next[i].mzxid) {
+            json_t *b = member_body(next[i].json);
+
+            json_object_set(b, "previous", old->json);
+            emit(w, "member_updated", b);
+        }
+    }
+    known_free(w->members, w->nmembers);
+    w->members = next;
+    w->nmembers = n;
+}
+
+/* ------------------------------------------------------------- leader */
+
+static json_t *leader_obj(const char *id, const char *node, int64_t token)
+{
+    json_t *l = json_object();
+
+    out_jset(l, "id", out_jstr(id));
+    out_jset(l, "node", out_jstr(node));
+    out_jset(l, "token", json_integer(token));
+    return l;
+}
+
+/* Dispatcher thread. */
+static void on_leader(zkc_election *e, const zkc_election_event *ev, void *user_data)
+{
+    struct watch_st *w = user_data;
+    const char *node = ev->leader_id && ev->leader_node ? ev->leader_node : "";
+    json_t *now, *b;
+
+    (void)e;
+    if (ev->type != ZKC_ELECTION_LEADER_CHANGED || strcmp(node, w->leader_node) == 0)
+        return;
+    now = *node ? leader_obj(ev->leader_id, node, ev->token) : json_null();
+    b = json_object();
+    json_object_set(b, "leader", now);
+    json_object_set(b, "previous", w->leader);
+    emit(w, "leader_changed", b);
+    json_decref(w->leader);
+    w->leader = now;
+    snprintf(w->leader_node, sizeof(w->leader_node), "%s", node);
+}
+
+/* -------------------------------------------------------------- locks */
+
+/* Completion thread: never block, only flag and wake. */
+static void on_node(void *arg, int type, const char *path)
+{
+    struct watch_st *w = arg;
+
+    (void)type;
+    (void)path;
+    pthread_mutex_lock(&w->mu);
+    w->dirty = 1;
+    pthread_mutex_unlock(&w->mu);
+    cli_wake();
+}
+
+static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+{
+    struct watch_st *w = user_data;
+
+    (void)s;
+    if (w->c->verbose)
+        cli_err(w->c, "connection %s", zkc_conn_state_name(st));
+    /* A new session has none of our watches; a reconnected one may have
+     * missed nothing, but reading again is cheap. */
+    if (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED)
+        on_node(w, 0, NULL);
+}
+
+static int subscribe(struct watch_st *w, const char *path)
+{
+    char **ns;
+    int i;
+
+    for (i = 0; i < w->nsubs; i++)
+        if (strcmp(w->subs[i], path) == 0)
+            return 0;
+    ns = realloc(w->subs, (size_t)(w->nsubs + 1) * sizeof(char *));
+    if (!ns)
+        return ZKC_ENOMEM;
+    w->subs = ns;
+    w->subs[w->nsubs] = strdup(path);
+    if (!w->subs[w->nsubs])
+        return ZKC_ENOMEM;
+    if (zkc__watch(w->c->s, path, on_node, w) != 0) {
+        free(w->subs[w->nsubs]);
+        return ZKC_ENOMEM;
+    }
+    w->nsubs++;
+    return 0;
+}
+
+/* Leave a children watch on `path` (an exists watch when it is missing, so
+ * its creation wakes us too). */
+static int arm(struct watch_st *w, const char *path, char ***names, int *n)
+{
+    int rc = subscribe(w, path);
+
+    *names = NULL;
+    *n = 0;
+    if (rc)
+        return rc;
+    rc = cli_zk_children(w->c->s, path, w->c->timeout_ms, 1, names, n, NULL);
+    if (rc == ZKC_ENONODE) {
+        rc = cli_zk_stat(w->c->s, path, w->c->timeout_ms, 1, NULL);
+        if (rc == 0) /* created in between: read it again */
+            return cli_zk_children(w->c->s, path, w->c->timeout_ms, 1, names, n, NULL);
+        return rc == ZKC_ENONODE ? 0 : rc;
+    }
+    return rc;
+}
+
+static void locks_seen_free(struct lock_seen *l, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        free(l[i].name);
+        free(l[i].sig);
+    }
+    free(l);
+}
+
+/* Main thread: re-arm the watches, read the locks, report what changed.
+ * `report` is 0 for the baseline. */
+static int refresh_locks(struct watch_st *w, int report)
+{
+    struct lock_seen *seen = NULL;
+    cli_lock *locks = NULL;
+    char **names = NULL, **kids, path[1100];
+    int n = 0, nk, i, j, rc, nlocks = 0;
+
+    rc = arm(w, w->locks_path, &names, &n);
+    if (rc)
+        return rc;
+    for (i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", w->locks_path, names[i]);
+        rc = arm(w, path, &kids, &nk);
+        if (rc)
+            goto out;
+        for (j = 0; j < nk; j++)
+            if (strcmp(kids[j], "leases") == 0) {
+                char **lk;
+                int nl;
+
+                snprintf(path, sizeof(path), "%s/%s/leases", w->locks_path, names[i]);
+                rc = arm(w, path, &lk, &nl);
+                cli_names_free(lk, nl);
+            }
+        cli_names_free(kids, nk);
+        if (rc)
+            goto out;
+    }
+    rc = cli_read_locks(w->c, w->cluster, NULL, &locks, &nlocks);
+    if (rc)
+        goto out;
+    seen = calloc((size_t)(nlocks ? nlocks : 1), sizeof(*seen));
+    if (!seen) {
+        rc = ZKC_ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < nlocks; i++) {
+        const struct lock_seen *old = NULL;
+
+        seen[i].name = strdup(locks[i].name);
+        seen[i].sig = cli_lock_signature(&locks[i]);
+        for (j = 0; j < w->nlocks; j++)
+            if (strcmp(w->locks[j].name, locks[i].name) == 0)
+                old = &w->locks[j];
+        if (report && seen[i].sig && (!old || strcmp(old->sig ? old->sig : "", seen[i].sig) != 0)) {
+            json_t *b = json_object();
+
+            out_jset(b, "lock", cli_lock_json(&locks[i]));
+            emit(w, "lock_changed", b);
+        }
+    }
+    for (j = 0; report && j < w->nlocks; j++) {
+        int found = 0;
+
+        for (i = 0; i < nlocks; i++)
+            if (strcmp(w->locks[j].name, locks[i].name) == 0)
+                found = 1;
+        if (!found) {
+            json_t *b = json_object();
+
+            out_jset(b, "name", out_jstr(w->locks[j].name));
+            emit(w, "lock_removed", b);
+        }
+    }
+    locks_seen_free(w->locks, w->nlocks);
+    w->locks = seen;
+    w->nlocks = nlocks;
+out:
+    cli_locks_free(locks, nlocks);
+    cli_names_free(names, n);
+    return rc;
+}
+
+/* ------------------------------------------------------------ command */
+
+int cmd_watch(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"once", no_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+    };
+    zkc_election_leader_info info;
+    zkc_group_view *base = NULL;
+    zkc_group_opts go;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    struct watch_st w;
+    int ch, rc, i, listening = 0;
+
+    memset(&w, 0, sizeof(w));
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'o') {
+            w.once = 1;
+        } else {
+            cli_err(c, "watch: unknown option '%s'", argv[optind - 1]);
+            return cli_usage_error(c, "watch");
+        }
+    }
+    if (argc - optind != 1 || cli_name_ok(argv[optind]) != 0) {
+        cli_err(c, "watch: want one CLUSTER");
+        return cli_usage_error(c, "watch");
+    }
+    w.c = c;
+    w.cluster = argv[optind];
+    cli_path(c, w.members_path, sizeof(w.members_path), w.cluster, "members", NULL);
+    cli_path(c, w.leader_path, sizeof(w.leader_path), w.cluster, "leader", NULL);
+    cli_path(c, w.locks_path, sizeof(w.locks_path), w.cluster, "locks", NULL);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_mutex_init(&w.out_mu, NULL);
+    w.leader = json_null();
+    if (cli_sig_setup() != 0) {
+        cli_err(c, "cannot set up signals");
+        pthread_mutex_destroy(&w.out_mu);
+        pthread_mutex_destroy(&w.mu);
+        return CLI_EXIT_ERROR;
+    }
+    rc = cli_connect(c);
+    cli_sig_unblock();
+    if (rc) {
+        pthread_mutex_destroy(&w.out_mu);
+        pthread_mutex_destroy(&w.mu);
+        return rc;
+    }
+    /* The baseline, read before the observers start: they report changes
+     * relative to it. */
+    rc = zkc_group_read(c->s, w.members_path, 0, &base, c->timeout_ms);
+    if (rc) {
+        rc = cli_fail(c, rc, w.members_path);
+        goto out;
+    }
+    w.members = known_from_view(base, &w.nmembers);
+    zkc_group_view_free(base);
+    rc = cli_read_leader(c, w.cluster, &info);
+    if (rc == 0) {
+        json_decref(w.leader);
+        w.leader = leader_obj(info.id, info.node, info.token);
+        snprintf(w.leader_node, sizeof(w.leader_node), "%s", info.node);
+    } else if (rc != ZKC_ENONODE) {
+        rc = cli_fail(c, rc, w.leader_path);
+        goto out;
+    }
+    rc = zkc_session_add_listener(c->s, on_state, &w);
+    if (rc) {
+        rc = cli_fail(c, rc, "listening");
+        goto out;
+    }
+    listening = 1;
+    rc = refresh_locks(&w, 0);
+    if (rc) {
+        rc = cli_fail(c, rc, w.locks_path);
+        goto out;
+    }
+    zkc_group_opts_init(&go);
+    go.on_event = on_group;
+    go.user_data = &w;
+    rc = zkc_group_new(&g, c->s, w.members_path, &go);
+    if (rc == 0)
+        rc = zkc_election_observer_new(&e, c->s, w.leader_path, on_leader, &w);
+    if (rc) {
+        rc = cli_fail(c, rc, "watching");
+        goto out;
+    }
+    if (c->verbose)
+        cli_err(c, "watching %s/%s", *c->root ? c->root : "", w.cluster);
+    for (;;) {
+        int sig = cli_wait(-1), done, dirty;
+
+        pthread_mutex_lock(&w.mu);
+        done = w.done;
+        dirty = w.dirty;
+        w.dirty = 0;
+        pthread_mutex_unlock(&w.mu);
+        if (sig || done)
+            break;
+        if (dirty) {
+            rc = refresh_locks(&w, 1);
+            /* Connection trouble: the state listener wakes us when back. */
+            if (rc && c->verbose)
+                cli_err(c, "reading the locks: %s", zkc_strerror(rc));
+        }
+    }
+    rc = 0;
+out:
+    zkc_group_free(g);
+    zkc_election_close(e);
+    if (listening)
+        zkc_session_remove_listener(c->s, on_state, &w);
+    for (i = 0; i < w.nsubs; i++) {
+        zkc__unwatch(c->s, w.subs[i], on_node, &w);
+        free(w.subs[i]);
+    }
+    free(w.subs);
+    zkc_session_close(c->s);
+    known_free(w.members, w.nmembers);
+    json_decref(w.leader);
+    locks_seen_free(w.locks, w.nlocks);
+    pthread_mutex_destroy(&w.out_mu);
+    pthread_mutex_destroy(&w.mu);
+    return rc;
+}

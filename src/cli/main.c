@@ -1,0 +1,378 @@
+/* zkcoordctl: global options, the session, dispatch to the command files,
+ * help texts and exit codes (documented in man/zkcoordctl.1). */
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+#define DEFAULT_SERVERS    "127.0.0.1:2181"
+#define DEFAULT_ROOT       "/zkcoord"
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_SESSION_MS 10000
+
+static const char usage_global[] =
+    "usage: zkcoordctl [-s SERVERS] [--root PATH] [--format table|json] [--timeout MS] "
+    "COMMAND [ARGS]\n";
+
+struct command {
+    const char *name;
+    int (*fn)(cli *c, int argc, char **argv);
+    const char *usage; /* after "usage: zkcoordctl " */
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"clusters", cmd_clusters, "clusters",
+     "List the clusters under the root, with their member count, leader and\n"
+     "number of locks.\n"},
+    {"status", cmd_status, "status CLUSTER",
+     "One screen about CLUSTER: the leader with its fencing token, the members\n"
+     "(id, endpoint, status, session, age) and the locks (holder, token,\n"
+     "waiters). Exit 3 when the cluster does not exist.\n"},
+    {"members", cmd_members, "members CLUSTER",
+     "The members of CLUSTER in join order. Member data that is not what a\n"
+     "member writes is shown as malformed, with the raw bytes escaped.\n"},
+    {"leader", cmd_leader, "leader CLUSTER",
+     "The leader of CLUSTER: id, node, fencing token, session. Exit 3 when\n"
+     "nobody leads (or the cluster does not exist).\n"},
+    {"locks", cmd_locks, "locks CLUSTER [NAME]",
+     "The locks of CLUSTER (under <root>/CLUSTER/locks): holder, fencing token\n"
+     "and number of waiters; with NAME, the whole queue of that lock in order.\n"
+     "Exit 3 when the cluster or the lock does not exist.\n"},
+    {"watch", cmd_watch, "watch CLUSTER [--once]",
+     "Print one JSON object per line for every membership, leadership and lock\n"
+     "change of CLUSTER until interrupted (INT/TERM end it with status 0).\n"
+     "The cluster need not exist yet.\n"
+     "  --once   exit 0 after the first change\n"},
+    {"lock", cmd_lock, "lock PATH [--timeout MS] [--kill-after MS] [--owner ID] -- CMD [ARG...]",
+     "Acquire the mutex at PATH (absolute, or relative to the root), run CMD\n"
+     "with ZKCOORD_FENCING_TOKEN, ZKCOORD_LOCK_PATH and ZKCOORD_LOCK_NODE set,\n"
+     "release when it exits and exit with its status (128+N when killed by\n"
+     "signal N). If the lock is lost (connection suspended or session lost),\n"
+     "CMD's process group gets TERM, then KILL after --kill-after, and\n"
+     "zkcoordctl exits 5. Exit 6 when the lock is not acquired in time.\n"
+     "  --timeout MS      give up acquiring after MS (default: wait forever)\n"
+     "  --kill-after MS   grace between TERM and KILL (default 5000)\n"
+     "  --owner ID        data of the lock node (default <hostname>:<pid>)\n"},
+    {"elect", cmd_elect,
+     "elect CLUSTER ID [--kill-after MS] -- CMD [ARG...] | elect --observe CLUSTER",
+     "Campaign for leadership of CLUSTER as ID and run CMD while leading, with\n"
+     "ZKCOORD_FENCING_TOKEN, ZKCOORD_CLUSTER and ZKCOORD_LEADER_ID set. When CMD\n"
+     "exits, resign and exit with its status. If leadership is lost, CMD gets\n"
+     "TERM, then KILL after --kill-after, and zkcoordctl exits 5.\n"
+     "  --observe         do not campaign: print the leader, then every change,\n"
+     "                    until interrupted\n"
+     "  --kill-after MS   grace between TERM and KILL (default 5000)\n"},
+    {"tree", cmd_tree, "tree [PATH]",
+     "The raw znode tree under PATH (default: the root; relative to the root\n"
+     "unless absolute): node type (ephemeral/persistent), owner session, data\n"
+     "size; JSON adds children, zxids, times, version. Exit 3 when PATH does\n"
+     "not exist.\n"},
+};
+
+#define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find_command(const char *name)
+{
+    int i;
+
+    for (i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+void cli_err(const cli *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", c && c->prog ? c->prog : "zkcoordctl");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_usage_error(const cli *c, const char *cmd)
+{
+    const struct command *k = cmd ? find_command(cmd) : NULL;
+
+    (void)c;
+    if (k)
+        fprintf(stderr, "usage: zkcoordctl [OPTIONS] %s\n", k->usage);
+    else
+        fputs(usage_global, stderr);
+    if (k)
+        fprintf(stderr, "Try 'zkcoordctl %s --help'.\n", k->name);
+    else
+        fprintf(stderr, "Try 'zkcoordctl --help'.\n");
+    return CLI_EXIT_USAGE;
+}
+
+int cli_help(const cli *c, const char *cmd)
+{
+    const struct command *k = cmd ? find_command(cmd) : NULL;
+    int i;
+
+    (void)c;
+    if (k) {
+        printf("usage: zkcoordctl [OPTIONS] %s\n\n%s", k->usage, k->help);
+        return CLI_EXIT_OK;
+    }
+    fputs(usage_global, stdout);
+    printf("\nInspect and script zkcoord clusters in ZooKeeper.\n\nCommands:\n");
+    for (i = 0; i < NCOMMANDS; i++)
+        printf("  %s\n", commands[i].usage);
+    printf("\nOptions:\n"
+           "  -s, --servers LIST      ZooKeeper servers host:port[,...] (default\n"
+           "                          $ZKCOORD_SERVERS, then " DEFAULT_SERVERS ")\n"
+           "      --root PATH         zkcoord root folder (default " DEFAULT_ROOT ")\n"
+           "  -f, --format FORMAT     table (default) or json\n"
+           "  -t, --timeout MS        connect / request deadline (default 5000)\n"
+           "      --session-timeout MS  ZooKeeper session timeout (default 10000)\n"
+           "  -v, --verbose           library log on stderr (-vv: debug)\n"
+           "  -h, --help              this text; COMMAND --help for a command\n"
+           "      --version           print the version\n"
+           "\nExit status: 0 ok, 1 error, 2 usage, 3 not found / no leader,\n"
+           "4 ZooKeeper unreachable, 5 lock or leadership lost while CMD ran,\n"
+           "6 lock not acquired in time; lock and elect pass CMD's status through.\n"
+           "See zkcoordctl(1).\n");
+    return CLI_EXIT_OK;
+}
+
+/* The library's log, on stderr only with -v: without it the CLI reports what
+ * went wrong itself, in one line (a NULL sink would print warnings). */
+static void log_sink(zkc_log_level level, const char *msg, void *user_data)
+{
+    const int *verbose = user_data;
+
+    if (*verbose)
+        fprintf(stderr, "zkcoordctl: [%s] %s\n", zkc_log_level_name(level), msg);
+}
+
+int cli_connect(cli *c)
+{
+    zkc_session_opts o;
+    zkc_session *s;
+    int rc;
+
+    zkc_session_opts_init(&o);
+    o.servers = c->servers;
+    o.session_timeout_ms = c->session_timeout_ms;
+    o.log_fn = log_sink;
+    o.log_user_data = &c->verbose;
+    o.log_level = c->verbose >= 2 ? ZKC_LOG_DEBUG : c->verbose ? ZKC_LOG_INFO : ZKC_LOG_ERROR;
+    o.zk_log_level = c->verbose >= 2 ? ZKC_LOG_INFO : ZKC_LOG_DEBUG;
+    rc = zkc_session_new(&s, &o);
+    if (rc) {
+        cli_err(c, "cannot open a session to %s: %s", c->servers, zkc_strerror(rc));
+        return rc == ZKC_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
+    }
+    rc = zkc_session_wait_connected(s, c->timeout_ms);
+    if (rc) {
+        zkc_session_close(s);
+        if (rc == ZKC_EUNREACHABLE || rc == ZKC_ETIMEDOUT) {
+            cli_err(c, "ZooKeeper unreachable: no answer from %s within %d ms", c->servers,
+                    c->timeout_ms);
+            return CLI_EXIT_UNREACHABLE;
+        }
+        cli_err(c, "cannot connect to %s: %s", c->servers, zkc_strerror(rc));
+        return CLI_EXIT_ERROR;
+    }
+    c->s = s;
+    return 0;
+}
+
+int cli_fail(const cli *c, int rc, const char *what)
+{
+    switch (rc) {
+    case ZKC_ENONODE:
+        cli_err(c, "%s: not found", what);
+        return CLI_EXIT_NOTFOUND;
+    case ZKC_ETIMEDOUT:
+    case ZKC_ECONNLOSS:
+    case ZKC_EUNREACHABLE:
+    case ZKC_ESESSIONLOST:
+        cli_err(c, "ZooKeeper unreachable: no answer from %s within %d ms (%s: %s)", c->servers,
+                c->timeout_ms, what, zkc_strerror(rc));
+        return CLI_EXIT_UNREACHABLE;
+    default:
+        cli_err(c, "%s: %s", what, zkc_strerror(rc));
+        return CLI_EXIT_ERROR;
+    }
+}
+
+void cli_path(const cli *c, char *buf, size_t len, const char *a, const char *b, const char *c2)
+{
+    snprintf(buf, len, "%s/%s%s%s%s%s", c->root, a, b ? "/" : "", b ? b : "", c2 ? "/" : "",
+             c2 ? c2 : "");
+}
+
+int cli_name_ok(const char *name)
+{
+    if (!name || !*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+        strlen(name) > 255)
+        return -1;
+    return 0;
+}
+
+int cli_cluster_exists(cli *c, const char *cluster)
+{
+    char path[1024];
+    int rc;
+
+    cli_path(c, path, sizeof(path), cluster, NULL, NULL);
+    rc = cli_zk_stat(c->s, path, c->timeout_ms, 0, NULL);
+    if (rc == ZKC_ENONODE) {
+        cli_err(c, "no cluster '%s' under %s", cluster, *c->root ? c->root : "/");
+        return CLI_EXIT_NOTFOUND;
+    }
+    if (rc)
+        return cli_fail(c, rc, path);
+    return 0;
+}
+
+int cli_parse_ms(const char *s)
+{
+    char *end;
+    long v;
+
+    if (!s || !*s)
+        return -1;
+    v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > INT_MAX)
+        return -1;
+    return (int)v;
+}
+
+int cli_split_dashdash(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0)
+            return i;
+    return argc;
+}
+
+/* Keep the root as "/a/b" (no trailing slash; "" for "/"). */
+static int set_root(cli *c, const char *root, char *buf, size_t len)
+{
+    size_t n;
+
+    if (!root || root[0] != '/' || strlen(root) >= len)
+        return -1;
+    strcpy(buf, root);
+    n = strlen(buf);
+    while (n > 0 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    if (strstr(buf, "//"))
+        return -1;
+    c->root = buf;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"servers", required_argument, NULL, 's'},
+        {"root", required_argument, NULL, 'r'},
+        {"format", required_argument, NULL, 'f'},
+        {"timeout", required_argument, NULL, 't'},
+        {"session-timeout", required_argument, NULL, 'S'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    static char rootbuf[1024];
+    const struct command *k;
+    cli c;
+    int ch, i, cmd;
+
+    memset(&c, 0, sizeof(c));
+    c.prog = "zkcoordctl";
+    c.servers = getenv("ZKCOORD_SERVERS");
+    if (!c.servers || !*c.servers)
+        c.servers = DEFAULT_SERVERS;
+    c.root = DEFAULT_ROOT;
+    c.timeout_ms = DEFAULT_TIMEOUT_MS;
+    c.session_timeout_ms = DEFAULT_SESSION_MS;
+
+    opterr = 0;
+    /* '+': stop at the command; its own options are parsed by the command. */
+    while ((ch = getopt_long(argc, argv, "+s:f:t:vh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            c.servers = optarg;
+            break;
+        case 'r':
+            if (set_root(&c, optarg, rootbuf, sizeof(rootbuf)) != 0) {
+                cli_err(&c, "--root must be an absolute path: '%s'", optarg);
+                return cli_usage_error(&c, NULL);
+            }
+            break;
+        case 'f':
+            if (strcmp(optarg, "table") == 0) {
+                c.format = CLI_TABLE;
+            } else if (strcmp(optarg, "json") == 0) {
+                c.format = CLI_JSON;
+            } else {
+                cli_err(&c, "--format must be table or json, not '%s'", optarg);
+                return cli_usage_error(&c, NULL);
+            }
+            break;
+        case 't':
+        case 'S': {
+            int v = cli_parse_ms(optarg);
+
+            if (v <= 0) {
+                cli_err(&c, "%s wants a positive number of milliseconds, not '%s'",
+                        ch == 't' ? "--timeout" : "--session-timeout", optarg);
+                return cli_usage_error(&c, NULL);
+            }
+            if (ch == 't')
+                c.timeout_ms = v;
+            else
+                c.session_timeout_ms = v;
+            break;
+        }
+        case 'v':
+            c.verbose++;
+            break;
+        case 'h':
+            return cli_help(&c, NULL);
+        case 'V':
+            printf("zkcoordctl %s\n", PACKAGE_VERSION);
+            return CLI_EXIT_OK;
+        default:
+            if (optopt)
+                cli_err(&c, "bad or incomplete option '-%c'", optopt);
+            else
+                cli_err(&c, "unknown option '%s'", argv[optind - 1]);
+            return cli_usage_error(&c, NULL);
+        }
+    }
+    if (optind >= argc) {
+        cli_err(&c, "no command given");
+        return cli_usage_error(&c, NULL);
+    }
+    if (strcmp(argv[optind], "help") == 0)
+        return cli_help(&c, optind + 1 < argc ? argv[optind + 1] : NULL);
+    k = find_command(argv[optind]);
+    if (!k) {
+        cli_err(&c, "unknown command '%s'", argv[optind]);
+        return cli_usage_error(&c, NULL);
+    }
+    /* "COMMAND --help" (before any "--") never connects. */
+    for (i = optind + 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return cli_help(&c, k->name);
+    cmd = optind;
+    optind = 0; /* full re-initialisation of getopt for the command */
+    return k->fn(&c, argc - cmd, argv + cmd);
+}
