@@ -201,8 +201,9 @@ ZKC_EXTERN int zkc_session_close(zkc_session *s);
 #endif
 
 /* Recipes (each header documents its own API). */
-/* recipe headers: group */
-/* recipe headers: election */
-/* recipe headers: lock */
+#include "zkcoord/group.h"    /* recipe headers: group */
+#include "zkcoord/election.h" /* recipe headers: election */
+#include "zkcoord/lock.h"     /* recipe headers: lock */
+#include "zkcoord/fence.h"
 
 #endif /* ZKCOORD_ZKCOORD_H */
