@@ -50,10 +50,14 @@ typedef struct slot {
     zka_handler_cfg cfg; /* deep copy */
     size_t index;
     char label[96];
-    evt *pending;
-    unsigned pending_coalesced;
+    /* Follow-up runs, oldest first, at most one per event type. */
+    evt *pending[ZKA_EV_COUNT];
+    unsigned pending_coalesced[ZKA_EV_COUNT];
+    size_t npending;
     run *r;
 } slot;
+
+static void slot_drop_pending(slot *s);
 
 struct zka_handlers {
     pthread_mutex_t mu;
@@ -99,13 +103,19 @@ static char **strv_dup(char *const *v)
     return d;
 }
 
+static void slot_drop_pending(slot *s)
+{
+    while (s->npending > 0)
+        evt_unref(s->pending[--s->npending]);
+}
+
 static void slot_free(slot *s)
 {
     if (!s)
         return;
     zka_proc_free_strv(s->cfg.args);
     free(s->cfg.shell);
-    evt_unref(s->pending);
+    slot_drop_pending(s);
     free(s);
 }
 
@@ -230,12 +240,14 @@ static void start_run(zka_handlers *h, slot *s)
     char *path = NULL, *sh_argv[4];
     char *const *argv;
     char **envp = NULL;
-    evt *ev = s->pending;
+    evt *ev = s->pending[0];
     run *r = NULL;
-    unsigned coalesced = s->pending_coalesced;
+    unsigned coalesced = s->pending_coalesced[0];
 
-    s->pending = NULL;
-    s->pending_coalesced = 0;
+    s->npending--;
+    memmove(&s->pending[0], &s->pending[1], s->npending * sizeof(s->pending[0]));
+    memmove(&s->pending_coalesced[0], &s->pending_coalesced[1],
+            s->npending * sizeof(s->pending_coalesced[0]));
     if (s->cfg.shell) {
         sh_argv[0] = "/bin/sh";
         sh_argv[1] = "-c";
@@ -417,7 +429,7 @@ static bool is_idle(zka_handlers *h)
     if (h->n_retired)
         return false;
     for (i = 0; i < h->n; i++)
-        if (h->slots[i]->r || h->slots[i]->pending)
+        if (h->slots[i]->r || h->slots[i]->npending)
             return false;
     return true;
 }
@@ -461,7 +473,7 @@ static void *worker(void *arg)
 
         if (!h->stop)
             for (i = 0; i < h->n; i++)
-                if (!h->slots[i]->r && h->slots[i]->pending)
+                if (!h->slots[i]->r && h->slots[i]->npending)
                     start_run(h, h->slots[i]);
         drop_retired_done(h);
         if (is_idle(h))
@@ -653,14 +665,31 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
 
         if (!(s->cfg.events & (1u << ev->event)))
             continue;
-        if (s->pending) {
-            /* Coalesce: the follow-up run gets the latest view only; the
-             * event it replaces is counted, not run. */
-            evt_unref(s->pending);
-            s->pending_coalesced++;
+        {
+            /* Coalesce per event type: a burst of one kind becomes one
+             * follow-up run with the latest document (the replaced ones are
+             * counted, not run), while an event of another kind still gets
+             * its own run -- an "elected" must not vanish behind the
+             * "leader_changed" that follows it. */
+            unsigned merged = 0;
+            size_t j;
+            for (j = 0; j < s->npending; j++) {
+                if (s->pending[j]->event == ev->event) {
+                    merged = s->pending_coalesced[j] + 1;
+                    evt_unref(s->pending[j]);
+                    s->npending--;
+                    memmove(&s->pending[j], &s->pending[j + 1],
+                            (s->npending - j) * sizeof(s->pending[0]));
+                    memmove(&s->pending_coalesced[j], &s->pending_coalesced[j + 1],
+                            (s->npending - j) * sizeof(s->pending_coalesced[0]));
+                    break;
+                }
+            }
+            e->refs++;
+            s->pending[s->npending] = e;
+            s->pending_coalesced[s->npending] = merged;
+            s->npending++;
         }
-        e->refs++;
-        s->pending = e;
         queued++;
     }
     pthread_mutex_unlock(&h->mu);
@@ -717,8 +746,7 @@ int zka_handlers_reconfigure(zka_handlers *h, const zka_handler_cfg *cfgs, size_
     for (j = 0; j < h->n; j++) {
         if (used[j])
             continue;
-        evt_unref(h->slots[j]->pending);
-        h->slots[j]->pending = NULL;
+        slot_drop_pending(h->slots[j]);
         if (h->slots[j]->r)
             h->retired[nret++] = h->slots[j];
         else
@@ -763,8 +791,7 @@ void zka_handlers_free(zka_handlers *h)
     h->stop = true;
     for (i = 0; i < h->n + h->n_retired; i++) {
         slot *s = i < h->n ? h->slots[i] : h->retired[i - h->n];
-        evt_unref(s->pending);
-        s->pending = NULL;
+        slot_drop_pending(s);
         if (s->r && s->r->phase == 0) {
             /* Leaving: a run is not allowed to outlive the agent by more
              * than the grace. */

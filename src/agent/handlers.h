@@ -11,8 +11,9 @@
  * through a pidfd.
  *
  * Per handler: never two runs at once. Events that arrive while a run is
- * active are coalesced into ONE follow-up run carrying the latest event
- * (earlier ones are dropped and counted). Peer data reaches a handler only
+ * active are coalesced per event type: a burst of one kind becomes ONE
+ * follow-up run carrying the latest event of that kind (earlier ones are
+ * dropped and counted); follow-ups run in order of arrival. Peer data reaches a handler only
  * in its stdin document and its environment, never in argv. */
 #ifndef ZKA_HANDLERS_H
 #define ZKA_HANDLERS_H

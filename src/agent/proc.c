@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,10 +167,18 @@ static void child_setup_and_exec(const char *path, char *const argv[], char *con
 pid_t zka_proc_spawn(const char *path, char *const argv[], char *const envp[], int in_fd,
                      int out_fd, int err_fd)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
 
-    if (pid == 0)
+    if (pid == 0) {
+        /* If the agent dies without cleaning up (SIGKILL, OOM), its
+         * children must not outlive it: a supervised app left running by a
+         * dead leader is two leaders' apps at once. */
+        (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127); /* the agent died before the line above */
         child_setup_and_exec(path, argv, envp, in_fd, out_fd, err_fd);
+    }
     if (pid > 0) {
         /* Both sides set the group (the classic shell idiom), so kill(-pid)
          * works as soon as fork returns, whichever runs first. */
