@@ -659,9 +659,15 @@ static int start_health(struct agent *a)
 {
     int rc = zka_health_new(&a->health, &a->cfg->health, on_health, a);
 
-    if (rc)
+    if (rc) {
         zka_log(ZKC_LOG_ERROR, "cannot start health checks: %s", zkc_strerror(rc));
-    return rc;
+        return rc;
+    }
+    /* Without a health section the state is HEALTHY from the start and no
+     * callback comes: register now. */
+    if (zka_health_get(a->health) == ZKA_HEALTH_HEALTHY)
+        set_registered(a, 1);
+    return 0;
 }
 
 static int start_supervise(struct agent *a)
