@@ -551,7 +551,7 @@ static void test_connloss_during_acquire(void)
     CU_ASSERT_EQUAL(lt_wait_acquired(&r, 1, 25000), 0);
     CU_ASSERT_EQUAL(r.rc, 0);
     /* exactly one node: ours (adopted or created once, never orphaned) */
-    rc = zkc_lock_inspect(s, "/locks/cl", 5000, &info);
+    rc = zkc_lock_inspect(s, "/locks/cl", 15000, &info);
     if (rc)
         printf("\n    inspect: %s ", zkc_err_name(rc));
     TU_CHECK(rc == 0, out);
