@@ -51,6 +51,7 @@ struct agent {
     zkc_session *s;
     zkc_group *group;
     zkc_election *election;
+    zkc_election *observer; /* every leader change, for every agent */
     struct held_lock *locks;
     size_t n_locks;
     zka_handlers *handlers;
@@ -66,6 +67,7 @@ struct agent {
     int64_t token; /* our term's token while leading */
     char leader_id[ZKC_ELECTION_ID_MAX + 1];
     int64_t leader_token;
+    int leader_known; /* the observer's first answer is the baseline */
     zkc_group_view *view;
     int baseline; /* the first view is the baseline: no events for it */
     int ready_sent;
@@ -279,9 +281,18 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
                        (json_int_t)ev->token));
         break;
     case ZKC_ELECTION_LEADER_CHANGED:
+        /* A participant hears of a new leader only when the line reaches it
+         * (no herd in the recipe); the agent's observer hears every change
+         * and reports them. */
+        if (e != a->observer)
+            break;
         pthread_mutex_lock(&a->mu);
-        changed = strcmp(a->leader_id, ev->leader_id ? ev->leader_id : "") != 0 ||
-                  a->leader_token != ev->token;
+        /* The leader found at startup is no change: nothing fires for it
+         * (the known annoyance of `consul watch`). */
+        changed =
+            a->leader_known && (strcmp(a->leader_id, ev->leader_id ? ev->leader_id : "") != 0 ||
+                                a->leader_token != ev->token);
+        a->leader_known = 1;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", ev->leader_id ? ev->leader_id : "");
         a->leader_token = ev->token;
         pthread_mutex_unlock(&a->mu);
@@ -327,7 +338,9 @@ static int start_election(struct agent *a)
                                                                     : ZKC_ELECTION_STEP_DOWN;
     eo.fn = on_election;
     eo.user_data = a;
-    rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
+    rc = zkc_election_observer_new(&a->observer, a->s, a->leader_path, on_election, a);
+    if (rc == 0)
+        rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
     if (rc) {
         zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
         return rc;
@@ -349,6 +362,8 @@ static void stop_election(struct agent *a)
         stop_app_now(a);
     zkc_election_close(a->election);
     a->election = NULL;
+    zkc_election_close(a->observer);
+    a->observer = NULL;
     pthread_mutex_lock(&a->mu);
     a->leading = 0;
     a->campaigning = 0;
