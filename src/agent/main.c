@@ -356,8 +356,11 @@ static int start_election(struct agent *a)
 
 static void stop_election(struct agent *a)
 {
-    if (!a->election)
+    if (!a->election) {
+        zkc_election_close(a->observer); /* when the participant failed to start */
+        a->observer = NULL;
         return;
+    }
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
         stop_app_now(a);
     zkc_election_close(a->election);
