@@ -1,0 +1,1494 @@
+/* The zkcoord agent end to end: the built `zkcoord` binary run as real
+ * processes (fork/exec) against the harness ZooKeeper, with /bin/sh handler
+ * scripts that append what they received (event, environment, the stdin
+ * JSON document) to a file per agent, and supervised "apps" that append
+ * start/stop lines with timestamps and fencing tokens to one shared file.
+ * The test reads those files and the member folder (zkc_group_read, or a
+ * watching zkc_group) and waits on conditions with deadlines. Every agent
+ * started is stopped by pid and every temp dir removed, also on failure. */
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/testutil.h"
+#include "zkcoord/group.h"
+
+#define SESSION_MS 2000 /* agents' session timeout: SIGKILL failover in ~2 s */
+#define MAX_AGENTS 5
+
+/* ------------------------------------------------------------ files */
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    int rc;
+
+    if (!f)
+        return -1;
+    rc = fputs(text, f);
+    if (fclose(f) != 0 || rc < 0)
+        return -1;
+    return 0;
+}
+
+/* The whole file, NUL-terminated ("" when missing); free() it. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+
+    if (f) {
+        for (;;) {
+            if (cap - len < 4096) {
+                char *nb = realloc(buf, cap + 65536);
+                if (!nb)
+                    break;
+                buf = nb;
+                cap += 65536;
+            }
+            n = fread(buf + len, 1, cap - len - 1, f);
+            if (n == 0)
+                break;
+            len += n;
+        }
+        fclose(f);
+    }
+    if (!buf)
+        return strdup("");
+    buf[len] = '\0';
+    return buf;
+}
+
+static int file_has(const char *path, const char *needle)
+{
+    char *s = slurp(path);
+    int r = s && strstr(s, needle) != NULL;
+
+    free(s);
+    return r;
+}
+
+static int wait_file_has(const char *path, const char *needle, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    while (!file_has(path, needle)) {
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+    return 0;
+}
+
+static int count_lines(const char *path)
+{
+    char *s = slurp(path), *p;
+    int n = 0;
+
+    for (p = s; p && *p; p++)
+        if (*p == '\n')
+            n++;
+    free(s);
+    return n;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+    if (dir && dir[0])
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A process is gone when it has no /proc entry or is a zombie (once its
+ * parent died it is reparented to an init that may reap late). */
+static int pid_alive(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+static int wait_pid_gone(pid_t pid, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    while (pid_alive(pid)) {
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------ the scripts */
+
+/* $1: the record file. One line per run:
+ * EVENT \t MEMBER_ID \t CLUSTER \t LEADER_ID \t FENCING_TOKEN \t MEMBERS \t JSON.
+ * "$1.hang" present: the next member_joined run writes its pid to
+ * "$1.hang-pid" and hangs ignoring SIGTERM. "$1.delay": seconds to sleep
+ * before recording (a slow handler). */
+static const char handler_sh[] =
+    "#!/bin/sh\n"
+    "doc=$(cat)\n"
+    "if [ -e \"$1.hang\" ] && [ \"$ZKCOORD_EVENT\" = member_joined ]; then\n"
+    "    rm -f \"$1.hang\"\n"
+    "    trap '' TERM\n"
+    "    echo $$ >\"$1.hang-pid\"\n"
+    "    sleep 30\n"
+    "    exit 0\n"
+    "fi\n"
+    "if [ -e \"$1.delay\" ]; then sleep \"$(cat \"$1.delay\")\"; fi\n"
+    "printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$ZKCOORD_EVENT\" \"$ZKCOORD_MEMBER_ID\" "
+    "\"$ZKCOORD_CLUSTER\" \"$ZKCOORD_LEADER_ID\" \"$ZKCOORD_FENCING_TOKEN\" "
+    "\"$ZKCOORD_MEMBERS\" \"$doc\" >>\"$1\"\n";
+
+/* $1: ok file (pass while it exists; "$1.failonce" makes exactly one check
+ * fail), $2: log of results, one line per check. */
+static const char health_sh[] = "#!/bin/sh\n"
+                                "if [ -e \"$1.failonce\" ]; then\n"
+                                "    rm -f \"$1.failonce\"; echo fail >>\"$2\"; exit 1\n"
+                                "fi\n"
+                                "if [ -e \"$1\" ]; then echo pass >>\"$2\"; exit 0; fi\n"
+                                "echo fail >>\"$2\"; exit 1\n";
+
+/* $1: member id, $2: shared file of "start|stop ID TOKEN NANOS PID". */
+static const char app_sh[] =
+    "#!/bin/sh\n"
+    "echo \"start $1 $ZKCOORD_FENCING_TOKEN $(date +%s%N) $$\" >>\"$2\"\n"
+    "trap 'echo \"stop $1 $ZKCOORD_FENCING_TOKEN $(date +%s%N) $$\" >>\"$2\"; exit 0' TERM\n"
+    "while :; do sleep 1; done\n";
+
+/* ------------------------------------------------------- one test dir */
+
+typedef struct agent_proc {
+    char id[32];
+    char cfg[512];
+    char log[512];
+    char events[512]; /* handler record file */
+    pid_t pid;
+    int exited;
+    int status; /* exit code, 128 + signal */
+} agent_proc;
+
+typedef struct world {
+    char dir[256];
+    char root[64];
+    agent_proc ag[MAX_AGENTS];
+    int n;
+    zkc_session *s; /* the test's own session */
+} world;
+
+static int world_init(world *w, const char *root)
+{
+    char path[512];
+
+    memset(w, 0, sizeof(*w));
+    snprintf(w->root, sizeof(w->root), "%s", root);
+    snprintf(w->dir, sizeof(w->dir), "%s/zkagent.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(w->dir)) {
+        w->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/handler.sh", w->dir);
+    if (write_file(path, handler_sh))
+        return -1;
+    snprintf(path, sizeof(path), "%s/health.sh", w->dir);
+    if (write_file(path, health_sh))
+        return -1;
+    snprintf(path, sizeof(path), "%s/app.sh", w->dir);
+    if (write_file(path, app_sh))
+        return -1;
+    return tu_session(&w->s, NULL, 10000, NULL) == 0 ? 0 : -1;
+}
+
+static char bin[1024];
+
+static const char *agent_bin(void)
+{
+    const char *top = getenv("top_builddir");
+
+    snprintf(bin, sizeof(bin), "%s/zkcoord", top && *top ? top : ".");
+    return bin;
+}
+
+/* What a test wants in one agent's configuration. */
+typedef struct acfg {
+    const char *servers;  /* NULL: the harness */
+    int session_ms;       /* 0: SESSION_MS */
+    int port;             /* member.port */
+    const char *metadata; /* JSON object text, or NULL */
+    int election;
+    const char *on;      /* handler events, JSON array text; NULL: no handler */
+    int handler_timeout; /* ms, 0: default */
+    int health;          /* health.sh on <dir>/<id>.ok */
+    int rise, fall;
+    int supervise; /* app.sh while leader */
+} acfg;
+
+static json_t *config_json(world *w, const char *id, const acfg *c)
+{
+    char buf[1024], buf2[1024];
+    json_t *j = json_object(), *m;
+
+    json_object_set_new(j, "zookeeper",
+                        json_pack("{s:s, s:i, s:s}", "servers",
+                                  c->servers ? c->servers : zkh_connect_string(tu_zk),
+                                  "session_timeout_ms", c->session_ms ? c->session_ms : SESSION_MS,
+                                  "root", w->root));
+    json_object_set_new(j, "cluster", json_string("c"));
+    m = json_pack("{s:s, s:s, s:i}", "id", id, "host", "127.0.0.1", "port",
+                  c->port ? c->port : 7000);
+    if (c->metadata)
+        json_object_set_new(m, "metadata", json_loads(c->metadata, 0, NULL));
+    json_object_set_new(j, "member", m);
+    if (c->election)
+        json_object_set_new(j, "election", json_pack("{s:b}", "enabled", 1));
+    if (c->on) {
+        json_t *h;
+        snprintf(buf, sizeof(buf), "%s/handler.sh", w->dir);
+        snprintf(buf2, sizeof(buf2), "%s/%s.events", w->dir, id);
+        h = json_pack("{s:o, s:[s, s, s]}", "on", json_loads(c->on, 0, NULL), "args", "/bin/sh",
+                      buf, buf2);
+        if (c->handler_timeout)
+            json_object_set_new(h, "timeout_ms", json_integer(c->handler_timeout));
+        json_object_set_new(j, "handlers", json_pack("[o]", h));
+    }
+    if (c->health) {
+        char ok[1024], log[1024];
+        snprintf(buf, sizeof(buf), "%s/health.sh", w->dir);
+        snprintf(ok, sizeof(ok), "%s/%s.ok", w->dir, id);
+        snprintf(log, sizeof(log), "%s/%s.checks", w->dir, id);
+        json_object_set_new(j, "health",
+                            json_pack("{s:[s, s, s, s], s:i, s:i, s:i, s:i}", "args", "/bin/sh",
+                                      buf, ok, log, "interval_ms", 100, "timeout_ms", 2000, "rise",
+                                      c->rise ? c->rise : 1, "fall", c->fall ? c->fall : 1));
+    }
+    if (c->supervise) {
+        snprintf(buf, sizeof(buf), "%s/app.sh", w->dir);
+        snprintf(buf2, sizeof(buf2), "%s/apps", w->dir);
+        json_object_set_new(j, "supervise",
+                            json_pack("{s:[s, s, s, s], s:s, s:i}", "args", "/bin/sh", buf, id,
+                                      buf2, "while", "leader", "stop_grace_ms", 3000));
+    }
+    json_object_set_new(j, "log", json_pack("{s:s}", "level", "info"));
+    return j;
+}
+
+static int write_config(world *w, agent_proc *ap, const char *id, const acfg *c)
+{
+    json_t *j = config_json(w, id, c);
+    int rc;
+
+    snprintf(ap->id, sizeof(ap->id), "%s", id);
+    snprintf(ap->cfg, sizeof(ap->cfg), "%s/%s.json", w->dir, id);
+    snprintf(ap->log, sizeof(ap->log), "%s/%s.log", w->dir, id);
+    snprintf(ap->events, sizeof(ap->events), "%s/%s.events", w->dir, id);
+    rc = json_dump_file(j, ap->cfg, JSON_INDENT(2));
+    json_decref(j);
+    return rc;
+}
+
+/* Run `zkcoord [extra...] -c CFG`, stdout and stderr appended to its log. */
+static int agent_spawn(agent_proc *ap, const char *extra1, const char *extra2)
+{
+    const char *argv[8];
+    int n = 0;
+
+    argv[n++] = agent_bin();
+    if (extra1)
+        argv[n++] = extra1;
+    if (extra2)
+        argv[n++] = extra2;
+    argv[n++] = "-c";
+    argv[n++] = ap->cfg;
+    argv[n] = NULL;
+    fflush(NULL);
+    ap->exited = 0;
+    ap->pid = fork();
+    if (ap->pid == 0) {
+        int fd = open(ap->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (fd < 0 || nul < 0)
+            _exit(125);
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(126);
+    }
+    return ap->pid > 0 ? 0 : -1;
+}
+
+/* Start agent `id` of world `w` with config `c`; NULL on failure. */
+static agent_proc *agent_start(world *w, const char *id, const acfg *c)
+{
+    agent_proc *ap;
+
+    if (w->n >= MAX_AGENTS)
+        return NULL;
+    ap = &w->ag[w->n];
+    if (write_config(w, ap, id, c) != 0)
+        return NULL;
+    w->n++;
+    if (agent_spawn(ap, NULL, NULL) != 0) {
+        ap->pid = 0;
+        return NULL;
+    }
+    return ap;
+}
+
+/* Wait for the exit up to timeout_ms: the exit code (128 + signal), or -1
+ * if still running. */
+static int agent_wait(agent_proc *ap, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int st;
+
+    if (ap->pid <= 0)
+        return -1;
+    while (!ap->exited) {
+        pid_t r = waitpid(ap->pid, &st, WNOHANG);
+        if (r == ap->pid) {
+            ap->exited = 1;
+            ap->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(10);
+    }
+    return ap->status;
+}
+
+static int agent_running(agent_proc *ap)
+{
+    return ap->pid > 0 && agent_wait(ap, 0) == -1;
+}
+
+/* Send `sig` and wait for the exit (SIGKILL after timeout_ms). */
+static int agent_stop(agent_proc *ap, int sig, int timeout_ms)
+{
+    int rc;
+
+    if (ap->pid <= 0)
+        return -1;
+    if (!ap->exited)
+        kill(ap->pid, sig);
+    rc = agent_wait(ap, timeout_ms);
+    if (rc == -1) {
+        fprintf(stderr, "    agent %s did not exit after signal %d: killed\n", ap->id, sig);
+        kill(ap->pid, SIGKILL);
+        rc = agent_wait(ap, 10000);
+    }
+    return rc;
+}
+
+/* Stop every agent still running, check their logs for sanitizer reports,
+ * close the session, remove the dir. */
+static void world_destroy(world *w)
+{
+    int i;
+
+    for (i = 0; i < w->n; i++) {
+        agent_proc *ap = &w->ag[i];
+        char *log;
+        if (ap->pid > 0 && !ap->exited)
+            agent_stop(ap, SIGTERM, 8000);
+        log = slurp(ap->log);
+        CU_ASSERT_PTR_NULL(strstr(log, "Sanitizer"));
+        CU_ASSERT_PTR_NULL(strstr(log, "runtime error:"));
+        if (strstr(log, "Sanitizer") || strstr(log, "runtime error:") || getenv("ZKA_TEST_LOGS"))
+            fprintf(stderr, "\n    --- %s log:\n%s\n", ap->id, log);
+        free(log);
+    }
+    if (w->s)
+        zkc_session_close(w->s);
+    w->s = NULL;
+    if (!getenv("ZKA_TEST_KEEP"))
+        rm_rf(w->dir);
+}
+
+static void path_of(world *w, char *buf, size_t len, const char *leaf)
+{
+    snprintf(buf, len, "%s/%s", w->dir, leaf);
+}
+
+static int touch(world *w, const char *leaf)
+{
+    char p[512];
+
+    path_of(w, p, sizeof(p), leaf);
+    return write_file(p, "");
+}
+
+static void unlink_leaf(world *w, const char *leaf)
+{
+    char p[512];
+
+    path_of(w, p, sizeof(p), leaf);
+    unlink(p);
+}
+
+/* -------------------------------------------------------- membership */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "b,a,c" -> "a,b,c" into out. */
+static void sort_csv(const char *in, char *out, size_t len)
+{
+    char *copy = strdup(in ? in : ""), *tok, *save = NULL, *parts[64];
+    int n = 0, i;
+    size_t off = 0;
+
+    out[0] = '\0';
+    if (!copy)
+        return;
+    for (tok = strtok_r(copy, ",", &save); tok && n < 64; tok = strtok_r(NULL, ",", &save))
+        parts[n++] = tok;
+    qsort(parts, (size_t)n, sizeof(char *), cmp_str);
+    for (i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(out + off, len - off, "%s%s", i ? "," : "", parts[i]);
+    free(copy);
+}
+
+static void members_path(world *w, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/c/members", w->root);
+}
+
+/* Sorted ids in the member folder now ("" when empty); -1 on error. */
+static int members_now(world *w, char *out, size_t len)
+{
+    char path[256], csv[2048] = "";
+    zkc_group_view *v = NULL;
+    int i, n;
+    size_t off = 0;
+
+    members_path(w, path, sizeof(path));
+    if (zkc_group_read(w->s, path, 0, &v, 5000) != 0)
+        return -1;
+    n = zkc_group_view_count(v);
+    for (i = 0; i < n; i++)
+        off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%s%s", i ? "," : "",
+                                zkc_member_id(zkc_group_view_at(v, i)));
+    zkc_group_view_free(v);
+    sort_csv(csv, out, len);
+    return 0;
+}
+
+static int wait_members(world *w, const char *want, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    char now[2048] = "", sorted[2048];
+
+    sort_csv(want, sorted, sizeof(sorted));
+    for (;;) {
+        if (members_now(w, now, sizeof(now)) == 0 && strcmp(now, sorted) == 0)
+            return 0;
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "    members: want [%s], have [%s]\n", sorted, now);
+            return -1;
+        }
+        pause_ms(30);
+    }
+}
+
+/* Node name and owner session of member `id` now; -1 if absent. */
+static int member_node(world *w, const char *id, char *node, size_t len, int64_t *owner)
+{
+    char path[256];
+    zkc_group_view *v = NULL;
+    const zkc_member *m;
+    int rc = -1;
+
+    members_path(w, path, sizeof(path));
+    if (zkc_group_read(w->s, path, 0, &v, 5000) != 0)
+        return -1;
+    m = zkc_group_view_find(v, id);
+    if (m) {
+        snprintf(node, len, "%s", zkc_member_node(m));
+        *owner = zkc_member_owner(m);
+        rc = 0;
+    }
+    zkc_group_view_free(v);
+    return rc;
+}
+
+/* ------------------------------------------------- handler records */
+
+typedef struct rec {
+    char *event, *member_id, *cluster, *leader, *token, *members;
+    json_t *doc;
+} rec;
+
+typedef struct recs {
+    rec r[512];
+    int n;
+} recs;
+
+static void recs_free(recs *rs)
+{
+    int i;
+
+    for (i = 0; i < rs->n; i++) {
+        free(rs->r[i].event);
+        json_decref(rs->r[i].doc);
+    }
+    rs->n = 0;
+}
+
+/* Parse an agent's record file into rs (replacing what it held). */
+static void recs_load(recs *rs, const char *path)
+{
+    char *s = slurp(path), *line, *save = NULL;
+
+    recs_free(rs);
+    for (line = strtok_r(s, "\n", &save); line && rs->n < 512; line = strtok_r(NULL, "\n", &save)) {
+        rec *r = &rs->r[rs->n];
+        char *f[7], *p = strdup(line);
+        int i;
+        if (!p)
+            break;
+        f[0] = p;
+        for (i = 1; i < 7; i++) {
+            char *tab = f[i - 1] ? strchr(f[i - 1], '\t') : NULL;
+            if (tab)
+                *tab = '\0';
+            f[i] = tab ? tab + 1 : NULL;
+        }
+        if (!f[6]) {
+            free(p);
+            continue;
+        }
+        r->event = f[0];
+        r->member_id = f[1];
+        r->cluster = f[2];
+        r->leader = f[3];
+        r->token = f[4];
+        r->members = f[5];
+        r->doc = json_loads(f[6], 0, NULL);
+        rs->n++;
+    }
+    free(s);
+}
+
+static const char *doc_str(json_t *doc, const char *k1, const char *k2)
+{
+    json_t *v = json_object_get(doc, k1);
+
+    if (k2)
+        v = json_object_get(v, k2);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Does record r match event (NULL any) and doc member.id (NULL any)? */
+static int rec_is(const rec *r, const char *event, const char *about)
+{
+    const char *mid;
+
+    if (event && strcmp(r->event, event) != 0)
+        return 0;
+    if (!about)
+        return 1;
+    mid = doc_str(r->doc, "member", "id");
+    return mid && strcmp(mid, about) == 0;
+}
+
+static int count_recs(const char *path, const char *event, const char *about)
+{
+    recs *rs = calloc(1, sizeof(*rs));
+    int i, n = 0;
+
+    if (!rs)
+        return -1;
+    recs_load(rs, path);
+    for (i = 0; i < rs->n; i++)
+        n += rec_is(&rs->r[i], event, about);
+    recs_free(rs);
+    free(rs);
+    return n;
+}
+
+static int wait_recs(const char *path, const char *event, const char *about, int min,
+                     int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int n;
+
+    while ((n = count_recs(path, event, about)) < min) {
+        if (tu_now_ms() > end) {
+            char *s = slurp(path);
+            fprintf(stderr, "    %s: want %d x %s %s, have %d:\n%s\n", path, min, event,
+                    about ? about : "", n, s);
+            free(s);
+            return -1;
+        }
+        pause_ms(20);
+    }
+    return n;
+}
+
+/* Wait until the last `event` record's sorted ZKCOORD_MEMBERS is `want`. */
+static int wait_last_members(const char *path, const char *event, const char *want, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    recs *rs = calloc(1, sizeof(*rs));
+    char sorted[2048], have[2048];
+    int i, rc = -1;
+
+    if (!rs)
+        return -1;
+    sort_csv(want, sorted, sizeof(sorted));
+    for (;;) {
+        have[0] = '\0';
+        recs_load(rs, path);
+        for (i = rs->n - 1; i >= 0; i--)
+            if (rec_is(&rs->r[i], event, NULL)) {
+                sort_csv(rs->r[i].members, have, sizeof(have));
+                break;
+            }
+        if (strcmp(have, sorted) == 0) {
+            rc = 0;
+            break;
+        }
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "    %s: last %s members [%s], want [%s]\n", path, event, have, sorted);
+            break;
+        }
+        pause_ms(20);
+    }
+    recs_free(rs);
+    free(rs);
+    return rc;
+}
+
+static const char *str_or_empty(json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* ------------------------------------------------------------- tests */
+
+#define HANDLER_MEMBERSHIP "[\"member_joined\", \"member_left\", \"members_changed\"]"
+
+/* The sorted ids of the document's "members" array. */
+static const char *doc_member_ids(json_t *doc, char *out, size_t len)
+{
+    char csv[1024] = "";
+    size_t i, off = 0;
+    json_t *ms = json_object_get(doc, "members");
+
+    for (i = 0; i < json_array_size(ms) && off < sizeof(csv); i++)
+        off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%s%s", i ? "," : "",
+                                str_or_empty(json_object_get(json_array_get(ms, i), "id")));
+    sort_csv(csv, out, len);
+    return out;
+}
+
+/* Check one member_joined record about `who` written by agent `self`. */
+static int check_joined_rec(const rec *r, const char *self, const char *who, int port,
+                            const char *zone, const char *all)
+{
+    char sorted[1024], want[1024], ids[1024];
+    json_t *d = r->doc, *m = json_object_get(d, "member");
+    int ok = 1;
+
+    sort_csv(r->members, sorted, sizeof(sorted));
+    sort_csv(all, want, sizeof(want));
+    ok &= strcmp(r->event, "member_joined") == 0;
+    ok &= strcmp(r->member_id, self) == 0;
+    ok &= strcmp(r->cluster, "c") == 0;
+    ok &= strcmp(sorted, want) == 0;
+    ok &= d != NULL;
+    ok &= doc_str(d, "event", NULL) && strcmp(doc_str(d, "event", NULL), "member_joined") == 0;
+    ok &= doc_str(d, "cluster", NULL) && strcmp(doc_str(d, "cluster", NULL), "c") == 0;
+    ok &= doc_str(d, "member_id", NULL) && strcmp(doc_str(d, "member_id", NULL), self) == 0;
+    ok &= doc_str(d, "member", "id") && strcmp(doc_str(d, "member", "id"), who) == 0;
+    ok &= doc_str(d, "member", "host") && strcmp(doc_str(d, "member", "host"), "127.0.0.1") == 0;
+    ok &= json_integer_value(json_object_get(m, "port")) == port;
+    ok &= json_is_string(json_object_get(json_object_get(m, "metadata"), "zone")) &&
+          strcmp(json_string_value(json_object_get(json_object_get(m, "metadata"), "zone")),
+                 zone) == 0;
+    ok &= json_array_size(json_object_get(d, "members")) == 4;
+    ok &= strcmp(doc_member_ids(d, ids, sizeof(ids)), want) == 0;
+    if (!ok)
+        fprintf(stderr, "    unexpected record of %s about %s: %s %s %s [%s]\n", self, who,
+                r->event, r->member_id, r->cluster, r->members);
+    return ok;
+}
+
+/* Three agents agree on the view; a fourth joining fires member_joined
+ * exactly once on each of the three with the right JSON and environment;
+ * an agent started into an existing cluster fires nothing for the members
+ * already there. */
+static void test_three_agents(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[4] = {NULL, NULL, NULL, NULL};
+    recs *rs = calloc(1, sizeof(*rs));
+    const char *ids[4] = {"a1", "a2", "a3", "a4"};
+    int i, j, k, found;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    TU_CHECK(world_init(&w, "/e2e-three") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.on = HANDLER_MEMBERSHIP;
+    for (i = 0; i < 3; i++) {
+        char md[64], want[64];
+        c.port = 7001 + i;
+        snprintf(md, sizeof(md), "{\"zone\": \"z%d\"}", i + 1);
+        c.metadata = md;
+        TU_CHECK((a[i] = agent_start(&w, ids[i], &c)) != NULL, out);
+        snprintf(want, sizeof(want), "%s", i == 0 ? "a1" : i == 1 ? "a1,a2" : "a1,a2,a3");
+        TU_CHECK(wait_members(&w, want, 10000) == 0, out);
+        /* The ones already running heard about it before the next starts. */
+        for (j = 0; j < i; j++)
+            TU_CHECK(wait_recs(a[j]->events, "member_joined", ids[i], 1, 5000) == 1, out);
+    }
+    /* Those that saw the others join have the three of them as last view
+     * (a3 may have had itself in its first view: nothing to report). */
+    for (i = 0; i < 2; i++)
+        TU_CHECK(wait_last_members(a[i]->events, "members_changed", "a1,a2,a3", 5000) == 0, out);
+
+    /* A fourth joins. */
+    c.port = 7004;
+    c.metadata = "{\"zone\": \"z4\"}";
+    TU_CHECK((a[3] = agent_start(&w, "a4", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1,a2,a3,a4", 10000) == 0, out);
+    for (i = 0; i < 3; i++)
+        TU_CHECK(wait_recs(a[i]->events, "member_joined", "a4", 1, 5000) == 1, out);
+    /* It leaves: everyone's member_left is queued after any duplicate
+     * member_joined, so once it is there the count below is final. */
+    CU_ASSERT_EQUAL(agent_stop(a[3], SIGTERM, 8000), 0);
+    TU_CHECK(wait_members(&w, "a1,a2,a3", 5000) == 0, out);
+    for (i = 0; i < 3; i++) {
+        TU_CHECK(wait_recs(a[i]->events, "member_left", "a4", 1, 5000) == 1, out);
+        /* Everyone's last view is the three of them again. */
+        CU_ASSERT_EQUAL(wait_last_members(a[i]->events, "member_left", "a1,a2,a3", 100), 0);
+        CU_ASSERT_EQUAL(wait_last_members(a[i]->events, "members_changed", "a1,a2,a3", 5000), 0);
+        CU_ASSERT_EQUAL(count_recs(a[i]->events, "member_joined", "a4"), 1);
+        recs_load(rs, a[i]->events);
+        found = 0;
+        for (k = 0; k < rs->n; k++) {
+            if (!rec_is(&rs->r[k], "member_joined", "a4"))
+                continue;
+            found++;
+            CU_ASSERT(check_joined_rec(&rs->r[k], ids[i], "a4", 7004, "z4", "a1,a2,a3,a4"));
+        }
+        CU_ASSERT_EQUAL(found, 1);
+        /* Nobody heard of a member joining before itself. */
+        for (j = 0; j < i; j++)
+            CU_ASSERT_EQUAL(count_recs(a[i]->events, "member_joined", ids[j]), 0);
+        CU_ASSERT_EQUAL(count_recs(a[i]->events, "member_left", NULL), 1);
+        /* Each join after this agent's own start fired exactly once. */
+        for (j = i + 1; j < 3; j++)
+            CU_ASSERT_EQUAL(count_recs(a[i]->events, "member_joined", ids[j]), 1);
+    }
+    /* The fourth started into a cluster of three: no member_joined for
+     * them (at most one about itself). */
+    for (j = 0; j < 3; j++)
+        CU_ASSERT_EQUAL(count_recs(a[3]->events, "member_joined", ids[j]), 0);
+    CU_ASSERT(count_recs(a[3]->events, "member_joined", "a4") <= 1);
+    for (i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(agent_stop(a[i], SIGTERM, 8000), 0);
+out:
+    world_destroy(&w);
+    recs_free(rs);
+    free(rs);
+}
+
+/* Last record of `event` in `path`: its ZKCOORD_LEADER_ID and token. */
+static int last_rec_env(const char *path, const char *event, char *leader, size_t llen,
+                        long long *token)
+{
+    recs *rs = calloc(1, sizeof(*rs));
+    int i, rc = -1;
+
+    if (!rs)
+        return -1;
+    recs_load(rs, path);
+    for (i = rs->n - 1; i >= 0; i--)
+        if (rec_is(&rs->r[i], event, NULL)) {
+            snprintf(leader, llen, "%s", rs->r[i].leader);
+            *token = rs->r[i].token[0] ? atoll(rs->r[i].token) : -1;
+            rc = 0;
+            break;
+        }
+    recs_free(rs);
+    free(rs);
+    return rc;
+}
+
+/* Records of `event` whose ZKCOORD_LEADER_ID is `leader`. */
+static int count_leader_recs(const char *path, const char *event, const char *leader)
+{
+    recs *rs = calloc(1, sizeof(*rs));
+    int i, n = 0;
+
+    if (!rs)
+        return -1;
+    recs_load(rs, path);
+    for (i = 0; i < rs->n; i++)
+        n += rec_is(&rs->r[i], event, NULL) && strcmp(rs->r[i].leader, leader) == 0 &&
+             strcmp(str_or_empty(json_object_get(json_object_get(rs->r[i].doc, "leader"), "id")),
+                    leader) == 0;
+    recs_free(rs);
+    free(rs);
+    return n;
+}
+
+static int wait_leader_recs(const char *path, const char *event, const char *leader, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int n;
+
+    while ((n = count_leader_recs(path, event, leader)) < 1) {
+        if (tu_now_ms() > end) {
+            char *s = slurp(path);
+            fprintf(stderr, "    %s: no %s naming %s:\n%s\n", path, event, leader, s);
+            free(s);
+            return -1;
+        }
+        pause_ms(20);
+    }
+    return n;
+}
+
+/* SIGKILL of the leader agent: once its session expires exactly one other
+ * is elected (larger fencing token) and every other agent fires
+ * leader_changed naming it, once (each agent watches the election with an
+ * observer beside its participant); the leader an agent finds at startup
+ * fires nothing. Then the second leader is killed: the last one is
+ * elected. */
+static void test_leader_failover(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[3] = {NULL, NULL, NULL};
+    const char *ids[3] = {"a1", "a2", "a3"};
+    char leader[64];
+    long long t1 = -1, t2 = -1, t3 = -1;
+    int i;
+
+    TU_CHECK(world_init(&w, "/e2e-failover") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.on = "[\"elected\", \"demoted\", \"leader_changed\"]";
+    for (i = 0; i < 3; i++) {
+        c.port = 7001 + i;
+        TU_CHECK((a[i] = agent_start(&w, ids[i], &c)) != NULL, out);
+        TU_CHECK(wait_members(&w, i == 0 ? "a1" : i == 1 ? "a1,a2" : "a1,a2,a3", 10000) == 0, out);
+        if (i == 0)
+            TU_CHECK(wait_recs(a[0]->events, "elected", NULL, 1, 10000) == 1, out);
+    }
+    TU_CHECK(last_rec_env(a[0]->events, "elected", leader, sizeof(leader), &t1) == 0, out);
+    CU_ASSERT_STRING_EQUAL(leader, "a1");
+    CU_ASSERT(t1 > 0);
+
+    /* Kill the leader: its session expires, a2 (next in line) leads. */
+    CU_ASSERT_EQUAL(agent_stop(a[0], SIGKILL, 5000), 128 + SIGKILL);
+    TU_CHECK(wait_recs(a[1]->events, "elected", NULL, 1, 15000) == 1, out);
+    TU_CHECK(last_rec_env(a[1]->events, "elected", leader, sizeof(leader), &t2) == 0, out);
+    CU_ASSERT_STRING_EQUAL(leader, "a2");
+    CU_ASSERT(t2 > t1);
+    TU_CHECK(wait_leader_recs(a[1]->events, "leader_changed", "a2", 5000) >= 1, out);
+    TU_CHECK(wait_leader_recs(a[2]->events, "leader_changed", "a2", 5000) >= 1, out);
+    TU_CHECK(last_rec_env(a[2]->events, "leader_changed", leader, sizeof(leader), &t3) == 0, out);
+    CU_ASSERT_EQUAL(t3, -1); /* a3 does not lead: no token in its environment */
+    CU_ASSERT_EQUAL(count_recs(a[2]->events, "elected", NULL), 0);
+    CU_ASSERT_EQUAL(count_recs(a[1]->events, "demoted", NULL), 0);
+
+    /* Kill the second leader: a3 is elected. */
+    CU_ASSERT_EQUAL(agent_stop(a[1], SIGKILL, 5000), 128 + SIGKILL);
+    TU_CHECK(wait_recs(a[2]->events, "elected", NULL, 1, 15000) == 1, out);
+    TU_CHECK(last_rec_env(a[2]->events, "elected", leader, sizeof(leader), &t3) == 0, out);
+    CU_ASSERT_STRING_EQUAL(leader, "a3");
+    CU_ASSERT(t3 > t2);
+    TU_CHECK(wait_leader_recs(a[2]->events, "leader_changed", "a3", 5000) >= 1, out);
+    CU_ASSERT_EQUAL(agent_stop(a[2], SIGTERM, 8000), 0);
+
+    /* Exactly once per change; nothing for the leader found at startup. */
+    for (i = 1; i < 3; i++) {
+        CU_ASSERT_EQUAL(count_leader_recs(a[i]->events, "leader_changed", "a1"), 0);
+        CU_ASSERT_EQUAL(count_leader_recs(a[i]->events, "leader_changed", "a2"), 1);
+    }
+    CU_ASSERT_EQUAL(count_leader_recs(a[2]->events, "leader_changed", "a3"), 1);
+    CU_ASSERT_EQUAL(count_recs(a[2]->events, "leader_changed", NULL), 2);
+    CU_ASSERT_EQUAL(count_recs(a[2]->events, "elected", NULL), 1);
+out:
+    world_destroy(&w);
+}
+
+/* TERM deletes the member node at once (a 20 s session would keep it for
+ * 20 s otherwise) and the agent exits 0. */
+static void test_term_leaves_at_once(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL, *a2 = NULL;
+    long long t0, took;
+
+    TU_CHECK(world_init(&w, "/e2e-term") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.session_ms = 20000;
+    c.election = 1;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK((a2 = agent_start(&w, "a2", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1,a2", 10000) == 0, out);
+    t0 = tu_now_ms();
+    kill(a1->pid, SIGTERM);
+    TU_CHECK(wait_members(&w, "a2", 5000) == 0, out);
+    took = tu_now_ms() - t0;
+    CU_ASSERT(took < 5000);
+    CU_ASSERT_EQUAL(agent_wait(a1, 5000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a2, SIGTERM, 5000), 0);
+    TU_CHECK(wait_members(&w, "", 5000) == 0, out);
+out:
+    world_destroy(&w);
+}
+
+/* One line of the apps file. */
+typedef struct app_line {
+    int start;
+    char id[32];
+    long long token, ns;
+    int pid;
+} app_line;
+
+static int load_apps(world *w, app_line *out, int max)
+{
+    char path[512], *s, *line, *save = NULL, kind[16];
+    int n = 0;
+
+    path_of(w, path, sizeof(path), "apps");
+    s = slurp(path);
+    for (line = strtok_r(s, "\n", &save); line && n < max; line = strtok_r(NULL, "\n", &save)) {
+        app_line *l = &out[n];
+        if (sscanf(line, "%15s %31s %lld %lld %d", kind, l->id, &l->token, &l->ns, &l->pid) != 5)
+            continue;
+        l->start = strcmp(kind, "start") == 0;
+        n++;
+    }
+    free(s);
+    return n;
+}
+
+static int cmp_app(const void *x, const void *y)
+{
+    const app_line *a = x, *b = y;
+
+    return a->ns < b->ns ? -1 : a->ns > b->ns;
+}
+
+/* Supervised app only on the leader: demotion (health fails) stops it
+ * before the next leader's app starts; SIGKILL of the leader agent takes
+ * its app down (PR_SET_PDEATHSIG); tokens increase; never two at once. */
+static void test_supervise_leader(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[3] = {NULL, NULL, NULL};
+    const char *ids[3] = {"a1", "a2", "a3"};
+    app_line lines[64];
+    char apps[512];
+    int i, n, running, starts, b_pid = 0;
+    long long last_token = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-supervise") == 0, out);
+    path_of(&w, apps, sizeof(apps), "apps");
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.supervise = 1;
+    for (i = 0; i < 3; i++) {
+        char ok[64];
+        snprintf(ok, sizeof(ok), "%s.ok", ids[i]);
+        TU_CHECK(touch(&w, ok) == 0, out);
+        c.port = 7001 + i;
+        TU_CHECK((a[i] = agent_start(&w, ids[i], &c)) != NULL, out);
+        TU_CHECK(wait_members(&w, i == 0 ? "a1" : i == 1 ? "a1,a2" : "a1,a2,a3", 10000) == 0, out);
+        if (i == 0)
+            TU_CHECK(wait_file_has(apps, "start a1 ", 10000) == 0, out);
+    }
+    /* Demote a1: its health check fails, it deregisters and resigns. */
+    unlink_leaf(&w, "a1.ok");
+    TU_CHECK(wait_file_has(apps, "start a2 ", 15000) == 0, out);
+    TU_CHECK(wait_members(&w, "a2,a3", 5000) == 0, out);
+    CU_ASSERT(agent_running(a[0]));
+    /* Kill a2's agent: its app must go with it at once. */
+    n = load_apps(&w, lines, 64);
+    for (i = 0; i < n; i++)
+        if (lines[i].start && strcmp(lines[i].id, "a2") == 0)
+            b_pid = lines[i].pid;
+    TU_CHECK(b_pid > 0, out);
+    CU_ASSERT_EQUAL(agent_stop(a[1], SIGKILL, 5000), 128 + SIGKILL);
+    CU_ASSERT_EQUAL(wait_pid_gone(b_pid, 3000), 0);
+    TU_CHECK(wait_file_has(apps, "start a3 ", 15000) == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(a[2], SIGTERM, 10000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a[0], SIGTERM, 10000), 0);
+
+    /* The record: sorted by time, never two apps at once, each start under
+     * a larger token, each app stopped (a2's by PDEATHSIG's SIGTERM). */
+    n = load_apps(&w, lines, 64);
+    qsort(lines, (size_t)n, sizeof(lines[0]), cmp_app);
+    running = starts = 0;
+    for (i = 0; i < n; i++) {
+        if (lines[i].start) {
+            CU_ASSERT_EQUAL(running, 0);
+            CU_ASSERT(lines[i].token > last_token);
+            last_token = lines[i].token;
+            running++;
+            starts++;
+        } else {
+            CU_ASSERT_EQUAL(running, 1);
+            running--;
+        }
+    }
+    CU_ASSERT_EQUAL(running, 0);
+    CU_ASSERT_EQUAL(starts, 3);
+    if (starts != 3 || running != 0) {
+        char *s = slurp(apps);
+        fprintf(stderr, "    apps:\n%s\n", s);
+        free(s);
+    }
+out:
+    world_destroy(&w);
+}
+
+/* Registration watched by a group in the test: joins and leaves of `id`. */
+typedef struct watch {
+    pthread_mutex_t mu;
+    const char *id;
+    int joined, left;
+} watch;
+
+static void on_watch(zkc_group *g, const zkc_group_event *ev, void *user_data)
+{
+    watch *wt = user_data;
+
+    (void)g;
+    if (!ev->member || !zkc_member_id(ev->member) || strcmp(zkc_member_id(ev->member), wt->id))
+        return;
+    pthread_mutex_lock(&wt->mu);
+    if (ev->type == ZKC_GROUP_JOINED)
+        wt->joined++;
+    else if (ev->type == ZKC_GROUP_LEFT)
+        wt->left++;
+    pthread_mutex_unlock(&wt->mu);
+}
+
+static void watch_get(watch *wt, int *joined, int *left)
+{
+    pthread_mutex_lock(&wt->mu);
+    *joined = wt->joined;
+    *left = wt->left;
+    pthread_mutex_unlock(&wt->mu);
+}
+
+/* Wait until the watch counted at least `joined` joins and `left` leaves;
+ * their counts then in *j, *l. */
+static void watch_wait(watch *wt, int joined, int left, int timeout_ms, int *j, int *l)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    for (;;) {
+        watch_get(wt, j, l);
+        if ((*j >= joined && *l >= left) || tu_now_ms() > end)
+            return;
+        pause_ms(20);
+    }
+}
+
+/* How many results at the end of the checks log are `word` in a row. */
+static int trailing(const char *path, const char *word)
+{
+    char *s = slurp(path);
+    int n = 0;
+    size_t len = strlen(s), wl = strlen(word);
+
+    while (len > 0) {
+        size_t end = len - 1, start; /* s[end] is '\n' */
+        start = end;
+        while (start > 0 && s[start - 1] != '\n')
+            start--;
+        if (end - start != wl || strncmp(s + start, word, wl) != 0)
+            break;
+        n++;
+        len = start;
+    }
+    free(s);
+    return n;
+}
+
+/* fall=3 consecutive failures deregister (one failure does not); rise=2
+ * passes register again. */
+static void test_health_rise_fall(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    watch wt;
+    zkc_group *g = NULL;
+    zkc_group_opts go;
+    char path[256], checks[512], failonce[512], node[256] = "", node2[256] = "";
+    int64_t owner = 0, owner2 = 0;
+    int joined, left, base;
+    long long end;
+
+    memset(&wt, 0, sizeof(wt));
+    pthread_mutex_init(&wt.mu, NULL);
+    wt.id = "a1";
+    TU_CHECK(world_init(&w, "/e2e-health") == 0, out);
+    path_of(&w, checks, sizeof(checks), "a1.checks");
+    path_of(&w, failonce, sizeof(failonce), "a1.ok.failonce");
+    members_path(&w, path, sizeof(path));
+    zkc_group_opts_init(&go);
+    go.on_event = on_watch;
+    go.user_data = &wt;
+    TU_CHECK(zkc_group_new(&g, w.s, path, &go) == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.health = 1;
+    c.rise = 2;
+    c.fall = 3;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1", 10000) == 0, out);
+    CU_ASSERT(count_lines(checks) >= 2); /* registered after `rise` passes */
+    TU_CHECK(member_node(&w, "a1", node, sizeof(node), &owner) == 0, out);
+
+    /* One failure among passes changes nothing. */
+    TU_CHECK(touch(&w, "a1.ok.failonce") == 0, out);
+    end = tu_now_ms() + 5000;
+    while (access(failonce, F_OK) == 0 && tu_now_ms() < end)
+        pause_ms(20);
+    TU_CHECK(access(failonce, F_OK) != 0, out);
+    base = count_lines(checks);
+    end = tu_now_ms() + 5000;
+    while (count_lines(checks) < base + 5 && tu_now_ms() < end)
+        pause_ms(20);
+    CU_ASSERT(count_lines(checks) >= base + 5);
+    CU_ASSERT(file_has(checks, "fail"));
+    /* Never deregistered: the same node as before, no leave seen. */
+    TU_CHECK(member_node(&w, "a1", node2, sizeof(node2), &owner2) == 0, out);
+    CU_ASSERT_STRING_EQUAL(node2, node);
+    watch_get(&wt, &joined, &left);
+    CU_ASSERT_EQUAL(left, 0);
+
+    /* Failing for good: deregistered after three failures in a row. */
+    unlink_leaf(&w, "a1.ok");
+    TU_CHECK(wait_members(&w, "", 5000) == 0, out);
+    CU_ASSERT(trailing(checks, "fail") >= 3);
+    watch_wait(&wt, 1, 1, 5000, &joined, &left);
+    CU_ASSERT_EQUAL(left, 1);
+    CU_ASSERT(agent_running(a1));
+
+    /* Passing again: registered after two passes in a row. */
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK(wait_members(&w, "a1", 5000) == 0, out);
+    CU_ASSERT(trailing(checks, "pass") >= 2);
+    watch_wait(&wt, 2, 1, 5000, &joined, &left);
+    CU_ASSERT_EQUAL(joined, 2);
+    CU_ASSERT_EQUAL(left, 1);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+out:
+    zkc_group_free(g);
+    world_destroy(&w);
+    pthread_mutex_destroy(&wt.mu);
+}
+
+/* Join member `id` through the library (the test's own session). */
+static int lib_join(world *w, zkc_group **g, const char *id)
+{
+    char path[256];
+    zkc_member_info mi;
+
+    members_path(w, path, sizeof(path));
+    if (zkc_group_new(g, w->s, path, NULL) != 0)
+        return -1;
+    memset(&mi, 0, sizeof(mi));
+    mi.id = id;
+    mi.host = "127.0.0.1";
+    mi.port = 9000;
+    return zkc_group_join(*g, &mi);
+}
+
+/* A handler that hangs (ignoring SIGTERM) is killed at its timeout and the
+ * agent goes on; a storm of membership changes is coalesced into fewer
+ * runs, the last of which sees the final membership. */
+static void test_handler_timeout_and_storm(void)
+{
+    enum { STORM = 12 };
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    zkc_group *gs[STORM + 2];
+    char hang[600], hang_pid[600], delay[600], want[1024], *pidtext = NULL;
+    int i, pid, before, runs, joins, changes;
+    size_t off;
+
+    memset(gs, 0, sizeof(gs));
+    TU_CHECK(world_init(&w, "/e2e-handlers") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.on = HANDLER_MEMBERSHIP;
+    c.handler_timeout = 1000;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1", 10000) == 0, out);
+    snprintf(hang, sizeof(hang), "%s.hang", a1->events);
+    snprintf(hang_pid, sizeof(hang_pid), "%s.hang-pid", a1->events);
+    snprintf(delay, sizeof(delay), "%s.delay", a1->events);
+
+    /* The next member_joined run hangs. */
+    TU_CHECK(write_file(hang, "") == 0, out);
+    TU_CHECK(lib_join(&w, &gs[0], "x0") == 0, out);
+    TU_CHECK(wait_file_has(hang_pid, "\n", 5000) == 0, out);
+    pidtext = slurp(hang_pid);
+    pid = atoi(pidtext);
+    TU_CHECK(pid > 0, out);
+    TU_CHECK(wait_file_has(a1->log, "timeout after 1000 ms, sending SIGTERM", 3000) == 0, out);
+    TU_CHECK(wait_file_has(a1->log, "sending SIGKILL", 5000) == 0, out);
+    CU_ASSERT_EQUAL(wait_pid_gone(pid, 3000), 0);
+    TU_CHECK(wait_file_has(a1->log, "timed out", 3000) == 0, out);
+    /* Still working: the next join runs the handler normally. */
+    TU_CHECK(lib_join(&w, &gs[1], "x1") == 0, out);
+    TU_CHECK(wait_recs(a1->events, "member_joined", "x1", 1, 5000) == 1, out);
+    TU_CHECK(wait_last_members(a1->events, "members_changed", "a1,x0,x1", 5000) == 0, out);
+    CU_ASSERT(agent_running(a1));
+
+    /* Storm: a slow handler (0.1 s, well under its 1 s timeout), STORM joins and STORM/2 leaves in
+     * a burst. */
+    TU_CHECK(write_file(delay, "0.1\n") == 0, out);
+    before = count_recs(a1->events, "members_changed", NULL);
+    joins = count_recs(a1->events, "member_joined", NULL);
+    for (i = 2; i < STORM + 2; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "x%d", i);
+        TU_CHECK(lib_join(&w, &gs[i], id) == 0, out);
+    }
+    for (i = 2; i < STORM + 2; i += 2) {
+        zkc_group_free(gs[i]);
+        gs[i] = NULL;
+    }
+    changes = STORM + STORM / 2;
+    off = (size_t)snprintf(want, sizeof(want), "a1,x0,x1");
+    for (i = 3; i < STORM + 2; i += 2)
+        off += (size_t)snprintf(want + off, sizeof(want) - off, ",x%d", i);
+    TU_CHECK(wait_members(&w, want, 10000) == 0, out);
+    TU_CHECK(wait_last_members(a1->events, "members_changed", want, 15000) == 0, out);
+    runs = count_recs(a1->events, "members_changed", NULL) - before;
+    CU_ASSERT(runs >= 1);
+    CU_ASSERT(runs < changes);
+    joins = count_recs(a1->events, "member_joined", NULL) - joins;
+    CU_ASSERT(joins >= 1);
+    CU_ASSERT(joins < STORM);
+    CU_ASSERT(file_has(a1->log, "coalesced into it"));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+out:
+    free(pidtext);
+    for (i = 0; i < STORM + 2; i++)
+        zkc_group_free(gs[i]);
+    world_destroy(&w);
+}
+
+/* SIGHUP with a broken file: the agent keeps running as it was (same node,
+ * same session) and logs why; then a valid metadata change is applied
+ * without re-registering (same node) and another agent hears
+ * member_updated. */
+static void test_reload(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL, *a2 = NULL;
+    char node[256], node2[256];
+    int64_t owner = 0, owner2 = 0;
+    recs *rs = calloc(1, sizeof(*rs));
+    json_t *md;
+    int i, found = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    TU_CHECK(world_init(&w, "/e2e-reload") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.metadata = "{\"zone\": \"z1\"}";
+    c.port = 7001;
+    c.election = 1;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    c.on = "[\"member_updated\", \"member_left\", \"member_joined\"]";
+    c.port = 7002;
+    TU_CHECK((a2 = agent_start(&w, "a2", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1,a2", 10000) == 0, out);
+    TU_CHECK(member_node(&w, "a1", node, sizeof(node), &owner) == 0, out);
+
+    /* Broken: a syntax error on line 3. */
+    TU_CHECK(write_file(a1->cfg,
+                        "{\n  \"cluster\": \"c\",\n  \"member\": {\"id\": \"a1\",, }\n}\n") == 0,
+             out);
+    kill(a1->pid, SIGHUP);
+    TU_CHECK(wait_file_has(a1->log, "reload refused", 5000) == 0, out);
+    {
+        char where[600];
+        snprintf(where, sizeof(where), "%s:3:", a1->cfg);
+        CU_ASSERT(file_has(a1->log, where));
+    }
+    CU_ASSERT(agent_running(a1));
+    TU_CHECK(member_node(&w, "a1", node2, sizeof(node2), &owner2) == 0, out);
+    CU_ASSERT_STRING_EQUAL(node2, node);
+    CU_ASSERT_EQUAL(owner2, owner);
+
+    /* Valid: new metadata. */
+    c.metadata = "{\"zone\": \"z9\"}";
+    c.port = 7001;
+    c.on = NULL;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    TU_CHECK(wait_recs(a2->events, "member_updated", "a1", 1, 5000) == 1, out);
+    recs_load(rs, a2->events);
+    for (i = 0; i < rs->n; i++) {
+        if (!rec_is(&rs->r[i], "member_updated", "a1"))
+            continue;
+        found++;
+        md = json_object_get(json_object_get(rs->r[i].doc, "member"), "metadata");
+        CU_ASSERT_STRING_EQUAL(str_or_empty(json_object_get(md, "zone")), "z9");
+        md = json_object_get(json_object_get(rs->r[i].doc, "previous"), "metadata");
+        CU_ASSERT_STRING_EQUAL(str_or_empty(json_object_get(md, "zone")), "z1");
+    }
+    CU_ASSERT_EQUAL(found, 1);
+    TU_CHECK(member_node(&w, "a1", node2, sizeof(node2), &owner2) == 0, out);
+    CU_ASSERT_STRING_EQUAL(node2, node);
+    CU_ASSERT_EQUAL(owner2, owner);
+    /* Membership never dropped: a2 heard no leave or re-join of a1. */
+    CU_ASSERT_EQUAL(count_recs(a2->events, "member_left", "a1"), 0);
+    CU_ASSERT_EQUAL(count_recs(a2->events, "member_joined", "a1"), 0);
+    CU_ASSERT(agent_running(a1));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a2, SIGTERM, 8000), 0);
+out:
+    world_destroy(&w);
+    recs_free(rs);
+    free(rs);
+}
+
+/* Run zkcoord with options on `ap`'s config to completion. */
+static int run_agent(agent_proc *ap, const char *o1, const char *o2)
+{
+    if (agent_spawn(ap, o1, o2) != 0)
+        return -2;
+    return agent_stop(ap, 0, 15000); /* signal 0: just wait */
+}
+
+/* --check: exit 2 with FILE:LINE:COL on a bad file, 0 on a good one;
+ * unreachable ZooKeeper at start: exit 4 with a clear message. */
+static void test_check_and_unreachable(void)
+{
+    world w;
+    acfg c;
+    agent_proc *ap;
+    char where[600];
+    long long t0;
+
+    TU_CHECK(world_init(&w, "/e2e-check") == 0, out);
+    memset(&c, 0, sizeof(c));
+    ap = &w.ag[w.n++];
+    TU_CHECK(write_config(&w, ap, "good", &c) == 0, out);
+    CU_ASSERT_EQUAL(run_agent(ap, "--check", NULL), 0);
+    CU_ASSERT(file_has(ap->log, ": ok"));
+
+    ap = &w.ag[w.n++];
+    TU_CHECK(write_config(&w, ap, "bad", &c) == 0, out);
+    TU_CHECK(
+        write_file(ap->cfg, "{\n  \"cluster\": \"c\",\n  \"member\": {\"port\": 70000}\n}\n") == 0,
+        out);
+    CU_ASSERT_EQUAL(run_agent(ap, "--check", NULL), 2);
+    snprintf(where, sizeof(where), "%s:3:", ap->cfg);
+    CU_ASSERT(file_has(ap->log, where));
+    CU_ASSERT(file_has(ap->log, "member.port"));
+
+    ap = &w.ag[w.n++];
+    TU_CHECK(write_config(&w, ap, "syntax", &c) == 0, out);
+    TU_CHECK(write_file(ap->cfg, "{\n  \"cluster\": \"c\"\n  \"member\": {}\n}\n") == 0, out);
+    CU_ASSERT_EQUAL(run_agent(ap, "--check", NULL), 2);
+    snprintf(where, sizeof(where), "%s:3:", ap->cfg);
+    CU_ASSERT(file_has(ap->log, where));
+
+    ap = &w.ag[w.n++];
+    c.servers = "127.0.0.1:1";
+    TU_CHECK(write_config(&w, ap, "unreachable", &c) == 0, out);
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(run_agent(ap, "--connect-timeout", "700"), 4);
+    CU_ASSERT(tu_now_ms() - t0 < 10000);
+    CU_ASSERT(file_has(ap->log, "ZooKeeper unreachable"));
+    CU_ASSERT(file_has(ap->log, "127.0.0.1:1"));
+out:
+    world_destroy(&w);
+}
+
+int register_agent_suite(void);
+
+/* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
+static int add(CU_pSuite s, const char *name, CU_TestFunc fn)
+{
+    const char *only = getenv("ZKA_TEST_ONLY");
+
+    if (only && *only && !strstr(name, only))
+        return 1;
+    return CU_add_test(s, name, fn) != NULL;
+}
+
+int register_agent_suite(void)
+{
+    CU_pSuite s = CU_add_suite("agent", NULL, NULL);
+
+    if (!s)
+        return -1;
+    if (!add(s, "three agents: one view, handlers once per change", test_three_agents) ||
+        !add(s, "SIGKILL of the leader moves leadership", test_leader_failover) ||
+        !add(s, "TERM removes the member node at once", test_term_leaves_at_once) ||
+        !add(s, "supervised app only on the leader", test_supervise_leader) ||
+        !add(s, "health fall deregisters, rise re-registers", test_health_rise_fall) ||
+        !add(s, "hung handler killed, storm coalesced", test_handler_timeout_and_storm) ||
+        !add(s, "HUP with a broken file keeps running", test_reload) ||
+        !add(s, "--check and unreachable exit codes", test_check_and_unreachable))
+        return -1;
+    return 0;
+}
