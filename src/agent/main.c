@@ -361,12 +361,14 @@ static void stop_election(struct agent *a)
         a->observer = NULL;
         return;
     }
+    /* The observer goes first: it would report our own leaving as a
+     * leader change, after TERM. */
+    zkc_election_close(a->observer);
+    a->observer = NULL;
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
         stop_app_now(a);
     zkc_election_close(a->election);
     a->election = NULL;
-    zkc_election_close(a->observer);
-    a->observer = NULL;
     pthread_mutex_lock(&a->mu);
     a->leading = 0;
     a->campaigning = 0;
