@@ -1130,42 +1130,6 @@ fail:
     return rc;
 }
 
-struct barrier {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int done;
-};
-
-static void barrier_fn(void *arg)
-{
-    struct barrier *b = arg;
-
-    pthread_mutex_lock(&b->mu);
-    b->done = 1;
-    pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* Wait until every callback queued so far has run. */
-static void dispatcher_barrier(zkc_session *s)
-{
-    struct barrier b;
-
-    if (zkc__on_dispatcher(s))
-        return;
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cond, NULL);
-    b.done = 0;
-    if (zkc__dispatch(s, barrier_fn, &b) == 0) {
-        pthread_mutex_lock(&b.mu);
-        while (!b.done)
-            pthread_cond_wait(&b.cond, &b.mu);
-        pthread_mutex_unlock(&b.mu);
-    }
-    pthread_cond_destroy(&b.cond);
-    pthread_mutex_destroy(&b.mu);
-}
-
 int zkc_election_close(zkc_election *e)
 {
     char *node;
@@ -1194,7 +1158,7 @@ int zkc_election_close(zkc_election *e)
         delete_node_sync(e->s, node, gen);
         free(node);
     }
-    dispatcher_barrier(e->s);
+    zkc__dispatch_barrier(e->s);
     unref(e);
     return 0;
 }

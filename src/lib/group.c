@@ -1717,26 +1717,9 @@ int zkc_group_view_get(zkc_group *g, zkc_group_view **out)
     return 0;
 }
 
-struct barrier {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int done;
-};
-
-static void barrier_run(void *arg)
-{
-    struct barrier *b = arg;
-
-    pthread_mutex_lock(&b->mu);
-    b->done = 1;
-    pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->mu);
-}
-
 void zkc_group_free(zkc_group *g)
 {
     struct timespec ts;
-    struct barrier b;
     int i;
 
     if (!g)
@@ -1778,19 +1761,7 @@ void zkc_group_free(zkc_group *g)
 
     /* A batch may be delivering right now on the dispatcher: once a
      * barrier queued behind it has run, none is (later ones see closing). */
-    if (!zkc__on_dispatcher(g->s)) {
-        pthread_mutex_init(&b.mu, NULL);
-        zkc__cond_init(&b.cond);
-        b.done = 0;
-        if (zkc__dispatch(g->s, barrier_run, &b) == 0) {
-            pthread_mutex_lock(&b.mu);
-            while (!b.done)
-                pthread_cond_wait(&b.cond, &b.mu);
-            pthread_mutex_unlock(&b.mu);
-        }
-        pthread_cond_destroy(&b.cond);
-        pthread_mutex_destroy(&b.mu);
-    }
+    zkc__dispatch_barrier(g->s);
     group_unref(g);
 }
 

@@ -49,6 +49,10 @@ void zkc__log_zk_line(const zkc__logger *lg, const char *line);
 int zkc__dispatch(zkc_session *s, void (*fn)(void *arg), void *arg);
 /* True when called on this session's dispatcher thread. */
 int zkc__on_dispatcher(zkc_session *s);
+/* Wait until every callback queued before this call has run: after it, a
+ * recipe being freed knows none of its callbacks is running. A no-op on
+ * the dispatcher itself (it would wait for itself). */
+void zkc__dispatch_barrier(zkc_session *s);
 
 const zkc__logger *zkc__session_logger(zkc_session *s);
 

@@ -64,10 +64,6 @@ void zkc__bg_delete(zkc_session *s, const char *path, unsigned gen, zkc__call *f
 /* Milliseconds left until `deadline_ms` on zkc__now_ms() (-1 = forever). */
 int zkc__remaining(int64_t deadline_ms);
 
-/* Run a barrier through the session's dispatcher: after it returns, every
- * callback queued before it has run (no-op on the dispatcher itself). */
-void zkc__dispatch_barrier(zkc_session *s);
-
 /* Watch notifications that woke a waiter of any lock in this process
  * (tests use it to show there is no herd). */
 unsigned long zkc__lock_watch_wakeups(void);

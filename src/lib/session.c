@@ -292,6 +292,12 @@ int zkc__on_dispatcher(zkc_session *s)
     return zkc__dispatcher_is_current(s->disp);
 }
 
+void zkc__dispatch_barrier(zkc_session *s)
+{
+    if (!zkc__on_dispatcher(s))
+        zkc__dispatcher_barrier(s->disp);
+}
+
 /* --------------------------------------------------------- the handle */
 
 zhandle_t *zkc__zh_lock(zkc_session *s, unsigned *gen)
@@ -910,8 +916,7 @@ int zkc_session_remove_listener(zkc_session *s, zkc_state_fn fn, void *user_data
     free(l);
     /* A delivery may be running on the dispatcher with this listener in its
      * snapshot; once a barrier behind it has run, none is. */
-    if (!zkc__on_dispatcher(s))
-        zkc__dispatcher_barrier(s->disp);
+    zkc__dispatch_barrier(s);
     return 0;
 }
 
