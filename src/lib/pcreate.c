@@ -111,11 +111,20 @@ static void created(int zrc, const char *name, const struct Stat *st, const void
     }
 }
 
-static void try_create(struct pcreate *p)
+enum req { REQ_CREATE, REQ_LIST, REQ_STAT, REQ_DELETE };
+
+static void children_listed(int zrc, const struct String_vector *v, const void *data);
+static void owner_checked(int zrc, const struct Stat *st, const void *data);
+static void deleted_foreign(int zrc, const void *data);
+
+/* Send one request of `p` on the handle of p's session generation. Between
+ * handles, wait for the next one; on a newer generation, give up: our node
+ * (if any) died with the old session. */
+static void send_req(struct pcreate *p, enum req what)
 {
     zkc_session *s = p->s;
     unsigned gen;
-    zhandle_t *zh = zkc__zh_lock(p->s, &gen);
+    zhandle_t *zh = zkc__zh_lock(s, &gen);
     int zrc;
 
     if (!zh) {
@@ -123,14 +132,37 @@ static void try_create(struct pcreate *p)
         return;
     }
     if (gen != p->gen) {
-        zkc__zh_unlock(p->s);
+        zkc__zh_unlock(s);
         finish(p, ZKC_ESESSIONLOST, NULL, NULL);
         return;
     }
-    zrc = zoo_acreate2(zh, p->prefix, p->data, p->len, zkc__acl(s), p->flags, created, p);
+    switch (what) {
+    case REQ_CREATE:
+        zrc = zoo_acreate2(zh, p->prefix, p->data, p->len, zkc__acl(s), p->flags, created, p);
+        break;
+    case REQ_LIST:
+        zrc = zoo_aget_children(zh, p->parent, 0, children_listed, p);
+        break;
+    case REQ_STAT:
+        zrc = zoo_aexists(zh, p->found, 0, owner_checked, p);
+        break;
+    default:
+        zrc = zoo_adelete(zh, p->found, -1, deleted_foreign, p);
+        break;
+    }
     zkc__zh_unlock(s); /* not p->s: the reply may already have freed p */
     if (zrc != ZOK)
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+}
+
+static void try_create(struct pcreate *p)
+{
+    send_req(p, REQ_CREATE);
+}
+
+static void recover(struct pcreate *p)
+{
+    send_req(p, REQ_LIST);
 }
 
 static void deleted_foreign(int zrc, const void *data)
@@ -149,7 +181,6 @@ static void deleted_foreign(int zrc, const void *data)
 static void owner_checked(int zrc, const struct Stat *st, const void *data)
 {
     struct pcreate *p = (struct pcreate *)data;
-    zkc_session *s = p->s;
     unsigned gen;
     zhandle_t *zh;
     int64_t mine;
@@ -171,32 +202,25 @@ static void owner_checked(int zrc, const struct Stat *st, const void *data)
         wait_and_recover(p);
         return;
     }
+    mine = zoo_client_id(zh)->client_id;
+    zkc__zh_unlock(p->s);
     if (gen != p->gen) {
-        zkc__zh_unlock(p->s);
         finish(p, ZKC_ESESSIONLOST, NULL, NULL);
         return;
     }
-    mine = zoo_client_id(zh)->client_id;
     if (st->ephemeralOwner == mine) {
-        zkc__zh_unlock(p->s);
         zkc__log(p->s, ZKC_LOG_INFO, "adopted %s after a lost create reply", p->found);
         finish(p, 0, p->found, st);
         return;
     }
     zkc__log(p->s, ZKC_LOG_WARN, "deleting %s: our guid under another session (0x%llx)", p->found,
              (unsigned long long)st->ephemeralOwner);
-    zrc = zoo_adelete(zh, p->found, -1, deleted_foreign, p);
-    zkc__zh_unlock(s);
-    if (zrc != ZOK)
-        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+    send_req(p, REQ_DELETE);
 }
 
 static void children_listed(int zrc, const struct String_vector *v, const void *data)
 {
     struct pcreate *p = (struct pcreate *)data;
-    zkc_session *s = p->s;
-    unsigned gen;
-    zhandle_t *zh;
     int i;
 
     if (zrc == ZNONODE) {
@@ -222,43 +246,10 @@ static void children_listed(int zrc, const struct String_vector *v, const void *
         finish(p, ZKC_ENOMEM, NULL, NULL);
         return;
     }
-    zh = zkc__zh_lock(p->s, &gen);
-    if (!zh) {
-        wait_and_recover(p);
-        return;
-    }
-    if (gen != p->gen) {
-        zkc__zh_unlock(p->s);
-        finish(p, ZKC_ESESSIONLOST, NULL, NULL);
-        return;
-    }
-    zrc = zoo_aexists(zh, p->found, 0, owner_checked, p);
-    zkc__zh_unlock(s);
-    if (zrc != ZOK)
-        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
+    send_req(p, REQ_STAT);
 }
 
-static void recover(struct pcreate *p)
-{
-    zkc_session *s = p->s;
-    unsigned gen;
-    zhandle_t *zh = zkc__zh_lock(p->s, &gen);
-    int zrc;
-
-    if (!zh) {
-        wait_and_recover(p);
-        return;
-    }
-    if (gen != p->gen) {
-        zkc__zh_unlock(p->s);
-        finish(p, ZKC_ESESSIONLOST, NULL, NULL);
-        return;
-    }
-    zrc = zoo_aget_children(zh, p->parent, 0, children_listed, p);
-    zkc__zh_unlock(s);
-    if (zrc != ZOK)
-        finish(p, zkc__err_from_zk(zrc), NULL, NULL);
-}
+/* The generation moved on: everything ephemeral of ours went with it. */
 
 static void start(zkc_session *s, const char *parent, const char *token, const char *body,
                   const char *data, int len, int flags, zkc__pcreate_fn done, void *arg)
