@@ -156,6 +156,8 @@ static void fire(struct agent *a, zka_event ev, json_t *extra)
         json_t *tok = json_object_get(extra, "token");
         if (json_is_integer(tok))
             snprintf(token, sizeof(token), "%" JSON_INTEGER_FORMAT, json_integer_value(tok));
+        /* "token" only carries the event's token to fencing_token below. */
+        json_object_del(extra, "token");
         json_object_update(doc, extra);
         json_decref(extra);
     }

@@ -23,6 +23,7 @@
 
 #include "common/testutil.h"
 #include "zkcoord/group.h"
+#include "zkcoord/lock.h"
 
 #define SESSION_MS 2000 /* agents' session timeout: SIGKILL failover in ~2 s */
 #define MAX_AGENTS 5
@@ -259,7 +260,8 @@ typedef struct acfg {
     int handler_timeout; /* ms, 0: default */
     int health;          /* health.sh on <dir>/<id>.ok */
     int rise, fall;
-    int supervise; /* app.sh while leader */
+    int supervise;    /* app.sh while leader (or while holding `lock`) */
+    const char *lock; /* locks: [{"name": lock}] (hold defaults to true) */
 } acfg;
 
 static json_t *config_json(world *w, const char *id, const acfg *c)
@@ -300,12 +302,16 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
                                       buf, ok, log, "interval_ms", 100, "timeout_ms", 2000, "rise",
                                       c->rise ? c->rise : 1, "fall", c->fall ? c->fall : 1));
     }
+    if (c->lock)
+        json_object_set_new(j, "locks", json_pack("[{s:s}]", "name", c->lock));
     if (c->supervise) {
+        char when[128];
         snprintf(buf, sizeof(buf), "%s/app.sh", w->dir);
         snprintf(buf2, sizeof(buf2), "%s/apps", w->dir);
+        snprintf(when, sizeof(when), "%s%s", c->lock ? "lock:" : "leader", c->lock ? c->lock : "");
         json_object_set_new(j, "supervise",
                             json_pack("{s:[s, s, s, s], s:s, s:i}", "args", "/bin/sh", buf, id,
-                                      buf2, "while", "leader", "stop_grace_ms", 3000));
+                                      buf2, "while", when, "stop_grace_ms", 3000));
     }
     json_object_set_new(j, "log", json_pack("{s:s}", "level", "info"));
     return j;
@@ -1463,6 +1469,285 @@ out:
     world_destroy(&w);
 }
 
+/* The lock queue at `path` now: the holder's owner id ("" when nobody
+ * holds), token and session, and the number of entries; -1 on error. */
+static int lock_now(world *w, const char *path, char *owner, size_t len, int64_t *token,
+                    int64_t *session, int *count)
+{
+    zkc_lock_info *li = NULL;
+
+    owner[0] = '\0';
+    *token = *session = 0;
+    if (zkc_lock_inspect(w->s, path, 5000, &li) != 0)
+        return -1;
+    *count = li->count;
+    if (li->count > 0 && li->entries[0].holds) {
+        snprintf(owner, len, "%s", li->entries[0].owner_id ? li->entries[0].owner_id : "");
+        *token = li->entries[0].token;
+        *session = li->entries[0].session_id;
+    }
+    zkc_lock_info_free(li);
+    return 0;
+}
+
+/* Wait until the lock at `path` has `count` entries and is held by `want`
+ * (NULL: anyone); the holder then in owner, *token, *session. */
+static int wait_lock(world *w, const char *path, const char *want, int count, int timeout_ms,
+                     char *owner, size_t len, int64_t *token, int64_t *session)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int n = -1;
+
+    for (;;) {
+        if (lock_now(w, path, owner, len, token, session, &n) == 0 && n == count &&
+            (want ? strcmp(owner, want) == 0 : owner[0] != '\0'))
+            return 0;
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "    lock %s: want %d entries held by %s, have %d held by [%s]\n", path,
+                    count, want ? want : "anyone", n, owner);
+            return -1;
+        }
+        pause_ms(30);
+    }
+}
+
+/* Check the lock_acquired records of agent `self`: how many there are; the
+ * last one's ZKCOORD_FENCING_TOKEN in *token (-1 if empty). */
+static int check_lock_recs(const char *events, const char *self, const char *lpath,
+                           long long *token)
+{
+    recs *rs = calloc(1, sizeof(*rs));
+    int i, n = 0;
+
+    *token = -1;
+    if (!rs)
+        return -1;
+    recs_load(rs, events);
+    for (i = 0; i < rs->n; i++) {
+        const rec *r = &rs->r[i];
+        json_t *lk = json_object_get(r->doc, "lock");
+        if (!rec_is(r, "lock_acquired", NULL))
+            continue;
+        n++;
+        *token = r->token[0] ? atoll(r->token) : -1;
+        CU_ASSERT_STRING_EQUAL(r->member_id, self);
+        CU_ASSERT(*token > 0);
+        CU_ASSERT_STRING_EQUAL(str_or_empty(json_object_get(lk, "name")), "batch");
+        CU_ASSERT_STRING_EQUAL(str_or_empty(json_object_get(lk, "path")), lpath);
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(lk, "token")), *token);
+        CU_ASSERT_STRING_EQUAL(str_or_empty(json_object_get(r->doc, "fencing_token")), r->token);
+    }
+    recs_free(rs);
+    free(rs);
+    return n;
+}
+
+/* Two agents hold lock "batch" (supervise.while "lock:batch"): exactly one
+ * gets lock_acquired (token in the environment, lock.name in the JSON) and
+ * runs the app, the other waits in the queue; SIGKILL of the holder takes
+ * its app down and, once its session expired, the other holds under a
+ * larger token and runs its app; never two apps at once. */
+static void test_lock_supervise(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[2] = {NULL, NULL}, *h = NULL, *o = NULL; /* holder, other */
+    app_line lines[64];
+    char apps[512], lpath[256], owner[256], node[256], want[64];
+    int64_t ltok = 0, lsess = 0, msess = 0;
+    long long t1 = -1, t2 = -1;
+    int i, n, running = 0, starts = 0, h_app = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-lock") == 0, out);
+    path_of(&w, apps, sizeof(apps), "apps");
+    snprintf(lpath, sizeof(lpath), "%s/c/locks/batch", w.root);
+    memset(&c, 0, sizeof(c));
+    c.on = "[\"lock_acquired\", \"lock_lost\"]";
+    c.lock = "batch";
+    c.supervise = 1;
+    c.port = 7001;
+    TU_CHECK((a[0] = agent_start(&w, "a1", &c)) != NULL, out);
+    c.port = 7002;
+    TU_CHECK((a[1] = agent_start(&w, "a2", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1,a2", 10000) == 0, out);
+    /* Both in the queue, one holds. */
+    TU_CHECK(wait_lock(&w, lpath, NULL, 2, 10000, owner, sizeof(owner), &ltok, &lsess) == 0, out);
+    h = strcmp(owner, "a1") == 0 ? a[0] : a[1];
+    o = h == a[0] ? a[1] : a[0];
+    TU_CHECK(strcmp(owner, h->id) == 0, out);
+    TU_CHECK(wait_recs(h->events, "lock_acquired", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(check_lock_recs(h->events, h->id, lpath, &t1), 1);
+    CU_ASSERT_EQUAL(t1, ltok);
+    /* The lock node is the holder agent's: its member node's session. */
+    TU_CHECK(member_node(&w, h->id, node, sizeof(node), &msess) == 0, out);
+    CU_ASSERT_EQUAL(lsess, msess);
+    snprintf(want, sizeof(want), "start %s %lld ", h->id, t1);
+    TU_CHECK(wait_file_has(apps, want, 10000) == 0, out);
+    /* The other still waits in the queue: it never heard lock_acquired. */
+    TU_CHECK(wait_lock(&w, lpath, h->id, 2, 100, owner, sizeof(owner), &ltok, &lsess) == 0, out);
+    CU_ASSERT_EQUAL(count_recs(o->events, "lock_acquired", NULL), 0);
+    n = load_apps(&w, lines, 64);
+    for (i = 0; i < n; i++)
+        if (lines[i].start) {
+            starts++;
+            h_app = lines[i].pid;
+        }
+    CU_ASSERT_EQUAL(starts, 1);
+    TU_CHECK(h_app > 0, out);
+
+    /* SIGKILL the holder: its app goes at once, the other holds once the
+     * holder's session expired. */
+    CU_ASSERT_EQUAL(agent_stop(h, SIGKILL, 5000), 128 + SIGKILL);
+    CU_ASSERT_EQUAL(wait_pid_gone(h_app, 3000), 0);
+    TU_CHECK(wait_recs(o->events, "lock_acquired", NULL, 1, 15000) == 1, out);
+    CU_ASSERT_EQUAL(check_lock_recs(o->events, o->id, lpath, &t2), 1);
+    CU_ASSERT(t2 > t1);
+    TU_CHECK(wait_lock(&w, lpath, o->id, 1, 5000, owner, sizeof(owner), &ltok, &lsess) == 0, out);
+    CU_ASSERT_EQUAL(ltok, t2);
+    TU_CHECK(member_node(&w, o->id, node, sizeof(node), &msess) == 0, out);
+    CU_ASSERT_EQUAL(lsess, msess);
+    snprintf(want, sizeof(want), "start %s %lld ", o->id, t2);
+    TU_CHECK(wait_file_has(apps, want, 10000) == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(o, SIGTERM, 10000), 0);
+    /* TERM released the lock: the queue is empty. */
+    CU_ASSERT_EQUAL(wait_lock(&w, lpath, "", 0, 5000, owner, sizeof(owner), &ltok, &lsess), 0);
+    CU_ASSERT_EQUAL(count_recs(a[0]->events, "lock_lost", NULL), 0);
+    CU_ASSERT_EQUAL(count_recs(a[1]->events, "lock_lost", NULL), 0);
+
+    /* The record: never two apps at once, the holder's first under t1, the
+     * other's under t2, both stopped. */
+    n = load_apps(&w, lines, 64);
+    qsort(lines, (size_t)n, sizeof(lines[0]), cmp_app);
+    running = starts = 0;
+    for (i = 0; i < n; i++) {
+        if (lines[i].start) {
+            CU_ASSERT_EQUAL(running, 0);
+            CU_ASSERT_STRING_EQUAL(lines[i].id, starts == 0 ? h->id : o->id);
+            CU_ASSERT_EQUAL(lines[i].token, starts == 0 ? t1 : t2);
+            running++;
+            starts++;
+        } else {
+            CU_ASSERT_EQUAL(running, 1);
+            running--;
+        }
+    }
+    CU_ASSERT_EQUAL(running, 0);
+    CU_ASSERT_EQUAL(starts, 2);
+    if (starts != 2 || running != 0) {
+        char *s = slurp(apps);
+        fprintf(stderr, "    apps:\n%s\n", s);
+        free(s);
+    }
+out:
+    world_destroy(&w);
+}
+
+/* Wait until the apps file has at least `n` lines. */
+static int wait_apps(world *w, int n, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    char path[512];
+
+    path_of(w, path, sizeof(path), "apps");
+    while (count_lines(path) < n) {
+        if (tu_now_ms() > end) {
+            char *s = slurp(path);
+            fprintf(stderr, "    apps: want %d lines, have:\n%s\n", n, s);
+            free(s);
+            return -1;
+        }
+        pause_ms(20);
+    }
+    return 0;
+}
+
+/* The server stops: the agent fires suspended and stops the app it runs
+ * while holding lock "batch" (it can no longer be sure it holds it); the
+ * server comes back within the agent's 20 s session: reconnected fires, the
+ * member node is the same (name and session), the lock was never lost and
+ * the app runs again under the same token. */
+static void test_suspended_reconnected(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    recs *rs = calloc(1, sizeof(*rs));
+    char node[256] = "", node2[256] = "";
+    int64_t owner = 0, owner2 = 0;
+    char apps[512], lpath[256], want[64];
+    app_line lines[16];
+    long long tok = -1;
+    int down = 0, i, n, order = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    TU_CHECK(world_init(&w, "/e2e-suspend") == 0, out);
+    path_of(&w, apps, sizeof(apps), "apps");
+    snprintf(lpath, sizeof(lpath), "%s/c/locks/batch", w.root);
+    memset(&c, 0, sizeof(c));
+    c.session_ms = 20000;
+    c.on = "[\"suspended\", \"reconnected\", \"session_lost\", \"lock_acquired\", "
+           "\"lock_lost\"]";
+    c.lock = "batch";
+    c.supervise = 1;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1", 10000) == 0, out);
+    TU_CHECK(member_node(&w, "a1", node, sizeof(node), &owner) == 0, out);
+    TU_CHECK(wait_recs(a1->events, "lock_acquired", NULL, 1, 10000) == 1, out);
+    TU_CHECK(check_lock_recs(a1->events, "a1", lpath, &tok) == 1, out);
+    snprintf(want, sizeof(want), "start a1 %lld ", tok);
+    TU_CHECK(wait_file_has(apps, want, 10000) == 0, out);
+
+    TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
+    down = 1;
+    TU_CHECK(wait_recs(a1->events, "suspended", NULL, 1, 10000) == 1, out);
+    snprintf(want, sizeof(want), "stop a1 %lld ", tok);
+    TU_CHECK(wait_file_has(apps, want, 10000) == 0, out);
+    CU_ASSERT_EQUAL(count_recs(a1->events, "reconnected", NULL), 0);
+    TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
+    down = 0;
+    TU_CHECK(wait_recs(a1->events, "reconnected", NULL, 1, 15000) == 1, out);
+    TU_CHECK(member_node(&w, "a1", node2, sizeof(node2), &owner2) == 0, out);
+    CU_ASSERT_STRING_EQUAL(node2, node);
+    CU_ASSERT_EQUAL(owner2, owner);
+    CU_ASSERT_EQUAL(count_recs(a1->events, "suspended", NULL), 1);
+    CU_ASSERT_EQUAL(count_recs(a1->events, "session_lost", NULL), 0);
+    /* The app runs again under the same token: start, stop, start. */
+    TU_CHECK(wait_apps(&w, 3, 10000) == 0, out);
+    n = load_apps(&w, lines, 16);
+    qsort(lines, (size_t)n, sizeof(lines[0]), cmp_app);
+    CU_ASSERT_EQUAL(n, 3);
+    for (i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(lines[i].start, i != 1);
+        CU_ASSERT_EQUAL(lines[i].token, tok);
+    }
+    CU_ASSERT_EQUAL(count_recs(a1->events, "lock_acquired", NULL), 1);
+    CU_ASSERT_EQUAL(count_recs(a1->events, "lock_lost", NULL), 0);
+    /* suspended, then reconnected, each about this agent. */
+    recs_load(rs, a1->events);
+    for (i = 0; i < rs->n; i++) {
+        CU_ASSERT_STRING_EQUAL(rs->r[i].member_id, "a1");
+        CU_ASSERT_STRING_EQUAL(
+            doc_str(rs->r[i].doc, "event", NULL) ? doc_str(rs->r[i].doc, "event", NULL) : "",
+            rs->r[i].event);
+        if (rec_is(&rs->r[i], "lock_acquired", NULL))
+            continue;
+        if (rec_is(&rs->r[i], "suspended", NULL))
+            order = order == 0 ? 1 : -1;
+        else if (rec_is(&rs->r[i], "reconnected", NULL))
+            order = order == 1 ? 2 : -1;
+    }
+    CU_ASSERT_EQUAL(order, 2);
+    CU_ASSERT(agent_running(a1));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+    TU_CHECK(wait_members(&w, "", 5000) == 0, out);
+out:
+    if (down)
+        CU_ASSERT_EQUAL(zkh_start_server(tu_zk, 0), 0);
+    world_destroy(&w);
+    recs_free(rs);
+    free(rs);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -1488,7 +1773,9 @@ int register_agent_suite(void)
         !add(s, "health fall deregisters, rise re-registers", test_health_rise_fall) ||
         !add(s, "hung handler killed, storm coalesced", test_handler_timeout_and_storm) ||
         !add(s, "HUP with a broken file keeps running", test_reload) ||
-        !add(s, "--check and unreachable exit codes", test_check_and_unreachable))
+        !add(s, "--check and unreachable exit codes", test_check_and_unreachable) ||
+        !add(s, "lock:batch supervises on the holder only", test_lock_supervise) ||
+        !add(s, "server restart: suspended, reconnected", test_suspended_reconnected))
         return -1;
     return 0;
 }
