@@ -73,6 +73,19 @@ void cli_sig_unblock(void)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+int cli_connect_with_signals(cli *c)
+{
+    int rc;
+
+    if (cli_sig_setup() != 0) {
+        cli_err(c, "cannot set up signals");
+        return CLI_EXIT_ERROR;
+    }
+    rc = cli_connect(c);
+    cli_sig_unblock();
+    return rc;
+}
+
 void cli_wake(void)
 {
     char b = 1;

@@ -148,6 +148,10 @@ typedef struct cli_child {
 int cli_sig_setup(void);
 /* Unblock the signals in the calling thread (the main thread). */
 void cli_sig_unblock(void);
+/* For commands that wait on signals: cli_sig_setup(), cli_connect() (its
+ * threads inherit the blocked mask), cli_sig_unblock(). Returns 0 or the
+ * exit code to use (the message is printed). */
+int cli_connect_with_signals(cli *c);
 /* Wake the main thread (any thread, async-signal-safe). */
 void cli_wake(void);
 /* Wait for a wake-up up to timeout_ms (-1 = forever). Returns the number of

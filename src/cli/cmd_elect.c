@@ -95,12 +95,7 @@ static int observe(cli *c, const char *cluster)
     char path[1024];
     int rc;
 
-    if (cli_sig_setup() != 0) {
-        cli_err(c, "cannot set up signals");
-        return CLI_EXIT_ERROR;
-    }
-    rc = cli_connect(c);
-    cli_sig_unblock();
+    rc = cli_connect_with_signals(c);
     if (rc)
         return rc;
     o.c = c;
@@ -182,12 +177,7 @@ int cmd_elect(cli *c, int argc, char **argv)
         cli_err(c, "elect: the id must have 1 to %d bytes", ZKC_ELECTION_ID_MAX);
         return cli_usage_error(c, "elect");
     }
-    if (cli_sig_setup() != 0) {
-        cli_err(c, "cannot set up signals");
-        return CLI_EXIT_ERROR;
-    }
-    rc = cli_connect(c);
-    cli_sig_unblock();
+    rc = cli_connect_with_signals(c);
     if (rc)
         return rc;
     memset(&run, 0, sizeof(run));

@@ -402,12 +402,7 @@ int cmd_lock(cli *c, int argc, char **argv)
         snprintf(path, sizeof(path), "%s", argv[optind]);
     else
         snprintf(path, sizeof(path), "%s/%s", c->root, argv[optind]);
-    if (cli_sig_setup() != 0) {
-        cli_err(c, "cannot set up signals");
-        return CLI_EXIT_ERROR;
-    }
-    rc = cli_connect(c);
-    cli_sig_unblock();
+    rc = cli_connect_with_signals(c);
     if (rc)
         return rc;
     memset(&run, 0, sizeof(run));

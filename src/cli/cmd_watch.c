@@ -390,14 +390,7 @@ int cmd_watch(cli *c, int argc, char **argv)
     pthread_mutex_init(&w.mu, NULL);
     pthread_mutex_init(&w.out_mu, NULL);
     w.leader = json_null();
-    if (cli_sig_setup() != 0) {
-        cli_err(c, "cannot set up signals");
-        pthread_mutex_destroy(&w.out_mu);
-        pthread_mutex_destroy(&w.mu);
-        return CLI_EXIT_ERROR;
-    }
-    rc = cli_connect(c);
-    cli_sig_unblock();
+    rc = cli_connect_with_signals(c);
     if (rc) {
         pthread_mutex_destroy(&w.out_mu);
         pthread_mutex_destroy(&w.mu);
