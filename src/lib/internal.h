@@ -102,4 +102,55 @@ void zkc__mkdirs(zkc_session *s, const char *path, zkc__done_fn done, void *arg)
 /* Blocking mkdir -p; not for the completion thread. */
 int zkc__mkdirs_sync(zkc_session *s, const char *path, int timeout_ms);
 
+/* ---- request helpers (call.c) */
+
+/* Milliseconds left until `deadline_ms` on zkc__now_ms() (-1 = forever). */
+int zkc__remaining(int64_t deadline_ms);
+
+/* A blocking call: "send one async request, wait for its one reply". One
+ * object shared by the waiting caller and the completion (refcounted, so a
+ * caller that gives up at its deadline leaves the completion something
+ * valid to write into). The only sync-call helper of the library: recipes,
+ * the public read API and the CLI's needs all go through it. */
+typedef struct zkc__call {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int refs;
+    int done;
+    int rc; /* ZooKeeper return code of the reply */
+    struct String_vector children;
+    struct Stat stat;
+    void *extra; /* freed with extra_free(extra) at the last unref */
+    void (*extra_free)(void *extra);
+} zkc__call;
+
+zkc__call *zkc__call_new(void);
+void zkc__call_ref(zkc__call *c);
+void zkc__call_unref(zkc__call *c);
+/* Mark done with ZooKeeper code rc and wake the waiter (first call wins). */
+void zkc__call_complete(zkc__call *c, int rc);
+/* Wait until done or timeout_ms (-1 = forever). 0 or ZKC_ETIMEDOUT. */
+int zkc__call_wait(zkc__call *c, int timeout_ms);
+/* Completion functions for zoo_a* with a zkc__call (holding one ref) as
+ * data: they fill children / stat, complete and unref. */
+void zkc__call_strings_done(int rc, const struct String_vector *v, const void *data);
+void zkc__call_stat_done(int rc, const struct Stat *st, const void *data);
+void zkc__call_void_done(int rc, const void *data);
+
+/* "Retry once connected": one slot embedded in a recipe object, so a burst
+ * of failures arms one zkc__when_connected() and nothing spins while the
+ * connection is down. The object's own lock guards the slot.
+ * zkc__retry_arm: when not armed, arms it, takes ref(arg) for the pending
+ * run and returns 1; returns 0 when already armed, or when the session is
+ * closing (then nothing is pending and the reference is dropped again with
+ * unref(arg): the caller must hold a reference of its own). fn must call
+ * zkc__retry_fired() under the object's lock before anything else, and drop
+ * the reference taken here when done. */
+typedef struct zkc__retry {
+    int armed;
+} zkc__retry;
+int zkc__retry_arm(zkc__retry *r, zkc_session *s, zkc__state_hook fn, void *arg,
+                   void (*ref)(void *), void (*unref)(void *));
+void zkc__retry_fired(zkc__retry *r);
+
 #endif
