@@ -223,17 +223,27 @@ typedef struct zkc_lock_entry {
     int64_t session_id; /* ephemeralOwner */
     int32_t seq;        /* sequence number */
     zkc_lock_entry_kind kind;
-    int holds; /* 1 if this entry holds (for leases: always 1) */
+    int holds; /* 1 if this entry holds (for leases: every lease that is not foreign) */
+    /* 1: not an ephemeral node (ephemeralOwner 0), e.g. a persistent node a
+     * foreign client planted in the line. It never holds, and every
+     * participant skips it as if it were not there. */
+    int foreign;
 } zkc_lock_entry;
 
 typedef struct zkc_lock_info {
     int count;
     zkc_lock_entry *entries; /* queue order: holders first */
+    /* The parent's cversion: the sequence counter the next node gets. */
+    int32_t cversion;
+    /* 1 when cversion is within 2^24 of the 2^31 wrap, or past it (see the
+     * note on sequence numbers at the top of this file). */
+    int near_wrap;
 } zkc_lock_info;
 
 /* Read the queue of the lock at `path` (mutex or read/write lock; for a
- * semaphore pass "<path>/leases"): the lock nodes in sequence order (other
- * children are skipped), with owner, token and session. Blocks up to
+ * semaphore pass "<path>/leases"): the lock nodes in the order every
+ * participant uses (other children are skipped), with owner, token, session
+ * and whether each is foreign (never a holder). Blocks up to
  * timeout_ms (-1 = forever). On success *out is new; free it with
  * zkc_lock_info_free(). Errors: ZKC_ENONODE (no such path), ZKC_ETIMEDOUT,
  * ZKC_ECONNLOSS, ZKC_EINVAL, ZKC_ENOMEM, ZKC_ENOAUTH. */

@@ -9,7 +9,7 @@
  * The waiting is done on the caller's thread (acquire is blocking only), as
  * a sequence of asynchronous requests each waited for with the caller's
  * deadline; the state kept for loss events is small. */
-#include "lockq.h"
+#include "queue.h"
 #include "naming.h"
 #include "pcreate.h"
 
