@@ -60,7 +60,9 @@ struct zkc_election {
     int64_t czxid;
     int64_t owner_sid; /* ephemeralOwner of our node, from its create reply */
     int leader;
-    int own_armed; /* a watch on our node is set on the server */
+    int own_armed;      /* a watch on our node is set on the server */
+    int parent_ok;      /* the container parent was made (or tried) */
+    int parent_pending; /* ... and is being made */
     int suspended;
     char *target;     /* path whose watch events wake us: predecessor or own node */
     char *last_head;  /* node name of the leader last reported ("" = nobody) */
@@ -91,6 +93,13 @@ unsigned long zkc__election_wakeups(void)
 {
     return __atomic_load_n(&wakeups, __ATOMIC_SEQ_CST);
 }
+
+/* Test hook: when set, runs right before a participant sends the request
+ * that sets its watch on the node it waits behind, with the path of that
+ * node, on the thread that sends it and with no lock of ours held (the
+ * watch-leak test deletes the node there). */
+extern void (*zkc__election_test_before_watch)(const char *path);
+void (*zkc__election_test_before_watch)(const char *path);
 
 static void start_create(zkc_election *e);
 static void set_watch(zkc_election *e);
@@ -572,6 +581,15 @@ static void watch_target(zkc_election *e, unsigned epoch)
     int zrc;
 
     set_watch(e);
+    if (zkc__election_test_before_watch && !e->observer) {
+        char *t;
+        pthread_mutex_lock(&e->mu);
+        t = e->target && (!e->node || strcmp(e->target, e->node) != 0) ? strdup(e->target) : NULL;
+        pthread_mutex_unlock(&e->mu);
+        if (t)
+            zkc__election_test_before_watch(t);
+        free(t);
+    }
     pthread_mutex_lock(&e->mu);
     if (e->closed || e->epoch != epoch || !e->target)
         goto out;
@@ -864,8 +882,27 @@ out:
     req_free(r);
 }
 
+static void parent_made(void *arg, int rc)
+{
+    zkc_election *e = arg;
+
+    /* Best effort: on failure the protected create makes the parents
+     * (persistent) itself. */
+    if (rc != 0 && rc != ZKC_ECONNLOSS)
+        zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: no container parent: %s", e->path,
+                 zkc_strerror(rc));
+    pthread_mutex_lock(&e->mu);
+    e->parent_ok = 1;
+    e->parent_pending = 0;
+    pthread_mutex_unlock(&e->mu);
+    start_create(e);
+    unref(e);
+}
+
 /* Create our node (not under mu: zkc__pcreate may call back at once), with
- * a getChildren pipelined right behind it. */
+ * a getChildren pipelined right behind it. The first time, make the
+ * election's node a container first (as Curator's LeaderLatch does), so
+ * the server removes it, and its sequence counter, once nobody is left. */
 static void start_create(zkc_election *e)
 {
     char guid[ZKC_GUID_LEN + 1];
@@ -873,8 +910,15 @@ static void start_create(zkc_election *e)
     int rc;
 
     pthread_mutex_lock(&e->mu);
-    if (e->closed || !e->want || e->node || e->create_pending) {
+    if (e->closed || !e->want || e->node || e->create_pending || e->parent_pending) {
         pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    if (!e->parent_ok) {
+        e->parent_pending = 1;
+        e->refs++;
+        pthread_mutex_unlock(&e->mu);
+        zkc__q_container(e->s, e->path, parent_made, e);
         return;
     }
     rc = zkc__guid(guid);

@@ -552,6 +552,76 @@ out:
     lt_rec_destroy(&rb);
 }
 
+struct cdone {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done, rc;
+};
+
+static void cdone_fn(void *arg, int rc)
+{
+    struct cdone *d = arg;
+
+    pthread_mutex_lock(&d->mu);
+    d->done = 1;
+    d->rc = rc;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* zkc__q_container(): one call, waited for; its rc, or ZKC_ETIMEDOUT. */
+static int container_sync(zkc_session *s, const char *path)
+{
+    struct cdone d;
+    struct timespec ts;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    pthread_mutex_init(&d.mu, NULL);
+    zkc__cond_init(&d.cond);
+    zkc__q_container(s, path, cdone_fn, &d);
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&d.mu);
+    while (!d.done && pthread_cond_timedwait(&d.cond, &d.mu, &ts) != ETIMEDOUT)
+        ;
+    rc = d.done ? d.rc : ZKC_ETIMEDOUT;
+    pthread_mutex_unlock(&d.mu);
+    /* a reply after the deadline would write into d: wait for it */
+    pthread_mutex_lock(&d.mu);
+    while (!d.done)
+        pthread_cond_wait(&d.cond, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    pthread_cond_destroy(&d.cond);
+    pthread_mutex_destroy(&d.mu);
+    return rc;
+}
+
+/* Bug 7 (prevention): recipe parents are made as containers, as Curator's
+ * creatingParentContainersIfNeeded does, so the server removes them once
+ * the line is empty and the sequence counter starts again. The server hides
+ * the container type from clients (its Stat shows ephemeralOwner 0) and
+ * removes empty containers only every 60 s by default, so this checks the
+ * creation path: missing folders above are made, an existing node is fine,
+ * and a lock on a fresh deep path works through it. */
+static void test_container_parent(void)
+{
+    zkc_session *s = NULL;
+    zkc_lock *l = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL(container_sync(s, "/locks/ctr/a/b"), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/ctr/a"), 1);
+    CU_ASSERT_EQUAL(container_sync(s, "/locks/ctr/a/b"), 0);
+    l = new_lock(s, "/locks/ctr/deep/x", "c", NULL);
+    TU_CHECK(l != NULL, out);
+    CU_ASSERT_EQUAL(zkc_lock_acquire(l, 10000, NULL), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/ctr/deep/x"), 1);
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+out:
+    zkc_lock_free(l);
+    zkc_session_close(s);
+}
+
 /* ---- issue 9, bug 3: session expiry while acquires are in flight */
 
 struct churn {
@@ -858,6 +928,7 @@ int register_lock_suite(void)
         !CU_add_test(s, "connection loss during acquire", test_connloss_during_acquire) ||
         !CU_add_test(s, "3 requests per uncontended cycle", test_requests_per_cycle) ||
         !CU_add_test(s, "foreign persistent node ahead: skipped, reported", test_foreign_node) ||
+        !CU_add_test(s, "container parents are made", test_container_parent) ||
         !CU_add_test(s, "session expiry during acquires: no error", test_expiry_during_acquire) ||
         !CU_add_test(s, "LOST under a queued create: acquire carries on", test_lost_during_acquire))
         return -1;
