@@ -8,10 +8,27 @@
  *  - semaphore:  <path>/locks/_c_<uuid>-lock-<seq> (an internal mutex) and
  *                <path>/leases/_c_<uuid>-lease-<seq> (InterProcessSemaphoreV2)
  * All nodes are ephemeral sequential, written with a protected create, and
- * hold the owner id (UTF-8) as data. Waiters queue in sequence order (parsed
- * as signed 32-bit, so order survives the 2^31 wrap) and each watches only
- * the node it queues behind: one release wakes one waiter (readers behind a
- * writer all wake when it leaves: that is the recipe).
+ * hold the owner id (UTF-8) as data. Waiters queue in sequence order and
+ * each watches only the node it queues behind: one release wakes one waiter
+ * (readers behind a writer all wake when it leaves: that is the recipe).
+ * The lock's node is made a container (as Curator does), so the server
+ * removes it once nobody holds or waits, and its sequence counter restarts.
+ *
+ * Order and eligibility (one rule for holders, waiters, zkc_lock_inspect
+ * and the CLI): a node that is not ephemeral (ephemeralOwner 0, e.g. planted
+ * by a foreign client) never holds and nobody waits behind it; inspection
+ * reports it as foreign. Sequence numbers are compared as 32-bit serial
+ * numbers (RFC 1982). Until a lock path's counter (its cversion) reaches
+ * 2^31 this is exactly Curator's order (string compare of the suffix), so
+ * zkcoord and Curator clients share a lock safely. Past 2^31 the server
+ * prints negative numbers: our order stays first-come-first-served among
+ * zkcoord clients (while the live nodes span fewer than 2^31 creations),
+ * whereas Curator's puts new negative nodes ahead of an older holder and is
+ * unsafe even among Curator clients; a path shared with Curator clients is
+ * therefore no safer or less safe with us than without us, and must not be
+ * used past the wrap. The library logs a warning, and zkc_lock_info
+ * reports near_wrap, when a counter is within 2^24 of the wrap: let the
+ * path empty (the container then goes and the counter starts at 0).
  *
  * Fencing token: every grant returns the czxid of the granting node. It is
  * strictly increasing across successive holders of one mutex (or write lock),
@@ -189,10 +206,12 @@ ZKC_EXTERN int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char
 /* Take a lease, waiting up to timeout_ms (-1 = forever; 0 = one attempt,
  * which still waits for the answers, at most the session timeout). Waiters
  * are served in order. `*token` (may be NULL) receives the czxid of our lease
- * node. Errors: ZKC_ETIMEDOUT (nothing left behind), ZKC_EBUSY (this handle
- * holds a lease or is acquiring), ZKC_ECLOSED, ZKC_ECONNLOSS (the connection
- * dropped while our lease was being counted; nothing left behind),
- * ZKC_ENOAUTH, ZKC_ENOMEM. Blocks; not for a ZooKeeper completion thread. */
+ * node. Connection loss and session loss while waiting are not errors: the
+ * acquire waits for the connection, and after a lost session queues again
+ * on the new one (its lease died with the old), within the deadline.
+ * Errors: ZKC_ETIMEDOUT (nothing left behind), ZKC_EBUSY (this handle
+ * holds a lease or is acquiring), ZKC_ECLOSED, ZKC_ENOAUTH, ZKC_ENOMEM.
+ * Blocks; not for a ZooKeeper completion thread. */
 ZKC_EXTERN int zkc_semaphore_acquire(zkc_semaphore *sem, int timeout_ms, int64_t *token);
 
 /* Return the lease (delete as zkc_lock_release() does, with background

@@ -8,7 +8,14 @@
  *
  * The waiting is done on the caller's thread (acquire is blocking only), as
  * a sequence of asynchronous requests each waited for with the caller's
- * deadline; the state kept for loss events is small. */
+ * deadline; the state kept for loss events is small.
+ *
+ * A session lost while waiting ends the round, not the acquire: the lease
+ * and the internal mutex died with the session, so the waiter starts again
+ * on the new one (within its deadline), as the mutex does. Every wait also
+ * wakes at session changes (the leases watch dies with its session), and a
+ * lease is granted only while the session generation it was counted in is
+ * still the current one. */
 #include "queue.h"
 #include "naming.h"
 #include "pcreate.h"
@@ -134,6 +141,9 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     zhandle_t *zh;
 
     pthread_mutex_lock(&m->mu);
+    /* Wake a waiter: its leases watch may have died with the session. */
+    m->changes++;
+    pthread_cond_broadcast(&m->cond);
     if (m->state == S_HELD) {
         if (st == ZKC_CONN_SUSPENDED) {
             post_event(m, ZKC_LOCK_SUSPENDED);
@@ -295,10 +305,27 @@ static int count_leases(const struct String_vector *v, const char *mine, int *fo
     return n;
 }
 
-/* Wait for a reply (deadline_ms -1 = forever, or an absolute time). */
-static int wait_call(zkc__call *c, int64_t deadline_ms)
+/* Wait for a reply (deadline_ms -1 = forever, or an absolute time), but no
+ * longer than the session generation `gen` lasts: the 3.8 client may drop
+ * the completions of requests pending when it closes a handle, and after a
+ * session change the answer no longer matters. 0, ZKC_ETIMEDOUT, or
+ * ZKC_ESESSIONLOST (the generation moved on). The slices are not
+ * synchronisation: they bound how long a dropped reply is waited for. */
+static int wait_call(zkc_semaphore *m, zkc__call *c, int64_t deadline_ms, unsigned gen)
 {
-    return zkc__call_wait(c, zkc__remaining(deadline_ms));
+    int left, slice, rc;
+
+    for (;;) {
+        left = zkc__remaining(deadline_ms);
+        slice = left < 0 || left > 500 ? 500 : left;
+        rc = zkc__call_wait(c, slice);
+        if (rc == 0)
+            return 0;
+        if (left >= 0 && slice == left)
+            return ZKC_ETIMEDOUT;
+        if (zkc_session_generation(m->s) != gen)
+            return ZKC_ESESSIONLOST;
+    }
 }
 
 /* Delete our lease and wait for the first outcome. */
@@ -315,34 +342,28 @@ static void drop_lease(zkc_semaphore *m, const char *path, unsigned gen)
     }
 }
 
-int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
+/* "This round cannot finish: the session changed under it; go again." */
+#define AGAIN 1
+
+/* One round: the internal mutex, our lease, counting until it fits. 0 with
+ * *lease (new), *st and *gen set; AGAIN; or a ZKC_* error. Nothing of the
+ * round is left behind on AGAIN or an error. */
+static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **lease_out,
+                     struct Stat *st_out, unsigned *gen_out)
 {
-    int64_t deadline = -1;
     zkc__call *cc = NULL, *gc;
     struct lease_create *x;
-    int rc, try_only = timeout_ms == 0, found, n;
+    int rc, found, n;
     zhandle_t *zh;
     char *lease = NULL;
-    unsigned gen, snap;
+    unsigned gen, snap, gen_now;
     struct Stat st;
 
-    if (!m)
-        return ZKC_EINVAL;
-    pthread_mutex_lock(&m->mu);
-    if (m->state == S_HELD || m->state == S_ACQUIRING) {
-        pthread_mutex_unlock(&m->mu);
-        return ZKC_EBUSY;
-    }
-    m->state = S_ACQUIRING;
-    pthread_mutex_unlock(&m->mu);
-
-    if (timeout_ms >= 0)
-        deadline = zkc__now_ms() + (try_only ? zkc_session_timeout_ms(m->s) : timeout_ms);
-    rc = zkc_lock_acquire(m->mutex, try_only ? 0 : timeout_ms, NULL);
+    rc = zkc_lock_acquire(m->mutex, try_only ? 0 : zkc__remaining(deadline), NULL);
     if (rc) {
         if (rc == ZKC_EBUSY)
             rc = ZKC_ETIMEDOUT;
-        goto out;
+        return rc;
     }
 
     /* Our lease, protected like every node here. */
@@ -365,20 +386,23 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
     zkc__call_ref(cc);
     zkc__pcreate(m->s, m->leases, m->guid, "lease-", m->owner, (int)strlen(m->owner),
                  ZOO_EPHEMERAL_SEQUENTIAL, lease_created, cc);
-    if (wait_call(cc, deadline) != 0) {
+    rc = wait_call(m, cc, deadline, gen);
+    if (rc != 0) {
         pthread_mutex_lock(&cc->mu);
         if (!cc->done)
             x->abandoned = 1;
         else if (x->path)
             lease = strdup(x->path);
         pthread_mutex_unlock(&cc->mu);
-        rc = ZKC_ETIMEDOUT;
         if (lease)
             drop_lease(m, lease, gen);
+        rc = rc == ZKC_ESESSIONLOST ? AGAIN : ZKC_ETIMEDOUT;
         goto out_unlock;
     }
     if (cc->rc != 0) {
         rc = cc->rc;
+        if (rc == ZKC_ESESSIONLOST || rc == ZKC_ECONNLOSS || rc == ZKC_ECLOSED)
+            rc = AGAIN; /* the session (or its handle) changed under the create */
         goto out_unlock;
     }
     lease = strdup(x->path);
@@ -398,22 +422,40 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
             rc = ZKC_ENOMEM;
             break;
         }
-        zh = zkc__zh_lock(m->s, NULL);
+        zh = zkc__zh_lock(m->s, &gen_now);
         rc = ZCONNECTIONLOSS;
-        if (zh) {
+        if (zh && gen_now != gen) {
+            rc = ZSESSIONEXPIRED;
+        } else if (zh) {
             zkc__call_ref(gc);
             rc = zoo_aget_children(zh, m->leases, 1, zkc__call_strings_done, gc);
-            zkc__zh_unlock(m->s);
             if (rc != ZOK)
                 zkc__call_unref(gc);
         }
-        if (rc == ZOK && wait_call(gc, deadline) != 0) {
+        if (zh)
+            zkc__zh_unlock(m->s);
+        if (rc == ZOK) {
+            rc = wait_call(m, gc, deadline, gen);
+            if (rc == ZKC_ETIMEDOUT || rc == ZKC_ESESSIONLOST) {
+                zkc__call_unref(gc);
+                rc = rc == ZKC_ESESSIONLOST ? AGAIN : rc;
+                break;
+            }
+            rc = gc->rc;
+        }
+        if (rc == ZSESSIONEXPIRED || rc == ZCLOSING || zkc_session_generation(m->s) != gen) {
             zkc__call_unref(gc);
-            rc = ZKC_ETIMEDOUT;
+            rc = AGAIN; /* our lease went with the session */
             break;
         }
-        if (rc == ZOK)
-            rc = gc->rc;
+        if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZINVALIDSTATE) {
+            /* Same session, maybe: wait for the connection, count again. */
+            zkc__call_unref(gc);
+            rc = zkc_session_wait_connected(m->s, zkc__remaining(deadline));
+            if (rc)
+                break;
+            continue;
+        }
         if (rc != ZOK) {
             zkc__call_unref(gc);
             rc = zkc__err_from_zk(rc);
@@ -422,18 +464,21 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
         n = count_leases(&gc->children, zkc__path_base(lease), &found);
         zkc__call_unref(gc);
         if (!found) {
-            rc = ZKC_ECONNLOSS; /* our lease vanished: the session changed */
+            rc = AGAIN; /* our lease vanished: the session changed */
             break;
         }
         if (n <= m->max) {
-            rc = 0;
+            /* Counted in session `gen`: grant only if that is still the
+             * session we have (a lease counted before a session change is
+             * gone, and so may be the others' view of it). */
+            rc = zkc_session_generation(m->s) == gen ? 0 : AGAIN;
             break;
         }
         if (try_only) {
             rc = ZKC_ETIMEDOUT;
             break;
         }
-        /* Wait for the leases to change (or the deadline). */
+        /* Wait for the leases or the session to change (or the deadline). */
         pthread_mutex_lock(&m->mu);
         while (m->changes == snap) {
             struct timespec ts;
@@ -459,30 +504,63 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
         lease = NULL;
         goto out_unlock;
     }
-    pthread_mutex_lock(&m->mu);
-    m->state = S_HELD;
-    m->epoch++;
-    free(m->node);
-    m->node = lease;
-    lease = NULL;
-    m->node_gen = gen;
-    m->token = st.czxid;
-    m->owner_sid = st.ephemeralOwner;
-    pthread_mutex_unlock(&m->mu);
-    if (token)
-        *token = st.czxid;
+    *lease_out = lease;
+    *st_out = st;
+    *gen_out = gen;
 
 out_unlock:
     zkc_lock_release(m->mutex);
-out:
     if (cc)
         zkc__call_unref(cc);
-    free(lease);
-    if (rc != 0) {
-        pthread_mutex_lock(&m->mu);
-        m->state = S_IDLE;
+    return rc;
+}
+
+int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
+{
+    int64_t deadline = -1;
+    int rc, try_only = timeout_ms == 0;
+    char *lease = NULL;
+    unsigned gen = 0;
+    struct Stat st;
+
+    if (!m)
+        return ZKC_EINVAL;
+    pthread_mutex_lock(&m->mu);
+    if (m->state == S_HELD || m->state == S_ACQUIRING) {
         pthread_mutex_unlock(&m->mu);
+        return ZKC_EBUSY;
     }
+    m->state = S_ACQUIRING;
+    pthread_mutex_unlock(&m->mu);
+
+    if (timeout_ms >= 0)
+        deadline = zkc__now_ms() + (try_only ? zkc_session_timeout_ms(m->s) : timeout_ms);
+    for (;;) {
+        rc = one_round(m, deadline, try_only, &lease, &st, &gen);
+        if (rc != AGAIN)
+            break;
+        /* The session changed under the round: again, on the new one. */
+        zkc__log(m->s, ZKC_LOG_INFO, "semaphore %s: session changed while acquiring, again",
+                 m->leases);
+        rc = zkc_session_wait_connected(m->s, zkc__remaining(deadline));
+        if (rc)
+            break;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (rc == 0) {
+        m->state = S_HELD;
+        m->epoch++;
+        free(m->node);
+        m->node = lease;
+        m->node_gen = gen;
+        m->token = st.czxid;
+        m->owner_sid = st.ephemeralOwner;
+        if (token)
+            *token = st.czxid;
+    } else {
+        m->state = S_IDLE;
+    }
+    pthread_mutex_unlock(&m->mu);
     return rc;
 }
 
