@@ -210,7 +210,8 @@ ZKC_EXTERN int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char
  * acquire waits for the connection, and after a lost session queues again
  * on the new one (its lease died with the old), within the deadline.
  * Errors: ZKC_ETIMEDOUT (nothing left behind), ZKC_EBUSY (this handle
- * holds a lease or is acquiring), ZKC_ECLOSED, ZKC_ENOAUTH, ZKC_ENOMEM.
+ * holds a lease or is acquiring), ZKC_ECANCELED (zkc_semaphore_free() was
+ * called meanwhile), ZKC_ECLOSED, ZKC_ENOAUTH, ZKC_ENOMEM.
  * Blocks; not for a ZooKeeper completion thread. */
 ZKC_EXTERN int zkc_semaphore_acquire(zkc_semaphore *sem, int timeout_ms, int64_t *token);
 
@@ -222,8 +223,9 @@ ZKC_EXTERN int zkc_semaphore_release(zkc_semaphore *sem);
 ZKC_EXTERN int zkc_semaphore_is_held(zkc_semaphore *sem);
 
 /* Free: returns a held lease, waits for running callbacks (unless called from
- * one). Must not run concurrently with zkc_semaphore_acquire(). NULL is a
- * no-op. */
+ * one). A zkc_semaphore_acquire() blocked on another thread returns
+ * ZKC_ECANCELED (within about half a second) before this returns, leaving
+ * nothing behind; the handle must not be used after that. NULL is a no-op. */
 ZKC_EXTERN void zkc_semaphore_free(zkc_semaphore *sem);
 
 /* --------------------------------------------------------- inspection */

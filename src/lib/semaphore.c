@@ -47,6 +47,7 @@ struct zkc_semaphore {
     int64_t token;
     int64_t owner_sid;
     int subscribed;
+    int acquiring; /* threads inside zkc_semaphore_acquire() */
 };
 
 static void sem_ref(zkc_semaphore *m)
@@ -311,6 +312,34 @@ static int count_leases(const struct String_vector *v, const char *mine, int *fo
  * session change the answer no longer matters. 0, ZKC_ETIMEDOUT, or
  * ZKC_ESESSIONLOST (the generation moved on). The slices are not
  * synchronisation: they bound how long a dropped reply is waited for. */
+/* zkc_semaphore_free() was called: a blocked acquire gives up. */
+static int freed(zkc_semaphore *m)
+{
+    int f;
+
+    pthread_mutex_lock(&m->mu);
+    f = m->freed;
+    pthread_mutex_unlock(&m->mu);
+    return f;
+}
+
+/* zkc_session_wait_connected() that also ends when the handle is freed
+ * (ZKC_ECANCELED). */
+static int wait_connected(zkc_semaphore *m, int64_t deadline_ms)
+{
+    int left, slice, rc;
+
+    for (;;) {
+        if (freed(m))
+            return ZKC_ECANCELED;
+        left = zkc__remaining(deadline_ms);
+        slice = left < 0 || left > 500 ? 500 : left;
+        rc = zkc_session_wait_connected(m->s, slice);
+        if (rc != ZKC_ETIMEDOUT || (left >= 0 && slice == left))
+            return rc;
+    }
+}
+
 static int wait_call(zkc_semaphore *m, zkc__call *c, int64_t deadline_ms, unsigned gen)
 {
     int left, slice, rc;
@@ -325,6 +354,8 @@ static int wait_call(zkc_semaphore *m, zkc__call *c, int64_t deadline_ms, unsign
             return ZKC_ETIMEDOUT;
         if (zkc_session_generation(m->s) != gen)
             return ZKC_ESESSIONLOST;
+        if (freed(m))
+            return ZKC_ECANCELED;
     }
 }
 
@@ -359,11 +390,17 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
     unsigned gen, snap, gen_now;
     struct Stat st;
 
+    if (freed(m))
+        return ZKC_ECANCELED;
     rc = zkc_lock_acquire(m->mutex, try_only ? 0 : zkc__remaining(deadline), NULL);
     if (rc) {
         if (rc == ZKC_EBUSY)
             rc = ZKC_ETIMEDOUT;
         return rc;
+    }
+    if (freed(m)) {
+        rc = ZKC_ECANCELED;
+        goto out_unlock;
     }
 
     /* Our lease, protected like every node here. */
@@ -396,7 +433,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
         pthread_mutex_unlock(&cc->mu);
         if (lease)
             drop_lease(m, lease, gen);
-        rc = rc == ZKC_ESESSIONLOST ? AGAIN : ZKC_ETIMEDOUT;
+        rc = rc == ZKC_ESESSIONLOST ? AGAIN : rc;
         goto out_unlock;
     }
     if (cc->rc != 0) {
@@ -436,7 +473,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             zkc__zh_unlock(m->s);
         if (rc == ZOK) {
             rc = wait_call(m, gc, deadline, gen);
-            if (rc == ZKC_ETIMEDOUT || rc == ZKC_ESESSIONLOST) {
+            if (rc != 0) {
                 zkc__call_unref(gc);
                 rc = rc == ZKC_ESESSIONLOST ? AGAIN : rc;
                 break;
@@ -451,7 +488,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
         if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZINVALIDSTATE) {
             /* Same session, maybe: wait for the connection, count again. */
             zkc__call_unref(gc);
-            rc = zkc_session_wait_connected(m->s, zkc__remaining(deadline));
+            rc = wait_connected(m, deadline);
             if (rc)
                 break;
             continue;
@@ -480,7 +517,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
         }
         /* Wait for the leases or the session to change (or the deadline). */
         pthread_mutex_lock(&m->mu);
-        while (m->changes == snap) {
+        while (m->changes == snap && !m->freed) {
             struct timespec ts;
             int left = zkc__remaining(deadline);
             if (left < 0) {
@@ -493,6 +530,10 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             pthread_cond_timedwait(&m->cond, &m->mu, &ts);
         }
         pthread_mutex_unlock(&m->mu);
+        if (freed(m)) {
+            rc = ZKC_ECANCELED;
+            break;
+        }
         if (zkc__remaining(deadline) == 0) {
             rc = ZKC_ETIMEDOUT;
             break;
@@ -530,7 +571,12 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
         pthread_mutex_unlock(&m->mu);
         return ZKC_EBUSY;
     }
+    if (m->freed) {
+        pthread_mutex_unlock(&m->mu);
+        return ZKC_ECANCELED;
+    }
     m->state = S_ACQUIRING;
+    m->acquiring++;
     pthread_mutex_unlock(&m->mu);
 
     if (timeout_ms >= 0)
@@ -542,11 +588,20 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
         /* The session changed under the round: again, on the new one. */
         zkc__log(m->s, ZKC_LOG_INFO, "semaphore %s: session changed while acquiring, again",
                  m->leases);
-        rc = zkc_session_wait_connected(m->s, zkc__remaining(deadline));
+        rc = wait_connected(m, deadline);
         if (rc)
             break;
     }
     pthread_mutex_lock(&m->mu);
+    if (rc == 0 && m->freed) {
+        /* freed while the grant was on its way: not ours to keep */
+        pthread_mutex_unlock(&m->mu);
+        drop_lease(m, lease, gen);
+        free(lease);
+        lease = NULL;
+        pthread_mutex_lock(&m->mu);
+        rc = ZKC_ECANCELED;
+    }
     if (rc == 0) {
         m->state = S_HELD;
         m->epoch++;
@@ -560,6 +615,8 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
     } else {
         m->state = S_IDLE;
     }
+    if (--m->acquiring == 0)
+        pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -615,6 +672,19 @@ void zkc_semaphore_free(zkc_semaphore *m)
     zkc__unwatch(m->s, m->leases, on_leases, m);
     pthread_mutex_lock(&m->mu);
     m->freed = 1;
+    pthread_cond_broadcast(&m->cond);
+    /* A blocked acquire returns ZKC_ECANCELED: its waits check `freed`
+     * at least every half second, and its internal mutex acquire is
+     * canceled here. Wait for it to leave before freeing what it uses. */
+    while (m->acquiring > 0) {
+        struct timespec ts;
+        pthread_mutex_unlock(&m->mu);
+        zkc_lock_cancel(m->mutex);
+        pthread_mutex_lock(&m->mu);
+        zkc__deadline(&ts, 100);
+        if (m->acquiring > 0)
+            pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+    }
     if (m->state == S_HELD) {
         node = m->node;
         m->node = NULL;

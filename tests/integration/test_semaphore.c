@@ -212,13 +212,59 @@ out:
     pthread_mutex_destroy(&w.mu);
 }
 
+/* Issue 9 item 10, free/close alike for every recipe: freeing a semaphore
+ * while another thread is blocked in acquire(-1) wakes that thread with
+ * ZKC_ECANCELED, and leaves no lease or mutex node of it behind. */
+static void test_free_wakes_waiter(void)
+{
+    zkc_session *sa = NULL, *sb = NULL;
+    zkc_semaphore *a = NULL;
+    struct waiter w;
+    pthread_t th;
+    int started = 0;
+
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.mu, NULL);
+    zkc__cond_init(&w.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sb, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc_semaphore_new(&a, sa, "/sem/free", 1, NULL) == 0, out);
+    TU_CHECK(zkc_semaphore_new(&w.m, sb, "/sem/free", 1, NULL) == 0, out);
+    TU_CHECK(zkc_semaphore_acquire(a, 5000, NULL) == 0, out);
+    TU_CHECK(pthread_create(&th, NULL, waiter_main, &w) == 0, out);
+    started = 1;
+    TU_CHECK(lt_wait_children(sa, "/sem/free/leases", 2, 10000) == 0, out);
+    zkc_semaphore_free(w.m);
+    w.m = NULL;
+    CU_ASSERT_EQUAL(waiter_wait(&w, 0), 1); /* free returned after it */
+    CU_ASSERT_EQUAL(w.rc, ZKC_ECANCELED);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/sem/free/leases", 1, 10000), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/sem/free/locks", 0, 10000), 0);
+    CU_ASSERT_EQUAL(zkc_semaphore_release(a), 0);
+out:
+    if (started && !waiter_wait(&w, 30000)) {
+        printf("\n    the waiter is stuck in acquire(-1) ");
+        pthread_detach(th);
+        return;
+    }
+    if (started)
+        pthread_join(th, NULL);
+    zkc_semaphore_free(a);
+    zkc_semaphore_free(w.m);
+    zkc_session_close(sa);
+    zkc_session_close(sb);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+}
+
 int register_semaphore_suite(void)
 {
     CU_pSuite s = CU_add_suite("semaphore", NULL, NULL);
 
     if (!s || !CU_add_test(s, "never more than N holders under churn", test_never_more_than_n) ||
         !CU_add_test(s, "timeout and try leave nothing", test_semaphore_timeout) ||
-        !CU_add_test(s, "acquire(-1) across a lost session", test_waiter_session_lost))
+        !CU_add_test(s, "acquire(-1) across a lost session", test_waiter_session_lost) ||
+        !CU_add_test(s, "free wakes a blocked acquire: ECANCELED", test_free_wakes_waiter))
         return -1;
     return 0;
 }
