@@ -67,7 +67,7 @@ struct zkc_lock {
     int try_only;
     int creating;      /* protected create of this attempt in flight */
     int gc_inflight;   /* getChildren of this attempt in flight (or reserved) */
-    int resume_queued; /* a zkc__when_connected of this attempt is pending */
+    zkc__retry resume; /* "continue once connected" is pending */
     char *node;        /* full path of our node */
     const char *name;  /* its last segment (points into node) */
     unsigned node_gen; /* session generation of node */
@@ -310,38 +310,37 @@ static int transient(int zrc)
 
 static void resume(void *arg, zkc_conn_state st, unsigned gen);
 
-/* mu held: continue this attempt once connected again. */
+static void ref_fn(void *l)
+{
+    lock_ref(l);
+}
+
+static void unref_fn(void *l)
+{
+    lock_unref(l);
+}
+
+/* mu held: continue the acquire in progress once connected again (one
+ * pending run per handle: zkc__retry). */
 static void resume_later(zkc_lock *l)
 {
-    struct req *r;
-
-    if (l->resume_queued)
+    if (l->resume.armed)
         return;
-    r = req_new(l);
-    if (!r) {
-        fail_acquire(l, ZKC_ENOMEM);
-        return;
-    }
-    if (zkc__when_connected(l->s, resume, r) != 0) {
-        req_free(r);
-        fail_acquire(l, ZKC_ECLOSED);
-        return;
-    }
-    l->resume_queued = 1;
+    if (!zkc__retry_arm(&l->resume, l->s, resume, l, ref_fn, unref_fn))
+        fail_acquire(l, ZKC_ECLOSED); /* the session is closing */
 }
 
 static void resume(void *arg, zkc_conn_state st, unsigned gen)
 {
-    struct req *r = arg;
-    zkc_lock *l = r->l;
+    zkc_lock *l = arg;
     int relaunch = 0;
-    unsigned attempt = r->attempt;
+    unsigned attempt;
 
     pthread_mutex_lock(&l->mu);
-    if (r->attempt == l->attempt)
-        l->resume_queued = 0;
-    if (!current(l, r)) {
-        /* stale */
+    zkc__retry_fired(&l->resume);
+    attempt = l->attempt;
+    if (l->state != L_ACQUIRING) {
+        /* nothing to continue */
     } else if (st == ZKC_CONN_NONE) {
         fail_acquire(l, ZKC_ECLOSED);
     } else if (st == ZKC_CONN_LOST) {
@@ -376,7 +375,7 @@ static void resume(void *arg, zkc_conn_state st, unsigned gen)
     pthread_mutex_unlock(&l->mu);
     if (relaunch)
         launch(l, attempt);
-    req_free(r);
+    lock_unref(l);
 }
 
 /* ---------------------------------------------------------- the round */
@@ -903,7 +902,6 @@ static unsigned begin(zkc_lock *l, int try_only)
     l->try_only = try_only;
     l->creating = 0;
     l->gc_inflight = 0;
-    l->resume_queued = 0;
     free(l->node);
     l->node = NULL;
     l->name = NULL;

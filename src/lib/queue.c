@@ -42,6 +42,7 @@ struct bgdel {
     char *path;
     unsigned gen;
     zkc__call *first;
+    zkc__retry retry; /* one owner at a time: no lock needed */
 };
 
 static void bg_send(struct bgdel *d);
@@ -70,6 +71,7 @@ static void bg_retry(void *arg, zkc_conn_state st, unsigned gen)
 {
     struct bgdel *d = arg;
 
+    zkc__retry_fired(&d->retry);
     if (st == ZKC_CONN_NONE || st == ZKC_CONN_LOST || gen != d->gen) {
         bg_finish(d); /* session gone (or closing): the node went with it */
         return;
@@ -80,8 +82,8 @@ static void bg_retry(void *arg, zkc_conn_state st, unsigned gen)
 static void bg_later(struct bgdel *d)
 {
     bg_first_done(d);
-    if (zkc__when_connected(d->s, bg_retry, d) != 0)
-        bg_finish(d);
+    if (!zkc__retry_arm(&d->retry, d->s, bg_retry, d, NULL, NULL))
+        bg_finish(d); /* the session is closing: the node goes with it */
 }
 
 static void bg_deleted(int rc, const void *data)
