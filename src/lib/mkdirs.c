@@ -4,7 +4,6 @@
 #include "internal.h"
 #include "naming.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,59 +106,31 @@ void zkc__mkdirs(zkc_session *s, const char *path, zkc__done_fn done, void *arg)
     step(m);
 }
 
-struct sync_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int done;
-    int rc;
-    int refs; /* the waiter and the callback: the last one frees */
-};
-
-static void sync_release(struct sync_wait *w)
+/* The blocking form is the library's one sync-call helper (call.c); its
+ * rc carries the ZKC_* code of zkc__mkdirs() rather than a ZooKeeper one. */
+static void call_done(void *arg, int rc)
 {
-    int last;
+    zkc__call *c = arg;
 
-    pthread_mutex_lock(&w->mu);
-    last = --w->refs == 0;
-    pthread_mutex_unlock(&w->mu);
-    if (last) {
-        pthread_cond_destroy(&w->cond);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-    }
-}
-
-static void sync_done(void *arg, int rc)
-{
-    struct sync_wait *w = arg;
-
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    w->rc = rc;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    sync_release(w);
+    zkc__call_complete(c, rc);
+    zkc__call_unref(c);
 }
 
 int zkc__mkdirs_sync(zkc_session *s, const char *path, int timeout_ms)
 {
-    struct sync_wait *w = calloc(1, sizeof(*w));
-    struct timespec ts;
+    zkc__call *c = zkc__call_new();
     int rc;
 
-    if (!w)
+    if (!c)
         return ZKC_ENOMEM;
-    pthread_mutex_init(&w->mu, NULL);
-    zkc__cond_init(&w->cond);
-    w->refs = 2;
-    zkc__deadline(&ts, timeout_ms);
-    zkc__mkdirs(s, path, sync_done, w);
-    pthread_mutex_lock(&w->mu);
-    while (!w->done)
-        if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT)
-            break;
-    rc = w->done ? w->rc : ZKC_ETIMEDOUT;
-    pthread_mutex_unlock(&w->mu);
-    sync_release(w);
+    zkc__call_ref(c); /* the completion's */
+    zkc__mkdirs(s, path, call_done, c);
+    rc = zkc__call_wait(c, timeout_ms);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        rc = c->rc;
+        pthread_mutex_unlock(&c->mu);
+    }
+    zkc__call_unref(c);
     return rc;
 }
