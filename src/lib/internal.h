@@ -103,6 +103,27 @@ const zkc__logger *zkc__session_logger(zkc_session *s);
 zhandle_t *zkc__zh_lock(zkc_session *s, unsigned *gen);
 void zkc__zh_unlock(zkc_session *s);
 
+/* A request in flight on one ZooKeeper handle whose completion the 3.8
+ * client may never run: zookeeper_close() drops most completions still
+ * pending (see close_handle() in session.c). Embed one in the request's
+ * context. Register it with zkc__pending_add() while holding the handle
+ * (between zkc__zh_lock and the zoo_a* call; `gen` from zkc__zh_lock), and
+ * call zkc__pending_done() first thing in the completion -- or when the
+ * zoo_a* call failed, so no completion will come. If the handle is closed
+ * with the request still registered, the session calls dropped(pd) once,
+ * after zookeeper_close() returned (so the completion can no longer run), on
+ * the thread that closed the handle (the manager, or zkc_session_close's
+ * caller), with no session lock held: treat it like ZCLOSING. So every
+ * registered request completes exactly once. */
+typedef struct zkc__pending {
+    struct zkc__pending *prev, *next;
+    unsigned gen;
+    void (*dropped)(struct zkc__pending *pd);
+} zkc__pending;
+void zkc__pending_add(zkc_session *s, zkc__pending *pd, unsigned gen,
+                      void (*dropped)(zkc__pending *pd));
+void zkc__pending_done(zkc_session *s, zkc__pending *pd);
+
 /* ACL for nodes the library creates. */
 const struct ACL_vector *zkc__acl(zkc_session *s);
 

@@ -4,10 +4,12 @@
 #include "internal.h"
 #include "naming.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct mkdirs {
+    zkc__pending pend; /* the create in flight */
     zkc_session *s;
     char *path;
     size_t len; /* of the full path */
@@ -30,6 +32,13 @@ static void created(int zrc, const char *value, const void *data)
     struct mkdirs *m = (struct mkdirs *)data;
 
     (void)value;
+    zkc__pending_done(m->s, &m->pend);
+    if (zrc == ZCLOSING) {
+        /* Its handle was closed: a connection loss to the caller, who waits
+         * for the next connection (or learns the session is closing). */
+        finish(m, ZKC_ECONNLOSS);
+        return;
+    }
     if (zrc == ZOK || zrc == ZNODEEXISTS) {
         if (m->cur == m->len) {
             finish(m, 0);
@@ -54,10 +63,19 @@ static void created(int zrc, const char *value, const void *data)
     }
 }
 
+/* The handle closed without running our completion (see zkc__pending). */
+static void dropped(zkc__pending *pd)
+{
+    struct mkdirs *m = (struct mkdirs *)((char *)pd - offsetof(struct mkdirs, pend));
+
+    finish(m, ZKC_ECONNLOSS);
+}
+
 static void step(struct mkdirs *m)
 {
     zkc_session *s = m->s;
-    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    unsigned gen;
+    zhandle_t *zh = zkc__zh_lock(s, &gen);
     char *prefix;
     int zrc;
 
@@ -73,11 +91,14 @@ static void step(struct mkdirs *m)
         finish(m, ZKC_ENOMEM);
         return;
     }
+    zkc__pending_add(s, &m->pend, gen, dropped);
     zrc = zoo_acreate(zh, prefix, "", 0, zkc__acl(s), 0, created, m);
     free(prefix);
     zkc__zh_unlock(s);
-    if (zrc != ZOK)
+    if (zrc != ZOK) {
+        zkc__pending_done(s, &m->pend);
         finish(m, zkc__err_from_zk(zrc));
+    }
 }
 
 void zkc__mkdirs(zkc_session *s, const char *path, zkc__done_fn done, void *arg)

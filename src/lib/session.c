@@ -16,7 +16,8 @@
  *    lane never delays a safety event (issue 9, bug 8).
  *
  * Locks (outer to inner): hk_mu -> recipe locks -> zh_mu -> mu; sub_mu ->
- * recipe locks -> zh_mu; mu is never held while calling out.
+ * recipe locks -> zh_mu; pend_mu is a leaf; mu is never held while calling
+ * out.
  *
  * Generations: s->gen names the ZooKeeper session recipes may use. It moves
  * on in the same critical section (zh_mu + mu) that sets LOST and takes the
@@ -90,6 +91,9 @@ struct zkc_session {
     struct handle_ctx *dead_hctx;
 
     struct hook *oneshots; /* zkc__when_connected(), under mu */
+
+    pthread_mutex_t pend_mu;
+    zkc__pending pending; /* list head of requests in flight (zkc__pending_add) */
 
     pthread_mutex_t hk_mu;
     struct hook *hooks;
@@ -348,6 +352,53 @@ void zkc__zh_unlock(zkc_session *s)
     pthread_mutex_unlock(&s->zh_mu);
 }
 
+void zkc__pending_add(zkc_session *s, zkc__pending *pd, unsigned gen,
+                      void (*dropped)(zkc__pending *pd))
+{
+    pd->gen = gen;
+    pd->dropped = dropped;
+    pthread_mutex_lock(&s->pend_mu);
+    pd->next = s->pending.next;
+    pd->prev = &s->pending;
+    s->pending.next->prev = pd;
+    s->pending.next = pd;
+    pthread_mutex_unlock(&s->pend_mu);
+}
+
+void zkc__pending_done(zkc_session *s, zkc__pending *pd)
+{
+    pthread_mutex_lock(&s->pend_mu);
+    pd->prev->next = pd->next;
+    pd->next->prev = pd->prev;
+    pd->next = pd->prev = pd;
+    pthread_mutex_unlock(&s->pend_mu);
+}
+
+/* After the handle of generation `gen` was closed: what it still owed. The
+ * client's threads are joined, so no completion of that handle can race
+ * with this. Newest first is fine: requests of one generation are
+ * independent once their handle is gone. */
+static void sweep_pending(zkc_session *s, unsigned gen)
+{
+    zkc__pending *pd;
+
+    for (;;) {
+        pthread_mutex_lock(&s->pend_mu);
+        for (pd = s->pending.next; pd != &s->pending; pd = pd->next)
+            if (pd->gen == gen)
+                break;
+        if (pd == &s->pending) {
+            pthread_mutex_unlock(&s->pend_mu);
+            return;
+        }
+        pd->prev->next = pd->next;
+        pd->next->prev = pd->prev;
+        pd->next = pd->prev = pd;
+        pthread_mutex_unlock(&s->pend_mu);
+        pd->dropped(pd);
+    }
+}
+
 static void route_node_event(zkc_session *s, int type, const char *path)
 {
     struct sub *sb;
@@ -464,11 +515,15 @@ static void close_handle(zkc_session *s)
     s->dead_zh = NULL;
     s->dead_hctx = NULL;
     pthread_mutex_unlock(&s->zh_mu);
-    if (dead)
+    if (dead) {
         zookeeper_close(dead);
+        sweep_pending(s, dead_h->gen);
+    }
     free(dead_h);
-    if (zh)
+    if (zh) {
         zookeeper_close(zh);
+        sweep_pending(s, h->gen);
+    }
     free(h);
 }
 
@@ -830,6 +885,7 @@ static void session_free(zkc_session *s)
     pthread_mutex_destroy(&s->zh_mu);
     pthread_mutex_destroy(&s->hk_mu);
     pthread_mutex_destroy(&s->sub_mu);
+    pthread_mutex_destroy(&s->pend_mu);
     free(s->servers);
     free(s->connect_string);
     free(s->root);
@@ -866,6 +922,8 @@ int zkc_session_new(zkc_session **out, const zkc_session_opts *o)
     pthread_mutex_init(&s->zh_mu, NULL);
     pthread_mutex_init(&s->hk_mu, NULL);
     pthread_mutex_init(&s->sub_mu, NULL);
+    pthread_mutex_init(&s->pend_mu, NULL);
+    s->pending.next = s->pending.prev = &s->pending;
     if (zkc__cond_init(&s->cond) != 0) {
         rc = ZKC_ESYS;
         goto fail_cond;

@@ -8,6 +8,8 @@
 
 #include "common/testutil.h"
 #include "internal.h"
+#include "naming.h"
+#include "pcreate.h"
 #include "suites.h"
 
 static void test_connect_wait_close(void)
@@ -885,6 +887,83 @@ static void test_completions_at_close(void)
     pthread_mutex_destroy(&p.mu);
 }
 
+/* Requests in flight when their handle closes complete exactly once: the
+ * 3.8 client drops most of their completions (test above), so the session
+ * runs the dropped ones itself (zkc__pending) and a protected create still
+ * reports, here with ZKC_ECLOSED, or 0 if its reply came first. */
+struct pc_count {
+    pthread_mutex_t mu;
+    int calls;
+    int ok;
+    int closed;
+    int other;
+};
+
+static void pc_done(void *arg, int rc, const char *path, const struct Stat *st)
+{
+    struct pc_count *c = arg;
+
+    (void)path;
+    (void)st;
+    pthread_mutex_lock(&c->mu);
+    c->calls++;
+    if (rc == 0)
+        c->ok++;
+    else if (rc == ZKC_ECLOSED)
+        c->closed++;
+    else
+        c->other++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void pc_first_done(int rc, const struct Stat *st, const void *data)
+{
+    (void)rc;
+    (void)st;
+    (void)data;
+}
+
+static void test_pcreate_at_close(void)
+{
+    zhandle_t *zh;
+    enum { N = 50, ROUNDS = 5 };
+    struct pc_count c;
+    zkc_session *s = NULL;
+    char guid[64];
+    int i, round, closed_total = 0;
+
+    memset(&c, 0, sizeof(c));
+    pthread_mutex_init(&c.mu, NULL);
+    for (round = 0; round < ROUNDS; round++) {
+        CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 10000, NULL), 0);
+        CU_ASSERT_EQUAL(zkc__mkdirs_sync(s, "/pc-close", 5000), 0);
+        pthread_mutex_lock(&c.mu);
+        c.calls = c.ok = c.closed = c.other = 0;
+        pthread_mutex_unlock(&c.mu);
+        /* A request with a trivial completion first: at close, the client's
+         * completion thread runs it and leaves before the creates' are
+         * queued, which is when the client drops them. */
+        zh = zkc__zh_lock(s, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(zh);
+        CU_ASSERT_EQUAL(zoo_aexists(zh, "/", 0, pc_first_done, NULL), ZOK);
+        zkc__zh_unlock(s);
+        for (i = 0; i < N; i++) {
+            CU_ASSERT_EQUAL(zkc__guid(guid), 0);
+            zkc__pcreate(s, "/pc-close", guid, "n-", "x", 1, ZOO_EPHEMERAL_SEQUENTIAL, pc_done, &c);
+        }
+        CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+        pthread_mutex_lock(&c.mu);
+        CU_ASSERT_EQUAL(c.calls, N); /* each exactly once, all before close returned */
+        CU_ASSERT_EQUAL(c.ok + c.closed, N);
+        CU_ASSERT_EQUAL(c.other, 0);
+        closed_total += c.closed;
+        pthread_mutex_unlock(&c.mu);
+    }
+    fprintf(stderr, "    [pcreate at close] %d of %d creates ended ECLOSED\n", closed_total,
+            N * ROUNDS);
+    pthread_mutex_destroy(&c.mu);
+}
+
 int register_session_suite(void)
 {
     CU_pSuite s = CU_add_suite("session", NULL, NULL);
@@ -903,7 +982,9 @@ int register_session_suite(void)
                      test_safety_lane) ||
         !CU_add_test(s, "close with recipe handles open: EBUSY", test_close_with_open_handles) ||
         !CU_add_test(s, "client log routed past 64 sessions", test_zk_log_past_64_sessions) ||
-        !CU_add_test(s, "completions at handle close", test_completions_at_close))
+        !CU_add_test(s, "completions at handle close", test_completions_at_close) ||
+        !CU_add_test(s, "protected creates in flight at close complete once",
+                     test_pcreate_at_close))
         return -1;
     return 0;
 }
