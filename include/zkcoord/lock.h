@@ -115,8 +115,10 @@ ZKC_EXTERN int zkc_lock_new(zkc_lock **out, zkc_session *s, const char *path,
 ZKC_EXTERN int zkc_lock_acquire(zkc_lock *lock, int timeout_ms, int64_t *token);
 
 /* Result of an asynchronous acquire: rc is 0 (granted; token valid) or one of
- * the errors of zkc_lock_acquire() (never ETIMEDOUT or EBUSY). Runs on the
- * dispatcher thread. */
+ * the errors of zkc_lock_acquire() (never ETIMEDOUT or EBUSY), or
+ * ZKC_ESESSIONLOST: granted, but the hold ended (LOST, already delivered)
+ * before this callback ran. Runs on the dispatcher's ordinary lane;
+ * SUSPENDED and LOST events run on its safety lane (see zkcoord.h). */
 typedef void (*zkc_lock_acquire_fn)(zkc_lock *lock, int rc, int64_t token, void *user_data);
 
 /* Start acquiring without blocking; `cb` runs exactly once with the result,

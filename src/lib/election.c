@@ -200,6 +200,11 @@ static void deliver(void *arg)
 
     pthread_mutex_lock(&e->mu);
     closed = e->closed;
+    /* DEMOTED runs on the safety lane, ELECTED on the ordinary one, with
+     * no order between them: an ELECTED whose term has already ended (its
+     * DEMOTED may have run first) must not be told. */
+    if (n->ev.type == ZKC_ELECTION_ELECTED && (!e->leader || e->czxid != n->ev.token))
+        closed = 1;
     pthread_mutex_unlock(&e->mu);
     n->ev.leader_id = n->id;
     n->ev.leader_node = n->node;
@@ -242,7 +247,10 @@ static void post(zkc_election *e, zkc_election_event_type type, int64_t token,
     if ((id && !n->id) || (node && !n->node) || (del_path && !n->del_path))
         goto fail;
     e->refs++;
-    if (zkc__dispatch(e->s, deliver, n) != 0) {
+    /* DEMOTED: the safety lane (a leader must hear it at once, whatever
+     * else is queued); everything else: the ordinary lane. */
+    if ((type == ZKC_ELECTION_DEMOTED ? zkc__dispatch_safety : zkc__dispatch)(e->s, deliver, n) !=
+        0) {
         e->refs--;
         goto fail;
     }
@@ -322,10 +330,13 @@ static void retry_later(zkc_election *e)
         e->refs--;
 }
 
+/* ZCLOSING / ZINVALIDSTATE: the handle of a session being replaced (a real
+ * close of the session ends the campaign through the hooks, and
+ * retry_later() arms nothing once the session is closing). */
 static int transient(int zrc)
 {
     return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZSESSIONEXPIRED ||
-           zrc == ZSESSIONMOVED;
+           zrc == ZSESSIONMOVED || zrc == ZCLOSING || zrc == ZINVALIDSTATE;
 }
 
 /* mu held: campaigning stops on a non-transient error. */

@@ -32,6 +32,7 @@
 #include "naming.h"
 #include "pcreate.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +92,18 @@ struct zkc_lock {
     char *sub;           /* path subscribed with zkc__watch */
 };
 
+/* A request in flight. It is registered with the session (zkc__pending):
+ * a completion the 3.8 client drops at zookeeper_close still runs, once,
+ * as ZCLOSING, so no attempt waits for it and the reference it holds is
+ * not leaked (issue 9, bug 5). */
+enum rkind { R_CHILDREN, R_WATCH, R_VERIFY };
+
 struct req {
     zkc_lock *l;
     unsigned attempt;
     unsigned round;
+    enum rkind kind;
+    zkc__pending pend;
 };
 
 static void evaluate(zkc_lock *l);
@@ -133,6 +142,8 @@ static struct req *req_new(zkc_lock *l)
     r->l = l;
     r->attempt = l->attempt;
     r->round = l->round;
+    r->kind = R_CHILDREN;
+    r->pend.next = r->pend.prev = &r->pend; /* not registered */
     lock_ref(l);
     return r;
 }
@@ -141,6 +152,53 @@ static void req_free(struct req *r)
 {
     lock_unref(r->l);
     free(r);
+}
+
+static void children_done(int rc, const struct String_vector *v, const struct Stat *pst,
+                          const void *data);
+static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data);
+static void verified(int rc, const struct Stat *st, const void *data);
+
+static void req_dropped(zkc__pending *pd)
+{
+    struct req *r = (struct req *)(void *)((char *)pd - offsetof(struct req, pend));
+
+    switch (r->kind) {
+    case R_CHILDREN:
+        children_done(ZCLOSING, NULL, NULL, r);
+        break;
+    case R_WATCH:
+        watch_set(ZCLOSING, NULL, 0, NULL, r);
+        break;
+    case R_VERIFY:
+        verified(ZCLOSING, NULL, r);
+        break;
+    }
+}
+
+/* zh held (from zkc__zh_lock, generation gen): send r of `kind` on `path`.
+ * Returns the zoo_a* result; on failure no completion will come. */
+static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind, const char *path)
+{
+    zkc_session *s = r->l->s;
+    int rc = ZBADARGUMENTS;
+
+    r->kind = kind;
+    zkc__pending_add(s, &r->pend, gen, req_dropped);
+    switch (kind) {
+    case R_CHILDREN:
+        rc = zoo_aget_children2(zh, path, 0, children_done, r);
+        break;
+    case R_WATCH:
+        rc = zoo_aget(zh, path, 1, watch_set, r);
+        break;
+    case R_VERIFY:
+        rc = zoo_aexists(zh, path, 0, verified, r);
+        break;
+    }
+    if (rc != ZOK)
+        zkc__pending_done(s, &r->pend);
+    return rc;
 }
 
 /* mu held: is this completion about the acquire in progress? */
@@ -185,11 +243,20 @@ static void run_note(void *arg)
 {
     struct note *n = arg;
     zkc_lock *l = n->l;
-    int freed;
+    int freed, stale;
 
+    /* SUSPENDED and LOST go on the safety lane, the rest on the ordinary
+     * one, with no order between the two: an ordinary note that arrives
+     * after its hold ended must not tell of a hold the safety lane has
+     * already taken back. */
     pthread_mutex_lock(&l->mu);
     freed = l->freed;
+    stale = l->state != L_HELD || l->token != n->token;
     pthread_mutex_unlock(&l->mu);
+    if (n->is_event && n->ev == ZKC_LOCK_RECONNECTED && stale)
+        freed = 1; /* the hold it confirms is gone: LOST says so */
+    else if (!n->is_event && n->rc == 0 && stale)
+        n->rc = ZKC_ESESSIONLOST; /* granted, but lost before this ran */
     if (!freed) {
         if (n->is_event && l->on_event)
             l->on_event(l, n->ev, n->token, l->ud);
@@ -212,7 +279,8 @@ static void post_note(zkc_lock *l, struct note *tmpl)
     *n = *tmpl;
     n->l = l;
     lock_ref(l);
-    if (zkc__dispatch(l->s, run_note, n) != 0) {
+    if ((n->is_event && n->ev != ZKC_LOCK_RECONNECTED ? zkc__dispatch_safety
+                                                      : zkc__dispatch)(l->s, run_note, n) != 0) {
         lock_unref(l);
         free(n);
     }
@@ -385,6 +453,7 @@ static void watch_set(int rc, const char *value, int len, const struct Stat *st,
     struct req *r = (struct req *)data;
     zkc_lock *l = r->l;
 
+    zkc__pending_done(l->s, &r->pend);
     (void)value;
     (void)len;
     pthread_mutex_lock(&l->mu);
@@ -424,18 +493,19 @@ static void arm_watch(zkc_lock *l)
     struct req *r = req_new(l);
     zhandle_t *zh;
     int rc;
+    unsigned gen;
 
     if (!r) {
         fail_acquire(l, ZKC_ENOMEM);
         return;
     }
-    zh = zkc__zh_lock(l->s, NULL);
+    zh = zkc__zh_lock(l->s, &gen);
     if (!zh) {
         req_free(r);
         resume_later(l);
         return;
     }
-    rc = zoo_aget(zh, l->watching, 1, watch_set, r);
+    rc = req_send(zh, gen, r, R_WATCH, l->watching);
     zkc__zh_unlock(l->s);
     if (rc != ZOK) {
         req_free(r);
@@ -506,6 +576,8 @@ static void children_done(int rc, const struct String_vector *v, const struct St
     int n = 0, i, me = -1, ahead = -1, relaunch = 0, granted = 0;
     unsigned attempt = r->attempt;
     char *watch = NULL;
+
+    zkc__pending_done(l->s, &r->pend);
 
     pthread_mutex_lock(&l->mu);
     if (this_round(l, r) && l->gc_inflight > 0)
@@ -606,18 +678,19 @@ static void evaluate(zkc_lock *l)
     struct req *r = req_new(l);
     zhandle_t *zh;
     int rc;
+    unsigned gen;
 
     if (!r) {
         fail_acquire(l, ZKC_ENOMEM);
         return;
     }
-    zh = zkc__zh_lock(l->s, NULL);
+    zh = zkc__zh_lock(l->s, &gen);
     if (!zh) {
         req_free(r);
         resume_later(l);
         return;
     }
-    rc = zoo_aget_children2(zh, l->parent, 0, children_done, r);
+    rc = req_send(zh, gen, r, R_CHILDREN, l->parent);
     zkc__zh_unlock(l->s);
     if (rc != ZOK) {
         req_free(r);
@@ -690,7 +763,7 @@ static void launch(zkc_lock *l, unsigned attempt)
     struct req *cr, *gr = NULL;
     char guid[ZKC_GUID_LEN + 1];
     zhandle_t *zh;
-    unsigned round;
+    unsigned round, gen;
     int rc;
 
     pthread_mutex_lock(&l->mu);
@@ -735,9 +808,9 @@ static void launch(zkc_lock *l, unsigned attempt)
     rc = ZINVALIDSTATE;
     if (attempt == l->attempt && round == l->round && l->state == L_ACQUIRING &&
         (gr = req_new(l)) != NULL) {
-        zh = zkc__zh_lock(l->s, NULL);
+        zh = zkc__zh_lock(l->s, &gen);
         if (zh) {
-            rc = zoo_aget_children2(zh, l->parent, 0, children_done, gr);
+            rc = req_send(zh, gen, gr, R_CHILDREN, l->parent);
             zkc__zh_unlock(l->s);
         }
         if (rc != ZOK)
@@ -761,6 +834,7 @@ static void verified(int rc, const struct Stat *st, const void *data)
     struct req *r = (struct req *)data;
     zkc_lock *l = r->l;
 
+    zkc__pending_done(l->s, &r->pend);
     pthread_mutex_lock(&l->mu);
     if (r->attempt == l->attempt && l->state == L_HELD) {
         if (rc == ZOK && st->ephemeralOwner == l->owner_sid) {
@@ -781,6 +855,7 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     zkc_lock *l = arg;
     struct req *r;
     zhandle_t *zh;
+    unsigned zgen;
 
     (void)gen;
     pthread_mutex_lock(&l->mu);
@@ -795,9 +870,9 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
             /* Same session back: confirm the node is still there and
              * ours before saying so (it could have been deleted by hand). */
             r = req_new(l);
-            zh = r ? zkc__zh_lock(l->s, NULL) : NULL;
+            zh = r ? zkc__zh_lock(l->s, &zgen) : NULL;
             if (zh) {
-                if (zoo_aexists(zh, l->node, 0, verified, r) != ZOK) {
+                if (req_send(zh, zgen, r, R_VERIFY, l->node) != ZOK) {
                     req_free(r);
                     r = NULL;
                 }

@@ -87,6 +87,9 @@ static void run_note(void *arg)
 
     pthread_mutex_lock(&n->m->mu);
     freed = n->m->freed;
+    /* RECONNECTED (ordinary lane) after LOST (safety lane): stale */
+    if (n->ev == ZKC_LOCK_RECONNECTED && (n->m->state != S_HELD || n->m->token != n->token))
+        freed = 1;
     pthread_mutex_unlock(&n->m->mu);
     if (!freed && n->m->on_event)
         n->m->on_event(n->m, n->ev, n->token, n->m->ud);
@@ -105,7 +108,9 @@ static void post_event(zkc_semaphore *m, zkc_lock_event ev)
     n->ev = ev;
     n->token = m->token;
     sem_ref(m);
-    if (zkc__dispatch(m->s, run_note, n) != 0) {
+    /* SUSPENDED and LOST: the safety lane, never behind other callbacks */
+    if ((ev == ZKC_LOCK_RECONNECTED ? zkc__dispatch : zkc__dispatch_safety)(m->s, run_note, n) !=
+        0) {
         sem_unref(m);
         free(n);
     }
