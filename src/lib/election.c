@@ -27,6 +27,7 @@
 #include "zkcoord/election.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,10 @@ struct req {
     unsigned gen; /* creates: the session generation the node belongs to */
     int pipelined;
     char *path;
+    /* Registered while in flight (zkc__pending): a completion the client
+     * drops at handle close still runs once, as ZCLOSING (issue 9, bug 5). */
+    zkc__pending pend;
+    void (*drop)(struct req *r);
 };
 
 /* Test hook: watch events that matched a participant's target and woke it
@@ -148,6 +153,7 @@ static struct req *req_new(zkc_election *e, const char *path)
     }
     r->e = e;
     r->epoch = e->epoch;
+    r->pend.next = r->pend.prev = &r->pend; /* not registered */
     e->refs++;
     return r;
 }
@@ -167,6 +173,26 @@ static void req_free(struct req *r)
     free(r->path);
     free(r);
     unref(e);
+}
+
+static void req_dropped(zkc__pending *pd)
+{
+    struct req *r = (struct req *)(void *)((char *)pd - offsetof(struct req, pend));
+
+    r->drop(r);
+}
+
+/* zh held, from zkc__zh_lock(.., &gen): register r before its zoo_a* call;
+ * req_unsent() when that call failed (no completion will come). */
+static void req_sent(struct req *r, unsigned gen, void (*drop)(struct req *r))
+{
+    r->drop = drop;
+    zkc__pending_add(r->e->s, &r->pend, gen, req_dropped);
+}
+
+static void req_unsent(struct req *r)
+{
+    zkc__pending_done(r->e->s, &r->pend);
 }
 
 static int stale(const struct req *r)
@@ -387,6 +413,7 @@ static void head_read(int zrc, const char *value, int len, const struct Stat *st
     struct req *r = (struct req *)data;
     zkc_election *e = r->e;
 
+    zkc__pending_done(e->s, &r->pend);
     pthread_mutex_lock(&e->mu);
     if (stale(r) || !e->asked_head || strcmp(e->asked_head, r->path) != 0)
         goto out;
@@ -421,6 +448,11 @@ out:
     req_free(r);
 }
 
+static void drop_head(struct req *r)
+{
+    head_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
 /* mu held: read the data of the head node to report it. */
 static void ask_head(zkc_election *e, const char *head)
 {
@@ -428,6 +460,7 @@ static void ask_head(zkc_election *e, const char *head)
     struct req *r;
     zhandle_t *zh;
     int zrc;
+    unsigned gen;
 
     if (e->asked_head && strcmp(e->asked_head, head) == 0)
         return;
@@ -437,13 +470,16 @@ static void ask_head(zkc_election *e, const char *head)
     e->asked_head = strdup(head);
     if (!full || !r || !e->asked_head)
         goto fail;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (!zh)
         goto retry;
+    req_sent(r, gen, drop_head);
     zrc = zoo_aget(zh, full, 0, head_read, r);
     zkc__zh_unlock(e->s);
-    if (zrc != ZOK)
+    if (zrc != ZOK) {
+        req_unsent(r);
         goto retry;
+    }
     free(full);
     return;
 retry:
@@ -492,6 +528,7 @@ static void observer_stat_done(int zrc, const struct Stat *st, const void *data)
     struct req *r = (struct req *)data;
     zkc_election *e = r->e;
 
+    zkc__pending_done(e->s, &r->pend);
     (void)st;
     pthread_mutex_lock(&e->mu);
     if (!stale(r)) {
@@ -516,6 +553,7 @@ static void target_read(int zrc, const char *value, int len, const struct Stat *
     zkc_election *e = r->e;
     int create = 0;
 
+    zkc__pending_done(e->s, &r->pend);
     (void)value;
     (void)len;
     pthread_mutex_lock(&e->mu);
@@ -581,6 +619,16 @@ out:
     req_free(r);
 }
 
+static void drop_observer_stat(struct req *r)
+{
+    observer_stat_done(ZCLOSING, NULL, r);
+}
+
+static void drop_target(struct req *r)
+{
+    target_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
 /* Watch `target` (set under mu): getData with a watch (exists for an
  * observer waiting for the election path). The subscription must be in
  * place before the request goes out, or a deletion right after the server
@@ -590,6 +638,7 @@ static void watch_target(zkc_election *e, unsigned epoch)
     struct req *r;
     zhandle_t *zh;
     int zrc;
+    unsigned gen;
 
     set_watch(e);
     if (zkc__election_test_before_watch && !e->observer) {
@@ -607,18 +656,20 @@ static void watch_target(zkc_election *e, unsigned epoch)
     r = req_new(e, e->target);
     if (!r)
         goto out;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (!zh) {
         req_drop_locked(r);
         retry_later(e);
         goto out;
     }
+    req_sent(r, gen, e->observer ? drop_observer_stat : drop_target);
     if (e->observer)
         zrc = zoo_aexists(zh, r->path, 1, observer_stat_done, r);
     else
         zrc = zoo_aget(zh, r->path, 1, target_read, r);
     zkc__zh_unlock(e->s);
     if (zrc != ZOK) {
+        req_unsent(r);
         req_drop_locked(r);
         retry_later(e);
     }
@@ -634,6 +685,7 @@ static void own_read(int zrc, const char *value, int len, const struct Stat *st,
     struct req *r = (struct req *)data;
     zkc_election *e = r->e;
 
+    zkc__pending_done(e->s, &r->pend);
     (void)value;
     (void)len;
     (void)st;
@@ -650,12 +702,18 @@ static void own_read(int zrc, const char *value, int len, const struct Stat *st,
     req_free(r);
 }
 
+static void drop_own(struct req *r)
+{
+    own_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
 /* mu held: getData(own node, watch). The subscription is in place (the
  * caller ran set_watch after our node was set). */
 static void arm_own(zkc_election *e)
 {
     struct req *r;
     zhandle_t *zh;
+    unsigned gen;
     int zrc = ZINVALIDSTATE;
 
     if (!e->node || e->observer || e->closed)
@@ -663,10 +721,13 @@ static void arm_own(zkc_election *e)
     r = req_new(e, e->node);
     if (!r)
         return;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (zh) {
+        req_sent(r, gen, drop_own);
         zrc = zoo_aget(zh, r->path, 1, own_read, r);
         zkc__zh_unlock(e->s);
+        if (zrc != ZOK)
+            req_unsent(r);
     }
     if (zrc != ZOK)
         req_drop_locked(r);
@@ -777,6 +838,7 @@ static void listed(int zrc, const struct String_vector *v, const void *data)
     int act = 0;
     unsigned epoch;
 
+    zkc__pending_done(e->s, &r->pend);
     pthread_mutex_lock(&e->mu);
     if (r->pipelined && r->epoch == e->epoch)
         e->pipe_pending = 0;
@@ -812,11 +874,17 @@ out:
     req_free(r);
 }
 
+static void drop_listed(struct req *r)
+{
+    listed(ZCLOSING, NULL, r);
+}
+
 /* mu held. Observers list with a watch on the children. */
 static void send_list(zkc_election *e, int pipelined)
 {
     struct req *r = req_new(e, NULL);
     zhandle_t *zh;
+    unsigned gen;
     int zrc;
 
     if (!r) {
@@ -824,15 +892,17 @@ static void send_list(zkc_election *e, int pipelined)
         return;
     }
     r->pipelined = pipelined;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (!zh) {
         req_drop_locked(r);
         retry_later(e);
         return;
     }
+    req_sent(r, gen, drop_listed);
     zrc = zoo_aget_children(zh, e->path, e->observer, listed, r);
     zkc__zh_unlock(e->s);
     if (zrc != ZOK) {
+        req_unsent(r);
         req_drop_locked(r);
         retry_later(e);
     }
@@ -956,11 +1026,15 @@ static void start_create(zkc_election *e)
         return;
     pthread_mutex_lock(&e->mu);
     if (!stale(lr) && e->pipe_pending) {
-        zhandle_t *zh = zkc__zh_lock(e->s, NULL);
+        unsigned gen;
+        zhandle_t *zh = zkc__zh_lock(e->s, &gen);
         int zrc = ZINVALIDSTATE;
         if (zh) {
+            req_sent(lr, gen, drop_listed);
             zrc = zoo_aget_children(zh, e->path, 0, listed, lr);
             zkc__zh_unlock(e->s);
+            if (zrc != ZOK)
+                req_unsent(lr);
         }
         if (zrc == ZOK) {
             pthread_mutex_unlock(&e->mu);

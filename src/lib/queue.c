@@ -3,6 +3,7 @@
 #include "naming.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ void zkc__default_owner(char *buf, size_t len)
  * retry is bound to the node's session generation: once that session is
  * gone, so is the ephemeral node. */
 struct bgdel {
+    zkc__pending pend; /* the delete in flight (see zkc__pending) */
     zkc_session *s;
     char *path;
     unsigned gen;
@@ -90,6 +92,7 @@ static void bg_deleted(int rc, const void *data)
 {
     struct bgdel *d = (struct bgdel *)data;
 
+    zkc__pending_done(d->s, &d->pend);
     if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
         zkc__log(d->s, ZKC_LOG_INFO, "delete of %s: connection lost, retrying after reconnect",
                  d->path);
@@ -99,6 +102,13 @@ static void bg_deleted(int rc, const void *data)
     if (rc != ZOK && rc != ZNONODE && rc != ZCLOSING && rc != ZSESSIONEXPIRED)
         zkc__log(d->s, ZKC_LOG_WARN, "cannot delete %s: %s", d->path, zerror(rc));
     bg_finish(d);
+}
+
+/* Its handle was closed without running the completion: that handle's
+ * session, and so the ephemeral node, is gone. */
+static void bg_dropped(zkc__pending *pd)
+{
+    bg_deleted(ZCLOSING, (char *)pd - offsetof(struct bgdel, pend));
 }
 
 static void bg_send(struct bgdel *d)
@@ -117,7 +127,10 @@ static void bg_send(struct bgdel *d)
         bg_finish(d);
         return;
     }
+    zkc__pending_add(s, &d->pend, gen, bg_dropped);
     rc = zoo_adelete(zh, d->path, -1, bg_deleted, d);
+    if (rc != ZOK)
+        zkc__pending_done(s, &d->pend);
     zkc__zh_unlock(s);
     if (rc == ZINVALIDSTATE || rc == ZCONNECTIONLOSS)
         bg_later(d);
@@ -141,6 +154,7 @@ void zkc__bg_delete(zkc_session *s, const char *path, unsigned gen, zkc__call *f
     d->s = s;
     d->gen = gen;
     d->first = first;
+    d->pend.next = d->pend.prev = &d->pend;
     bg_send(d);
 }
 
@@ -238,6 +252,7 @@ int zkc__q_near_wrap(int32_t cversion)
 /* -------------------------------------------------- container parents */
 
 struct cont {
+    zkc__pending pend;
     zkc_session *s;
     char *path;
     int tries;
@@ -271,6 +286,7 @@ static void cont_created(int zrc, const char *value, const void *data)
     char *slash;
 
     (void)value;
+    zkc__pending_done(c->s, &c->pend);
     if (zrc == ZOK || zrc == ZNODEEXISTS) {
         cont_finish(c, 0);
         return;
@@ -288,17 +304,26 @@ static void cont_created(int zrc, const char *value, const void *data)
     cont_finish(c, zkc__err_from_zk(zrc));
 }
 
+static void cont_dropped(zkc__pending *pd)
+{
+    cont_created(ZCLOSING, NULL, (char *)pd - offsetof(struct cont, pend));
+}
+
 static void cont_send(struct cont *c)
 {
     zkc_session *s = c->s;
-    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    unsigned gen;
+    zhandle_t *zh = zkc__zh_lock(s, &gen);
     int zrc;
 
     if (!zh) {
         cont_finish(c, ZKC_ECONNLOSS);
         return;
     }
+    zkc__pending_add(s, &c->pend, gen, cont_dropped);
     zrc = zoo_acreate(zh, c->path, "", 0, zkc__acl(s), ZOO_CONTAINER, cont_created, c);
+    if (zrc != ZOK)
+        zkc__pending_done(s, &c->pend);
     zkc__zh_unlock(s);
     if (zrc != ZOK)
         cont_finish(c, zkc__err_from_zk(zrc));
@@ -316,5 +341,6 @@ void zkc__q_container(zkc_session *s, const char *path, zkc__done_fn done, void 
     c->s = s;
     c->done = done;
     c->arg = arg;
+    c->pend.next = c->pend.prev = &c->pend;
     cont_send(c);
 }
