@@ -860,10 +860,10 @@ static int close_round(struct close_probe *p, int n)
  * their memory leaked: ZOOKEEPER-2894). Those that do run, run on the
  * client's completion thread, never on the closing thread. Rounds repeat
  * until one drops completions (most do; a few run them all); a client
- * that always ran them all would fail here after 40 rounds. */
+ * that always ran them all would fail here after 200 rounds. */
 static void test_completions_at_close(void)
 {
-    enum { N = 50, ROUNDS = 40 };
+    enum { N = 50, ROUNDS = 200 };
     struct close_probe p;
     int round, calls = -1, dropped_in = -1;
 
