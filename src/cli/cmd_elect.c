@@ -76,12 +76,16 @@ static void on_observe(zkc_election *e, const zkc_election_event *ev, void *user
         out_json_line(doc, stdout);
         json_decref(doc);
     } else if (ev->leader_id) {
+        /* The node name is the peer's choice as much as its id. */
         char *id = out_printable(ev->leader_id, strlen(ev->leader_id), 200);
+        char *node =
+            ev->leader_node ? out_printable(ev->leader_node, strlen(ev->leader_node), 200) : NULL;
 
         printf("leader: %s (token %" PRId64 ", node %s)\n", id ? id : "?", ev->token,
-               ev->leader_node ? ev->leader_node : "-");
+               node ? node : "-");
         fflush(stdout);
         free(id);
+        free(node);
     } else {
         printf("leader: none\n");
         fflush(stdout);

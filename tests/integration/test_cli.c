@@ -1120,6 +1120,84 @@ out:
     zkc_session_close(s);
 }
 
+/* Item 4 of issue 11: peer strings reach the table raw. U+009B is a one-byte
+ * CSI for terminals taking 8-bit controls, U+202E / U+2066 reorder the rest of
+ * the line. Each must be shown escaped, in the members table and in the
+ * leader line of elect --observe. */
+#define HOSTILE_ID                                                                                 \
+    "ev\xC2\x9B"                                                                                   \
+    "2Jx\xE2\x80\xAE"                                                                              \
+    "gpj.exe\xE2\x81\xA6"                                                                          \
+    "y\xC2\x85z"
+#define HOSTILE_SHOWN "ev\\u009B2Jx\\u202Egpj.exe\\u2066y\\u0085z"
+
+static void test_hostile_table(void)
+{
+    zkc_session *s = NULL;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_election_opts eo;
+    zkc_member_info mi;
+    char line[512];
+    proc p;
+
+    memset(&p, 0, sizeof(p));
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 10000, NULL), 0);
+    TU_CHECK(zkc_group_new(&g, s, "/t_host/c/members", NULL) == 0, out);
+    memset(&mi, 0, sizeof(mi));
+    mi.id = HOSTILE_ID;
+    mi.host = "h\xE2\x80\xAB"
+              "1";
+    mi.port = 1;
+    TU_CHECK(zkc_group_join(g, &mi) == 0 && zkc_group_wait_joined(g, 10000) == 0, out);
+    CU_ASSERT_EQUAL(run(&p, "/t_host", "members", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(line_starting(p.buf[0], HOSTILE_SHOWN " ", line, sizeof(line)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "h\\u202B1:1"));
+    /* None of the raw sequences left anywhere in the output. */
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xC2\x9B"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xC2\x85"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x80\xAE"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x80\xAB"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x81\xA6"));
+    /* Ordinary non-ASCII text is left alone. */
+    zkc_election_opts_init(&eo);
+    eo.id = "caf\xC3\xA9 " HOSTILE_ID;
+    TU_CHECK(zkc_election_new(&e, s, "/t_host/c/leader", &eo) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(e, 10000, NULL) == 0, out);
+    TU_CHECK(proc_start(&p, "/t_host", "elect", "--observe", "c", NULL) == 0, out);
+    TU_CHECK(proc_wait_for(&p, 0, "leader: caf\xC3\xA9 " HOSTILE_SHOWN " (token ", 10000) == 0,
+             out);
+    proc_kill(&p, SIGINT);
+    CU_ASSERT_EQUAL(proc_wait(&p, 10000), 0);
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xC2\x9B"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x80\xAE"));
+out:
+    proc_kill(&p, SIGKILL);
+    if (p.pid > 0 && !p.exited)
+        proc_wait(&p, 5000);
+    zkc_election_close(e);
+    zkc_group_free(g);
+    zkc_session_close(s);
+}
+
+/* Item 6 of issue 11: CMD sees stdin, stdout, stderr and nothing else (the
+ * ZooKeeper socket and the CLI's pipes were fds 5-7 before). `ls` lists its
+ * own descriptor of /proc/self/fd as 3. A descriptor the test itself holds
+ * open without close-on-exec must not get through either. */
+static void test_child_fds(void)
+{
+    int stray = open("/dev/null", O_RDONLY); /* inherited by zkcoordctl */
+    proc p;
+
+    CU_ASSERT(stray >= 3);
+    CU_ASSERT_EQUAL(run(&p, NULL, "lock", "/t_fds/m", "--", "ls", "/proc/self/fd", NULL), 0);
+    CU_ASSERT_STRING_EQUAL(p.buf[0], "0\n1\n2\n3\n");
+    CU_ASSERT_EQUAL(run(&p, "/t_fds", "elect", "c", "me", "--", "ls", "/proc/self/fd", NULL), 0);
+    CU_ASSERT_STRING_EQUAL(p.buf[0], "0\n1\n2\n3\n");
+    if (stray >= 0)
+        close(stray);
+}
+
 /* Last: stops the server. The CLI hears SUSPENDED when the connection goes:
  * CMD gets TERM, zkcoordctl exits 5. */
 static void test_lost(void)
@@ -1178,6 +1256,8 @@ int register_cli_suite(void)
         !CU_add_test(s, "lock --timeout: exit 6, queue clean", test_lock_timeout) ||
         !CU_add_test(s, "elect: one CMD at a time, hand-over", test_elect_handover) ||
         !CU_add_test(s, "elect --observe prints each change", test_elect_observe) ||
+        !CU_add_test(s, "tables escape C1 controls and bidi overrides", test_hostile_table) ||
+        !CU_add_test(s, "lock/elect: CMD gets only fds 0, 1, 2", test_child_fds) ||
         !CU_add_test(s, "lost lock / leadership: TERM, exit 5", test_lost))
         return -1;
     return 0;
