@@ -52,9 +52,16 @@ typedef struct pos_ent {
     int vline, vcol; /* the value */
 } pos_ent;
 
+/* Entries in file order, found by path through an open-addressing hash
+ * table: one lookup per key or element while lexing and per check while
+ * validating, so a config of n values costs O(n), not the O(n^2) of a linear
+ * search (10.7 s for 80k array elements, on the thread that also sends the
+ * watchdog pings on reload). */
 typedef struct posidx {
     pos_ent *v;
     size_t n, cap;
+    size_t *slot; /* index + 1 into v; 0 = empty. nslot is a power of two */
+    size_t nslot;
 } posidx;
 
 typedef struct lexer {
@@ -65,22 +72,60 @@ typedef struct lexer {
     int depth;
 } lexer;
 
+/* FNV-1a. */
+static size_t path_hash(const char *p)
+{
+    size_t h = (size_t)14695981039346656037ULL;
+
+    for (; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= (size_t)1099511628211ULL;
+    }
+    return h;
+}
+
 static pos_ent *pos_find(const posidx *x, const char *path)
 {
     size_t i;
 
-    for (i = 0; i < x->n; i++)
-        if (strcmp(x->v[i].path, path) == 0)
-            return &x->v[i];
+    if (!x->nslot)
+        return NULL;
+    for (i = path_hash(path) & (x->nslot - 1); x->slot[i]; i = (i + 1) & (x->nslot - 1))
+        if (strcmp(x->v[x->slot[i] - 1].path, path) == 0)
+            return &x->v[x->slot[i] - 1];
     return NULL;
+}
+
+/* Keep the table at most half full. */
+static int pos_grow(posidx *x)
+{
+    size_t nslot = x->nslot ? x->nslot * 2 : 128, i, j;
+    size_t *slot;
+
+    if (x->nslot && (x->n + 1) * 2 <= x->nslot)
+        return 0;
+    if (!(slot = calloc(nslot, sizeof(*slot))))
+        return -1;
+    for (i = 0; i < x->n; i++) {
+        for (j = path_hash(x->v[i].path) & (nslot - 1); slot[j]; j = (j + 1) & (nslot - 1))
+            ;
+        slot[j] = i + 1;
+    }
+    free(x->slot);
+    x->slot = slot;
+    x->nslot = nslot;
+    return 0;
 }
 
 static pos_ent *pos_add(posidx *x, const char *path)
 {
     pos_ent *e = pos_find(x, path);
+    size_t j;
 
     if (e)
         return e;
+    if (pos_grow(x) != 0)
+        return NULL;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 64;
         pos_ent *v = realloc(x->v, cap * sizeof(*v));
@@ -93,7 +138,9 @@ static pos_ent *pos_add(posidx *x, const char *path)
     memset(e, 0, sizeof(*e));
     if (!(e->path = strdup(path)))
         return NULL;
-    x->n++;
+    for (j = path_hash(path) & (x->nslot - 1); x->slot[j]; j = (j + 1) & (x->nslot - 1))
+        ;
+    x->slot[j] = ++x->n;
     return e;
 }
 
@@ -104,6 +151,7 @@ static void pos_free(posidx *x)
     for (i = 0; i < x->n; i++)
         free(x->v[i].path);
     free(x->v);
+    free(x->slot);
 }
 
 static int lx_peek(lexer *l)
@@ -729,15 +777,30 @@ static int req_name(ctx *c, json_t *obj, const char *base, const char *key, char
     return 0;
 }
 
+/* The library's own rule for paths (zkc__path_check in src/lib/naming.c):
+ * absolute, no empty, "." or ".." segment, no control character. A path
+ * --check accepts must not be refused with EINVAL at runtime. */
 static int is_znode_path(const char *s)
 {
+    const char *seg;
+
     if (s[0] != '/')
         return 0;
-    if (strcmp(s, "/") == 0)
+    if (s[1] == '\0')
         return 1;
-    if (s[strlen(s) - 1] == '/' || strstr(s, "//") || strstr(s, "/./") || strstr(s, "/../"))
-        return 0;
-    return 1;
+    for (seg = s + 1;;) {
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg), i;
+
+        if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return 0;
+        for (i = 0; i < n; i++)
+            if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7F)
+                return 0;
+        if (!end)
+            return 1;
+        seg = end + 1;
+    }
 }
 
 /* "host:port[,host:port...]", IPv6 as "[::1]:2181". */
@@ -915,18 +978,154 @@ static int load_zookeeper(ctx *c, json_t *root, zka_config *cfg)
     return read_credentials(c, cfg, "zookeeper.auth.credentials_file");
 }
 
+/* ------------------------------------------------- what registration takes
+ *
+ * The limits zkc_group_join() applies to what a member writes
+ * (zkc__payload_encode in src/lib/payload.c, with the group's default
+ * max_payload the agent uses): --check must refuse a config that would pass
+ * here and then fail to register. tests/unit/agent_config_tests.c checks the
+ * two agree on each limit's boundary. */
+#define MEMBER_MAX_ID        255   /* ZKC_PAYLOAD_MAX_ID */
+#define MEMBER_MAX_HOST      255   /* ZKC_PAYLOAD_MAX_HOST */
+#define MEMBER_MAX_NAME      64    /* ZKC_PAYLOAD_MAX_SHORT: endpoint names */
+#define MEMBER_MAX_ENDPOINTS 32    /* ZKC_PAYLOAD_MAX_ENDPOINT */
+#define MEMBER_MAX_PAYLOAD   65536 /* ZKC_PAYLOAD_DEFAULT_MAX */
+#define MEMBER_PAYLOAD_VER   1     /* ZKC_PAYLOAD_VERSION */
+
+/* Text the payload encoder refuses: longer than max bytes, or with a byte
+ * below 0x20 (tab, newline, ESC...). Returns the offending byte's offset, or
+ * -1 when too long, or -2 when fine. */
+static long bad_member_text(const char *s, size_t max)
+{
+    size_t i, n = strlen(s);
+
+    if (n > max)
+        return -1;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20)
+            return (long)i;
+    return -2;
+}
+
+static int check_member_text(ctx *c, const char *path, const char *s, size_t max)
+{
+    long r = bad_member_text(s, max);
+
+    if (r == -1)
+        return fail(c, path, "expected at most %zu bytes (what a member may register), got %zu",
+                    max, strlen(s));
+    if (r >= 0)
+        return fail(c, path,
+                    "control character 0x%02X at byte %ld: a member's %s must not hold one",
+                    (unsigned)(unsigned char)s[r], r, strrchr(path, '.') + 1);
+    return 0;
+}
+
+static json_t *endpoint_doc(const char *host, int port)
+{
+    return json_pack("{s:s, s:i}", "host", host ? host : "", "port", port);
+}
+
+/* The member node's data as the encoder lays it out; its length is what the
+ * max_payload cap is compared with. -1 when out of memory. */
+static long member_payload_len(const zka_config *cfg)
+{
+    json_t *root, *eps;
+    size_t i;
+    char *text;
+    long n = -1;
+
+    root = json_object();
+    eps = json_object();
+    if (!root || !eps)
+        goto out;
+    for (i = 0; i < cfg->member.n_endpoints; i++)
+        if (json_object_set_new(
+                eps, cfg->member.endpoints[i].name,
+                endpoint_doc(cfg->member.endpoints[i].host, cfg->member.endpoints[i].port)) != 0)
+            goto out;
+    if (json_object_set_new(root, "serviceEndpoint",
+                            endpoint_doc(cfg->member.host, cfg->member.port)) != 0 ||
+        json_object_set(root, "additionalEndpoints", eps) != 0 ||
+        json_object_set_new(root, "status", json_string("ALIVE")) != 0 ||
+        json_object_set_new(root, "shard", json_integer(cfg->member.shard)) != 0 ||
+        json_object_set_new(root, "zkcoord",
+                            json_pack("{s:s, s:O, s:i}", "id", cfg->member.id, "metadata",
+                                      cfg->member.metadata, "version", MEMBER_PAYLOAD_VER)) != 0)
+        goto out;
+    text = json_dumps(root, JSON_COMPACT);
+    if (text) {
+        n = (long)strlen(text);
+        free(text);
+    }
+out:
+    json_decref(eps);
+    json_decref(root);
+    return n;
+}
+
+static int check_member_runtime(ctx *c, json_t *m, zka_config *cfg)
+{
+    char p[PATH_MAX_LEN];
+    size_t i;
+    long len;
+    int rc;
+
+    /* The default id and host are the hostname: checked too, since
+     * registration would refuse them just the same. */
+    if ((rc = check_member_text(c, "member.id", cfg->member.id, MEMBER_MAX_ID)) ||
+        (rc = check_member_text(c, "member.host", cfg->member.host, MEMBER_MAX_HOST)))
+        return rc;
+    if (cfg->member.n_endpoints > MEMBER_MAX_ENDPOINTS)
+        return fail(c, "member.endpoints", "expected at most %d endpoints, got %zu",
+                    MEMBER_MAX_ENDPOINTS, cfg->member.n_endpoints);
+    for (i = 0; i < cfg->member.n_endpoints; i++) {
+        const zka_endpoint *ep = &cfg->member.endpoints[i];
+        char ph[PATH_MAX_LEN];
+
+        join(p, "member.endpoints", ep->name);
+        if (strlen(ep->name) > MEMBER_MAX_NAME)
+            return fail_key(c, p, "expected an endpoint name of at most %d bytes, got %zu",
+                            MEMBER_MAX_NAME, strlen(ep->name));
+        join(ph, p, "host");
+        if ((rc = check_member_text(c, ph, ep->host, MEMBER_MAX_HOST)))
+            return rc;
+    }
+    len = member_payload_len(cfg);
+    if (len < 0)
+        return ZKC_ENOMEM;
+    if (len > MEMBER_MAX_PAYLOAD)
+        return fail(c, get(m, "metadata") ? "member.metadata" : "member",
+                    "the member's node data would be %ld bytes, above the %d a member may "
+                    "register: make the metadata smaller",
+                    len, MEMBER_MAX_PAYLOAD);
+    return 0;
+}
+
+static int load_member_fields(ctx *c, json_t *m, zka_config *cfg);
+
 static int load_member(ctx *c, json_t *root, zka_config *cfg)
 {
-    static const char *const keys[] = {"id",       "host",  "port", "endpoints",
-                                       "metadata", "shard", NULL};
-    static const char *const ep_keys[] = {"host", "port", NULL};
-    json_t *m, *eps, *md, *ev;
-    const char *name;
-    char p[PATH_MAX_LEN];
+    json_t *m;
     int rc;
 
     if ((rc = opt_obj(c, root, "", "member", &m)) || !m)
         return rc;
+    if ((rc = load_member_fields(c, m, cfg)))
+        return rc;
+    return check_member_runtime(c, m, cfg);
+}
+
+static int load_member_fields(ctx *c, json_t *m, zka_config *cfg)
+{
+    static const char *const keys[] = {"id",       "host",  "port", "endpoints",
+                                       "metadata", "shard", NULL};
+    static const char *const ep_keys[] = {"host", "port", NULL};
+    json_t *eps, *md, *ev;
+    const char *name;
+    char p[PATH_MAX_LEN];
+    int rc;
+
     cfg->member.registers = true;
     if ((rc = check_keys(c, m, "member", keys)))
         return rc;
