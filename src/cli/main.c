@@ -48,25 +48,36 @@ static const struct command commands[] = {
      "change of CLUSTER until interrupted (INT/TERM end it with status 0).\n"
      "The cluster need not exist yet.\n"
      "  --once   exit 0 after the first change\n"},
-    {"lock", cmd_lock, "lock PATH [--timeout MS] [--kill-after MS] [--owner ID] -- CMD [ARG...]",
+    {"lock", cmd_lock,
+     "lock PATH [--timeout MS] [--kill-after MS] [--owner ID] [--on-suspend kill|wait] -- CMD "
+     "[ARG...]",
      "Acquire the mutex at PATH (absolute, or relative to the root), run CMD\n"
      "with ZKCOORD_FENCING_TOKEN, ZKCOORD_LOCK_PATH and ZKCOORD_LOCK_NODE set,\n"
      "release when it exits and exit with its status (128+N when killed by\n"
-     "signal N). If the lock is lost (connection suspended or session lost),\n"
-     "CMD's process group gets TERM, then KILL after --kill-after, and\n"
-     "zkcoordctl exits 5. Exit 6 when the lock is not acquired in time.\n"
+     "signal N). If the lock is lost, CMD's process group gets TERM, then KILL\n"
+     "after --kill-after, and zkcoordctl exits 5. Exit 6 when the lock is not\n"
+     "acquired in time.\n"
      "  --timeout MS      give up acquiring after MS (default: wait forever)\n"
      "  --kill-after MS   grace between TERM and KILL (default 5000)\n"
-     "  --owner ID        data of the lock node (default <hostname>:<pid>)\n"},
+     "  --owner ID        data of the lock node (default <hostname>:<pid>)\n"
+     "  --on-suspend kill|wait\n"
+     "                    connection to ZooKeeper lost: kill (default) stops CMD\n"
+     "                    at once; wait keeps it running until the session is\n"
+     "                    lost or the reconnected session finds the lock gone\n"},
     {"elect", cmd_elect,
-     "elect CLUSTER ID [--kill-after MS] -- CMD [ARG...] | elect --observe CLUSTER",
+     "elect CLUSTER ID [--kill-after MS] [--on-suspend kill|wait] -- CMD [ARG...] | "
+     "elect --observe CLUSTER",
      "Campaign for leadership of CLUSTER as ID and run CMD while leading, with\n"
      "ZKCOORD_FENCING_TOKEN, ZKCOORD_CLUSTER and ZKCOORD_LEADER_ID set. When CMD\n"
      "exits, resign and exit with its status. If leadership is lost, CMD gets\n"
      "TERM, then KILL after --kill-after, and zkcoordctl exits 5.\n"
      "  --observe         do not campaign: print the leader, then every change,\n"
      "                    until interrupted\n"
-     "  --kill-after MS   grace between TERM and KILL (default 5000)\n"},
+     "  --kill-after MS   grace between TERM and KILL (default 5000)\n"
+     "  --on-suspend kill|wait\n"
+     "                    as for lock: kill (default) steps down when the\n"
+     "                    connection is lost, wait leads on until the session is\n"
+     "                    lost\n"},
     {"tree", cmd_tree, "tree [PATH]",
      "The raw znode tree under PATH (default: the root; relative to the root\n"
      "unless absolute): node type (ephemeral/persistent), owner session, data\n"
@@ -247,6 +258,17 @@ int cli_parse_ms(const char *s)
     if (*end || v < 0 || v > INT_MAX)
         return -1;
     return (int)v;
+}
+
+int cli_parse_on_suspend(const char *s, cli_on_suspend *out)
+{
+    if (strcmp(s, "kill") == 0)
+        *out = CLI_SUSPEND_KILL;
+    else if (strcmp(s, "wait") == 0)
+        *out = CLI_SUSPEND_WAIT;
+    else
+        return -1;
+    return 0;
 }
 
 int cli_split_dashdash(int argc, char **argv)

@@ -38,6 +38,8 @@ typedef struct proc {
 } proc;
 
 static char bin[1024];
+/* Servers the CLI is pointed at instead of tu_zk's (the ensemble test). */
+static const char *servers_override;
 
 static const char *cli_bin(void)
 {
@@ -57,7 +59,7 @@ static int proc_startv(proc *p, const char *root, va_list ap)
     memset(p, 0, sizeof(*p));
     argv[n++] = cli_bin();
     argv[n++] = "-s";
-    argv[n++] = zkh_connect_string(tu_zk);
+    argv[n++] = servers_override ? servers_override : zkh_connect_string(tu_zk);
     if (root) {
         argv[n++] = "--root";
         argv[n++] = root;
@@ -1198,6 +1200,184 @@ static void test_child_fds(void)
         close(stray);
 }
 
+/* ------------------------------------------------- --on-suspend (item 9) */
+
+static int count_str(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    while ((hay = strstr(hay, needle)) != NULL) {
+        n++;
+        hay += strlen(needle);
+    }
+    return n;
+}
+
+/* The ensemble server that session `sid` is connected to (from `cons`),
+ * waiting up to timeout_ms while the client is between servers; -1. */
+static int server_of(zkh_cluster *ens, int64_t sid, int timeout_ms)
+{
+    static char buf[64 * 1024];
+    long long end = tu_now_ms() + timeout_ms;
+    char want[64];
+    int i;
+
+    snprintf(want, sizeof(want), "sid=0x%" PRIx64 ",", (uint64_t)sid);
+    do {
+        for (i = 0; i < zkh_size(ens); i++)
+            if (zkh_server_pid(ens, i) > 0 &&
+                zkh_four_letter(ens, i, "cons", buf, sizeof(buf)) > 0 && strstr(buf, want))
+                return i;
+        poll(NULL, 0, 50);
+    } while (tu_now_ms() < end);
+    return -1;
+}
+
+static int64_t lock_holder_session(zkc_session *s, const char *path)
+{
+    zkc_lock_info *info = NULL;
+    int64_t sid = 0;
+
+    if (zkc_lock_inspect(s, path, 5000, &info) == 0 && info->count > 0 && info->entries[0].holds)
+        sid = info->entries[0].session_id;
+    zkc_lock_info_free(info);
+    return sid;
+}
+
+static int64_t leader_session(zkc_session *s, const char *path)
+{
+    zkc_election_leader_info li;
+
+    if (zkc_election_observe_leader(s, path, &li, 5000) != 0)
+        return 0;
+    return li.session_id;
+}
+
+/* Stop the server `sid` is on; 0 and its index in *idx, or -1. */
+static int stop_server_of(zkh_cluster *ens, int64_t sid, int *idx)
+{
+    *idx = sid ? server_of(ens, sid, 10000) : -1;
+    if (*idx < 0)
+        return -1;
+    return zkh_stop_server(ens, *idx);
+}
+
+/* Still running? Looks without reaping (proc_wait() reaps). */
+static int alive(const proc *p)
+{
+    siginfo_t si;
+
+    if (p->pid <= 0 || p->exited)
+        return 0;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return 0;
+    return si.si_pid == 0;
+}
+
+/* A rolling restart of a 3-server ensemble: the server each CLI is connected
+ * to is stopped (and started again). With --on-suspend wait, CMD runs on
+ * through SUSPENDED and RECONNECTED, once, from start to end; with the
+ * default (kill) CMD gets TERM and zkcoordctl exits 5. */
+static void test_on_suspend(void)
+{
+    const char *script = "trap 'echo got-term; exit 0' TERM; echo started; "
+                         "while :; do sleep 0.05; done";
+    zkh_cluster *ens = NULL;
+    zkh_opts o;
+    zkc_session *s = NULL;
+    proc lw, ew, lk, ek;
+    int idx = -1, down = -1;
+
+    memset(&lw, 0, sizeof(lw));
+    memset(&ew, 0, sizeof(ew));
+    memset(&lk, 0, sizeof(lk));
+    memset(&ek, 0, sizeof(ek));
+    zkh_opts_init(&o);
+    o.quiet = 1;
+    CU_ASSERT_EQUAL_FATAL(zkh_start(&ens, 3, &o), 0);
+    servers_override = zkh_connect_string(ens);
+    TU_CHECK(tu_session(&s, servers_override, 20000, NULL) == 0, out);
+
+    /* wait: two restarts, one under each command's connection. */
+    TU_CHECK(proc_start(&lw, NULL, "-v", "lock", "/t_susp/w", "--on-suspend", "wait", "--", "sh",
+                        "-c", script, NULL) == 0,
+             out);
+    TU_CHECK(proc_start(&ew, NULL, "-v", "elect", "susp", "E", "--on-suspend", "wait", "--", "sh",
+                        "-c", script, NULL) == 0,
+             out);
+    TU_CHECK(proc_wait_for(&lw, 0, "started", 20000) == 0, out);
+    TU_CHECK(proc_wait_for(&ew, 0, "started", 20000) == 0, out);
+
+    TU_CHECK(stop_server_of(ens, lock_holder_session(s, "/t_susp/w"), &idx) == 0, out);
+    down = idx;
+    TU_CHECK(proc_wait_for(&lw, 1, "connection suspended, command left running", 20000) == 0, out);
+    TU_CHECK(proc_wait_for(&lw, 1, "reconnected, the lock is still ours", 20000) == 0, out);
+    TU_CHECK(zkh_start_server(ens, down) == 0, out);
+    down = -1;
+
+    TU_CHECK(stop_server_of(ens, leader_session(s, "/zkcoord/susp/leader"), &idx) == 0, out);
+    down = idx;
+    TU_CHECK(proc_wait_for(&ew, 1, "susp: connection suspended, command left running", 20000) == 0,
+             out);
+    TU_CHECK(proc_wait_for(&ew, 1, "susp: reconnected, still leading", 20000) == 0, out);
+    TU_CHECK(zkh_start_server(ens, down) == 0, out);
+    down = -1;
+
+    CU_ASSERT(alive(&lw));
+    CU_ASSERT(alive(&ew));
+    proc_kill(&lw, SIGTERM); /* forwarded to CMD: its trap exits 0 */
+    proc_kill(&ew, SIGTERM);
+    CU_ASSERT_EQUAL(proc_wait(&lw, 15000), 0);
+    CU_ASSERT_EQUAL(proc_wait(&ew, 15000), 0);
+    /* One CMD from start to end, stopped only by our TERM. */
+    CU_ASSERT_EQUAL(count_str(lw.buf[0], "started"), 1);
+    CU_ASSERT_EQUAL(count_str(ew.buf[0], "started"), 1);
+    CU_ASSERT_EQUAL(count_str(lw.buf[0], "got-term"), 1);
+    CU_ASSERT_EQUAL(count_str(ew.buf[0], "got-term"), 1);
+    CU_ASSERT_PTR_NULL(strstr(lw.buf[1], " lost "));
+    CU_ASSERT_PTR_NULL(strstr(ew.buf[1], " lost "));
+
+    /* kill (the default): the same restart stops CMD. */
+    TU_CHECK(proc_start(&lk, NULL, "lock", "/t_susp/k", "--", "sh", "-c", script, NULL) == 0, out);
+    TU_CHECK(proc_start(&ek, NULL, "elect", "suspk", "K", "--on-suspend", "kill", "--", "sh", "-c",
+                        script, NULL) == 0,
+             out);
+    TU_CHECK(proc_wait_for(&lk, 0, "started", 20000) == 0, out);
+    TU_CHECK(proc_wait_for(&ek, 0, "started", 20000) == 0, out);
+    TU_CHECK(stop_server_of(ens, lock_holder_session(s, "/t_susp/k"), &idx) == 0, out);
+    down = idx;
+    CU_ASSERT_EQUAL(proc_wait(&lk, 15000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(lk.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(lk.buf[1], "lock /t_susp/k lost (suspended): command "
+                                             "terminated"));
+    TU_CHECK(zkh_start_server(ens, down) == 0, out);
+    down = -1;
+    if (alive(&ek)) { /* unless it shared the server just stopped */
+        TU_CHECK(stop_server_of(ens, leader_session(s, "/zkcoord/suspk/leader"), &idx) == 0, out);
+        down = idx;
+    }
+    CU_ASSERT_EQUAL(proc_wait(&ek, 15000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ek.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ek.buf[1], "leadership of suspk lost (suspended)"));
+out:
+    proc_kill(&lw, SIGKILL);
+    proc_kill(&ew, SIGKILL);
+    proc_kill(&lk, SIGKILL);
+    proc_kill(&ek, SIGKILL);
+    if (lw.pid > 0 && !lw.exited)
+        proc_wait(&lw, 5000);
+    if (ew.pid > 0 && !ew.exited)
+        proc_wait(&ew, 5000);
+    if (lk.pid > 0 && !lk.exited)
+        proc_wait(&lk, 5000);
+    if (ek.pid > 0 && !ek.exited)
+        proc_wait(&ek, 5000);
+    servers_override = NULL;
+    zkc_session_close(s);
+    zkh_destroy(ens);
+}
+
 /* Last: stops the server. The CLI hears SUSPENDED when the connection goes:
  * CMD gets TERM, zkcoordctl exits 5. */
 static void test_lost(void)
@@ -1258,6 +1438,7 @@ int register_cli_suite(void)
         !CU_add_test(s, "elect --observe prints each change", test_elect_observe) ||
         !CU_add_test(s, "tables escape C1 controls and bidi overrides", test_hostile_table) ||
         !CU_add_test(s, "lock/elect: CMD gets only fds 0, 1, 2", test_child_fds) ||
+        !CU_add_test(s, "--on-suspend wait/kill across server restarts", test_on_suspend) ||
         !CU_add_test(s, "lost lock / leadership: TERM, exit 5", test_lost))
         return -1;
     return 0;
