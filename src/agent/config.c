@@ -870,32 +870,37 @@ static int enum_str(ctx *c, json_t *obj, const char *base, const char *key,
 
 /* ------------------------------------------------------------- credentials */
 
-static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
+int zka_credentials_read(const char *path, char **user, char **password, char *why, size_t why_len)
 {
-    char path[PATH_MAX], buf[1024], *colon, *nl;
+    char buf[1024], *colon, *nl;
     struct stat st;
     ssize_t n;
     size_t got = 0;
-    int fd, rc = 0;
+    int fd, rc = ZKC_EINVAL;
 
-    if (cfg->zookeeper.credentials_file[0] == '/' || !c->dir)
-        snprintf(path, sizeof(path), "%s", cfg->zookeeper.credentials_file);
-    else
-        snprintf(path, sizeof(path), "%s/%s", c->dir, cfg->zookeeper.credentials_file);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return fail(c, keypath, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        return ZKC_EINVAL;
+    }
     if (fstat(fd, &st) < 0) {
-        rc = fail(c, keypath, "cannot stat %s: %s", path, strerror(errno));
+        snprintf(why, why_len, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* Someone else's file (other than root's) could be replaced by them at
+     * will, whatever its mode: they would choose who we authenticate as. */
+    if (st.st_uid != getuid() && st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(why, why_len, "%s is owned by uid %u: it must belong to uid %u or to root", path,
+                 (unsigned)st.st_uid, (unsigned)getuid());
         goto out;
     }
     /* A password others can read is no secret; one others can write lets them
      * choose who we authenticate as. ssh refuses keys on the same grounds. */
     if (st.st_mode & (S_IRWXO | S_IWGRP)) {
-        rc = fail(c, keypath,
-                  "%s has mode %04o: it must not be world-readable or group-writable "
-                  "(chmod 600 it)",
-                  path, (unsigned)(st.st_mode & 07777));
+        snprintf(why, why_len,
+                 "%s has mode %04o: it must not be world-readable or group-writable "
+                 "(chmod 600 it)",
+                 path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     while (got < sizeof(buf) - 1) {
@@ -903,7 +908,7 @@ static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = fail(c, keypath, "cannot read %s: %s", path, strerror(errno));
+            snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -917,17 +922,48 @@ static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
         *nl = '\0';
     colon = strchr(buf, ':');
     if (!colon || colon == buf || !colon[1]) {
-        rc = fail(c, keypath, "%s: expected one line \"user:password\"", path);
+        snprintf(why, why_len, "%s: expected one line \"user:password\"", path);
         goto out;
     }
     *colon = '\0';
-    if (!(cfg->zookeeper.digest_user = strdup(buf)) ||
-        !(cfg->zookeeper.digest_password = strdup(colon + 1)))
-        rc = ZKC_ENOMEM;
+    rc = ZKC_ENOMEM;
+    if (!(*user = strdup(buf)))
+        goto out;
+    if (!(*password = strdup(colon + 1))) {
+        free(*user);
+        *user = NULL;
+        goto out;
+    }
+    rc = 0;
 out:
     memset(buf, 0, sizeof(buf));
     close(fd);
     return rc;
+}
+
+static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
+{
+    char path[PATH_MAX], why[PATH_MAX + 128];
+    int rc;
+
+    if (cfg->zookeeper.credentials_file[0] == '/' || !c->dir)
+        snprintf(path, sizeof(path), "%s", cfg->zookeeper.credentials_file);
+    else
+        snprintf(path, sizeof(path), "%s/%s", c->dir, cfg->zookeeper.credentials_file);
+    rc = zka_credentials_read(path, &cfg->zookeeper.digest_user, &cfg->zookeeper.digest_password,
+                              why, sizeof(why));
+    if (rc == ZKC_EINVAL)
+        return fail(c, keypath, "%s", why);
+    return rc;
+}
+
+const char *zka_config_security_warning(const zka_config *cfg)
+{
+    if (cfg->zookeeper.auth_scheme)
+        return NULL;
+    return "no zookeeper.auth configured: the nodes this agent creates are world:anyone:cdrwa, "
+           "so any client that reaches ZooKeeper can delete or plant members, the leader and locks "
+           "(see zkcoord(8), SECURITY)";
 }
 
 /* ---------------------------------------------------------------- sections */

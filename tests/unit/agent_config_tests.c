@@ -442,6 +442,72 @@ static void test_event_names(void)
     CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
 }
 
+/* ------------------------------------------------------------ credentials */
+
+/* Issue 11 item 5: the owner is checked as well as the mode. */
+static void test_credentials_owner(void)
+{
+    char why[512], *u = NULL, *pw = NULL;
+    zka_config_error err;
+    zka_config *c = NULL;
+
+    CU_ASSERT_EQUAL(zka_credentials_read("zk.secret", &u, &pw, why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(u ? u : "", "app");
+    CU_ASSERT_STRING_EQUAL(pw ? pw : "", "s3cret");
+    free(u);
+    free(pw);
+    u = pw = NULL;
+    CU_ASSERT_EQUAL_FATAL(write_file("other.secret", "a:b\n", 0600), 0);
+    if (geteuid() != 0) {
+        /* Only root can give a file away; what a user can do is checked. */
+        CU_ASSERT_EQUAL(chown("other.secret", 12345, (gid_t)-1), -1);
+        CU_ASSERT_EQUAL(errno, EPERM);
+        unlink("other.secret");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(chown("other.secret", 12345, (gid_t)-1), 0);
+    CU_ASSERT_EQUAL(zka_credentials_read("other.secret", &u, &pw, why, sizeof(why)), ZKC_EINVAL);
+    CU_ASSERT_PTR_NULL(u);
+    CU_ASSERT_STRING_EQUAL(why, "other.secret is owned by uid 12345: it must belong to uid 0 or to "
+                                "root");
+    CU_ASSERT_EQUAL(write_file("zkcoord.json",
+                               "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": "
+                               "{\"credentials_file\": \"other.secret\"}}}",
+                               0644),
+                    0);
+    CU_ASSERT_EQUAL(zka_config_load("zkcoord.json", &c, &err), ZKC_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:2:45: zookeeper.auth.credentials_file: "
+                                     "other.secret is owned by uid 12345: it must belong to uid 0 "
+                                     "or to root");
+    unlink("other.secret");
+}
+
+/* Without auth the agent has a warning to log; with auth, none. */
+static void test_security_warning(void)
+{
+    zka_config *c = NULL;
+    zka_config_error err;
+    const char *w;
+
+    CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json", "{\"cluster\": \"a\"}", 0644), 0);
+    CU_ASSERT_EQUAL_FATAL(zka_config_load("zkcoord.json", &c, &err), 0);
+    w = zka_config_security_warning(c);
+    CU_ASSERT_PTR_NOT_NULL(w);
+    CU_ASSERT_PTR_NOT_NULL(w ? strstr(w, "world:anyone:cdrwa") : NULL);
+    CU_ASSERT_PTR_NULL(w ? strchr(w, '\n') : NULL); /* one line */
+    zka_config_free(c);
+    c = NULL;
+    CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json",
+                                     "{\"cluster\": \"a\", \"zookeeper\": {\"auth\": "
+                                     "{\"credentials_file\": \"zk.secret\"}}}",
+                                     0644),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(zka_config_load("zkcoord.json", &c, &err), 0);
+    CU_ASSERT_PTR_NULL(zka_config_security_warning(c));
+    zka_config_free(c);
+}
+
 /* ---------------------------------------------- --check agrees with runtime */
 
 /* Load `json` (written to zkcoord.json); returns the rc, message in err. */
@@ -708,7 +774,9 @@ int main(void)
         !CU_add_test(s, "event names", test_event_names) ||
         !CU_add_test(s, "--check refuses what registration refuses", test_runtime_limits) ||
         !CU_add_test(s, "limits agree with the payload encoder", test_runtime_agreement) ||
-        !CU_add_test(s, "positions at 80k elements and 40k keys", test_large_positions)) {
+        !CU_add_test(s, "positions at 80k elements and 40k keys", test_large_positions) ||
+        !CU_add_test(s, "credentials: owner checked", test_credentials_owner) ||
+        !CU_add_test(s, "no auth: one warning line", test_security_warning)) {
         fprintf(stderr, "cannot register tests: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 1;
