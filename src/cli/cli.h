@@ -37,7 +37,8 @@ typedef struct cli {
     int timeout_ms;         /* connect and per-request deadline */
     int session_timeout_ms; /* requested ZooKeeper session timeout */
     int verbose;
-    zkc_session *s; /* opened by cli_connect() */
+    const char *auth_file; /* --auth-file / $ZKCOORD_AUTH_FILE: digest "user:password" */
+    zkc_session *s;        /* opened by cli_connect() */
 } cli;
 
 /* Print "zkcoordctl: <msg>" on stderr. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -409,7 +410,8 @@ static void test_usage(void)
 
     CU_ASSERT_EQUAL(run(&p, NULL, NULL), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "usage: zkcoordctl [-s SERVERS] [--root PATH] "
-                                            "[--format table|json] [--timeout MS] COMMAND"));
+                                            "[--format table|json] [--timeout MS] "
+                                            "[--auth-file FILE] COMMAND"));
     CU_ASSERT_EQUAL(run(&p, NULL, "frobnicate", NULL), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "unknown command 'frobnicate'"));
     CU_ASSERT_EQUAL(run(&p, NULL, "status", NULL), 2);
@@ -1200,6 +1202,213 @@ static void test_child_fds(void)
         close(stray);
 }
 
+/* ------------------------------------------------ digest auth (item 5) */
+
+static int auth_session(zkc_session **out, const char *user, const char *password)
+{
+    zkc_session_opts o;
+    zkc_session *s;
+    int rc;
+
+    zkc_session_opts_init(&o);
+    o.servers = zkh_connect_string(tu_zk);
+    o.digest_user = user;
+    o.digest_password = password;
+    o.log_fn = tu_log;
+    rc = zkc_session_new(&s, &o);
+    if (rc)
+        return rc;
+    rc = zkc_session_wait_connected(s, 10000);
+    if (rc) {
+        zkc_session_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* A plain ZooKeeper client with no credentials at all: what anyone on the
+ * network can open. */
+static zhandle_t *raw_connect(void)
+{
+    zhandle_t *zh;
+    long long end = tu_now_ms() + 10000;
+
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zh = zookeeper_init(zkh_connect_string(tu_zk), NULL, 10000, NULL, NULL, 0);
+    if (!zh)
+        return NULL;
+    while (zoo_state(zh) != ZOO_CONNECTED_STATE && tu_now_ms() < end)
+        poll(NULL, 0, 20);
+    if (zoo_state(zh) != ZOO_CONNECTED_STATE) {
+        zookeeper_close(zh);
+        return NULL;
+    }
+    return zh;
+}
+
+/* "<folder>/<its first child>" into buf; -1 when it has none. */
+static int first_child(zhandle_t *zh, const char *folder, char *buf, size_t len)
+{
+    struct String_vector sv;
+    int ok;
+
+    memset(&sv, 0, sizeof(sv));
+    if (zoo_get_children(zh, folder, 0, &sv) != ZOK)
+        return -1;
+    ok = sv.count > 0;
+    if (ok)
+        snprintf(buf, len, "%s/%s", folder, sv.data[0]);
+    deallocate_String_vector(&sv);
+    return ok ? 0 : -1;
+}
+
+/* Everything the unauthenticated client tries on a secured cluster must be
+ * refused, reads aside. */
+static void check_locked_down(zhandle_t *zh, const char *const *folders, const char *const *nodes)
+{
+    char path[512], buf[64];
+    int i, len;
+    struct Stat st;
+
+    for (i = 0; folders[i]; i++) {
+        snprintf(path, sizeof(path), "%s/planted", folders[i]);
+        CU_ASSERT_EQUAL(zoo_create(zh, path, "x", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_create(zh, path, "x", 1, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0),
+                        ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set(zh, folders[i], "x", 1, -1), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set_acl(zh, folders[i], -1, &ZOO_OPEN_ACL_UNSAFE), ZNOAUTH);
+        /* Readable by anyone: monitoring and zkcoordctl without credentials. */
+        len = sizeof(buf);
+        CU_ASSERT_EQUAL(zoo_get(zh, folders[i], 0, buf, &len, &st), ZOK);
+    }
+    for (i = 0; nodes[i]; i++) {
+        CU_ASSERT_EQUAL(zoo_delete(zh, nodes[i], -1), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set(zh, nodes[i], "evil", 4, -1), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set_acl(zh, nodes[i], -1, &ZOO_OPEN_ACL_UNSAFE), ZNOAUTH);
+        len = sizeof(buf);
+        CU_ASSERT_EQUAL(zoo_get(zh, nodes[i], 0, buf, &len, &st), ZOK);
+    }
+}
+
+static void test_secured(void)
+{
+    static const char *const folders[] = {"/t_sec",
+                                          "/t_sec/c",
+                                          "/t_sec/c/members",
+                                          "/t_sec/c/leader",
+                                          "/t_sec/c/locks",
+                                          "/t_sec/c/locks/db",
+                                          NULL};
+    char secret[] = "/tmp/zkc_cli_authXXXXXX", arg[64];
+    char member[256], leader[256], locknode[256], want[300];
+    const char *nodes[8];
+    zkc_session *s = NULL;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_lock *l = NULL;
+    zkc_election_opts eo;
+    zkc_member_info mi;
+    zhandle_t *zh = NULL;
+    proc p;
+    int fd = mkstemp(secret);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, "app:s3cret\n", 11) == 11);
+    close(fd);
+    snprintf(arg, sizeof(arg), "--auth-file=%s", secret);
+    /* The cluster as an agent with zookeeper.auth makes it. */
+    TU_CHECK(auth_session(&s, "app", "s3cret") == 0, out);
+    TU_CHECK(zkc_group_new(&g, s, "/t_sec/c/members", NULL) == 0, out);
+    memset(&mi, 0, sizeof(mi));
+    mi.id = "m-1";
+    mi.host = "10.0.0.1";
+    mi.port = 80;
+    TU_CHECK(zkc_group_join(g, &mi) == 0 && zkc_group_wait_joined(g, 10000) == 0, out);
+    zkc_election_opts_init(&eo);
+    eo.id = "m-1";
+    TU_CHECK(zkc_election_new(&e, s, "/t_sec/c/leader", &eo) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(e, 10000, NULL) == 0, out);
+    TU_CHECK(zkc_lock_new(&l, s, "/t_sec/c/locks/db", NULL) == 0, out);
+    TU_CHECK(zkc_lock_acquire(l, 10000, NULL) == 0, out);
+
+    zh = raw_connect();
+    TU_CHECK(zh != NULL, out);
+    TU_CHECK(first_child(zh, "/t_sec/c/members", member, sizeof(member)) == 0, out);
+    TU_CHECK(first_child(zh, "/t_sec/c/leader", leader, sizeof(leader)) == 0, out);
+    TU_CHECK(first_child(zh, "/t_sec/c/locks/db", locknode, sizeof(locknode)) == 0, out);
+    nodes[0] = member;
+    nodes[1] = leader;
+    nodes[2] = locknode;
+    nodes[3] = "/t_sec/c/locks/db";
+    nodes[4] = "/t_sec/c/members";
+    nodes[5] = "/t_sec/c";
+    nodes[6] = NULL;
+    check_locked_down(zh, folders, nodes);
+
+    /* Readers need no credentials. */
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "members", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "m-1  10.0.0.1:80  ALIVE"));
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "-f", "json", "leader", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "\"id\": \"m-1\""));
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "locks", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "db    mutex"));
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "status", "c", NULL), 0);
+    /* ...but cannot take a lock there. */
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "lock", "c/locks/x", "--timeout", "5000", "--", "true", NULL),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "not authorised"));
+    /* With the credentials (option, then environment) lock and elect work. */
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", arg, "lock", "c/locks/x", "--", "sh", "-c",
+                        "echo held $ZKCOORD_FENCING_TOKEN", NULL),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "held "));
+    setenv("ZKCOORD_AUTH_FILE", secret, 1);
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "elect", "c2", "cli-1", "--", "sh", "-c",
+                        "echo leading $ZKCOORD_LEADER_ID", NULL),
+                    0);
+    unsetenv("ZKCOORD_AUTH_FILE");
+    CU_ASSERT_STRING_EQUAL(p.buf[0], "leading cli-1\n");
+    /* What the CLI created is locked down as well. */
+    {
+        static const char *const f2[] = {"/t_sec/c2", "/t_sec/c2/leader", "/t_sec/c/locks/x", NULL};
+        static const char *const n2[] = {"/t_sec/c2/leader", "/t_sec/c/locks/x", NULL};
+
+        check_locked_down(zh, f2, n2);
+    }
+    /* The authenticated CLI can hold the lock the unauthenticated one could
+     * not, while the test's session still holds "db": it waits its turn. */
+    CU_ASSERT_EQUAL(
+        run(&p, "/t_sec", arg, "lock", "c/locks/db", "--timeout", "300", "--", "true", NULL), 6);
+
+    /* The file is checked like the agent's: mode, then owner. */
+    TU_CHECK(chmod(secret, 0644) == 0, out);
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", arg, "members", "c", NULL), 1);
+    snprintf(want, sizeof(want),
+             "zkcoordctl: auth file: %s has mode 0644: it must not be world-readable or "
+             "group-writable (chmod 600 it)\n",
+             secret);
+    CU_ASSERT_STRING_EQUAL(p.buf[1], want);
+    TU_CHECK(chmod(secret, 0600) == 0, out);
+    if (geteuid() == 0) {
+        TU_CHECK(chown(secret, 12345, (gid_t)-1) == 0, out);
+        CU_ASSERT_EQUAL(run(&p, "/t_sec", arg, "members", "c", NULL), 1);
+        snprintf(want, sizeof(want),
+                 "zkcoordctl: auth file: %s is owned by uid 12345: it must belong to uid 0 or to "
+                 "root\n",
+                 secret);
+        CU_ASSERT_STRING_EQUAL(p.buf[1], want);
+    }
+out:
+    if (zh)
+        zookeeper_close(zh);
+    zkc_lock_free(l);
+    zkc_election_close(e);
+    zkc_group_free(g);
+    zkc_session_close(s);
+    unlink(secret);
+}
+
 /* ------------------------------------------------- --on-suspend (item 9) */
 
 static int count_str(const char *hay, const char *needle)
@@ -1439,6 +1648,7 @@ int register_cli_suite(void)
         !CU_add_test(s, "tables escape C1 controls and bidi overrides", test_hostile_table) ||
         !CU_add_test(s, "lock/elect: CMD gets only fds 0, 1, 2", test_child_fds) ||
         !CU_add_test(s, "--on-suspend wait/kill across server restarts", test_on_suspend) ||
+        !CU_add_test(s, "digest auth: secured cluster, readers, --auth-file", test_secured) ||
         !CU_add_test(s, "lost lock / leadership: TERM, exit 5", test_lost))
         return -1;
     return 0;
