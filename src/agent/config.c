@@ -803,7 +803,8 @@ static int is_znode_path(const char *s)
     }
 }
 
-/* "host:port[,host:port...]", IPv6 as "[::1]:2181". */
+/* "host:port[,host:port...]", IPv6 as "[::1]:2181" (the library refuses that
+ * form today: zkc_session_opts_check() in load_zookeeper has the last word). */
 static int servers_ok(const char *s)
 {
     const char *p = s;
@@ -989,6 +990,20 @@ static int load_zookeeper(ctx *c, json_t *root, zka_config *cfg)
     if (!servers_ok(cfg->zookeeper.servers))
         return fail(c, "zookeeper.servers", "expected \"host:port[,host:port...]\", got \"%s\"",
                     cfg->zookeeper.servers);
+    {
+        /* The session options main.c builds, checked by the library itself:
+         * what zkc_session_new() would refuse, --check refuses (the client
+         * takes the first ':' of each entry, so "[::1]:2181" is refused). */
+        zkc_session_opts so;
+        char why[512];
+
+        zkc_session_opts_init(&so);
+        so.servers = cfg->zookeeper.servers;
+        so.session_timeout_ms = cfg->zookeeper.session_timeout_ms;
+        if (zkc_session_opts_check(&so, why, sizeof(why)) != 0)
+            return fail(c, strncmp(why, "servers", 7) == 0 ? "zookeeper.servers" : "zookeeper",
+                        "refused by libzkcoord: %s", why);
+    }
     if (!is_znode_path(cfg->zookeeper.root))
         return fail(c, "zookeeper.root",
                     "expected an absolute ZooKeeper path like \"/zkcoord\", got \"%s\"",

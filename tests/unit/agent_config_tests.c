@@ -595,6 +595,13 @@ static void test_runtime_limits(void)
     CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:1:53: member.endpoints: expected at most 32 "
                                      "endpoints, got 33");
 
+    /* Server lists the library refuses (it takes the first ':' as the port's). */
+    CU_ASSERT_EQUAL(check_text("{\"cluster\": \"a\", \"zookeeper\": {\"servers\": "
+                               "\"[::1]:2181\"}}",
+                               &err),
+                    ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:1:43: zookeeper.servers: refused by "
+                                     "libzkcoord: servers: port must be a number ('[::1]:2181')");
     /* Paths the library's path check refuses. */
     CU_ASSERT_EQUAL(check_text("{\"cluster\": \"a\", \"locks\": [{\"name\": \"x\", \"path\": "
                                "\"/a/..\"}]}",
