@@ -1227,9 +1227,9 @@ static int auth_session(zkc_session **out, const char *user, const char *passwor
     return 0;
 }
 
-/* A plain ZooKeeper client with no credentials at all: what anyone on the
- * network can open. */
-static zhandle_t *raw_connect(void)
+/* A plain ZooKeeper client: with no credentials at all (auth NULL), what
+ * anyone on the network can open; or with digest "user:password". */
+static zhandle_t *raw_connect(const char *auth)
 {
     zhandle_t *zh;
     long long end = tu_now_ms() + 10000;
@@ -1241,6 +1241,11 @@ static zhandle_t *raw_connect(void)
     while (zoo_state(zh) != ZOO_CONNECTED_STATE && tu_now_ms() < end)
         poll(NULL, 0, 20);
     if (zoo_state(zh) != ZOO_CONNECTED_STATE) {
+        zookeeper_close(zh);
+        return NULL;
+    }
+    /* Requests are answered in order: what follows runs authenticated. */
+    if (auth && zoo_add_auth(zh, "digest", auth, (int)strlen(auth), NULL, NULL) != ZOK) {
         zookeeper_close(zh);
         return NULL;
     }
@@ -1309,7 +1314,7 @@ static void test_secured(void)
     zkc_lock *l = NULL;
     zkc_election_opts eo;
     zkc_member_info mi;
-    zhandle_t *zh = NULL;
+    zhandle_t *zh = NULL, *other = NULL;
     proc p;
     int fd = mkstemp(secret);
 
@@ -1332,8 +1337,10 @@ static void test_secured(void)
     TU_CHECK(zkc_lock_new(&l, s, "/t_sec/c/locks/db", NULL) == 0, out);
     TU_CHECK(zkc_lock_acquire(l, 10000, NULL) == 0, out);
 
-    zh = raw_connect();
+    zh = raw_connect(NULL);
     TU_CHECK(zh != NULL, out);
+    other = raw_connect("mallory:pw");
+    TU_CHECK(other != NULL, out);
     TU_CHECK(first_child(zh, "/t_sec/c/members", member, sizeof(member)) == 0, out);
     TU_CHECK(first_child(zh, "/t_sec/c/leader", leader, sizeof(leader)) == 0, out);
     TU_CHECK(first_child(zh, "/t_sec/c/locks/db", locknode, sizeof(locknode)) == 0, out);
@@ -1345,6 +1352,8 @@ static void test_secured(void)
     nodes[5] = "/t_sec/c";
     nodes[6] = NULL;
     check_locked_down(zh, folders, nodes);
+    /* Another identity fares no better than no identity. */
+    check_locked_down(other, folders, nodes);
 
     /* Readers need no credentials. */
     CU_ASSERT_EQUAL(run(&p, "/t_sec", "members", "c", NULL), 0);
@@ -1375,6 +1384,7 @@ static void test_secured(void)
         static const char *const n2[] = {"/t_sec/c2/leader", "/t_sec/c/locks/x", NULL};
 
         check_locked_down(zh, f2, n2);
+        check_locked_down(other, f2, n2);
     }
     /* The authenticated CLI can hold the lock the unauthenticated one could
      * not, while the test's session still holds "db": it waits its turn. */
@@ -1402,6 +1412,8 @@ static void test_secured(void)
 out:
     if (zh)
         zookeeper_close(zh);
+    if (other)
+        zookeeper_close(other);
     zkc_lock_free(l);
     zkc_election_close(e);
     zkc_group_free(g);
