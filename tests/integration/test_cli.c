@@ -1600,24 +1600,36 @@ out:
 }
 
 /* Last: stops the server. The CLI hears SUSPENDED when the connection goes:
- * CMD gets TERM, zkcoordctl exits 5. */
+ * CMD gets TERM, zkcoordctl exits 5. With --on-suspend wait, CMD runs on
+ * until the session is LOST (no server for a whole session timeout), then
+ * gets TERM the same way. */
 static void test_lost(void)
 {
     const char *script = "trap 'echo got-term; exit 0' TERM; echo started; "
                          "while :; do sleep 0.05; done";
-    proc l, e;
+    proc l, e, lw, ew;
     int stopped = 0;
 
     memset(&l, 0, sizeof(l));
     memset(&e, 0, sizeof(e));
+    memset(&lw, 0, sizeof(lw));
+    memset(&ew, 0, sizeof(ew));
     TU_CHECK(proc_start(&l, NULL, "--session-timeout", "1000", "lock", "/t_lost/m", "--kill-after",
                         "2000", "--", "sh", "-c", script, NULL) == 0,
              out);
     TU_CHECK(proc_start(&e, NULL, "--session-timeout", "1000", "elect", "lost", "L", "--", "sh",
                         "-c", script, NULL) == 0,
              out);
+    TU_CHECK(proc_start(&lw, NULL, "--session-timeout", "1000", "lock", "/t_lost/w", "--on-suspend",
+                        "wait", "--", "sh", "-c", script, NULL) == 0,
+             out);
+    TU_CHECK(proc_start(&ew, NULL, "--session-timeout", "1000", "elect", "lostw", "W",
+                        "--on-suspend", "wait", "--", "sh", "-c", script, NULL) == 0,
+             out);
     TU_CHECK(proc_wait_for(&l, 0, "started", 10000) == 0, out);
     TU_CHECK(proc_wait_for(&e, 0, "started", 10000) == 0, out);
+    TU_CHECK(proc_wait_for(&lw, 0, "started", 10000) == 0, out);
+    TU_CHECK(proc_wait_for(&ew, 0, "started", 10000) == 0, out);
     TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
     stopped = 1;
     CU_ASSERT_EQUAL(proc_wait(&l, 10000), 5);
@@ -1626,9 +1638,22 @@ static void test_lost(void)
     CU_ASSERT_EQUAL(proc_wait(&e, 10000), 5);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.buf[0], "got-term"));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.buf[1], "leadership of lost lost"));
+    CU_ASSERT_EQUAL(proc_wait(&lw, 10000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(lw.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(lw.buf[1], "lock /t_lost/w lost (lost): command terminated"));
+    CU_ASSERT_EQUAL(proc_wait(&ew, 10000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ew.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(ew.buf[1], "leadership of lostw lost (lost): command terminated"));
 out:
     proc_kill(&l, SIGKILL);
     proc_kill(&e, SIGKILL);
+    proc_kill(&lw, SIGKILL);
+    proc_kill(&ew, SIGKILL);
+    if (lw.pid > 0 && !lw.exited)
+        proc_wait(&lw, 5000);
+    if (ew.pid > 0 && !ew.exited)
+        proc_wait(&ew, 5000);
     if (l.pid > 0)
         proc_wait(&l, 5000);
     if (e.pid > 0)
