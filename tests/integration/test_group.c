@@ -326,11 +326,13 @@ static void vanish_deleted(int rc, const void *data)
     vn->rc = rc;
 }
 
-static void vanish_fn(void *arg, int type, const char *path)
+static void vanish_fn(zhandle_t *zh_, int type, int state, const char *path, void *arg)
 {
     struct vanisher *vn = arg;
     zhandle_t *zh;
 
+    (void)zh_;
+    (void)state;
     (void)path;
     if (type != ZOO_CHILD_EVENT || vn->fired)
         return;
@@ -350,7 +352,7 @@ static void test_vanish_between_list_and_get(void)
     struct vanisher vn;
     grec ro;
     char created[256];
-    int one = 1, subscribed = 0;
+    int one = 1;
 
     memset(&vn, 0, sizeof(vn));
     vn.rc = 99;
@@ -361,12 +363,17 @@ static void test_vanish_between_list_and_get(void)
     TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
     vn.s = so;
     vn.victim = created;
-    /* Subscribed before the group: routes run newest first, so ours runs
-     * after the group's. */
-    TU_CHECK(zkc__watch(so, path, vanish_fn, &vn) == 0, out);
-    subscribed = 1;
     TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
     TU_CHECK(zkc__mkdirs_sync(so, path, 5000) == 0, out); /* a round trip: first listing is in */
+    /* A child watch of our own on the observer's handle, set after the
+     * group's: the client runs the watchers of one event oldest first, so
+     * ours runs right after the group sent its getChildren. It fires once
+     * (the create below), after which the client holds no pointer to vn. */
+    {
+        struct String_vector sv = {0, NULL};
+        TU_CHECK(zoo_wget_children(raw(so), path, vanish_fn, &vn, &sv) == ZOK, out);
+        deallocate_String_vector(&sv);
+    }
     /* Named in advance (the child event may beat zoo_create's return). */
     snprintf(created, sizeof(created), "%s/member_x_0000000001", path);
     TU_CHECK(zoo_create(raw(sx), created, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) ==
@@ -399,8 +406,6 @@ static void test_vanish_between_list_and_get(void)
 out:
     zkc_group_free(gb);
     zkc_group_free(og);
-    if (subscribed)
-        zkc__unwatch(so, path, vanish_fn, &vn);
     zkc_session_close(sb);
     zkc_session_close(sx);
     zkc_session_close(so);
