@@ -1,8 +1,8 @@
 /* watch: one JSON object per line for every membership, leadership and lock
  * change of a cluster. Membership comes from a zkc_group observer (no join),
- * leadership from an election observer; the locks folder has no recipe
- * observer, so it is watched here with plain children watches and read
- * again with zkc_lock_inspect on every change. Changes are diffs against
+ * leadership from an election observer; the locks folder and each lock's
+ * folders are watched with children caches (zkc_cache, names only) and
+ * read again with zkc_lock_inspect on every change. Changes are diffs against
  * what was read when the watch started, so the state at start is never
  * reported as a change (`watch --once` waits for the next one). */
 #include <getopt.h>
@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
 #include "output.h"
 
 struct known_member {
@@ -47,8 +46,9 @@ struct watch_st {
     /* main thread only */
     struct lock_seen *locks;
     int nlocks;
-    char **subs; /* paths subscribed with zkc__watch */
-    int nsubs;
+    zkc_cache **caches; /* one per watched folder */
+    char **cpaths;
+    int ncaches;
 };
 
 static void emit(struct watch_st *w, const char *event, json_t *body)
@@ -197,17 +197,21 @@ static void on_leader(zkc_election *e, const zkc_election_event *ev, void *user_
 
 /* -------------------------------------------------------------- locks */
 
-/* Completion thread: never block, only flag and wake. */
-static void on_node(void *arg, int type, const char *path)
+/* Any thread: never block, only flag and wake. */
+static void mark_dirty(struct watch_st *w)
 {
-    struct watch_st *w = arg;
-
-    (void)type;
-    (void)path;
     pthread_mutex_lock(&w->mu);
     w->dirty = 1;
     pthread_mutex_unlock(&w->mu);
     cli_wake();
+}
+
+/* Dispatcher thread. */
+static void on_cache(zkc_cache *c, const zkc_cache_event *ev, void *user_data)
+{
+    (void)c;
+    if (ev->type == ZKC_CACHE_CHANGED)
+        mark_dirty(user_data);
 }
 
 static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
@@ -217,37 +221,49 @@ static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
     (void)s;
     if (w->c->verbose)
         cli_err(w->c, "connection %s", zkc_conn_state_name(st));
-    /* A new session has none of our watches; a reconnected one may have
-     * missed nothing, but reading again is cheap. */
+    /* A reconnected session may have missed nothing, but reading again is
+     * cheap. */
     if (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED)
-        on_node(w, 0, NULL);
+        mark_dirty(w);
 }
 
+/* Main thread: keep a children cache on `path` (it waits for a missing
+ * folder to appear). */
 static int subscribe(struct watch_st *w, const char *path)
 {
-    char **ns;
-    int i;
+    zkc_cache_opts o;
+    zkc_cache **nc;
+    char **np;
+    int i, rc;
 
-    for (i = 0; i < w->nsubs; i++)
-        if (strcmp(w->subs[i], path) == 0)
+    for (i = 0; i < w->ncaches; i++)
+        if (strcmp(w->cpaths[i], path) == 0)
             return 0;
-    ns = realloc(w->subs, (size_t)(w->nsubs + 1) * sizeof(char *));
-    if (!ns)
+    nc = realloc(w->caches, (size_t)(w->ncaches + 1) * sizeof(*nc));
+    if (!nc)
         return ZKC_ENOMEM;
-    w->subs = ns;
-    w->subs[w->nsubs] = strdup(path);
-    if (!w->subs[w->nsubs])
+    w->caches = nc;
+    np = realloc(w->cpaths, (size_t)(w->ncaches + 1) * sizeof(*np));
+    if (!np)
         return ZKC_ENOMEM;
-    if (zkc__watch(w->c->s, path, on_node, w) != 0) {
-        free(w->subs[w->nsubs]);
+    w->cpaths = np;
+    if (!(w->cpaths[w->ncaches] = strdup(path)))
         return ZKC_ENOMEM;
+    zkc_cache_opts_init(&o);
+    o.on_event = on_cache;
+    o.user_data = w;
+    rc = zkc_cache_new(&w->caches[w->ncaches], w->c->s, path, &o);
+    if (rc == 0 && (rc = zkc_cache_start(w->caches[w->ncaches])) != 0)
+        zkc_cache_free(w->caches[w->ncaches]);
+    if (rc) {
+        free(w->cpaths[w->ncaches]);
+        return rc;
     }
-    w->nsubs++;
+    w->ncaches++;
     return 0;
 }
 
-/* Leave a children watch on `path` (an exists watch when it is missing, so
- * its creation wakes us too). */
+/* Watch `path` and list it now (a missing folder is empty). */
 static int arm(struct watch_st *w, const char *path, char ***names, int *n)
 {
     int rc = subscribe(w, path);
@@ -256,14 +272,8 @@ static int arm(struct watch_st *w, const char *path, char ***names, int *n)
     *n = 0;
     if (rc)
         return rc;
-    rc = cli_zk_children(w->c->s, path, w->c->timeout_ms, 1, names, n, NULL);
-    if (rc == ZKC_ENONODE) {
-        rc = cli_zk_stat(w->c->s, path, w->c->timeout_ms, 1, NULL);
-        if (rc == 0) /* created in between: read it again */
-            return cli_zk_children(w->c->s, path, w->c->timeout_ms, 1, names, n, NULL);
-        return rc == ZKC_ENONODE ? 0 : rc;
-    }
-    return rc;
+    rc = cli_zk_children(w->c->s, path, w->c->timeout_ms, 0, names, n, NULL);
+    return rc == ZKC_ENONODE ? 0 : rc;
 }
 
 static void locks_seen_free(struct lock_seen *l, int n)
@@ -460,11 +470,12 @@ out:
     zkc_election_close(e);
     if (listening)
         zkc_session_remove_listener(c->s, on_state, &w);
-    for (i = 0; i < w.nsubs; i++) {
-        zkc__unwatch(c->s, w.subs[i], on_node, &w);
-        free(w.subs[i]);
+    for (i = 0; i < w.ncaches; i++) {
+        zkc_cache_free(w.caches[i]);
+        free(w.cpaths[i]);
     }
-    free(w.subs);
+    free(w.caches);
+    free(w.cpaths);
     zkc_session_close(c->s);
     known_free(w.members, w.nmembers);
     json_decref(w.leader);

@@ -1025,3 +1025,467 @@ void zkc__cache_close(zkc__cache *c)
     }
     zkc__dispatch_barrier(c->s);
 }
+
+/* ----------------------------------------------------- one-shot reads */
+
+void zkc__call_data_done(int zrc, const char *value, int len, const struct Stat *st,
+                         const void *data)
+{
+    zkc__call *c = (zkc__call *)data;
+
+    if (zrc == ZOK) {
+        size_t n = len > 0 ? (size_t)len : 0;
+        struct zkc__got *d = malloc(sizeof(*d) + n + 1);
+        pthread_mutex_lock(&c->mu);
+        if (!d) {
+            zrc = ZSYSTEMERROR;
+        } else if (!c->done) {
+            d->len = (int)n;
+            if (n)
+                memcpy(d->data, value, n);
+            d->data[n] = 0;
+            c->extra = d;
+            c->extra_free = free;
+            c->stat = *st;
+            d = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+        free(d);
+    }
+    zkc__call_complete(c, zrc);
+    zkc__call_unref(c);
+}
+
+static void stat_out(const struct Stat *z, zkc_stat *st)
+{
+    st->czxid = z->czxid;
+    st->mzxid = z->mzxid;
+    st->pzxid = z->pzxid;
+    st->ctime_ms = z->ctime;
+    st->mtime_ms = z->mtime;
+    st->owner = z->ephemeralOwner;
+    st->version = z->version;
+    st->cversion = z->cversion;
+    st->aversion = z->aversion;
+    st->data_length = z->dataLength;
+    st->num_children = z->numChildren;
+}
+
+static void strings_stat_done(int zrc, const struct String_vector *v, const struct Stat *st,
+                              const void *data)
+{
+    zkc__call *c = (zkc__call *)data;
+
+    if (zrc == ZOK && st) {
+        pthread_mutex_lock(&c->mu);
+        if (!c->done)
+            c->stat = *st;
+        pthread_mutex_unlock(&c->mu);
+    }
+    zkc__call_strings_done(zrc, v, data); /* completes, unrefs */
+}
+
+static int str_qcmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Send one read (children or data) and wait for it. */
+static int read_once(zkc_session *s, const char *path, int timeout_ms, int children,
+                     zkc__call **out)
+{
+    zkc__call *c;
+    zhandle_t *zh;
+    int zrc, rc;
+
+    if (!s || !path || zkc__path_check(path) != 0)
+        return ZKC_EINVAL;
+    if (!(c = zkc__call_new()))
+        return ZKC_ENOMEM;
+    zh = zkc__zh_lock(s, NULL);
+    if (!zh) {
+        zkc__call_unref(c);
+        return ZKC_ECONNLOSS;
+    }
+    zkc__call_ref(c);
+    zrc = children ? zoo_aget_children2(zh, path, 0, strings_stat_done, c)
+                   : zoo_aget(zh, path, 0, zkc__call_data_done, c);
+    zkc__zh_unlock(s);
+    if (zrc != ZOK) {
+        zkc__call_unref(c);
+        zkc__call_unref(c);
+        return zkc__err_from_zk(zrc);
+    }
+    rc = zkc__call_wait(c, timeout_ms);
+    if (rc == 0 && c->rc != ZOK)
+        rc = c->rc == ZSYSTEMERROR ? ZKC_ENOMEM : zkc__err_from_zk(c->rc);
+    if (rc) {
+        zkc__call_unref(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int zkc_get_children(zkc_session *s, const char *path, int timeout_ms, char ***names, int *count,
+                     zkc_stat *st)
+{
+    zkc__call *c;
+    int rc;
+
+    if (!names || !count)
+        return ZKC_EINVAL;
+    rc = read_once(s, path, timeout_ms, 1, &c);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    if (c->children.count > 0)
+        qsort(c->children.data, (size_t)c->children.count, sizeof(char *), str_qcmp);
+    *names = c->children.count > 0 ? c->children.data : NULL;
+    *count = c->children.count;
+    if (!*names)
+        free(c->children.data);
+    c->children.data = NULL; /* handed over */
+    c->children.count = 0;
+    if (st)
+        stat_out(&c->stat, st);
+    pthread_mutex_unlock(&c->mu);
+    zkc__call_unref(c);
+    return 0;
+}
+
+int zkc_get(zkc_session *s, const char *path, int timeout_ms, char **data, int *len, zkc_stat *st)
+{
+    struct zkc__got *d;
+    zkc__call *c;
+    int rc = read_once(s, path, timeout_ms, 0, &c);
+
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    d = c->extra;
+    if (data) {
+        *data = NULL;
+        if (d && d->len > 0 && !(*data = malloc((size_t)d->len + 1)))
+            rc = ZKC_ENOMEM;
+        else if (d && d->len > 0)
+            memcpy(*data, d->data, (size_t)d->len + 1);
+    }
+    if (!rc && len)
+        *len = d ? d->len : 0;
+    if (!rc && st)
+        stat_out(&c->stat, st);
+    pthread_mutex_unlock(&c->mu);
+    zkc__call_unref(c);
+    return rc;
+}
+
+void zkc_strings_free(char **names, int count)
+{
+    int i;
+
+    for (i = 0; names && i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* --------------------------------------------------- zkc_cache (public) */
+
+/* One child as a public view shows it: immutable, refcounted. */
+struct cval {
+    int refs;
+    int has_stat;
+    zkc_stat st;
+    int len;
+    char *data;
+    char name[];
+};
+
+struct zkc_cache_view {
+    int refs;
+    int n;
+    struct cval **v;
+};
+
+struct zkc_cache {
+    pthread_mutex_t mu;
+    zkc_session *s;
+    zkc_cache_opts o;
+    zkc__cache *eng;
+    zkc_cache_view *view;
+    int started;
+    int closing;
+};
+
+struct pub_batch {
+    zkc_cache_view *view;
+    zkc_cache_event *ev;
+    struct cval **vals; /* referenced, one per event (NULL for CHANGED) */
+    int n;
+};
+
+static void cval_ref(void *p)
+{
+    __atomic_add_fetch(&((struct cval *)p)->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void cval_unref(void *p)
+{
+    struct cval *v = p;
+
+    if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(v->data);
+        free(v);
+    }
+}
+
+static int64_t cval_mzxid(void *p)
+{
+    struct cval *v = p;
+
+    return v->has_stat ? v->st.mzxid : -1;
+}
+
+static void *cval_decode(void *ctx, const char *name, const char *data, int len,
+                         const struct Stat *st)
+{
+    size_t nl = strlen(name);
+    struct cval *v = calloc(1, sizeof(*v) + nl + 1);
+
+    (void)ctx;
+    if (!v)
+        return NULL;
+    v->refs = 1;
+    memcpy(v->name, name, nl + 1);
+    if (st) {
+        v->has_stat = 1;
+        stat_out(st, &v->st);
+    }
+    if (data && len > 0) {
+        if (!(v->data = malloc((size_t)len + 1))) {
+            free(v);
+            return NULL;
+        }
+        memcpy(v->data, data, (size_t)len);
+        v->data[len] = 0;
+        v->len = len;
+    }
+    return v;
+}
+
+static void pub_batch_free(struct pub_batch *b)
+{
+    int i;
+
+    for (i = 0; i < b->n; i++)
+        cval_unref(b->vals[i]);
+    free(b->vals);
+    free(b->ev);
+    zkc_cache_view_free(b->view);
+    free(b);
+}
+
+/* Dispatcher, engine lock held. */
+static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
+{
+    zkc_cache *c = ctx;
+    zkc__centry *const *ents;
+    struct pub_batch *b = calloc(1, sizeof(*b));
+    zkc_cache_view *v = calloc(1, sizeof(*v));
+    int i, ne;
+
+    ents = zkc__cache_sorted(c->eng, &ne);
+    if (!b || !v || !(v->v = calloc((size_t)(ne ? ne : 1), sizeof(*v->v))) ||
+        !(b->ev = calloc((size_t)n + 1, sizeof(*b->ev))) ||
+        !(b->vals = calloc((size_t)n + 1, sizeof(*b->vals)))) {
+        if (v)
+            free(v->v);
+        free(v);
+        if (b) {
+            free(b->ev);
+            free(b->vals);
+        }
+        free(b);
+        zkc__log(c->s, ZKC_LOG_ERROR, "cache: out of memory delivering a change");
+        return NULL;
+    }
+    v->refs = 1;
+    for (i = 0; i < ne; i++) {
+        if (!ents[i]->delivered)
+            continue;
+        cval_ref(ents[i]->delivered);
+        v->v[v->n++] = ents[i]->delivered;
+    }
+    for (i = 0; i < n; i++) {
+        struct cval *val = ch[i].kind == ZKC__CH_REMOVED ? ch[i].old_value : ch[i].new_value;
+        zkc_cache_event *e = &b->ev[b->n];
+
+        if (ch[i].kind == ZKC__CH_TOUCHED)
+            continue;
+        e->type = ch[i].kind == ZKC__CH_ADDED     ? ZKC_CACHE_ADDED
+                  : ch[i].kind == ZKC__CH_REMOVED ? ZKC_CACHE_REMOVED
+                                                  : ZKC_CACHE_UPDATED;
+        cval_ref(val);
+        b->vals[b->n++] = val;
+        e->name = val->name;
+        e->data = val->data;
+        e->len = val->len;
+        e->stat = val->has_stat ? &val->st : NULL;
+    }
+    b->ev[b->n++].type = ZKC_CACHE_CHANGED;
+    b->view = v;
+    zkc_cache_view_free(c->view);
+    c->view = zkc_cache_view_ref(v);
+    return b;
+}
+
+/* Dispatcher, lock not held. */
+static void pub_deliver(void *ctx, void *arg)
+{
+    zkc_cache *c = ctx;
+    struct pub_batch *b = arg;
+    int i, closing;
+
+    for (i = 0; c->o.on_event && i < b->n; i++) {
+        pthread_mutex_lock(&c->mu);
+        closing = c->closing;
+        pthread_mutex_unlock(&c->mu);
+        if (closing)
+            break;
+        b->ev[i].view = b->view;
+        c->o.on_event(c, &b->ev[i], c->o.user_data);
+    }
+    pub_batch_free(b);
+}
+
+static const zkc__cache_ops pub_ops = {
+    .decode = cval_decode,
+    .ref = cval_ref,
+    .unref = cval_unref,
+    .mzxid = cval_mzxid,
+    .batch = pub_make_batch,
+    .deliver = pub_deliver,
+};
+
+void zkc_cache_opts_init(zkc_cache_opts *o)
+{
+    if (o)
+        memset(o, 0, sizeof(*o));
+}
+
+int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_cache_opts *o)
+{
+    zkc__cache_cfg cfg;
+    zkc_cache *c;
+    int rc;
+
+    if (!out || !s || !path || zkc__path_check(path) != 0)
+        return ZKC_EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return ZKC_ENOMEM;
+    if (o)
+        c->o = *o;
+    c->s = s;
+    cfg.fetch_data = c->o.fetch_data || c->o.watch_data;
+    cfg.watch_data = c->o.watch_data;
+    c->view = calloc(1, sizeof(*c->view));
+    if (c->view)
+        c->view->refs = 1;
+    pthread_mutex_init(&c->mu, NULL);
+    rc = c->view ? zkc__cache_new(&c->eng, s, path, &c->mu, &pub_ops, c, &cfg) : ZKC_ENOMEM;
+    if (rc) {
+        free(c->view);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int zkc_cache_start(zkc_cache *c)
+{
+    int rc = 0;
+
+    if (!c)
+        return ZKC_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    if (c->started)
+        rc = ZKC_EBUSY;
+    else
+        zkc__cache_start(c->eng);
+    c->started = 1;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int zkc_cache_view_get(zkc_cache *c, zkc_cache_view **out)
+{
+    if (!c || !out)
+        return ZKC_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    *out = zkc_cache_view_ref(c->view);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void zkc_cache_free(zkc_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->closing = 1;
+    pthread_mutex_unlock(&c->mu);
+    zkc__cache_close(c->eng);
+    zkc__cache_unref(c->eng);
+    zkc_cache_view_free(c->view);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+int zkc_cache_view_count(const zkc_cache_view *v)
+{
+    return v ? v->n : 0;
+}
+
+const char *zkc_cache_view_name(const zkc_cache_view *v, int i)
+{
+    return v && i >= 0 && i < v->n ? v->v[i]->name : NULL;
+}
+
+const char *zkc_cache_view_data(const zkc_cache_view *v, int i, int *len)
+{
+    if (!v || i < 0 || i >= v->n) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = v->v[i]->len;
+    return v->v[i]->data;
+}
+
+const zkc_stat *zkc_cache_view_stat(const zkc_cache_view *v, int i)
+{
+    return v && i >= 0 && i < v->n && v->v[i]->has_stat ? &v->v[i]->st : NULL;
+}
+
+zkc_cache_view *zkc_cache_view_ref(const zkc_cache_view *v)
+{
+    if (v)
+        __atomic_add_fetch(&((zkc_cache_view *)v)->refs, 1, __ATOMIC_RELAXED);
+    return (zkc_cache_view *)v;
+}
+
+void zkc_cache_view_free(zkc_cache_view *v)
+{
+    int i;
+
+    if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (i = 0; i < v->n; i++)
+        cval_unref(v->v[i]);
+    free(v->v);
+    free(v);
+}

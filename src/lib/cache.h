@@ -23,6 +23,7 @@
 #define ZKC_CACHE_INTERNAL_H
 
 #include "internal.h"
+#include "zkcoord/read.h"
 
 typedef struct zkc__cache zkc__cache;
 
@@ -133,5 +134,15 @@ void zkc__cache_touch(zkc__cache *c, zkc__centry *e);
 int zkc__cache_settled(zkc__cache *c);
 /* Lock held. The generation the engine's reads belong to. */
 unsigned zkc__cache_gen(zkc__cache *c);
+
+/* ---- a data read through zkc__call (zkc_get, zkc_group_read) */
+struct zkc__got {
+    int len;
+    char data[]; /* len bytes and a NUL */
+};
+/* zoo_aget completion with a zkc__call (holding one ref) as data: the data
+ * goes to call->extra as a struct zkc__got, the stat to call->stat. */
+void zkc__call_data_done(int zrc, const char *value, int len, const struct Stat *st,
+                         const void *data);
 
 #endif

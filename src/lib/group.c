@@ -1364,38 +1364,6 @@ void zkc_group_free(zkc_group *g)
 
 /* -------------------------------------------------------- one-shot read */
 
-struct got {
-    int len;
-    char data[];
-};
-
-/* Completion thread: keep the data in the call's `extra`. */
-static void read_got(int zrc, const char *value, int len, const struct Stat *st, const void *data)
-{
-    zkc__call *c = (zkc__call *)data;
-
-    if (zrc == ZOK) {
-        struct got *d = malloc(sizeof(*d) + (size_t)(len > 0 ? len : 0) + 1);
-        pthread_mutex_lock(&c->mu);
-        if (!d) {
-            zrc = ZSYSTEMERROR;
-        } else if (!c->done) {
-            d->len = len > 0 ? len : 0;
-            if (d->len)
-                memcpy(d->data, value, (size_t)d->len);
-            d->data[d->len] = 0;
-            c->extra = d;
-            c->extra_free = free;
-            c->stat = *st;
-            d = NULL;
-        }
-        pthread_mutex_unlock(&c->mu);
-        free(d);
-    }
-    zkc__call_complete(c, zrc);
-    zkc__call_unref(c);
-}
-
 int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_group_view **out,
                    int timeout_ms)
 {
@@ -1458,7 +1426,7 @@ int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_gro
             break;
         }
         zkc__call_ref(gets[i]);
-        if (zoo_aget(zh, p, 0, read_got, gets[i]) != ZOK) {
+        if (zoo_aget(zh, p, 0, zkc__call_data_done, gets[i]) != ZOK) {
             zkc__call_unref(gets[i]);
             rc = ZKC_ECONNLOSS;
         }
@@ -1468,7 +1436,7 @@ int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_gro
     if (zh)
         zkc__zh_unlock(s);
     for (i = 0; i < sent && !rc; i++) {
-        struct got *d;
+        struct zkc__got *d;
         rc = zkc__call_wait(gets[i], zkc__remaining(deadline));
         if (rc)
             break;
