@@ -30,6 +30,7 @@ typedef struct zkc__cache zkc__cache;
 /* ---- a string-keyed hash map (chained, grows by doubling) */
 typedef struct zkc__smap_item {
     struct zkc__smap_item *next;
+    size_t hash;
     char *key;
     void *val;
 } zkc__smap_item;

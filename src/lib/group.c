@@ -73,6 +73,7 @@ struct zkc_group {
     zkc__smap ids;        /* member id -> number of delivered members with it */
     zkc_group_view *view; /* last delivered */
     int self_in_view;
+    char *self_built; /* name of the member flagged SELF in that view */
 
     /* our own node */
     int joined;
@@ -123,6 +124,7 @@ static void group_unref(zkc_group *g)
     zkc__cache_unref(g->cache);
     zkc__smap_clear(&g->ids);
     zkc_group_view_free(g->view);
+    free(g->self_built);
     free(g->own_path);
     free(g->old_path);
     free(g->payload);
@@ -408,17 +410,22 @@ static void report_error(zkc_group *g, int rc)
         batch_free(b);
 }
 
-static void id_count(zkc_group *g, const struct zkc__mbody *b, int d)
+/* Count `b`'s id up or down; an id whose count crosses from one to more
+ * (or back) goes into `crossed`: its members' DUPLICATE flags change. */
+static void id_count(zkc_group *g, const struct zkc__mbody *b, int d, zkc__smap *crossed)
 {
-    intptr_t n;
+    intptr_t was, n;
 
     if (!b || !b->id)
         return;
-    n = (intptr_t)zkc__smap_get(&g->ids, b->id) + d;
+    was = (intptr_t)zkc__smap_get(&g->ids, b->id);
+    n = was + d;
     if (n > 0)
         zkc__smap_put(&g->ids, b->id, (void *)n);
     else
         zkc__smap_del(&g->ids, b->id);
+    if ((was > 1) != (n > 1))
+        zkc__smap_put(crossed, b->id, (void *)1);
 }
 
 /* Dispatcher thread, mu held: one coalesced batch of the engine becomes
@@ -432,7 +439,8 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
     zkc_group_view *nv, *ov = g->view;
     struct batch *b = batch_new(g), dup = {0};
     const char *own = own_name(g);
-    int i, k, ne, reshaped = 0, self = 0;
+    zkc__smap crossed;
+    int i, k, ne, reshaped = 0, self = 0, self_moved;
 
     if (!b || !prev) {
         if (b)
@@ -441,13 +449,16 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
         zkc__log(g->s, ZKC_LOG_ERROR, "group %s: out of memory delivering a change", g->path);
         return NULL;
     }
+    zkc__smap_init(&crossed);
+    self_moved =
+        (own != NULL) != (g->self_built != NULL) || (own && strcmp(own, g->self_built) != 0);
     for (i = 0; i < n; i++) {
         prev[i] = ch[i].e->user;
         ch[i].e->user = NULL;
         if (ch[i].kind == ZKC__CH_REMOVED || ch[i].kind == ZKC__CH_CHANGED)
-            id_count(g, ch[i].old_value, -1);
+            id_count(g, ch[i].old_value, -1, &crossed);
         if (ch[i].kind == ZKC__CH_ADDED || ch[i].kind == ZKC__CH_CHANGED)
-            id_count(g, ch[i].new_value, +1);
+            id_count(g, ch[i].new_value, +1, &crossed);
         if (ch[i].kind == ZKC__CH_REMOVED && prev[i])
             batch_add(b, ZKC_GROUP_LEFT, prev[i], NULL, 0);
         if (ch[i].kind == ZKC__CH_CHANGED || ch[i].kind == ZKC__CH_TOUCHED)
@@ -467,6 +478,17 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
 
         if (!body)
             continue; /* not told yet */
+        /* The common case, O(1) with no lookup: same payload, and neither
+         * its id's duplicate state nor our own node moved. */
+        if (old && old->b == body && !self_moved &&
+            !(crossed.n && body->id && zkc__smap_get(&crossed, body->id))) {
+            if (old->flags & ZKC_MEMBER_SELF)
+                self = 1;
+            nv->m[nv->n++] = zkc__member_ref(old);
+            if (old->flags & ZKC_MEMBER_DUPLICATE)
+                nv->dups++;
+            continue;
+        }
         if (own && strcmp(e->name, own) == 0) {
             fl |= ZKC_MEMBER_SELF;
             self = 1;
@@ -511,7 +533,12 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
         zkc__member_unref((zkc_member *)dup.ev[k].member);
     free(dup.ev);
     free(prev);
+    zkc__smap_clear(&crossed);
     g->self_in_view = self;
+    if (self_moved) {
+        free(g->self_built);
+        g->self_built = own ? strdup(own) : NULL;
+    }
     pthread_cond_broadcast(&g->cond);
     if (b->n == 0 && !reshaped && ov->n == nv->n) {
         zkc_group_view_free(nv);
@@ -526,6 +553,7 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
     return b;
 
 oom:
+    zkc__smap_clear(&crossed);
     for (i = 0; i < n; i++)
         zkc__member_unref(prev[i]);
     for (k = 0; k < dup.n; k++)
