@@ -369,8 +369,25 @@ static void mark_dirty(zkc__cache *c, zkc__centry *e)
     if (e->dirty)
         return;
     e->dirty = 1;
+    e->dprev = NULL;
     e->dnext = c->dirty;
+    if (c->dirty)
+        c->dirty->dprev = e;
     c->dirty = e;
+}
+
+static void unlink_dirty(zkc__cache *c, zkc__centry *e)
+{
+    if (!e->dirty)
+        return;
+    if (e->dprev)
+        e->dprev->dnext = e->dnext;
+    else
+        c->dirty = e->dnext;
+    if (e->dnext)
+        e->dnext->dprev = e->dprev;
+    e->dirty = 0;
+    e->dnext = e->dprev = NULL;
 }
 
 void zkc__cache_touch(zkc__cache *c, zkc__centry *e)
@@ -413,7 +430,7 @@ static void deliver_fn(void *arg)
 
         next = e->dnext;
         e->dirty = 0;
-        e->dnext = NULL;
+        e->dnext = e->dprev = NULL;
         if (e->present && !e->value)
             continue; /* not read yet: its read marks it again */
         if (!e->delivered && now)
@@ -501,6 +518,19 @@ unsigned zkc__cache_gen(zkc__cache *c)
     return c->gen;
 }
 
+void zkc__cache_counts(zkc__cache *c, int *present, int *dirty, int *queued, int *busy)
+{
+    zkc__centry *e;
+    int n = 0;
+
+    for (e = c->dirty; e; e = e->dnext)
+        n++;
+    *present = c->n;
+    *dirty = n;
+    *queued = c->delivery_queued;
+    *busy = c->listing + c->inflight + c->need_list;
+}
+
 zkc__centry *zkc__cache_find(zkc__cache *c, const char *name)
 {
     return zkc__smap_get(&c->map, name);
@@ -514,18 +544,22 @@ zkc__centry *const *zkc__cache_sorted(zkc__cache *c, int *n)
 
 /* ------------------------------------------------------------- children */
 
-/* mu held: `e` left the folder. It stays as a tombstone while the user
- * has seen it (or it is on the dirty list), so its removal is told. */
+/* mu held: `e` left the folder. It stays as a tombstone only when the
+ * user has seen it, so its removal is told; one never told goes at once
+ * (so a blocked consumer's backlog stays within the folder's size, however
+ * many children come and go meanwhile). */
 static void drop_entry(zkc__cache *c, zkc__centry *e)
 {
     zkc__smap_del(&c->map, e->name);
     e->present = 0;
     if (c->ops.gone)
         c->ops.gone(c->ctx, e);
-    if (e->delivered || e->dirty)
+    if (e->delivered) {
         mark_dirty(c, e);
-    else
+    } else {
+        unlink_dirty(c, e);
         entry_free(c, e);
+    }
 }
 
 static void remove_sorted(zkc__cache *c, zkc__centry *e)

@@ -53,16 +53,17 @@ void *zkc__smap_del(zkc__smap *m, const char *key);
 /* ---- one child as the engine holds it */
 typedef struct zkc__centry {
     char *name;
-    void *value;     /* current value (consumer's, refcounted), NULL until read */
-    void *delivered; /* value as of the last delivery, NULL = was absent */
-    void *user;      /* consumer's per-child slot (e.g. its member wrapper) */
-    unsigned listed; /* listing number that last saw it */
-    int present;     /* in the folder (else a tombstone awaiting delivery) */
-    int reading;     /* a getData is in flight */
-    int stale;       /* read again once it is back */
-    int dirty;       /* on the dirty list */
-    int touched;     /* redeliver even when the value did not change */
-    struct zkc__centry *dnext;
+    void *value;               /* current value (consumer's, refcounted), NULL until read */
+    void *delivered;           /* value as of the last delivery, NULL = was absent */
+    void *user;                /* consumer's per-child slot (e.g. its member wrapper) */
+    unsigned listed;           /* listing number that last saw it */
+    int present;               /* in the folder (else a tombstone awaiting delivery) */
+    int reading;               /* a getData is in flight */
+    int stale;                 /* read again once it is back */
+    int dirty;                 /* on the dirty list */
+    int touched;               /* redeliver even when the value did not change */
+    struct zkc__centry *dnext; /* the dirty list, doubly linked */
+    struct zkc__centry *dprev;
 } zkc__centry;
 
 /* Kinds of change in a delivered batch. */
@@ -135,6 +136,13 @@ void zkc__cache_touch(zkc__cache *c, zkc__centry *e);
 int zkc__cache_settled(zkc__cache *c);
 /* Lock held. The generation the engine's reads belong to. */
 unsigned zkc__cache_gen(zkc__cache *c);
+/* Lock held. What the engine holds now (for tests of its bounds): children
+ * present, children waiting for delivery (dirty, tombstones included),
+ * deliveries queued on the dispatcher (0 or 1), requests in flight. */
+void zkc__cache_counts(zkc__cache *c, int *present, int *dirty, int *queued, int *busy);
+
+/* For tests: zkc__cache_counts() of a group's cache (group.c). */
+void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int *busy);
 
 /* ---- a data read through zkc__call (zkc_get, zkc_group_read) */
 struct zkc__got {

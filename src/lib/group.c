@@ -1089,6 +1089,13 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     run_queued(g);
 }
 
+void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int *busy)
+{
+    pthread_mutex_lock(&g->mu);
+    zkc__cache_counts(g->cache, present, dirty, queued, busy);
+    pthread_mutex_unlock(&g->mu);
+}
+
 /* ---------------------------------------------------------- public API */
 
 void zkc_group_opts_init(zkc_group_opts *o)

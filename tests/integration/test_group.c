@@ -4,12 +4,14 @@
  * server restart, churn, the read cost of one join, the one-shot read. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/proxy.h"
 #include "common/testutil.h"
+#include "cache.h"
 #include "internal.h"
 #include "zkcoord/group.h"
 
@@ -1078,6 +1080,302 @@ static void free_from_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
     pthread_mutex_unlock(&sf->mu);
 }
 
+/* ------------------------------------------------------- slow consumer */
+
+struct slow {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int block;   /* the callback waits while set */
+    int blocked; /* it is waiting now */
+    int changed; /* CHANGED events seen */
+    int events;  /* events of any kind seen */
+    zkc_group_view *last;
+};
+
+static void slow_fn(zkc_group *g, const zkc_group_event *ev, void *ud)
+{
+    struct slow *sl = ud;
+    struct timespec ts;
+
+    (void)g;
+    pthread_mutex_lock(&sl->mu);
+    sl->events++;
+    if (ev->type == ZKC_GROUP_CHANGED) {
+        sl->changed++;
+        zkc_group_view_free(sl->last);
+        sl->last = zkc_group_view_ref(ev->view);
+        zkc__deadline(&ts, 60000);
+        while (sl->block) {
+            sl->blocked = 1;
+            pthread_cond_broadcast(&sl->cond);
+            if (pthread_cond_timedwait(&sl->cond, &sl->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+        sl->blocked = 0;
+    }
+    pthread_cond_broadcast(&sl->cond);
+    pthread_mutex_unlock(&sl->mu);
+}
+
+struct pipe_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int left;
+    int failed;
+};
+
+static void pipe_done(struct pipe_wait *pw, int rc)
+{
+    pthread_mutex_lock(&pw->mu);
+    if (rc != ZOK)
+        pw->failed++;
+    if (--pw->left == 0)
+        pthread_cond_broadcast(&pw->cond);
+    pthread_mutex_unlock(&pw->mu);
+}
+
+static void pipe_created(int rc, const char *value, const void *data)
+{
+    (void)value;
+    pipe_done((struct pipe_wait *)data, rc);
+}
+
+static void pipe_void(int rc, const void *data)
+{
+    pipe_done((struct pipe_wait *)data, rc);
+}
+
+static void pipe_stat(int rc, const struct Stat *st, const void *data)
+{
+    (void)st;
+    pipe_done((struct pipe_wait *)data, rc);
+}
+
+static int pipe_wait_all(struct pipe_wait *pw, int timeout_ms)
+{
+    struct timespec ts;
+    int ok;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&pw->mu);
+    while (pw->left > 0 && pthread_cond_timedwait(&pw->cond, &pw->mu, &ts) != ETIMEDOUT)
+        ;
+    ok = pw->left == 0 && pw->failed == 0;
+    pthread_mutex_unlock(&pw->mu);
+    return ok;
+}
+
+/* Wait (polling the cache's own counters, with a deadline) until the
+ * observer's cache has read everything: nothing in flight, `present`
+ * children. */
+static int wait_cache_idle(zkc_group *g, int present, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int p, d, q, b;
+
+    for (;;) {
+        zkc__group_counts(g, &p, &d, &q, &b);
+        if (p == present && b == 0)
+            return 1;
+        if (tu_now_ms() > end)
+            return 0;
+        {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL); /* the cache has no event for "idle": poll */
+        }
+    }
+}
+
+#define SLOW_N 1000
+
+/* Issue 9 bug 8, membership side: a consumer whose callback is blocked
+ * gets the latest view when it comes back, not a backlog of one batch per
+ * change, and memory does not grow per change meanwhile. 2,000 changes
+ * (1,000 joins, 995 leaves, 5 updates) while blocked. */
+static void test_slow_consumer_coalesced(void)
+{
+    const char *path = "/zkcoord/slow/members";
+    static char made[SLOW_N][128];
+    zkc_session *so = NULL, *sx = NULL;
+    zkc_group *og = NULL;
+    zkc_group_opts o;
+    struct slow sl;
+    struct pipe_wait pw;
+    char p[256];
+    size_t mem0, mem1;
+    int i, p_, d, q, b, changed_blocked, six = 6;
+
+    memset(&sl, 0, sizeof(sl));
+    pthread_mutex_init(&sl.mu, NULL);
+    zkc__cond_init(&sl.cond);
+    memset(&pw, 0, sizeof(pw));
+    pthread_mutex_init(&pw.mu, NULL);
+    zkc__cond_init(&pw.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 20000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 20000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    zkc_group_opts_init(&o);
+    o.on_event = slow_fn;
+    o.user_data = &sl;
+    TU_CHECK(zkc_group_new(&og, so, path, &o) == 0, out);
+    /* The first member's CHANGED blocks the callback (and the dispatcher). */
+    sl.block = 1;
+    snprintf(p, sizeof(p), "%s/member_first_", path);
+    TU_CHECK(zoo_create(raw(sx), p, "{\"zkcoord\":{\"id\":\"first\"}}", 26, &ZOO_OPEN_ACL_UNSAFE,
+                        ZOO_EPHEMERAL_SEQUENTIAL, NULL, 0) == ZOK,
+             out);
+    {
+        struct timespec ts;
+        zkc__deadline(&ts, 10000);
+        pthread_mutex_lock(&sl.mu);
+        while (!sl.blocked && pthread_cond_timedwait(&sl.cond, &sl.mu, &ts) != ETIMEDOUT)
+            ;
+        changed_blocked = sl.changed;
+        pthread_mutex_unlock(&sl.mu);
+    }
+    TU_CHECK(sl.blocked, unblock);
+    CU_ASSERT_EQUAL(changed_blocked, 1);
+    mem0 = mallinfo2().uordblks;
+
+    /* 1,000 joins, pipelined; the observer reads them meanwhile. */
+    pw.left = SLOW_N;
+    for (i = 0; i < SLOW_N; i++) {
+        char data[128];
+        snprintf(made[i], sizeof(made[i]), "%s/member_m%04d_0000000000", path, i);
+        snprintf(data, sizeof(data), "{\"zkcoord\":{\"id\":\"m%d\"}}", i);
+        TU_CHECK(zoo_acreate(raw(sx), made[i], data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+                             ZOO_EPHEMERAL, pipe_created, &pw) == ZOK,
+                 unblock);
+    }
+    TU_CHECK(pipe_wait_all(&pw, 30000), unblock);
+    TU_CHECK(wait_cache_idle(og, SLOW_N + 1, 30000), unblock);
+    /* 995 leaves and 5 updates. */
+    pw.left = SLOW_N;
+    for (i = 0; i < SLOW_N; i++) {
+        if (i < SLOW_N - 5) {
+            TU_CHECK(zoo_adelete(raw(sx), made[i], -1, pipe_void, &pw) == ZOK, unblock);
+        } else {
+            char data[128];
+            snprintf(data, sizeof(data), "{\"zkcoord\":{\"id\":\"m%d\"},\"shard\":7}", i);
+            TU_CHECK(zoo_aset(raw(sx), made[i], data, (int)strlen(data), -1, pipe_stat, &pw) == ZOK,
+                     unblock);
+        }
+    }
+    TU_CHECK(pipe_wait_all(&pw, 30000), unblock);
+    TU_CHECK(wait_cache_idle(og, 6, 30000), unblock);
+    /* Still blocked: the backlog is what the folder holds now, not what
+     * happened: six children at most waiting, one delivery queued. */
+    zkc__group_counts(og, &p_, &d, &q, &b);
+    CU_ASSERT(d <= 6);
+    CU_ASSERT(q <= 1);
+    mem1 = mallinfo2().uordblks;
+    printf("\n    blocked consumer: %d waiting, %d queued, heap %+lld bytes after 2,000 changes\n",
+           d, q, (long long)mem1 - (long long)mem0);
+    /* A backlog of one batch per change would hold ~1,000 views of up to
+     * 1,000 members; main as of da2d9f6 grew by ~750 kB here. */
+    CU_ASSERT((long long)mem1 - (long long)mem0 < 256 * 1024);
+unblock:
+    pthread_mutex_lock(&sl.mu);
+    sl.block = 0;
+    pthread_cond_broadcast(&sl.cond);
+    pthread_mutex_unlock(&sl.mu);
+    {
+        struct timespec ts;
+        int ok;
+        zkc__deadline(&ts, 20000);
+        pthread_mutex_lock(&sl.mu);
+        while (!(ok = sl.last && count_is(sl.last, &six)) &&
+               pthread_cond_timedwait(&sl.cond, &sl.mu, &ts) != ETIMEDOUT)
+            ;
+        CU_ASSERT(ok);
+        /* The blocked one, then the coalesced rest: a bounded few. */
+        CU_ASSERT(sl.changed >= 2 && sl.changed <= 3);
+        CU_ASSERT(sl.events <= 6 + 1 + 2 * 3);
+        if (ok) {
+            CU_ASSERT_PTR_NOT_NULL(zkc_group_view_find(sl.last, "first"));
+            for (i = SLOW_N - 5; i < SLOW_N; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "m%d", i);
+                CU_ASSERT_PTR_NOT_NULL(zkc_group_view_find(sl.last, id));
+                CU_ASSERT_EQUAL(zkc_member_shard(zkc_group_view_find(sl.last, id)), 7);
+            }
+        }
+        printf("    after unblocking: %d CHANGED, %d events in all\n", sl.changed, sl.events);
+        pthread_mutex_unlock(&sl.mu);
+    }
+out:
+    zkc_group_free(og);
+    zkc_session_close(sx);
+    zkc_session_close(so);
+    zkc_group_view_free(sl.last);
+    pthread_cond_destroy(&sl.cond);
+    pthread_mutex_destroy(&sl.mu);
+    pthread_cond_destroy(&pw.cond);
+    pthread_mutex_destroy(&pw.mu);
+}
+
+/* Issue 9 bug 4, group side: after a new session the group re-arms its
+ * data watches. A member that went away meanwhile must not be left with a
+ * watch on its path (an exists watch on a path that never returns is
+ * re-sent on every reconnect and kept by the server for the session's
+ * life). Counted with the server's zk_watch_count. */
+static void test_no_watch_left_after_lost(void)
+{
+    const char *path = "/zkcoord/probe/members";
+    tu_proxy *px = NULL;
+    zkc_session *so = NULL, *sm = NULL;
+    zkc_group *og = NULL, *gm = NULL;
+    zkc_member_info info = info_of("fleeting", 5);
+    tu_rec rec;
+    grec ro;
+    int zero = 0, susp;
+    long long watches;
+
+    tu_rec_init(&rec);
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_proxy_start(&px, zkh_connect_string(tu_zk)), 0);
+    TU_CHECK(proxied_session(&so, px, 2000, &rec) == 0, out);
+    TU_CHECK(tu_session(&sm, NULL, 10000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&gm, sm, path, NULL) == 0, out);
+    TU_CHECK(zkc_group_join(gm, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(gm, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "fleeting", 10000), out);
+    /* The observer is cut off; the member leaves; the observer's session
+     * expires on the server while it is away. */
+    tu_proxy_block(px, 1);
+    susp = tu_rec_wait(&rec, 1, ZKC_CONN_SUSPENDED, 10000);
+    TU_CHECK(susp > 0, unblock);
+    zkc_group_free(gm);
+    gm = NULL;
+    zkc_session_close(sm);
+    sm = NULL;
+    /* No heartbeat for a session timeout: LOST (the local timer; the
+     * server expires it too). */
+    TU_CHECK(tu_rec_wait(&rec, susp, ZKC_CONN_LOST, 20000) >= 0, unblock);
+unblock:
+    tu_proxy_block(px, 0);
+    /* Back: a new session whose group reads the folder again. */
+    TU_CHECK(tu_rec_wait(&rec, susp, ZKC_CONN_LOST, 1000) >= 0, out);
+    TU_CHECK(tu_rec_wait(&rec, susp, ZKC_CONN_CONNECTED, 20000) >= 0, out);
+    TU_CHECK(zkc_session_generation(so) >= 2, out);
+    TU_CHECK(wait_view(&ro, og, count_is, &zero, 15000), out);
+    TU_CHECK(wait_cache_idle(og, 0, 10000), out);
+    /* One watch is left on the server: the observer's child watch on the
+     * folder. Not one on the departed member's path. */
+    watches = zkh_mntr(tu_zk, 0, "zk_watch_count");
+    printf("\n    server watches after the new session: %lld\n", watches);
+    CU_ASSERT_EQUAL(watches, 1);
+out:
+    zkc_group_free(gm);
+    zkc_group_free(og);
+    zkc_session_close(sm);
+    zkc_session_close(so);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+    grec_destroy(&ro);
+}
+
 static void test_free_from_callback(void)
 {
     zkc_session *s = NULL;
@@ -1128,6 +1426,8 @@ static const struct {
     {"read cost of one join", test_read_cost},
     {"one-shot read", test_read_oneshot},
     {"free from its own callback", test_free_from_callback},
+    {"slow consumer: coalesced, bounded", test_slow_consumer_coalesced},
+    {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
 };
 
 /* ZKC_GROUP_ONLY=substring runs the matching tests only (for debugging). */
