@@ -1080,6 +1080,213 @@ static void free_from_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
     pthread_mutex_unlock(&sf->mu);
 }
 
+/* ------------------------------------------------------ public reads */
+
+/* zkc_get / zkc_get_children: what the CLI reads with. */
+static void test_read_api(void)
+{
+    const char *path = "/zkcoord/readapi/node";
+    zkc_session *s = NULL;
+    zkc_stat st;
+    char **names = NULL, *data = NULL, p[128];
+    int n = -1, len = -1;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL(zkc_get_children(s, path, 5000, &names, &n, NULL), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(zkc_get(s, path, 5000, &data, &len, NULL), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(n, -1); /* untouched on failure */
+    CU_ASSERT_EQUAL(zkc_get_children(s, "no-slash", 5000, &names, &n, NULL), ZKC_EINVAL);
+    TU_CHECK(zkc__mkdirs_sync(s, path, 5000) == 0, out);
+    TU_CHECK(zoo_set(raw(s), path, "hello", 5, -1) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/zeta", path);
+    TU_CHECK(zoo_create(raw(s), p, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/alpha", path);
+    TU_CHECK(zoo_create(raw(s), p, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) == ZOK,
+             out);
+    CU_ASSERT_EQUAL(zkc_get_children(s, path, 5000, &names, &n, &st), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    if (n == 2) {
+        CU_ASSERT_STRING_EQUAL(names[0], "alpha");
+        CU_ASSERT_STRING_EQUAL(names[1], "zeta");
+    }
+    CU_ASSERT_EQUAL(st.num_children, 2);
+    CU_ASSERT_EQUAL(st.version, 1);
+    CU_ASSERT_EQUAL(st.data_length, 5);
+    zkc_strings_free(names, n);
+    memset(&st, 0, sizeof(st));
+    CU_ASSERT_EQUAL(zkc_get(s, path, 5000, &data, &len, &st), 0);
+    CU_ASSERT_EQUAL(len, 5);
+    CU_ASSERT(data && strcmp(data, "hello") == 0);
+    CU_ASSERT_EQUAL(st.version, 1);
+    CU_ASSERT_EQUAL(st.owner, 0);
+    free(data);
+    /* An empty ephemeral node: no data, owned by this session. */
+    CU_ASSERT_EQUAL(zkc_get(s, p, 5000, &data, &len, &st), 0);
+    CU_ASSERT_PTR_NULL(data);
+    CU_ASSERT_EQUAL(len, 0);
+    CU_ASSERT_EQUAL(st.owner, zkc_session_id(s));
+    CU_ASSERT_EQUAL(zkc_get(s, p, 5000, NULL, NULL, NULL), 0);
+    /* No children: a NULL array and 0. */
+    CU_ASSERT_EQUAL(zkc_get_children(s, p, 5000, &names, &n, NULL), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(names);
+out:
+    zkc_session_close(s);
+}
+
+#define CREC_MAX 64
+
+struct crec {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int n;
+    struct {
+        zkc_cache_event_type type;
+        char name[64];
+        char data[64];
+        int has_stat;
+    } ev[CREC_MAX];
+    zkc_cache_view *last;
+};
+
+static void crec_fn(zkc_cache *c, const zkc_cache_event *ev, void *ud)
+{
+    struct crec *r = ud;
+
+    (void)c;
+    pthread_mutex_lock(&r->mu);
+    if (r->n < CREC_MAX) {
+        r->ev[r->n].type = ev->type;
+        snprintf(r->ev[r->n].name, sizeof(r->ev[r->n].name), "%s", ev->name ? ev->name : "");
+        snprintf(r->ev[r->n].data, sizeof(r->ev[r->n].data), "%.*s", ev->data ? ev->len : 0,
+                 ev->data ? ev->data : "");
+        r->ev[r->n].has_stat = ev->stat != NULL;
+        r->n++;
+    }
+    if (ev->type == ZKC_CACHE_CHANGED) {
+        zkc_cache_view_free(r->last);
+        r->last = zkc_cache_view_ref(ev->view);
+    }
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Wait for an event of `type` about `name` at index >= from; its index or -1. */
+static int crec_wait(struct crec *r, int from, zkc_cache_event_type type, const char *name)
+{
+    struct timespec ts;
+    int i, found = -1;
+
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        for (i = from; i < r->n && found < 0; i++)
+            if (r->ev[i].type == type && (!name || strcmp(r->ev[i].name, name) == 0))
+                found = i;
+        if (found >= 0 || pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+/* zkc_cache: a folder that does not exist yet, then children added,
+ * updated and removed, each told once, with data; a names-only cache. */
+static void test_cache_api(void)
+{
+    const char *path = "/zkcoord/cacheapi/folder";
+    zkc_session *s = NULL, *sx = NULL;
+    zkc_cache *c = NULL, *cn = NULL;
+    zkc_cache_opts o;
+    zkc_cache_view *v = NULL;
+    struct crec r, rn;
+    char pa[128], pb[128];
+    int i, at;
+
+    memset(&r, 0, sizeof(r));
+    memset(&rn, 0, sizeof(rn));
+    pthread_mutex_init(&r.mu, NULL);
+    zkc__cond_init(&r.cond);
+    pthread_mutex_init(&rn.mu, NULL);
+    zkc__cond_init(&rn.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
+    zkc_cache_opts_init(&o);
+    o.on_event = crec_fn;
+    o.user_data = &r;
+    o.fetch_data = 1;
+    o.watch_data = 1;
+    CU_ASSERT_EQUAL(zkc_cache_new(&c, s, "relative", &o), ZKC_EINVAL);
+    TU_CHECK(zkc_cache_new(&c, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(c) == 0, out);
+    CU_ASSERT_EQUAL(zkc_cache_start(c), ZKC_EBUSY);
+    o.user_data = &rn;
+    o.fetch_data = o.watch_data = 0;
+    TU_CHECK(zkc_cache_new(&cn, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(cn) == 0, out);
+
+    /* The folder appears with one child. */
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    snprintf(pa, sizeof(pa), "%s/a", path);
+    snprintf(pb, sizeof(pb), "%s/b", path);
+    TU_CHECK(zoo_create(raw(sx), pa, "1", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    at = crec_wait(&r, 0, ZKC_CACHE_ADDED, "a");
+    TU_CHECK(at >= 0, out);
+    CU_ASSERT_STRING_EQUAL(r.ev[at].data, "1");
+    CU_ASSERT(r.ev[at].has_stat);
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_CHANGED, NULL) > at, out);
+    /* An update is told with the new data, once. */
+    TU_CHECK(zoo_set(raw(sx), pa, "2", 1, -1) == ZOK, out);
+    at = crec_wait(&r, at, ZKC_CACHE_UPDATED, "a");
+    TU_CHECK(at >= 0, out);
+    CU_ASSERT_STRING_EQUAL(r.ev[at].data, "2");
+    TU_CHECK(zoo_create(raw(sx), pb, "x", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_ADDED, "b") > at, out);
+    TU_CHECK(zoo_delete(raw(sx), pa, -1) == ZOK, out);
+    at = crec_wait(&r, at, ZKC_CACHE_REMOVED, "a");
+    TU_CHECK(at >= 0, out);
+    CU_ASSERT_STRING_EQUAL(r.ev[at].data, "2"); /* as last seen */
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_CHANGED, NULL) > at, out);
+    TU_CHECK(zkc_cache_view_get(c, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_cache_view_count(v), 1);
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_name(v, 0), "b");
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_data(v, 0, &i), "x");
+    CU_ASSERT_EQUAL(i, 1);
+    CU_ASSERT_PTR_NOT_NULL(zkc_cache_view_stat(v, 0));
+    CU_ASSERT_PTR_NULL(zkc_cache_view_name(v, 1));
+    zkc_cache_view_free(v);
+    pthread_mutex_lock(&r.mu);
+    for (i = 0, at = 0; i < r.n; i++)
+        at += r.ev[i].type == ZKC_CACHE_UPDATED;
+    pthread_mutex_unlock(&r.mu);
+    CU_ASSERT_EQUAL(at, 1);
+
+    /* The names-only cache: the same children, no data, no stat. */
+    TU_CHECK(crec_wait(&rn, 0, ZKC_CACHE_REMOVED, "a") >= 0, out);
+    TU_CHECK(crec_wait(&rn, 0, ZKC_CACHE_ADDED, "b") >= 0, out);
+    TU_CHECK(zkc_cache_view_get(cn, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_cache_view_count(v), 1);
+    CU_ASSERT_PTR_NULL(zkc_cache_view_data(v, 0, NULL));
+    CU_ASSERT_PTR_NULL(zkc_cache_view_stat(v, 0));
+    zkc_cache_view_free(v);
+    pthread_mutex_lock(&rn.mu);
+    for (i = 0, at = 0; i < rn.n; i++)
+        at += rn.ev[i].type == ZKC_CACHE_UPDATED || rn.ev[i].has_stat;
+    pthread_mutex_unlock(&rn.mu);
+    CU_ASSERT_EQUAL(at, 0);
+out:
+    zkc_cache_free(c);
+    zkc_cache_free(cn);
+    zkc_session_close(sx);
+    zkc_session_close(s);
+    zkc_cache_view_free(r.last);
+    zkc_cache_view_free(rn.last);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&rn.cond);
+    pthread_mutex_destroy(&rn.mu);
+}
+
 /* ------------------------------------------------------- slow consumer */
 
 struct slow {
@@ -1427,6 +1634,8 @@ static const struct {
     {"one-shot read", test_read_oneshot},
     {"free from its own callback", test_free_from_callback},
     {"slow consumer: coalesced, bounded", test_slow_consumer_coalesced},
+    {"public reads: zkc_get, zkc_get_children", test_read_api},
+    {"public children cache: zkc_cache", test_cache_api},
     {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
 };
 
