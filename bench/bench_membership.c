@@ -284,14 +284,23 @@ static int64_t cpu_us(void)
            ru.ru_stime.tv_usec;
 }
 
+struct fill {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int left;
+};
+
 static void fill_done(int rc, const char *value, const void *data)
 {
-    int *left = (int *)data;
+    struct fill *f = (struct fill *)data;
 
     (void)value;
     if (rc != ZOK)
         fprintf(stderr, "  create failed: %s\n", zerror(rc));
-    __atomic_sub_fetch(left, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&f->mu);
+    if (--f->left == 0)
+        pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void raw_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
@@ -319,32 +328,44 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
     zkc_group *wg = NULL;
     zkc_group_opts o;
     struct scale sc;
-    int i, r, left, done = 0, rc = 1;
+    struct fill fill;
+    struct timespec ts;
+    int i, r, done = 0, rc = 1;
 
     memset(&sc, 0, sizeof(sc));
     pthread_mutex_init(&sc.mu, NULL);
     zkc__cond_init(&sc.cond);
+    pthread_mutex_init(&fill.mu, NULL);
+    zkc__cond_init(&fill.cond);
     snprintf(folder, sizeof(folder), "/bench/scale%d/members", size);
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
     zh = zookeeper_init(servers, raw_watcher, 30000, NULL, NULL, 0);
+    if (zh)
+        zoo_set_servers_resolution_delay(zh, 60000);
     if (!lat || !zh || open_session(&ws, servers) != 0 || zkc__mkdirs_sync(ws, folder, 10000)) {
         fprintf(stderr, "scale %d: cannot start\n", size);
         goto out;
     }
     /* Fill: every create pipelined on the raw handle. */
-    left = size;
+    fill.left = size;
     for (i = 0; i < size; i++) {
         snprintf(p, sizeof(p), "%s/member_%08x-0000-4000-8000-%012d_", folder, i, i);
         snprintf(data, sizeof(data), PAYLOAD_FMT, (i >> 8) & 255, i & 255, i);
         if (zoo_acreate(zh, p, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
-                        ZOO_EPHEMERAL_SEQUENTIAL, fill_done, &left) != ZOK) {
+                        ZOO_EPHEMERAL_SEQUENTIAL, fill_done, &fill) != ZOK) {
             fprintf(stderr, "scale %d: create %d not sent\n", size, i);
             goto out;
         }
     }
-    while (__atomic_load_n(&left, __ATOMIC_ACQUIRE) > 0) {
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL); /* polling a counter the completions drive */
+    zkc__deadline(&ts, 120000);
+    pthread_mutex_lock(&fill.mu);
+    while (fill.left > 0 && pthread_cond_timedwait(&fill.cond, &fill.mu, &ts) != ETIMEDOUT)
+        ;
+    i = fill.left;
+    pthread_mutex_unlock(&fill.mu);
+    if (i > 0) {
+        fprintf(stderr, "scale %d: %d creates unanswered\n", size, i);
+        goto out;
     }
     zkc_group_opts_init(&o);
     o.on_event = scale_event;
@@ -411,6 +432,8 @@ out:
     if (zh)
         zookeeper_close(zh);
     free(lat);
+    pthread_cond_destroy(&fill.cond);
+    pthread_mutex_destroy(&fill.mu);
     pthread_cond_destroy(&sc.cond);
     pthread_mutex_destroy(&sc.mu);
     return rc;

@@ -79,7 +79,6 @@ void zkc__smap_clear(zkc__smap *m)
         zkc__smap_item *it = m->b[i], *next;
         for (; it; it = next) {
             next = it->next;
-            free(it->key);
             free(it);
         }
     }
@@ -133,7 +132,7 @@ static int smap_grow(zkc__smap *m)
 
 int zkc__smap_put(zkc__smap *m, const char *key, void *val)
 {
-    size_t h;
+    size_t h, len;
     zkc__smap_item **pp = smap_slot(m, key, &h), *it;
 
     if (pp) {
@@ -142,11 +141,11 @@ int zkc__smap_put(zkc__smap *m, const char *key, void *val)
     }
     if (m->n + 1 > m->nb && smap_grow(m) != 0)
         return ZKC_ENOMEM;
-    it = malloc(sizeof(*it));
-    if (!it || !(it->key = strdup(key))) {
-        free(it);
+    len = strlen(key);
+    it = malloc(sizeof(*it) + len + 1);
+    if (!it)
         return ZKC_ENOMEM;
-    }
+    memcpy(it->key, key, len + 1);
     it->val = val;
     it->hash = h;
     it->next = m->b[h & (m->nb - 1)];
@@ -165,7 +164,6 @@ void *zkc__smap_del(zkc__smap *m, const char *key)
     it = *pp;
     *pp = it->next;
     val = it->val;
-    free(it->key);
     free(it);
     m->n--;
     return val;
@@ -600,14 +598,14 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
 {
     zkc__centry **fresh = NULL, **merged;
     unsigned no = ++c->list_no;
-    int i, j, k = 0, m, nf = 0;
+    int i, j, k = 0, m, nf = 0, known = 0;
 
     if (sv->count > 0 && !(fresh = malloc(sizeof(*fresh) * (size_t)sv->count)))
         goto oom;
     for (i = 0; i < sv->count; i++) {
         zkc__centry *e = zkc__smap_get(&c->map, sv->data[i]);
         if (e) {
-            e->listed = no;
+            known++; /* not stamped: a join need not touch the known ones */
             continue;
         }
         e = calloc(1, sizeof(*e));
@@ -621,36 +619,63 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         e->listed = no;
         fresh[nf++] = e;
     }
-    /* Gone: known children this listing did not name. */
-    for (i = 0, m = 0; i < c->n; i++) {
-        zkc__centry *e = c->sorted[i];
-        if (e->listed == no)
-            c->sorted[m++] = e;
-        else
-            drop_entry(c, e);
+    /* Gone: known children this listing did not name. When it named every
+     * known one (a join; or a leave already taken from its data watch),
+     * there is nothing to sweep. */
+    if (known != c->n) {
+        for (i = 0; i < sv->count; i++) {
+            zkc__centry *e = zkc__smap_get(&c->map, sv->data[i]);
+            if (e)
+                e->listed = no;
+        }
+        for (i = 0, m = 0; i < c->n; i++) {
+            zkc__centry *e = c->sorted[i];
+            if (e->listed == no)
+                c->sorted[m++] = e;
+            else
+                drop_entry(c, e);
+        }
+        c->n = m;
     }
-    c->n = m;
     if (nf) {
         qsort_r(fresh, (size_t)nf, sizeof(*fresh), entry_qcmp, c);
-        merged = malloc(sizeof(*merged) * (size_t)(c->n + nf));
-        if (!merged) {
-            for (i = 0; i < nf; i++) {
-                zkc__smap_del(&c->map, fresh[i]->name);
-                entry_free(c, fresh[i]);
+        if (c->n + nf <= c->cap && nf <= 8) {
+            /* A few new ones (the usual change): binary insertion. */
+            for (j = 0; j < nf; j++) {
+                int lo = 0, hi = c->n;
+                while (lo < hi) {
+                    int mid = lo + (hi - lo) / 2;
+                    if (cmp_names(c, c->sorted[mid]->name, fresh[j]->name) <= 0)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                memmove(&c->sorted[lo + 1], &c->sorted[lo], sizeof(*merged) * (size_t)(c->n - lo));
+                c->sorted[lo] = fresh[j];
+                c->n++;
             }
-            nf = 0;
-            goto oom;
+        } else {
+            int cap = (c->n + nf) + (c->n + nf) / 4 + 8; /* room for the next few */
+            merged = malloc(sizeof(*merged) * (size_t)cap);
+            if (!merged) {
+                for (i = 0; i < nf; i++) {
+                    zkc__smap_del(&c->map, fresh[i]->name);
+                    entry_free(c, fresh[i]);
+                }
+                nf = 0;
+                goto oom;
+            }
+            for (i = 0, j = 0; i < c->n || j < nf;) {
+                if (j == nf || (i < c->n && cmp_names(c, c->sorted[i]->name, fresh[j]->name) <= 0))
+                    merged[k++] = c->sorted[i++];
+                else
+                    merged[k++] = fresh[j++];
+            }
+            free(c->sorted);
+            c->sorted = merged;
+            c->n = k;
+            c->cap = cap;
         }
-        for (i = 0, j = 0; i < c->n || j < nf;) {
-            if (j == nf || (i < c->n && cmp_names(c, c->sorted[i]->name, fresh[j]->name) <= 0))
-                merged[k++] = c->sorted[i++];
-            else
-                merged[k++] = fresh[j++];
-        }
-        free(c->sorted);
-        c->sorted = merged;
-        c->n = k;
-        c->cap = k;
     }
     /* Read the new ones (all sent back to back: one round trip for any
      * number), and known ones a new session left without a data watch. */
@@ -905,13 +930,19 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     if (strcmp(path, c->path) == 0) {
         if (type == ZOO_CHILD_EVENT || type == ZOO_CREATED_EVENT || type == ZOO_DELETED_EVENT)
             start_list(c);
-    } else if (type == ZOO_CHANGED_EVENT && strncmp(path, c->path, c->path_len) == 0 &&
-               path[c->path_len] == '/') {
+    } else if ((type == ZOO_CHANGED_EVENT || type == ZOO_DELETED_EVENT) &&
+               strncmp(path, c->path, c->path_len) == 0 && path[c->path_len] == '/') {
         e = zkc__smap_get(&c->map, path + c->path_len + 1);
-        if (e)
+        if (e && type == ZOO_CHANGED_EVENT) {
             read_child(c, e);
+        } else if (e) {
+            /* Gone: known at once, in O(log n), without waiting for the
+             * listing (which then finds nothing to sweep). */
+            remove_sorted(c, e);
+            drop_entry(c, e);
+            maybe_deliver(c);
+        }
     }
-    /* A child's DELETED needs nothing: the child watch lists again. */
     pthread_mutex_unlock(c->mu);
 }
 

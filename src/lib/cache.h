@@ -31,8 +31,8 @@ typedef struct zkc__cache zkc__cache;
 typedef struct zkc__smap_item {
     struct zkc__smap_item *next;
     size_t hash;
-    char *key;
     void *val;
+    char key[]; /* inline: one cache miss per lookup, not two */
 } zkc__smap_item;
 
 typedef struct zkc__smap {
