@@ -1148,6 +1148,7 @@ int zkc_group_new(zkc_group **out, zkc_session *s, const char *path, const zkc_g
     pthread_mutex_lock(&g->mu);
     zkc__cache_start(g->cache);
     pthread_mutex_unlock(&g->mu);
+    zkc__session_attach(s);
     *out = g;
     return 0;
 
@@ -1394,6 +1395,7 @@ void zkc_group_free(zkc_group *g)
     /* A batch may be delivering right now on the dispatcher: once a
      * barrier queued behind it has run, none is (later ones see closing). */
     zkc__dispatch_barrier(g->s);
+    zkc__session_detach(g->s);
     group_unref(g);
 }
 
