@@ -35,6 +35,7 @@
 #include "naming.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,13 +210,21 @@ struct zkc__cache {
 static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
 static zkc__cache *kept;
 
+enum { REQ_LIST, REQ_FOLDER, REQ_CHILD };
+
 struct creq {
+    zkc__pending pend; /* completes it once, also when the handle closes */
     zkc__cache *c;
     unsigned gen;
+    int kind;    /* REQ_* */
     char name[]; /* child name, "" for the folder */
 };
 
 static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+static void list_done(int zrc, const struct String_vector *sv, const void *data);
+static void folder_checked(int zrc, const struct Stat *st, const void *data);
+static void child_read(int zrc, const char *value, int len, const struct Stat *st,
+                       const void *data);
 static void start_list(zkc__cache *c);
 static void read_child(zkc__cache *c, zkc__centry *e);
 static void maybe_deliver(zkc__cache *c);
@@ -266,6 +275,27 @@ void zkc__cache_unref(zkc__cache *c)
 static void cache_unref_cb(void *arg)
 {
     zkc__cache_unref(arg);
+}
+
+/* The handle closed without running the completion (zkc__pending): run it
+ * as if it had failed with ZCLOSING. */
+static void req_dropped(zkc__pending *pd)
+{
+    struct creq *r = (struct creq *)((char *)pd - offsetof(struct creq, pend));
+
+    if (r->kind == REQ_LIST)
+        list_done(ZCLOSING, NULL, r);
+    else if (r->kind == REQ_FOLDER)
+        folder_checked(ZCLOSING, NULL, r);
+    else
+        child_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
+/* Handle locked: `r` is about to be sent on it. */
+static void req_sending(struct creq *r, int kind)
+{
+    r->kind = kind;
+    zkc__pending_add(r->c->s, &r->pend, r->gen, req_dropped);
 }
 
 static struct creq *req_new(zkc__cache *c, const char *name)
@@ -716,12 +746,16 @@ static void watch_folder(zkc__cache *c)
         return;
     }
     r = req_new(c, NULL);
+    if (r)
+        req_sending(r, REQ_FOLDER);
     if (!r || zoo_awexists(zh, c->path, watcher, c, folder_checked, r) != ZOK) {
         zkc__zh_unlock(c->s);
         c->need_list = 1;
         arm_retry(c);
-        if (r)
+        if (r) {
+            zkc__pending_done(c->s, &r->pend);
             req_done(r);
+        }
         return;
     }
     zkc__zh_unlock(c->s);
@@ -734,6 +768,7 @@ static void folder_checked(int zrc, const struct Stat *st, const void *data)
     zkc__cache *c = r->c;
 
     (void)st;
+    zkc__pending_done(c->s, &r->pend);
     pthread_mutex_lock(c->mu);
     if (!c->closing && r->gen == c->gen) {
         c->listing = 0;
@@ -756,6 +791,7 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     zkc__cache *c = r->c;
     int relist;
 
+    zkc__pending_done(c->s, &r->pend);
     pthread_mutex_lock(c->mu);
     if (c->closing || r->gen != c->gen)
         goto out;
@@ -801,12 +837,16 @@ static void start_list(zkc__cache *c)
         return;
     }
     r = req_new(c, NULL);
+    if (r)
+        req_sending(r, REQ_LIST);
     if (!r || zoo_awget_children(zh, c->path, watcher, c, list_done, r) != ZOK) {
         zkc__zh_unlock(c->s);
         c->need_list = 1;
         arm_retry(c);
-        if (r)
+        if (r) {
+            zkc__pending_done(c->s, &r->pend);
             req_done(r);
+        }
         return;
     }
     zkc__zh_unlock(c->s);
@@ -820,6 +860,7 @@ static void child_read(int zrc, const char *value, int len, const struct Stat *s
     zkc__cache *c = r->c;
     zkc__centry *e;
 
+    zkc__pending_done(c->s, &r->pend);
     pthread_mutex_lock(c->mu);
     if (c->closing || r->gen != c->gen)
         goto out;
@@ -891,6 +932,8 @@ static void read_child(zkc__cache *c, zkc__centry *e)
     }
     r = req_new(c, e->name);
     path = zkc__path_join(c->path, e->name);
+    if (r)
+        req_sending(r, REQ_CHILD);
     if (!r || !path)
         zrc = ZSYSTEMERROR;
     else if (c->cfg.watch_data)
@@ -902,8 +945,10 @@ static void read_child(zkc__cache *c, zkc__centry *e)
     if (zrc != ZOK) {
         e->stale = 1;
         arm_retry(c);
-        if (r)
+        if (r) {
+            zkc__pending_done(c->s, &r->pend);
             req_done(r);
+        }
         return;
     }
     e->reading = 1;
@@ -981,6 +1026,84 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     pthread_mutex_unlock(c->mu);
 }
 
+/* ------------------------------------------- one read through a zkc__call */
+
+/* The context of one read sent for a zkc__call: it completes the call
+ * exactly once, also when the handle is closed with the read in flight
+ * (zkc__pending), so a waiter never waits for a completion that the client
+ * dropped, and the call's reference is always given back. */
+struct pcall {
+    zkc__pending pend;
+    zkc_session *s;
+    zkc__call *c;
+};
+
+static void pcall_dropped(zkc__pending *pd)
+{
+    struct pcall *p = (struct pcall *)((char *)pd - offsetof(struct pcall, pend));
+
+    zkc__call_complete(p->c, ZCLOSING);
+    zkc__call_unref(p->c);
+    free(p);
+}
+
+static void strings_stat_done(int zrc, const struct String_vector *v, const struct Stat *st,
+                              const void *data);
+
+static void pcall_data(int zrc, const char *value, int len, const struct Stat *st, const void *data)
+{
+    struct pcall *p = (struct pcall *)data;
+
+    zkc__pending_done(p->s, &p->pend);
+    zkc__call_data_done(zrc, value, len, st, p->c);
+    free(p);
+}
+
+static void pcall_children(int zrc, const struct String_vector *v, const struct Stat *st,
+                           const void *data)
+{
+    struct pcall *p = (struct pcall *)data;
+
+    zkc__pending_done(p->s, &p->pend);
+    strings_stat_done(zrc, v, st, p->c);
+    free(p);
+}
+
+static void pcall_stat(int zrc, const struct Stat *st, const void *data)
+{
+    struct pcall *p = (struct pcall *)data;
+
+    zkc__pending_done(p->s, &p->pend);
+    zkc__call_stat_done(zrc, st, p->c);
+    free(p);
+}
+
+int zkc__read_send(zkc_session *s, zhandle_t *zh, unsigned gen, int kind, const char *path,
+                   zkc__call *c)
+{
+    struct pcall *p = malloc(sizeof(*p));
+    int zrc;
+
+    if (!p)
+        return ZSYSTEMERROR;
+    p->s = s;
+    p->c = c;
+    zkc__call_ref(c);
+    zkc__pending_add(s, &p->pend, gen, pcall_dropped);
+    if (kind == ZKC__READ_DATA)
+        zrc = zoo_aget(zh, path, 0, pcall_data, p);
+    else if (kind == ZKC__READ_CHILDREN)
+        zrc = zoo_aget_children2(zh, path, 0, pcall_children, p);
+    else
+        zrc = zoo_aexists(zh, path, 0, pcall_stat, p);
+    if (zrc != ZOK) {
+        zkc__pending_done(s, &p->pend);
+        zkc__call_unref(c);
+        free(p);
+    }
+    return zrc;
+}
+
 int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_mutex_t *mu,
                    const zkc__cache_ops *ops, void *ctx, const zkc__cache_cfg *cfg)
 {
@@ -1026,20 +1149,19 @@ static int completion_barrier(zkc__cache *c)
 {
     zkc__call *call = zkc__call_new();
     zhandle_t *zh;
+    unsigned gen;
     int rc;
 
     if (!call)
         return ZKC_ENOMEM;
-    zh = zkc__zh_lock(c->s, NULL);
+    zh = zkc__zh_lock(c->s, &gen);
     if (!zh) {
         zkc__call_unref(call);
         return 0; /* no handle: the last one is closed, its watches with it */
     }
-    zkc__call_ref(call);
-    rc = zoo_aexists(zh, "/", 0, zkc__call_stat_done, call);
+    rc = zkc__read_send(c->s, zh, gen, ZKC__READ_STAT, "/", call);
     zkc__zh_unlock(c->s);
     if (rc != ZOK) {
-        zkc__call_unref(call);
         zkc__call_unref(call);
         return ZKC_ECONNLOSS;
     }
@@ -1177,23 +1299,21 @@ static int read_once(zkc_session *s, const char *path, int timeout_ms, int child
 {
     zkc__call *c;
     zhandle_t *zh;
+    unsigned gen;
     int zrc, rc;
 
     if (!s || !path || zkc__path_check(path) != 0)
         return ZKC_EINVAL;
     if (!(c = zkc__call_new()))
         return ZKC_ENOMEM;
-    zh = zkc__zh_lock(s, NULL);
+    zh = zkc__zh_lock(s, &gen);
     if (!zh) {
         zkc__call_unref(c);
         return ZKC_ECONNLOSS;
     }
-    zkc__call_ref(c);
-    zrc = children ? zoo_aget_children2(zh, path, 0, strings_stat_done, c)
-                   : zoo_aget(zh, path, 0, zkc__call_data_done, c);
+    zrc = zkc__read_send(s, zh, gen, children ? ZKC__READ_CHILDREN : ZKC__READ_DATA, path, c);
     zkc__zh_unlock(s);
     if (zrc != ZOK) {
-        zkc__call_unref(c);
         zkc__call_unref(c);
         return zkc__err_from_zk(zrc);
     }
@@ -1481,6 +1601,7 @@ int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_c
         free(c);
         return rc;
     }
+    zkc__session_attach(s);
     *out = c;
     return 0;
 }
@@ -1522,6 +1643,7 @@ void zkc_cache_free(zkc_cache *c)
     zkc__cache_unref(c->eng);
     zkc_cache_view_free(c->view);
     pthread_mutex_destroy(&c->mu);
+    zkc__session_detach(c->s);
     free(c);
 }
 

@@ -154,4 +154,14 @@ struct zkc__got {
 void zkc__call_data_done(int zrc, const char *value, int len, const struct Stat *st,
                          const void *data);
 
+/* Send one read for `c` on `zh` (locked, of generation `gen`): getData,
+ * getChildren2 (children and stat) or exists, no watch. Takes a reference
+ * on `c` for the completion, which fills c (data in extra as struct
+ * zkc__got, children, stat) and completes it exactly once, with ZCLOSING
+ * if the handle is closed first. Returns the zoo_a* code (not ZOK: nothing
+ * was sent, no reference taken). */
+enum { ZKC__READ_DATA, ZKC__READ_CHILDREN, ZKC__READ_STAT };
+int zkc__read_send(zkc_session *s, zhandle_t *zh, unsigned gen, int kind, const char *path,
+                   zkc__call *c);
+
 #endif

@@ -43,6 +43,7 @@
 #include "pcreate.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,8 @@ struct zkc_group {
 };
 
 struct req {
+    zkc__pending pend; /* completes it once, also when the handle closes */
+    void (*dropped)(struct req *r);
     zkc_group *g;
     unsigned gen;
     unsigned ver;
@@ -106,6 +109,9 @@ struct req {
 };
 
 static void hook(void *arg, zkc_conn_state st, unsigned gen);
+static void req_done(struct req *r);
+static void set_dropped(struct req *r);
+static void delete_dropped(struct req *r);
 static void resync(zkc_group *g);
 static void run_queued(zkc_group *g);
 
@@ -161,6 +167,27 @@ static struct req *req_new(zkc_group *g, const char *name)
     g->live++;
     pthread_mutex_unlock(&g->rmu);
     return r;
+}
+
+static void req_dropped(zkc__pending *pd)
+{
+    struct req *r = (struct req *)((char *)pd - offsetof(struct req, pend));
+
+    r->dropped(r);
+}
+
+/* Handle locked, r->gen set: `r` is about to be sent; if the handle is
+ * closed before its completion runs, dropped(r) stands in for it. */
+static void req_sending(struct req *r, void (*dropped)(struct req *r))
+{
+    r->dropped = dropped;
+    zkc__pending_add(r->g->s, &r->pend, r->gen, req_dropped);
+}
+
+static void req_unsent(struct req *r)
+{
+    zkc__pending_done(r->g->s, &r->pend);
+    req_done(r);
 }
 
 static void req_done(struct req *r)
@@ -824,6 +851,7 @@ static void set_done(int zrc, const struct Stat *st, const void *data)
     zkc_group *g = r->g;
 
     (void)st;
+    zkc__pending_done(g->s, &r->pend);
     pthread_mutex_lock(&g->mu);
     g->setting = 0;
     if (g->closing || r->gen != g->gen || !g->own_path || strcmp(g->own_path, r->name) != 0)
@@ -863,10 +891,11 @@ static void issue_set(zkc_group *g)
     }
     r->gen = g->gen;
     r->ver = g->payload_ver;
+    req_sending(r, set_dropped);
     if (zoo_aset(zh, g->own_path, g->payload, (int)g->payload_len, -1, set_done, r) != ZOK) {
         zkc__zh_unlock(g->s);
         arm_retry(g);
-        req_done(r);
+        req_unsent(r);
         return;
     }
     zkc__zh_unlock(g->s);
@@ -878,6 +907,7 @@ static void delete_done(int zrc, const void *data)
     struct req *r = (struct req *)data;
     zkc_group *g = r->g;
 
+    zkc__pending_done(g->s, &r->pend);
     pthread_mutex_lock(&g->mu);
     g->deleting = 0;
     if (r->gen == g->gen && g->own_path && strcmp(g->own_path, r->name) == 0) {
@@ -921,10 +951,11 @@ static void issue_delete(zkc_group *g)
         return;
     }
     r->gen = g->gen;
+    req_sending(r, delete_dropped);
     if (zoo_adelete(zh, g->own_path, -1, delete_done, r) != ZOK) {
         zkc__zh_unlock(g->s);
         arm_retry(g);
-        req_done(r);
+        req_unsent(r);
         return;
     }
     zkc__zh_unlock(g->s);
@@ -933,8 +964,27 @@ static void issue_delete(zkc_group *g)
 
 static void old_deleted(int zrc, const void *data)
 {
+    struct req *r = (struct req *)data;
+
     (void)zrc;
-    req_done((struct req *)data);
+    zkc__pending_done(r->g->s, &r->pend);
+    req_done(r);
+}
+
+/* Stand-ins for completions the client dropped at a handle close. */
+static void set_dropped(struct req *r)
+{
+    set_done(ZCLOSING, NULL, r);
+}
+
+static void delete_dropped(struct req *r)
+{
+    delete_done(ZCLOSING, r);
+}
+
+static void old_dropped(struct req *r)
+{
+    old_deleted(ZCLOSING, r);
 }
 
 /* mu held. After a local LOST the server may keep our old session (and its
@@ -950,8 +1000,12 @@ static void delete_old(zkc_group *g)
     r = req_new(g, NULL);
     zh = r ? lock_zh(g) : NULL;
     if (zh) {
+        r->gen = g->gen;
+        req_sending(r, old_dropped);
         if (zoo_adelete(zh, g->old_path, -1, old_deleted, r) == ZOK)
             r = NULL;
+        else
+            zkc__pending_done(g->s, &r->pend);
         zkc__zh_unlock(g->s);
     }
     if (r)
@@ -966,6 +1020,7 @@ static void verified(int zrc, const struct Stat *st, const void *data)
     zkc_group *g = r->g;
     int64_t sid;
 
+    zkc__pending_done(g->s, &r->pend);
     pthread_mutex_lock(&g->mu);
     g->verifying = 0;
     if (g->closing || r->gen != g->gen || !g->own_path || strcmp(g->own_path, r->name) != 0)
@@ -994,6 +1049,11 @@ out:
     req_done(r);
 }
 
+static void verify_dropped(struct req *r)
+{
+    verified(ZCLOSING, NULL, r);
+}
+
 /* mu held. */
 static void verify_own(zkc_group *g)
 {
@@ -1010,11 +1070,12 @@ static void verify_own(zkc_group *g)
         return;
     }
     r->gen = g->gen;
+    req_sending(r, verify_dropped);
     if (zoo_aexists(zh, g->own_path, 0, verified, r) != ZOK) {
         zkc__zh_unlock(g->s);
         g->need_verify = 1;
         arm_retry(g);
-        req_done(r);
+        req_unsent(r);
         return;
     }
     zkc__zh_unlock(g->s);
@@ -1409,6 +1470,7 @@ int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_gro
     struct zkc__mbody **bodies = NULL;
     zkc_group_view *v;
     zhandle_t *zh;
+    unsigned gen;
     char **names = NULL;
     int rc, i, n = 0, nb = 0, sent = 0;
 
@@ -1421,13 +1483,11 @@ int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_gro
         return rc;
     if (!(list = zkc__call_new()))
         return ZKC_ENOMEM;
-    zh = zkc__zh_lock(s, NULL);
-    zkc__call_ref(list);
-    rc = !zh ? ZCONNECTIONLOSS : zoo_aget_children(zh, path, 0, zkc__call_strings_done, list);
+    zh = zkc__zh_lock(s, &gen);
+    rc = !zh ? ZCONNECTIONLOSS : zkc__read_send(s, zh, gen, ZKC__READ_CHILDREN, path, list);
     if (zh)
         zkc__zh_unlock(s);
     if (rc != ZOK) {
-        zkc__call_unref(list);
         zkc__call_unref(list);
         return zkc__err_from_zk(rc);
     }
@@ -1452,7 +1512,7 @@ int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_gro
         }
     }
     /* Every get goes out back to back: one round trip for any number. */
-    zh = n > 0 ? zkc__zh_lock(s, NULL) : NULL;
+    zh = n > 0 ? zkc__zh_lock(s, &gen) : NULL;
     if (n > 0 && !zh)
         rc = ZKC_ECONNLOSS;
     for (i = 0; zh && i < n && !rc; i++) {
@@ -1462,11 +1522,8 @@ int zkc_group_read(zkc_session *s, const char *path, size_t max_payload, zkc_gro
             rc = ZKC_ENOMEM;
             break;
         }
-        zkc__call_ref(gets[i]);
-        if (zoo_aget(zh, p, 0, zkc__call_data_done, gets[i]) != ZOK) {
-            zkc__call_unref(gets[i]);
+        if (zkc__read_send(s, zh, gen, ZKC__READ_DATA, p, gets[i]) != ZOK)
             rc = ZKC_ECONNLOSS;
-        }
         free(p);
         sent++;
     }
