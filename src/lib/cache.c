@@ -536,16 +536,6 @@ static void maybe_deliver(zkc__cache *c)
     }
 }
 
-int zkc__cache_settled(zkc__cache *c)
-{
-    return !c->listing && !c->inflight && !c->dirty && !c->delivery_queued && !c->need_list;
-}
-
-unsigned zkc__cache_gen(zkc__cache *c)
-{
-    return c->gen;
-}
-
 void zkc__cache_counts(zkc__cache *c, int *present, int *dirty, int *queued, int *busy)
 {
     zkc__centry *e;
@@ -1021,8 +1011,6 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
          * failed meanwhile. */
         resync(c);
     }
-    if (c->ops.state)
-        c->ops.state(c->ctx, st, gen);
     pthread_mutex_unlock(c->mu);
 }
 

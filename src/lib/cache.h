@@ -103,9 +103,6 @@ typedef struct zkc__cache_ops {
     /* Release a child's `user` slot when the engine frees the child. */
     void (*forget)(void *user);
     void (*arrived)(void *ctx, zkc__centry *e);
-    /* Lock held, on the session manager thread: the session changed state
-     * (after the engine's own handling). May be NULL. */
-    void (*state)(void *ctx, zkc_conn_state st, unsigned gen);
 } zkc__cache_ops;
 
 typedef struct zkc__cache_cfg {
@@ -132,10 +129,6 @@ zkc__centry *zkc__cache_find(zkc__cache *c, const char *name);
 zkc__centry *const *zkc__cache_sorted(zkc__cache *c, int *n);
 /* Lock held. Redeliver `e` at the next batch even if its value is the same. */
 void zkc__cache_touch(zkc__cache *c, zkc__centry *e);
-/* Lock held. Nothing in flight and nothing waiting for delivery. */
-int zkc__cache_settled(zkc__cache *c);
-/* Lock held. The generation the engine's reads belong to. */
-unsigned zkc__cache_gen(zkc__cache *c);
 /* Lock held. What the engine holds now (for tests of its bounds): children
  * present, children waiting for delivery (dirty, tombstones included),
  * deliveries queued on the dispatcher (0 or 1), requests in flight. */
