@@ -42,6 +42,7 @@
 
 #define CLOSE_DRAIN_MS   2000 /* close: wait for requests in flight */
 #define CLOSE_BARRIER_MS 2000 /* close: wait for the completion thread */
+#define STALE_MS         100  /* deliver by then even while reads go on */
 
 /* ------------------------------------------------------------ hash map */
 
@@ -198,6 +199,7 @@ struct zkc__cache {
     int n;
     int cap;
     zkc__centry *dirty;
+    int64_t dirty_since; /* when the dirty list last became non-empty */
     int delivery_queued;
 
     pthread_mutex_t rmu; /* live, under it */
@@ -398,6 +400,8 @@ static void mark_dirty(zkc__cache *c, zkc__centry *e)
         return;
     e->dirty = 1;
     e->dprev = NULL;
+    if (!c->dirty)
+        c->dirty_since = zkc__now_ms();
     e->dnext = c->dirty;
     if (c->dirty)
         c->dirty->dprev = e;
@@ -523,10 +527,17 @@ static void deliver_fn(void *arg)
 }
 
 /* mu held. One delivery at a time, once nothing is in flight: a burst of
- * changes is one batch, and a blocked consumer has one queued. */
+ * changes is one batch, and a blocked consumer has one queued. Under
+ * sustained churn a listing is nearly always in flight, so waiting for
+ * quiet alone could starve the user (seen: a join never delivered while
+ * 128 changes were kept in flight): changes older than STALE_MS go out at
+ * the next completion anyway, with what has been read so far (children
+ * not read yet follow in a later batch). */
 static void maybe_deliver(zkc__cache *c)
 {
-    if (c->closing || c->delivery_queued || !c->dirty || c->listing || c->inflight)
+    if (c->closing || c->delivery_queued || !c->dirty)
+        return;
+    if ((c->listing || c->inflight) && zkc__now_ms() - c->dirty_since < STALE_MS)
         return;
     cache_ref(c);
     c->delivery_queued = 1;

@@ -1080,6 +1080,144 @@ static void free_from_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
     pthread_mutex_unlock(&sf->mu);
 }
 
+/* ------------------------------------------------- publishing under churn */
+
+struct churner {
+    zhandle_t *zh;
+    const char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int stop;
+    int inflight;
+    long done;
+};
+
+static void churn_created(int rc, const char *value, const void *data)
+{
+    struct churner *ch = (struct churner *)data;
+
+    (void)rc;
+    (void)value;
+    pthread_mutex_lock(&ch->mu);
+    ch->inflight--;
+    ch->done++;
+    pthread_cond_broadcast(&ch->cond);
+    pthread_mutex_unlock(&ch->mu);
+}
+
+#define CHURN_SLOTS 128 /* without the staleness bound, 8 did not starve, 128 did */
+static void churn_deleted(int rc, const void *data)
+{
+    (void)rc;
+    (void)data;
+}
+
+/* Keeps the folder changing without a pause: CHURN_SLOTS nodes, each
+ * deleted and created again, with up to CHURN_SLOTS creates in flight. */
+static void *churn_main(void *arg)
+{
+    struct churner *ch = arg;
+    char prev[CHURN_SLOTS][256];
+    int slot = 0, i;
+
+    memset(prev, 0, sizeof(prev));
+    pthread_mutex_lock(&ch->mu);
+    while (!ch->stop) {
+        struct timespec ts;
+        while (ch->inflight >= CHURN_SLOTS && !ch->stop) {
+            zkc__deadline(&ts, 1000);
+            pthread_cond_timedwait(&ch->cond, &ch->mu, &ts);
+        }
+        if (ch->stop)
+            break;
+        ch->inflight++;
+        pthread_mutex_unlock(&ch->mu);
+        if (prev[slot][0])
+            zoo_adelete(ch->zh, prev[slot], -1, churn_deleted, NULL);
+        /* A fixed name per slot: created, then deleted next time round. */
+        snprintf(prev[slot], sizeof(prev[slot]), "%s/member_churn%d_0000000000", ch->path, slot);
+        if (zoo_acreate(ch->zh, prev[slot], "{}", 2, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
+                        churn_created, ch) != ZOK) {
+            pthread_mutex_lock(&ch->mu);
+            ch->inflight--;
+            continue;
+        }
+        slot = (slot + 1) % (CHURN_SLOTS);
+        pthread_mutex_lock(&ch->mu);
+    }
+    pthread_mutex_unlock(&ch->mu);
+    for (i = 0; i < CHURN_SLOTS; i++)
+        if (prev[i][0])
+            zoo_adelete(ch->zh, prev[i], -1, churn_deleted, NULL);
+    return NULL;
+}
+
+/* Issue 9 "publishing not starved under sustained churn": while the folder
+ * never stops changing (so a listing is nearly always in flight), a member
+ * that joins is still delivered within a bounded time. (Before the
+ * staleness bound in cache.c the join was not delivered within 5 s.) */
+static void test_publish_under_churn(void)
+{
+    const char *path = "/zkcoord/churnpub/members";
+    zkc_session *so = NULL, *sx = NULL, *sm = NULL;
+    zkc_group *og = NULL, *gm = NULL;
+    zkc_member_info info = info_of("steady", 9);
+    struct churner ch;
+    pthread_t th;
+    int started = 0;
+    long long t0, seen = -1;
+    grec ro;
+
+    memset(&ch, 0, sizeof(ch));
+    pthread_mutex_init(&ch.mu, NULL);
+    zkc__cond_init(&ch.cond);
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 10000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 10000, NULL) == 0, out);
+    TU_CHECK(tu_session(&sm, NULL, 10000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&gm, sm, path, NULL) == 0, out);
+    ch.zh = raw(sx);
+    ch.path = path;
+    TU_CHECK(pthread_create(&th, NULL, churn_main, &ch) == 0, out);
+    started = 1;
+    /* Churn going (some changes through), then the steady member joins. */
+    {
+        struct timespec ts;
+        zkc__deadline(&ts, 10000);
+        pthread_mutex_lock(&ch.mu);
+        while (ch.done < 200 && pthread_cond_timedwait(&ch.cond, &ch.mu, &ts) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&ch.mu);
+    }
+    t0 = tu_now_ms();
+    TU_CHECK(zkc_group_join(gm, &info) == 0, out);
+    if (wait_view(&ro, og, has_id, "steady", 5000))
+        seen = tu_now_ms() - t0;
+    pthread_mutex_lock(&ch.mu);
+    printf("\n    under churn (%ld changes so far): the join was delivered after %lld ms\n",
+           ch.done, seen);
+    pthread_mutex_unlock(&ch.mu);
+    CU_ASSERT(seen >= 0 && seen < 5000);
+out:
+    if (started) {
+        pthread_mutex_lock(&ch.mu);
+        ch.stop = 1;
+        pthread_cond_broadcast(&ch.cond);
+        pthread_mutex_unlock(&ch.mu);
+        pthread_join(th, NULL);
+    }
+    zkc_group_free(gm);
+    zkc_group_free(og);
+    zkc_session_close(sm);
+    zkc_session_close(sx);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+    pthread_cond_destroy(&ch.cond);
+    pthread_mutex_destroy(&ch.mu);
+}
+
 /* ------------------------------------------------------ public reads */
 
 /* zkc_get / zkc_get_children: what the CLI reads with. */
@@ -1634,6 +1772,7 @@ static const struct {
     {"one-shot read", test_read_oneshot},
     {"free from its own callback", test_free_from_callback},
     {"slow consumer: coalesced, bounded", test_slow_consumer_coalesced},
+    {"publishing not starved under sustained churn", test_publish_under_churn},
     {"public reads: zkc_get, zkc_get_children", test_read_api},
     {"public children cache: zkc_cache", test_cache_api},
     {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
