@@ -232,7 +232,7 @@ out:
 struct scale {
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    char target[128]; /* node name awaited */
+    char target[128]; /* node name awaited, without its sequence suffix */
     int joined;
     int left;
     int count; /* members in the last view */
@@ -248,8 +248,8 @@ static void scale_event(zkc_group *g, const zkc_group_event *ev, void *ud)
     pthread_mutex_lock(&sc->mu);
     if (ev->type == ZKC_GROUP_CHANGED)
         sc->count = zkc_group_view_count(ev->view);
-    if ((ev->type == ZKC_GROUP_JOINED || ev->type == ZKC_GROUP_LEFT) &&
-        strcmp(zkc_member_node(ev->member), sc->target) == 0) {
+    if ((ev->type == ZKC_GROUP_JOINED || ev->type == ZKC_GROUP_LEFT) && sc->target[0] &&
+        strncmp(zkc_member_node(ev->member), sc->target, strlen(sc->target)) == 0) {
         if (ev->type == ZKC_GROUP_JOINED) {
             sc->joined = 1;
             sc->seen_us = t;
@@ -384,7 +384,7 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
         snprintf(data, sizeof(data), PAYLOAD_FMT, 255, r & 255, 1000000 + r);
         pthread_mutex_lock(&sc.mu);
         sc.joined = sc.left = 0;
-        sc.target[0] = 0;
+        snprintf(sc.target, sizeof(sc.target), "%s", p + strlen(folder) + 1);
         pthread_mutex_unlock(&sc.mu);
         p0 = zkh_mntr(c, 0, "zk_packets_received");
         c0 = cpu_us();
@@ -396,9 +396,6 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
             fprintf(stderr, "scale %d: create failed\n", size);
             goto out;
         }
-        pthread_mutex_lock(&sc.mu);
-        snprintf(sc.target, sizeof(sc.target), "%s", made + strlen(folder) + 1);
-        pthread_mutex_unlock(&sc.mu);
         if (!scale_wait(&sc, &sc.joined, 1, 30000)) {
             fprintf(stderr, "scale %d: join not seen\n", size);
             goto out;

@@ -195,6 +195,20 @@ struct zkc__cache {
     zkc__retry retry;
 
     zkc__smap map; /* name -> present entry */
+
+    /* The last listing, names back to back in its order: the server lists
+     * an unchanged folder in the same order, so the next listing is
+     * compared with it as two streams (no hash lookup, no cache miss per
+     * known child); only names that differ are looked up. Children dropped
+     * since (data watch, NONODE) are remembered, since a name that is in
+     * the old listing is then no longer known. */
+    char *pbuf;
+    size_t plen;
+    int *poff;
+    int pn;
+    char *dropped[8];
+    int ndropped;     /* names in dropped[] */
+    int dropped_more; /* more than fit: compare nothing next time */
     zkc__centry **sorted;
     int n;
     int cap;
@@ -268,6 +282,10 @@ void zkc__cache_unref(zkc__cache *c)
         entry_free(c, c->sorted[i]);
     free(c->sorted);
     zkc__smap_clear(&c->map);
+    for (i = 0; i < c->ndropped; i++)
+        free(c->dropped[i]);
+    free(c->pbuf);
+    free(c->poff);
     pthread_cond_destroy(&c->rcond);
     pthread_mutex_destroy(&c->rmu);
     free(c->path);
@@ -579,6 +597,10 @@ zkc__centry *const *zkc__cache_sorted(zkc__cache *c, int *n)
  * many children come and go meanwhile). */
 static void drop_entry(zkc__cache *c, zkc__centry *e)
 {
+    if (c->ndropped < 8 && (c->dropped[c->ndropped] = strdup(e->name)))
+        c->ndropped++;
+    else
+        c->dropped_more = 1;
     zkc__smap_del(&c->map, e->name);
     e->present = 0;
     if (c->ops.gone)
@@ -629,27 +651,77 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
 {
     zkc__centry **fresh = NULL, **merged;
     unsigned no = ++c->list_no;
-    int i, j, k = 0, m, nf = 0, known = 0;
+    int i, j, k = 0, m, nf = 0, known = 0, pi = 0, usep = c->pbuf && !c->dropped_more;
+    size_t ncap = c->plen + c->plen / 4 + 4096, nlen = 0;
+    char *nbuf = malloc(ncap);
+    int *noff = malloc(sizeof(*noff) * (size_t)(sv->count > 0 ? sv->count : 1));
 
     if (sv->count > 0 && !(fresh = malloc(sizeof(*fresh) * (size_t)sv->count)))
         goto oom;
     for (i = 0; i < sv->count; i++) {
-        zkc__centry *e = zkc__smap_get(&c->map, sv->data[i]);
+        const char *name = sv->data[i];
+        size_t len = strlen(name);
+        zkc__centry *e;
+
+        /* Keep this listing for the next one. */
+        if (nbuf && nlen + len + 1 > ncap) {
+            char *nb = realloc(nbuf, ncap = (nlen + len + 1) * 2);
+            if (!nb)
+                free(nbuf);
+            nbuf = nb;
+        }
+        if (nbuf && noff) {
+            memcpy(nbuf + nlen, name, len + 1);
+            noff[i] = (int)nlen;
+            nlen += len + 1;
+        }
+        /* Same name at the same place (or one further: a child removed) in
+         * the last listing, and not dropped since: known, no lookup. */
+        if (usep) {
+            int at = pi < c->pn && strcmp(name, c->pbuf + c->poff[pi]) == 0           ? pi
+                     : pi + 1 < c->pn && strcmp(name, c->pbuf + c->poff[pi + 1]) == 0 ? pi + 1
+                                                                                      : -1;
+            if (at >= 0) {
+                for (j = 0; j < c->ndropped; j++)
+                    if (strcmp(c->dropped[j], name) == 0)
+                        break;
+                if (j == c->ndropped) {
+                    pi = at + 1;
+                    known++;
+                    continue;
+                }
+            }
+        }
+        e = zkc__smap_get(&c->map, name);
         if (e) {
             known++; /* not stamped: a join need not touch the known ones */
             continue;
         }
         e = calloc(1, sizeof(*e));
-        if (!e || !(e->name = strdup(sv->data[i])) || zkc__smap_put(&c->map, e->name, e) != 0) {
+        if (!e || !(e->name = strdup(name)) || zkc__smap_put(&c->map, e->name, e) != 0) {
             if (e)
                 free(e->name);
             free(e);
+            free(nbuf); /* a name not in the map: the listing cannot serve */
+            nbuf = NULL;
             continue; /* out of memory: the next listing tries again */
         }
         e->present = 1;
         e->listed = no;
         fresh[nf++] = e;
     }
+    free(c->pbuf);
+    free(c->poff);
+    c->pbuf = nbuf && noff ? nbuf : NULL;
+    c->poff = nbuf && noff ? noff : NULL;
+    c->plen = c->pbuf ? nlen : 0;
+    c->pn = c->pbuf ? sv->count : 0;
+    if (!c->pbuf) {
+        free(nbuf);
+        free(noff);
+    }
+    nbuf = NULL;
+    noff = NULL;
     /* Gone: known children this listing did not name. When it named every
      * known one (a join; or a leave already taken from its data watch),
      * there is nothing to sweep. */
@@ -725,8 +797,17 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
             if (c->sorted[i]->stale && !c->sorted[i]->reading)
                 read_child(c, c->sorted[i]);
     free(fresh);
+    for (i = 0; i < c->ndropped; i++)
+        free(c->dropped[i]);
+    c->ndropped = 0;
+    c->dropped_more = 0;
     return;
 oom:
+    free(nbuf);
+    free(noff);
+    free(c->pbuf); /* compare nothing next time */
+    c->pbuf = NULL;
+    c->pn = 0;
     free(fresh);
     zkc__log(c->s, ZKC_LOG_ERROR, "cache %s: out of memory merging a listing", c->path);
     c->need_list = 1;
