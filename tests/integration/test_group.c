@@ -1399,6 +1399,28 @@ static void test_cache_api(void)
     pthread_mutex_unlock(&r.mu);
     CU_ASSERT_EQUAL(at, 1);
 
+    /* A child deleted and made again under the same name at once: the
+     * cache must not take the new node for the old one. */
+    pthread_mutex_lock(&r.mu);
+    at = r.n;
+    pthread_mutex_unlock(&r.mu);
+    TU_CHECK(zoo_delete(raw(sx), pb, -1) == ZOK, out);
+    TU_CHECK(zoo_create(raw(sx), pb, "y", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    {
+        struct timespec ts;
+        int ok = 0;
+        zkc__deadline(&ts, 10000);
+        pthread_mutex_lock(&r.mu);
+        while (!(ok = r.last && zkc_cache_view_count(r.last) == 1 &&
+                      strcmp(zkc_cache_view_data(r.last, 0, NULL), "y") == 0) &&
+               pthread_cond_timedwait(&r.cond, &r.mu, &ts) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&r.mu);
+        CU_ASSERT(ok);
+    }
+    CU_ASSERT(crec_wait(&r, at, ZKC_CACHE_REMOVED, "b") >= at);
+    CU_ASSERT(crec_wait(&r, at, ZKC_CACHE_ADDED, "b") >= at);
+
     /* The names-only cache: the same children, no data, no stat. */
     TU_CHECK(crec_wait(&rn, 0, ZKC_CACHE_REMOVED, "a") >= 0, out);
     TU_CHECK(crec_wait(&rn, 0, ZKC_CACHE_ADDED, "b") >= 0, out);
