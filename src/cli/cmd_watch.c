@@ -17,6 +17,7 @@
 struct known_member {
     char *node;
     int64_t mzxid;
+    int vpos;     /* position in its view (join order) */
     json_t *json; /* as last seen, for member_left */
 };
 
@@ -93,7 +94,30 @@ static void known_free(struct known_member *k, int n)
     free(k);
 }
 
-static struct known_member *known_from_view(const zkc_group_view *v, int *n)
+static int known_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct known_member *)a)->node, ((const struct known_member *)b)->node);
+}
+
+static int vpos_cmp(const void *a, const void *b)
+{
+    return (*(struct known_member *const *)a)->vpos - (*(struct known_member *const *)b)->vpos;
+}
+
+/* In `k` (sorted by node), binary search. */
+static struct known_member *known_find(struct known_member *k, int n, const char *node)
+{
+    struct known_member key;
+
+    key.node = (char *)node;
+    return n > 0 ? bsearch(&key, k, (size_t)n, sizeof(*k), known_cmp) : NULL;
+}
+
+/* The members of `v`, sorted by node. A member unchanged since `old` (same
+ * node and mzxid) keeps its JSON: a change of a large cluster costs a sort,
+ * not a JSON document per member. */
+static struct known_member *known_from_view(const zkc_group_view *v, int *n,
+                                            struct known_member *old, int nold)
 {
     int i, count = zkc_group_view_count(v);
     struct known_member *k = calloc((size_t)(count ? count : 1), sizeof(*k));
@@ -103,23 +127,23 @@ static struct known_member *known_from_view(const zkc_group_view *v, int *n)
         return NULL;
     for (i = 0; i < count; i++) {
         const zkc_member *m = zkc_group_view_at(v, i);
+        struct known_member *o = known_find(old, nold, zkc_member_node(m));
 
         k[i].node = strdup(zkc_member_node(m));
         k[i].mzxid = zkc_member_mzxid(m);
-        k[i].json = cli_member_json(m, now);
+        k[i].vpos = i;
+        if (o && o->mzxid == k[i].mzxid)
+            k[i].json = json_incref(o->json);
+        else
+            k[i].json = cli_member_json(m, now);
+        if (!k[i].node) {
+            known_free(k, i + 1);
+            return NULL;
+        }
     }
+    qsort(k, (size_t)count, sizeof(*k), known_cmp);
     *n = count;
     return k;
-}
-
-static const struct known_member *known_find(const struct known_member *k, int n, const char *node)
-{
-    int i;
-
-    for (i = 0; i < n; i++)
-        if (k[i].node && strcmp(k[i].node, node) == 0)
-            return &k[i];
-    return NULL;
 }
 
 static json_t *member_body(json_t *member)
@@ -130,34 +154,49 @@ static json_t *member_body(json_t *member)
     return b;
 }
 
-/* Dispatcher thread. */
+/* Dispatcher thread. Events in join order, as the views list members. */
 static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
 {
     struct watch_st *w = user_data;
-    struct known_member *next;
-    int i, n = 0;
+    struct known_member *next, **left, **order;
+    int i, n = 0, nleft = 0;
 
     (void)g;
     if (ev->type != ZKC_GROUP_CHANGED || !ev->view)
         return;
-    next = known_from_view(ev->view, &n);
-    if (!next)
+    next = known_from_view(ev->view, &n, w->members, w->nmembers);
+    left = calloc((size_t)w->nmembers + 1, sizeof(*left));
+    order = calloc((size_t)n + 1, sizeof(*order));
+    if (!next || !left || !order) {
+        if (next)
+            known_free(next, n);
+        free(left);
+        free(order);
         return;
+    }
     for (i = 0; i < w->nmembers; i++)
         if (!known_find(next, n, w->members[i].node))
-            emit(w, "member_left", member_body(w->members[i].json));
+            left[nleft++] = &w->members[i];
+    qsort(left, (size_t)nleft, sizeof(*left), vpos_cmp);
+    for (i = 0; i < nleft; i++)
+        emit(w, "member_left", member_body(left[i]->json));
+    for (i = 0; i < n; i++)
+        order[i] = &next[i];
+    qsort(order, (size_t)n, sizeof(*order), vpos_cmp);
     for (i = 0; i < n; i++) {
-        const struct known_member *old = known_find(w->members, w->nmembers, next[i].node);
+        const struct known_member *old = known_find(w->members, w->nmembers, order[i]->node);
 
         if (!old) {
-            emit(w, "member_joined", member_body(next[i].json));
-        } else if (old->mzxid != next[i].mzxid) {
-            json_t *b = member_body(next[i].json);
+            emit(w, "member_joined", member_body(order[i]->json));
+        } else if (old->mzxid != order[i]->mzxid) {
+            json_t *b = member_body(order[i]->json);
 
             json_object_set(b, "previous", old->json);
             emit(w, "member_updated", b);
         }
     }
+    free(left);
+    free(order);
     known_free(w->members, w->nmembers);
     w->members = next;
     w->nmembers = n;
@@ -413,7 +452,7 @@ int cmd_watch(cli *c, int argc, char **argv)
         rc = cli_fail(c, rc, w.members_path);
         goto out;
     }
-    w.members = known_from_view(base, &w.nmembers);
+    w.members = known_from_view(base, &w.nmembers, NULL, 0);
     zkc_group_view_free(base);
     rc = cli_read_leader(c, w.cluster, &info);
     if (rc == 0) {
