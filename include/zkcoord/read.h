@@ -98,10 +98,12 @@ typedef struct zkc_cache_event {
 } zkc_cache_event;
 
 /* Event callback. Runs on the session's dispatcher. Changes are coalesced:
- * while a callback is slow, later changes are merged into one batch that
- * says how things are now (a child added and removed in between is not
- * told at all). Within a batch REMOVED come first, then the rest in name
- * order, then one CHANGED. Everything in `ev` is borrowed for the call. */
+ * a burst is one batch, and while a callback is slow, later changes are
+ * merged into one batch that says how things are now (a child added and
+ * removed in between is not told at all). While the folder keeps changing
+ * without a pause, a change is still delivered within about 100 ms. Within
+ * a batch REMOVED come first, then the rest in name order, then one
+ * CHANGED. Everything in `ev` is borrowed for the call. */
 typedef void (*zkc_cache_fn)(zkc_cache *c, const zkc_cache_event *ev, void *user_data);
 
 typedef struct zkc_cache_opts {

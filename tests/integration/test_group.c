@@ -5,6 +5,7 @@
 #include <CUnit/CUnit.h>
 #include <jansson.h>
 #include <malloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1447,6 +1448,80 @@ out:
     pthread_mutex_destroy(&rn.mu);
 }
 
+/* Freeing a cache (or group) takes its per-request watches out of the
+ * client: the nodes it watched then change, and no watcher runs into freed
+ * memory (under ASan a use after free would abort here). The session's
+ * own events keep flowing: a read on it afterwards works. */
+static void test_cache_free_then_changes(void)
+{
+    const char *path = "/zkcoord/cachefree/folder";
+    zkc_session *s = NULL, *sx = NULL;
+    zkc_cache *c = NULL;
+    zkc_group *g = NULL;
+    zkc_cache_opts o;
+    struct crec r;
+    char p[128], *data = NULL;
+    int i, len = 0;
+
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.mu, NULL);
+    zkc__cond_init(&r.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    for (i = 0; i < 20; i++) {
+        snprintf(p, sizeof(p), "%s/member_n%02d_0000000000", path, i);
+        TU_CHECK(zoo_create(raw(sx), p, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    }
+    zkc_cache_opts_init(&o);
+    o.on_event = crec_fn;
+    o.user_data = &r;
+    o.watch_data = 1;
+    TU_CHECK(zkc_cache_new(&c, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(c) == 0, out);
+    TU_CHECK(new_group(&g, s, path, NULL) == 0, out);
+    TU_CHECK(crec_wait(&r, 0, ZKC_CACHE_CHANGED, NULL) >= 0, out);
+    {
+        int twenty = 20;
+        zkc_group_view *v = NULL;
+        long long end = tu_now_ms() + 10000;
+        while (tu_now_ms() < end) {
+            zkc_group_view_get(g, &v);
+            if (count_is(v, &twenty))
+                break;
+            zkc_group_view_free(v);
+            v = NULL;
+            poll(NULL, 0, 10);
+        }
+        TU_CHECK(v != NULL, out);
+        zkc_group_view_free(v);
+    }
+    zkc_cache_free(c);
+    c = NULL;
+    zkc_group_free(g);
+    g = NULL;
+    /* Every watched node fires now: the folder's child watch and twenty
+     * data watches, on a session whose cache and group are gone. */
+    for (i = 0; i < 20; i++) {
+        snprintf(p, sizeof(p), "%s/member_n%02d_0000000000", path, i);
+        TU_CHECK(zoo_set(raw(sx), p, "{\"x\":1}", 7, -1) == ZOK, out);
+    }
+    snprintf(p, sizeof(p), "%s/member_late_0000000000", path);
+    TU_CHECK(zoo_create(raw(sx), p, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    /* One round trip on the session: its notifications came before. */
+    CU_ASSERT_EQUAL(zkc_get(s, p, 5000, &data, &len, NULL), 0);
+    CU_ASSERT_EQUAL(len, 2);
+    free(data);
+out:
+    zkc_cache_free(c);
+    zkc_group_free(g);
+    zkc_session_close(sx);
+    zkc_session_close(s);
+    zkc_cache_view_free(r.last);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+}
+
 /* ------------------------------------------------------- slow consumer */
 
 struct slow {
@@ -1797,6 +1872,7 @@ static const struct {
     {"publishing not starved under sustained churn", test_publish_under_churn},
     {"public reads: zkc_get, zkc_get_children", test_read_api},
     {"public children cache: zkc_cache", test_cache_api},
+    {"freed cache: its watches fire into nothing", test_cache_free_then_changes},
     {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
 };
 
