@@ -1080,7 +1080,7 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     int i;
 
     pthread_mutex_lock(c->mu);
-    if (c->closing) {
+    if (c->closing || !c->started) {
         pthread_mutex_unlock(c->mu);
         return;
     }
@@ -1213,14 +1213,23 @@ int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_m
 
 void zkc__cache_start(zkc__cache *c)
 {
-    if (c->started || c->closing)
-        return;
-    c->started = 1;
-    c->gen = zkc_session_generation(c->s);
-    /* The hook list lock (hk_mu) is outside ours: adding is fine here. */
-    if (zkc__add_hook(c->s, hook, c) == 0)
-        c->hooked = 1;
-    start_list(c);
+    int added, keep = 0;
+
+    /* The hook list lock (hk_mu) is outside ours (the manager holds it
+     * while our hook takes mu), so the hook is added before mu is taken,
+     * never under it. Until `started` is set the hook does nothing. */
+    added = zkc__add_hook(c->s, hook, c) == 0;
+    pthread_mutex_lock(c->mu);
+    if (!c->started && !c->closing) {
+        c->started = 1;
+        c->gen = zkc_session_generation(c->s);
+        c->hooked = keep = added;
+        start_list(c);
+    }
+    pthread_mutex_unlock(c->mu);
+    /* Started already, or closing: close removes only the hook it saw. */
+    if (added && !keep)
+        zkc__remove_hook(c->s, hook, c);
 }
 
 /* Wait for one round trip through the completion thread: every watch event
@@ -1695,10 +1704,11 @@ int zkc_cache_start(zkc_cache *c)
     pthread_mutex_lock(&c->mu);
     if (c->started)
         rc = ZKC_EBUSY;
-    else
-        zkc__cache_start(c->eng);
     c->started = 1;
     pthread_mutex_unlock(&c->mu);
+    /* Not under mu: starting adds the engine's session hook (hk_mu). */
+    if (rc == 0)
+        zkc__cache_start(c->eng);
     return rc;
 }
 

@@ -114,7 +114,8 @@ typedef struct zkc__cache_cfg {
  * ZKC_ENOMEM. */
 int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_mutex_t *mu,
                    const zkc__cache_ops *ops, void *ctx, const zkc__cache_cfg *cfg);
-/* Lock held: list and watch (idempotent). */
+/* Lock NOT held (it adds a session hook, and the session's hook list lock
+ * is taken before `mu`): list and watch (idempotent). */
 void zkc__cache_start(zkc__cache *c);
 /* Lock NOT held, not on the completion thread. Stop: no consumer op runs
  * after it returns (deliveries queued see the engine closed). Waits, bounded,

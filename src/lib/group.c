@@ -1206,9 +1206,8 @@ int zkc_group_new(zkc_group **out, zkc_session *s, const char *path, const zkc_g
     rc = zkc__add_hook(s, hook, g);
     if (rc)
         goto fail_hook;
-    pthread_mutex_lock(&g->mu);
+    /* Not under g->mu: it adds the cache's hook (hk_mu comes before mu). */
     zkc__cache_start(g->cache);
-    pthread_mutex_unlock(&g->mu);
     zkc__session_attach(s);
     *out = g;
     return 0;

@@ -1849,6 +1849,136 @@ out:
     pthread_mutex_destroy(&sf.mu);
 }
 
+/* ------------------------------------ state changes during zkc_group_new */
+
+#define FLAP_ROUNDS    120                            /* two states each: tu_rec keeps 256 */
+#define FLAP_PER_ROUND 12                             /* made in one round, at most */
+#define FLAP_MAX       (FLAP_ROUNDS * FLAP_PER_ROUND) /* groups and caches made in all */
+
+struct flap {
+    zkc_session *s;
+    tu_proxy *px;
+    tu_rec *rec;
+    const char *path;
+    zkc_group *g[FLAP_MAX];
+    zkc_cache *c[FLAP_MAX];
+    int ng, nc;
+    int failed;   /* a new or start that did not return 0 */
+    int unmet;    /* rounds whose RECONNECTED did not come */
+    int made_max; /* objects made in one round, at most */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done;
+};
+
+/* Make groups and caches (which add their session hooks, then start) as
+ * fast as possible while the connection is cut and comes back: the
+ * manager thread announces SUSPENDED and RECONNECTED, running every hook,
+ * while new objects add theirs. */
+static void *flap_main(void *arg)
+{
+    struct flap *f = arg;
+    int round;
+
+    for (round = 0; round < FLAP_ROUNDS; round++) {
+        int from = tu_rec_count(f->rec), made = 0;
+
+        tu_proxy_cut(f->px);
+        while (made < FLAP_PER_ROUND && tu_rec_wait(f->rec, from, ZKC_CONN_RECONNECTED, 0) < 0) {
+            if ((f->ng + f->nc) % 2 == 0) {
+                if (zkc_group_new(&f->g[f->ng], f->s, f->path, NULL) == 0)
+                    f->ng++;
+                else
+                    f->failed++;
+            } else {
+                if (zkc_cache_new(&f->c[f->nc], f->s, f->path, NULL) == 0) {
+                    if (zkc_cache_start(f->c[f->nc]) != 0)
+                        f->failed++;
+                    f->nc++;
+                } else {
+                    f->failed++;
+                }
+            }
+            made++;
+        }
+        if (made > f->made_max)
+            f->made_max = made;
+        if (tu_rec_wait(f->rec, from, ZKC_CONN_RECONNECTED, 20000) < 0)
+            f->unmet++;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->done = 1;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Lock order (cachefix, found by ThreadSanitizer): zkc_group_new and
+ * zkc_cache_start started the cache engine under the object's mutex, and
+ * starting adds a session hook under the hook list lock, which the manager
+ * thread holds while the hooks take that mutex. A state announced while an
+ * object is being made deadlocked both threads. Here states are announced
+ * while objects are made; TSan reports the inversion at its first
+ * occurrence, and a real deadlock is caught by the deadline. */
+static void test_new_during_state_changes(void)
+{
+    const char *path = "/zkcoord/flap/members";
+    zkc_member_info info = info_of("flapper", 1);
+    zkc_session *s = NULL;
+    tu_proxy *px = NULL;
+    tu_rec rec;
+    struct flap *f = calloc(1, sizeof(*f));
+    struct timespec ts;
+    pthread_t t;
+    int i, done;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    tu_rec_init(&rec);
+    pthread_mutex_init(&f->mu, NULL);
+    zkc__cond_init(&f->cond);
+    CU_ASSERT_EQUAL_FATAL(tu_proxy_start(&px, zkh_connect_string(tu_zk)), 0);
+    TU_CHECK(proxied_session(&s, px, 8000, &rec) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(s, path, 5000) == 0, out);
+    f->s = s;
+    f->px = px;
+    f->rec = &rec;
+    f->path = path;
+    TU_CHECK(pthread_create(&t, NULL, flap_main, f) == 0, out);
+    zkc__deadline(&ts, 180000);
+    pthread_mutex_lock(&f->mu);
+    while (!f->done && pthread_cond_timedwait(&f->cond, &f->mu, &ts) == 0)
+        ;
+    done = f->done;
+    pthread_mutex_unlock(&f->mu);
+    if (!done) {
+        /* Two threads are stuck for good: nothing can be cleaned up. */
+        fprintf(stderr, "\n    DEADLOCK: zkc_group_new/zkc_cache_start vs the session's "
+                        "state hooks\n");
+        abort();
+    }
+    pthread_join(t, NULL);
+    printf("\n    %d groups and %d caches made over %d cuts (at most %d in one round)\n", f->ng,
+           f->nc, FLAP_ROUNDS, f->made_max);
+    CU_ASSERT_EQUAL(f->failed, 0);
+    CU_ASSERT_EQUAL(f->unmet, 0);
+    CU_ASSERT(f->ng >= FLAP_ROUNDS / 2);
+    /* What was made meanwhile works: the last group joins and is seen. */
+    TU_CHECK(f->ng > 0, out);
+    TU_CHECK(zkc_group_join(f->g[f->ng - 1], &info) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_wait_joined(f->g[f->ng - 1], 20000), 0);
+out:
+    for (i = 0; i < f->ng; i++)
+        zkc_group_free(f->g[i]);
+    for (i = 0; i < f->nc; i++)
+        zkc_cache_free(f->c[i]);
+    zkc_session_close(s);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
 int register_group_suite(void);
 
 static const struct {
@@ -1874,6 +2004,7 @@ static const struct {
     {"public children cache: zkc_cache", test_cache_api},
     {"freed cache: its watches fire into nothing", test_cache_free_then_changes},
     {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
+    {"state changes while groups and caches are made: no deadlock", test_new_during_state_changes},
 };
 
 /* ZKC_GROUP_ONLY=substring runs the matching tests only (for debugging). */
