@@ -178,7 +178,8 @@ struct zkc__cache {
     zkc_session *s;
     char *path;
     size_t path_len;
-    pthread_mutex_t *mu;
+    pthread_mutex_t *mu; /* &own_mu */
+    pthread_mutex_t own_mu;
     zkc__cache_ops ops;
     void *ctx;
     zkc__cache_cfg cfg;
@@ -288,6 +289,7 @@ void zkc__cache_unref(zkc__cache *c)
     free(c->poff);
     pthread_cond_destroy(&c->rcond);
     pthread_mutex_destroy(&c->rmu);
+    pthread_mutex_destroy(&c->own_mu);
     free(c->path);
     free(c);
 }
@@ -1184,8 +1186,8 @@ int zkc__read_send(zkc_session *s, zhandle_t *zh, unsigned gen, int kind, const 
     return zrc;
 }
 
-int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_mutex_t *mu,
-                   const zkc__cache_ops *ops, void *ctx, const zkc__cache_cfg *cfg)
+int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, const zkc__cache_ops *ops,
+                   void *ctx, const zkc__cache_cfg *cfg)
 {
     zkc__cache *c = calloc(1, sizeof(*c));
 
@@ -1198,10 +1200,11 @@ int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_m
         return ZKC_ENOMEM;
     }
     pthread_mutex_init(&c->rmu, NULL);
+    pthread_mutex_init(&c->own_mu, NULL);
     c->path_len = strlen(path);
     c->refs = 1;
     c->s = s;
-    c->mu = mu;
+    c->mu = &c->own_mu;
     c->ops = *ops;
     c->ctx = ctx;
     c->cfg = *cfg;
@@ -1209,6 +1212,11 @@ int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_m
     zkc__smap_init(&c->map);
     *out = c;
     return 0;
+}
+
+pthread_mutex_t *zkc__cache_mutex(zkc__cache *c)
+{
+    return c->mu;
 }
 
 void zkc__cache_start(zkc__cache *c)
@@ -1498,7 +1506,7 @@ struct zkc_cache_view {
 };
 
 struct zkc_cache {
-    pthread_mutex_t mu;
+    pthread_mutex_t *mu; /* the engine's (it outlives us while deliveries are queued) */
     zkc_session *s;
     zkc_cache_opts o;
     zkc__cache *eng;
@@ -1637,9 +1645,9 @@ static void pub_deliver(void *ctx, void *arg)
     int i, closing;
 
     for (i = 0; c->o.on_event && i < b->n; i++) {
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(c->mu);
         closing = c->closing;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(c->mu);
         if (closing)
             break;
         b->ev[i].view = b->view;
@@ -1682,14 +1690,13 @@ int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_c
     c->view = calloc(1, sizeof(*c->view));
     if (c->view)
         c->view->refs = 1;
-    pthread_mutex_init(&c->mu, NULL);
-    rc = c->view ? zkc__cache_new(&c->eng, s, path, &c->mu, &pub_ops, c, &cfg) : ZKC_ENOMEM;
+    rc = c->view ? zkc__cache_new(&c->eng, s, path, &pub_ops, c, &cfg) : ZKC_ENOMEM;
     if (rc) {
         free(c->view);
-        pthread_mutex_destroy(&c->mu);
         free(c);
         return rc;
     }
+    c->mu = zkc__cache_mutex(c->eng);
     zkc__session_attach(s);
     *out = c;
     return 0;
@@ -1701,11 +1708,11 @@ int zkc_cache_start(zkc_cache *c)
 
     if (!c)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(c->mu);
     if (c->started)
         rc = ZKC_EBUSY;
     c->started = 1;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(c->mu);
     /* Not under mu: starting adds the engine's session hook (hk_mu). */
     if (rc == 0)
         zkc__cache_start(c->eng);
@@ -1716,9 +1723,9 @@ int zkc_cache_view_get(zkc_cache *c, zkc_cache_view **out)
 {
     if (!c || !out)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(c->mu);
     *out = zkc_cache_view_ref(c->view);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(c->mu);
     return 0;
 }
 
@@ -1726,13 +1733,12 @@ void zkc_cache_free(zkc_cache *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(c->mu);
     c->closing = 1;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(c->mu);
     zkc__cache_close(c->eng);
-    zkc__cache_unref(c->eng);
+    zkc__cache_unref(c->eng); /* the mutex goes with the engine's last reference */
     zkc_cache_view_free(c->view);
-    pthread_mutex_destroy(&c->mu);
     zkc__session_detach(c->s);
     free(c);
 }

@@ -17,8 +17,11 @@
  * at most one pending delivery and one dirty mark per child, whatever the
  * number of changes: memory is bounded by the folder's size.
  *
- * Locking: every engine field is guarded by the mutex the consumer passes
- * (the consumer's own lock, so its hooks run under the same lock). */
+ * Locking: every engine field is guarded by the engine's mutex, which the
+ * consumer borrows as its own lock (zkc__cache_mutex), so the consumer's
+ * hooks and the engine's callbacks run under the same lock. The engine owns
+ * it: a delivery still queued when the consumer is freed (from its own
+ * callback, say) holds an engine reference, so the mutex it locks is alive. */
 #ifndef ZKC_CACHE_INTERNAL_H
 #define ZKC_CACHE_INTERNAL_H
 
@@ -110,10 +113,13 @@ typedef struct zkc__cache_cfg {
     int watch_data; /* and leave a data watch (re-read on change) */
 } zkc__cache_cfg;
 
-/* New engine on `path` (copied). Does not start. `mu` guards it.
+/* New engine on `path` (copied), with its own mutex. Does not start.
  * ZKC_ENOMEM. */
-int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, pthread_mutex_t *mu,
-                   const zkc__cache_ops *ops, void *ctx, const zkc__cache_cfg *cfg);
+int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, const zkc__cache_ops *ops,
+                   void *ctx, const zkc__cache_cfg *cfg);
+/* The engine's mutex, for the consumer to use as its lock. Valid until the
+ * engine's last reference goes (zkc__cache_unref), not the consumer's. */
+pthread_mutex_t *zkc__cache_mutex(zkc__cache *c);
 /* Lock NOT held (it adds a session hook, and the session's hook list lock
  * is taken before `mu`): list and watch (idempotent). */
 void zkc__cache_start(zkc__cache *c);

@@ -63,7 +63,7 @@ struct zkc_group {
     zkc_session *s;
     char *path;
     zkc_group_opts o;
-    pthread_mutex_t mu;
+    pthread_mutex_t *mu; /* the cache engine's: it outlives us while deliveries are queued */
     pthread_cond_t cond;
     int closing;
     unsigned gen; /* session generation of our own node's requests */
@@ -137,7 +137,6 @@ static void group_unref(zkc_group *g)
     free(g->path);
     pthread_cond_destroy(&g->cond);
     pthread_cond_destroy(&g->rcond);
-    pthread_mutex_destroy(&g->mu);
     pthread_mutex_destroy(&g->rmu);
     free(g);
 }
@@ -407,9 +406,9 @@ static void deliver_batch(void *ctx, void *arg)
     int i, closing;
 
     for (i = 0; g->o.on_event && i < b->n; i++) {
-        pthread_mutex_lock(&g->mu);
+        pthread_mutex_lock(g->mu);
         closing = g->closing;
-        pthread_mutex_unlock(&g->mu);
+        pthread_mutex_unlock(g->mu);
         if (closing)
             break;
         b->ev[i].view = b->view;
@@ -687,12 +686,12 @@ static void retry(void *arg, zkc_conn_state st, unsigned gen)
 {
     zkc_group *g = arg;
 
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     zkc__retry_fired(&g->retry);
     /* LOST: the CONNECTED hook of the next session redoes everything. */
     if (!g->closing && st != ZKC_CONN_NONE && st != ZKC_CONN_LOST && gen == g->gen)
         resync(g);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     run_queued(g);
     group_unref(g);
 }
@@ -757,7 +756,7 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
     struct req *r = arg;
     zkc_group *g = r->g;
 
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     g->creating = 0;
     if (rc == 0 && r->gen != zkc_session_generation(g->s)) {
         rc = ZKC_ESESSIONLOST; /* it died with that session */
@@ -799,7 +798,7 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
             report_error(g, rc);
     }
     pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     run_queued(g);
     req_done(r);
 }
@@ -814,10 +813,10 @@ static void run_queued(zkc_group *g)
     struct req *r = NULL;
     int rc;
 
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     if (!g->create_queued || g->creating || g->own_path || !g->joined || g->closing) {
         g->create_queued = 0;
-        pthread_mutex_unlock(&g->mu);
+        pthread_mutex_unlock(g->mu);
         return;
     }
     g->create_queued = 0;
@@ -835,7 +834,7 @@ static void run_queued(zkc_group *g)
         r = NULL;
         pthread_cond_broadcast(&g->cond);
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     if (!r)
         return;
     /* "member_<guid>_<seq>": ServerSet's name, with the guid that lets
@@ -852,7 +851,7 @@ static void set_done(int zrc, const struct Stat *st, const void *data)
 
     (void)st;
     zkc__pending_done(g->s, &r->pend);
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     g->setting = 0;
     if (g->closing || r->gen != g->gen || !g->own_path || strcmp(g->own_path, r->name) != 0)
         goto out;
@@ -871,7 +870,7 @@ static void set_done(int zrc, const struct Stat *st, const void *data)
     }
 out:
     pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     run_queued(g);
     req_done(r);
 }
@@ -908,7 +907,7 @@ static void delete_done(int zrc, const void *data)
     zkc_group *g = r->g;
 
     zkc__pending_done(g->s, &r->pend);
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     g->deleting = 0;
     if (r->gen == g->gen && g->own_path && strcmp(g->own_path, r->name) == 0) {
         if (zrc == ZOK || zrc == ZNONODE) {
@@ -927,7 +926,7 @@ static void delete_done(int zrc, const void *data)
         }
     }
     pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     run_queued(g);
     req_done(r);
 }
@@ -1021,7 +1020,7 @@ static void verified(int zrc, const struct Stat *st, const void *data)
     int64_t sid;
 
     zkc__pending_done(g->s, &r->pend);
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     g->verifying = 0;
     if (g->closing || r->gen != g->gen || !g->own_path || strcmp(g->own_path, r->name) != 0)
         goto out;
@@ -1044,7 +1043,7 @@ static void verified(int zrc, const struct Stat *st, const void *data)
         arm_retry(g);
     }
 out:
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     run_queued(g);
     req_done(r);
 }
@@ -1101,9 +1100,9 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
 {
     zkc_group *g = arg;
 
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     if (g->closing) {
-        pthread_mutex_unlock(&g->mu);
+        pthread_mutex_unlock(g->mu);
         return;
     }
     switch (st) {
@@ -1146,15 +1145,15 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     default:
         break;
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     run_queued(g);
 }
 
 void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int *busy)
 {
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     zkc__cache_counts(g->cache, present, dirty, queued, busy);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
 }
 
 /* ---------------------------------------------------------- public API */
@@ -1185,7 +1184,14 @@ int zkc_group_new(zkc_group **out, zkc_session *s, const char *path, const zkc_g
     if (!g->o.max_payload)
         g->o.max_payload = ZKC_PAYLOAD_DEFAULT_MAX;
     zkc__smap_init(&g->ids);
-    pthread_mutex_init(&g->mu, NULL);
+    /* The engine owns the mutex we use (see cache.h). */
+    rc = zkc__cache_new(&g->cache, s, path, &group_cache_ops, g, &cfg);
+    if (rc) {
+        free(g);
+        return rc;
+    }
+    g->mu = zkc__cache_mutex(g->cache);
+    rc = ZKC_ENOMEM;
     pthread_mutex_init(&g->rmu, NULL);
     if (zkc__cond_init(&g->cond) != 0) {
         rc = ZKC_ESYS;
@@ -1200,20 +1206,15 @@ int zkc_group_new(zkc_group **out, zkc_session *s, const char *path, const zkc_g
     if (!g->path || !g->view)
         goto fail_alloc;
     g->gen = zkc_session_generation(s);
-    rc = zkc__cache_new(&g->cache, s, path, &g->mu, &group_cache_ops, g, &cfg);
-    if (rc)
-        goto fail_alloc;
     rc = zkc__add_hook(s, hook, g);
     if (rc)
-        goto fail_hook;
+        goto fail_alloc;
     /* Not under g->mu: it adds the cache's hook (hk_mu comes before mu). */
     zkc__cache_start(g->cache);
     zkc__session_attach(s);
     *out = g;
     return 0;
 
-fail_hook:
-    zkc__cache_unref(g->cache);
 fail_alloc:
     zkc_group_view_free(g->view);
     free(g->path);
@@ -1222,7 +1223,7 @@ fail_rcond:
     pthread_cond_destroy(&g->cond);
 fail_cond:
     pthread_mutex_destroy(&g->rmu);
-    pthread_mutex_destroy(&g->mu);
+    zkc__cache_unref(g->cache);
     free(g);
     return rc;
 }
@@ -1248,7 +1249,7 @@ int zkc_group_join(zkc_group *g, const zkc_member_info *info)
     rc = encode(g, info, &data, &len);
     if (rc)
         return rc;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     if (g->closing) {
         rc = ZKC_ECLOSED;
     } else if (g->joined) {
@@ -1266,7 +1267,7 @@ int zkc_group_join(zkc_group *g, const zkc_member_info *info)
         else if (!g->own_path)
             g->create_queued = 1;
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     free(data);
     run_queued(g);
     return rc;
@@ -1286,8 +1287,8 @@ static int wait_until(zkc_group *g, int (*done)(zkc_group *g, void *arg, int *rc
         if (timeout_ms == 0)
             return ZKC_ETIMEDOUT;
         if (timeout_ms < 0)
-            pthread_cond_wait(&g->cond, &g->mu);
-        else if (pthread_cond_timedwait(&g->cond, &g->mu, &ts) == ETIMEDOUT)
+            pthread_cond_wait(&g->cond, g->mu);
+        else if (pthread_cond_timedwait(&g->cond, g->mu, &ts) == ETIMEDOUT)
             return done(g, arg, &rc) ? rc : ZKC_ETIMEDOUT;
     }
     return rc;
@@ -1323,9 +1324,9 @@ int zkc_group_wait_joined(zkc_group *g, int timeout_ms)
 
     if (!g)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     rc = wait_until(g, joined_done, NULL, timeout_ms);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     return rc;
 }
 
@@ -1361,7 +1362,7 @@ int zkc_group_update(zkc_group *g, const zkc_member_info *info, int timeout_ms)
     rc = encode(g, info, &data, &len);
     if (rc)
         return rc;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     if (g->closing) {
         rc = ZKC_ECLOSED;
     } else if (!g->joined) {
@@ -1375,7 +1376,7 @@ int zkc_group_update(zkc_group *g, const zkc_member_info *info, int timeout_ms)
         issue_set(g); /* or, while a set or create is in flight, its completion will */
         rc = timeout_ms == 0 ? 0 : wait_until(g, updated_done, &ver, timeout_ms);
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     free(data);
     return rc;
 }
@@ -1393,7 +1394,7 @@ int zkc_group_leave(zkc_group *g, int timeout_ms)
 
     if (!g)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     if (g->closing) {
         rc = ZKC_ECLOSED;
     } else if (!g->joined) {
@@ -1405,7 +1406,7 @@ int zkc_group_leave(zkc_group *g, int timeout_ms)
         if (timeout_ms != 0)
             rc = wait_until(g, left_done, NULL, timeout_ms);
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     return rc;
 }
 
@@ -1413,9 +1414,9 @@ int zkc_group_view_get(zkc_group *g, zkc_group_view **out)
 {
     if (!g || !out)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     *out = view_ref(g->view);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
     return 0;
 }
 
@@ -1425,13 +1426,13 @@ void zkc_group_free(zkc_group *g)
 
     if (!g)
         return;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(g->mu);
     g->closing = 1;
     g->joined = 0;
     g->create_queued = 0;
     issue_delete(g); /* a create in flight deletes its node when it lands */
     pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(g->mu);
 
     /* Neither call may run under mu: both wait for our functions. */
     zkc__remove_hook(g->s, hook, g);

@@ -1081,6 +1081,90 @@ static void free_from_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
     pthread_mutex_unlock(&sf->mu);
 }
 
+/* Freed from its own callback while the engine has a delivery queued on
+ * the dispatcher behind the running one: that delivery runs after the
+ * group is gone. */
+struct queued_free {
+    struct self_free sf;
+    zkc_session *s;
+    const char *path;
+    int created;     /* the extra member node was made */
+    int queued_seen; /* a delivery was queued when the group was freed */
+};
+
+static void free_with_queued_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
+{
+    struct queued_free *qf = ud;
+    const char *data = "{\"zkcoord\":{\"id\":\"extra\"}}";
+    char p[256];
+    long long end;
+    int pr, d, q = 0, b;
+
+    if (ev->type != ZKC_GROUP_CHANGED)
+        return;
+    pthread_mutex_lock(&qf->sf.mu);
+    if (!qf->sf.freed) {
+        /* A change now: its delivery is queued while this one runs. */
+        snprintf(p, sizeof(p), "%s/member_extra", qf->path);
+        qf->created = zoo_create(raw(qf->s), p, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+                                 ZOO_EPHEMERAL, NULL, 0) == ZOK;
+        end = tu_now_ms() + 10000;
+        while (qf->created && tu_now_ms() < end) {
+            struct timespec ts = {0, 2 * 1000000};
+
+            zkc__group_counts(g, &pr, &d, &q, &b);
+            if (q)
+                break;
+            nanosleep(&ts, NULL); /* the engine has no event for "queued": poll */
+        }
+        qf->queued_seen = q;
+        zkc_group_free(g);
+        qf->sf.freed = 1;
+        pthread_cond_broadcast(&qf->sf.cond);
+    }
+    pthread_mutex_unlock(&qf->sf.mu);
+}
+
+/* The engine's queued delivery locked the cache's mutex, which was the
+ * group's, destroyed and freed by zkc_group_free (found by TSan as a use
+ * of a destroyed mutex in deliver_fn; ASan reports the use after free). */
+static void test_free_from_callback_queued(void)
+{
+    zkc_session *s = NULL;
+    zkc_group_opts o;
+    zkc_member_info info = info_of("ephemeral", 1);
+    struct queued_free qf;
+    struct timespec ts;
+
+    memset(&qf, 0, sizeof(qf));
+    pthread_mutex_init(&qf.sf.mu, NULL);
+    zkc__cond_init(&qf.sf.cond);
+    qf.path = "/zkcoord/selffree2/members";
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    qf.s = s;
+    TU_CHECK(zkc__mkdirs_sync(s, qf.path, 5000) == 0, out);
+    zkc_group_opts_init(&o);
+    o.on_event = free_with_queued_cb;
+    o.user_data = &qf;
+    TU_CHECK(zkc_group_new(&qf.sf.g, s, qf.path, &o) == 0, out);
+    TU_CHECK(zkc_group_join(qf.sf.g, &info) == 0, out);
+    zkc__deadline(&ts, 20000);
+    pthread_mutex_lock(&qf.sf.mu);
+    while (!qf.sf.freed && pthread_cond_timedwait(&qf.sf.cond, &qf.sf.mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&qf.sf.mu);
+    CU_ASSERT_EQUAL(qf.sf.freed, 1);
+    CU_ASSERT_EQUAL(qf.created, 1);
+    CU_ASSERT_EQUAL(qf.queued_seen, 1);
+    if (!qf.sf.freed)
+        zkc_group_free(qf.sf.g);
+out:
+    /* Closing runs what is still queued on the dispatcher first. */
+    zkc_session_close(s);
+    pthread_cond_destroy(&qf.sf.cond);
+    pthread_mutex_destroy(&qf.sf.mu);
+}
+
 /* ------------------------------------------------- publishing under churn */
 
 struct churner {
@@ -1998,6 +2082,7 @@ static const struct {
     {"read cost of one join", test_read_cost},
     {"one-shot read", test_read_oneshot},
     {"free from its own callback", test_free_from_callback},
+    {"free from its own callback, a delivery queued behind", test_free_from_callback_queued},
     {"slow consumer: coalesced, bounded", test_slow_consumer_coalesced},
     {"publishing not starved under sustained churn", test_publish_under_churn},
     {"public reads: zkc_get, zkc_get_children", test_read_api},
