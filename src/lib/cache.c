@@ -1506,6 +1506,7 @@ struct zkc_cache_view {
 };
 
 struct zkc_cache {
+    int refs;            /* atomic: the user's, and one per batch being delivered */
     pthread_mutex_t *mu; /* the engine's (it outlives us while deliveries are queued) */
     zkc_session *s;
     zkc_cache_opts o;
@@ -1516,6 +1517,7 @@ struct zkc_cache {
 };
 
 struct pub_batch {
+    zkc_cache *c; /* referenced: the callback may free the cache */
     zkc_cache_view *view;
     zkc_cache_event *ev;
     struct cval **vals; /* referenced, one per event (NULL for CHANGED) */
@@ -1571,6 +1573,15 @@ static void *cval_decode(void *ctx, const char *name, const char *data, int len,
     return v;
 }
 
+static void pub_unref(zkc_cache *c)
+{
+    if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    zkc_cache_view_free(c->view);
+    zkc__cache_unref(c->eng); /* the mutex goes with the engine's last reference */
+    free(c);
+}
+
 static void pub_batch_free(struct pub_batch *b)
 {
     int i;
@@ -1580,6 +1591,7 @@ static void pub_batch_free(struct pub_batch *b)
     free(b->vals);
     free(b->ev);
     zkc_cache_view_free(b->view);
+    pub_unref(b->c);
     free(b);
 }
 
@@ -1632,6 +1644,8 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
     }
     b->ev[b->n++].type = ZKC_CACHE_CHANGED;
     b->view = v;
+    b->c = c;
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
     zkc_cache_view_free(c->view);
     c->view = zkc_cache_view_ref(v);
     return b;
@@ -1682,6 +1696,7 @@ int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_c
     c = calloc(1, sizeof(*c));
     if (!c)
         return ZKC_ENOMEM;
+    c->refs = 1;
     if (o)
         c->o = *o;
     c->s = s;
@@ -1737,10 +1752,10 @@ void zkc_cache_free(zkc_cache *c)
     c->closing = 1;
     pthread_mutex_unlock(c->mu);
     zkc__cache_close(c->eng);
-    zkc__cache_unref(c->eng); /* the mutex goes with the engine's last reference */
-    zkc_cache_view_free(c->view);
     zkc__session_detach(c->s);
-    free(c);
+    /* A batch being delivered (when freed from its callback) holds the
+     * last reference: it stops at its next event (closing). */
+    pub_unref(c);
 }
 
 int zkc_cache_view_count(const zkc_cache_view *v)

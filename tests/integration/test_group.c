@@ -1165,6 +1165,70 @@ out:
     pthread_mutex_destroy(&qf.sf.mu);
 }
 
+/* The public cache may be freed from its own callback too (read.h); the
+ * batch it is delivering has more events after the one that frees it. */
+struct cache_self_free {
+    zkc_cache *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int freed;
+    int calls; /* callbacks seen, the freeing one included */
+};
+
+static void cache_free_from_cb(zkc_cache *c, const zkc_cache_event *ev, void *ud)
+{
+    struct cache_self_free *cf = ud;
+
+    (void)ev;
+    pthread_mutex_lock(&cf->mu);
+    cf->calls++;
+    if (!cf->freed) {
+        zkc_cache_free(c);
+        cf->freed = 1;
+        pthread_cond_broadcast(&cf->cond);
+    }
+    pthread_mutex_unlock(&cf->mu);
+}
+
+static void test_cache_free_from_callback(void)
+{
+    const char *path = "/zkcoord/cacheselffree/folder";
+    zkc_session *s = NULL;
+    zkc_cache_opts o;
+    struct cache_self_free cf;
+    struct timespec ts;
+    char p[128];
+
+    memset(&cf, 0, sizeof(cf));
+    pthread_mutex_init(&cf.mu, NULL);
+    zkc__cond_init(&cf.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    TU_CHECK(zkc__mkdirs_sync(s, path, 5000) == 0, out);
+    snprintf(p, sizeof(p), "%s/a", path);
+    TU_CHECK(zoo_create(raw(s), p, "1", 1, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) == ZOK,
+             out);
+    zkc_cache_opts_init(&o);
+    o.on_event = cache_free_from_cb;
+    o.user_data = &cf;
+    TU_CHECK(zkc_cache_new(&cf.c, s, path, &o) == 0, out);
+    /* The first batch is ADDED "a", then CHANGED: freed at the first. */
+    TU_CHECK(zkc_cache_start(cf.c) == 0, out);
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&cf.mu);
+    while (!cf.freed && pthread_cond_timedwait(&cf.cond, &cf.mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&cf.mu);
+    CU_ASSERT_EQUAL(cf.freed, 1);
+    if (!cf.freed)
+        zkc_cache_free(cf.c);
+out:
+    zkc_session_close(s); /* runs what is still queued on the dispatcher */
+    /* None after the one that freed it (read.h). */
+    CU_ASSERT_EQUAL(cf.calls, 1);
+    pthread_cond_destroy(&cf.cond);
+    pthread_mutex_destroy(&cf.mu);
+}
+
 /* ------------------------------------------------- publishing under churn */
 
 struct churner {
@@ -2083,6 +2147,7 @@ static const struct {
     {"one-shot read", test_read_oneshot},
     {"free from its own callback", test_free_from_callback},
     {"free from its own callback, a delivery queued behind", test_free_from_callback_queued},
+    {"public cache freed from its own callback", test_cache_free_from_callback},
     {"slow consumer: coalesced, bounded", test_slow_consumer_coalesced},
     {"publishing not starved under sustained churn", test_publish_under_churn},
     {"public reads: zkc_get, zkc_get_children", test_read_api},
