@@ -150,9 +150,11 @@ static void *proxy_main(void *arg)
             (void)r;
             continue; /* commands first: the pair list may change */
         }
-        if (fds[1].revents & POLLIN)
-            accept_one(p);
-        for (i = p->npairs - 1; i >= 0; i--) {
+        /* Only the pairs that were polled: a pair accepted in this round
+         * has no poll entry yet, and reading it on a stale (or, on a fresh
+         * thread's stack, uninitialised) revents blocked this thread for
+         * good on a socket with nothing to read. So accept after them. */
+        for (i = n / 2 - 2; i >= 0; i--) {
             struct pollfd *cf = &fds[2 + 2 * i], *sf = &fds[3 + 2 * i];
             int dead = 0, fire = 0;
             if (i >= p->npairs)
@@ -186,6 +188,8 @@ static void *proxy_main(void *arg)
             if (dead)
                 close_pair(p, i);
         }
+        if (fds[1].revents & POLLIN)
+            accept_one(p);
     }
     close_all(p);
     return NULL;
