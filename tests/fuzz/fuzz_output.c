@@ -5,15 +5,15 @@
  * is raw peer bytes; its first byte picks the cap given to out_printable.
  *
  * Invariants checked besides "no crash":
- * - out_printable's result is valid UTF-8 with no C0 control byte and no
- *   DEL; it is at most 4 bytes per input byte plus "..."; it ends in "..."
- *   when the input was cut; input that is already printable UTF-8
+ * - out_printable's result is valid UTF-8 with no C0 control byte, no
+ *   DEL, no C1 control and no bidi override or isolate (issue 11); it is at most 4 bytes per input
+ * byte plus "..."; it ends in "..." when the input was cut; input that is already printable UTF-8
  *   comes back unchanged;
  * - out_jstrn never fails: it gives a JSON string (valid UTF-8 by
  *   construction), equal to the input when the input is UTF-8 without NUL,
  *   and the document it sits in serialises and parses back;
- * - a table with the bytes as a cell prints one line per row, with no
- *   control byte but the line ends. */
+ * - a table with the bytes as a cell prints one line per row, each line
+ *   printable as above. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,14 +32,38 @@ static int valid_utf8(const char *s, size_t n)
     return j != NULL;
 }
 
+/* Code points a terminal acts on or that reorder text: C1 controls (the
+ * 8-bit CSI U+009B among them) and bidi overrides and isolates. */
+static int hostile(unsigned cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Valid UTF-8 with no C0 control, no DEL and no hostile code point. */
 static int printable(const unsigned char *s, size_t n)
 {
-    size_t i;
+    size_t i = 0, k, j;
+    unsigned cp;
 
-    for (i = 0; i < n; i++)
-        if (s[i] < 0x20 || s[i] == 0x7f)
+    if (!valid_utf8((const char *)s, n))
+        return 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            if (s[i] < 0x20 || s[i] == 0x7f)
+                return 0;
+            i++;
+            continue;
+        }
+        k = s[i] >= 0xf0 ? 4 : s[i] >= 0xe0 ? 3 : 2;
+        cp = s[i] & (0x7fu >> k);
+        for (j = 1; j < k; j++)
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        if (hostile(cp))
             return 0;
-    return valid_utf8((const char *)s, n);
+        i += k;
+    }
+    return 1;
 }
 
 static void check_printable(const uint8_t *data, size_t size, size_t max)
@@ -49,7 +73,8 @@ static void check_printable(const uint8_t *data, size_t size, size_t max)
 
     FUZZ_CHECK(p != NULL, "out of memory");
     n = strlen(p);
-    FUZZ_CHECK(printable((const unsigned char *)p, n), "escaped text is not printable UTF-8");
+    FUZZ_CHECK(printable((const unsigned char *)p, n),
+               "escaped text is not printable UTF-8 without C1/bidi: %s", p);
     FUZZ_CHECK(n <= in * 4 + 3, "%zu bytes out of %zu in", n, in);
     if (size > max)
         FUZZ_CHECK(n >= 3 && memcmp(p + n - 3, "...", 3) == 0, "cut text without \"...\"");
@@ -100,6 +125,11 @@ static void check_table(const uint8_t *data, size_t size)
             lines++;
         else
             FUZZ_CHECK(c >= 0x20 && c != 0x7f, "table has control byte 0x%02x", c);
+    }
+    for (i = 0; i < len;) {
+        size_t l = strcspn(text + i, "\n");
+        FUZZ_CHECK(printable((const unsigned char *)text + i, l), "a table line is not printable");
+        i += l + 1;
     }
     FUZZ_CHECK(lines == 3, "%zu lines for a header and two rows", lines);
     free(text);
