@@ -115,7 +115,7 @@ static void *proxy_main(void *arg)
     char buf[65536];
 
     for (;;) {
-        int i, n = 0, cut = 0;
+        int i, n = 0, cut = 0, polled;
 
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
@@ -140,6 +140,7 @@ static void *proxy_main(void *arg)
             fds[n].fd = p->pairs[i].server;
             fds[n++].events = POLLIN;
         }
+        polled = p->npairs; /* pairs accepted below have no entry in fds yet */
         if (poll(fds, (nfds_t)n, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -150,11 +151,9 @@ static void *proxy_main(void *arg)
             (void)r;
             continue; /* commands first: the pair list may change */
         }
-        /* Only the pairs that were polled: a pair accepted in this round
-         * has no poll entry yet, and reading it on a stale (or, on a fresh
-         * thread's stack, uninitialised) revents blocked this thread for
-         * good on a socket with nothing to read. So accept after them. */
-        for (i = n / 2 - 2; i >= 0; i--) {
+        if (fds[1].revents & POLLIN)
+            accept_one(p);
+        for (i = polled - 1; i >= 0; i--) {
             struct pollfd *cf = &fds[2 + 2 * i], *sf = &fds[3 + 2 * i];
             int dead = 0, fire = 0;
             if (i >= p->npairs)
@@ -188,8 +187,6 @@ static void *proxy_main(void *arg)
             if (dead)
                 close_pair(p, i);
         }
-        if (fds[1].revents & POLLIN)
-            accept_one(p);
     }
     close_all(p);
     return NULL;
