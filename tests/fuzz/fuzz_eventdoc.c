@@ -1,12 +1,17 @@
 /* libFuzzer target: the JSON event document the agent writes to a handler's
- * stdin, built from peer data (src/agent/main.c: member_json() and fire()).
+ * stdin, built from peer data (src/agent/main.c: member_json() and fire(),
+ * and doc_build() where the agent builds documents lazily).
  *
  * The agent builds the document in static functions of its main.c; to test
  * exactly that code without changing it, this file includes main.c with
- * `main` renamed, and catches the document where the agent hands it to the
- * handler runner (zka_handlers_fire, renamed to capture()). The group view
- * the document lists is a small fake (view_count / view_at below) holding
- * members decoded from the input by the real payload decoder.
+ * `main` renamed, and catches the event where the agent hands it to the
+ * handler runner (zka_handlers_fire, renamed to capture(), which builds the
+ * document as the runner would when the agent passes a builder). Every
+ * event is wanted (zka_handlers_wants, where it exists, renamed to
+ * wants()). The group view the document lists is a small fake (view_*
+ * below) holding members decoded from the input by the real payload
+ * decoder. The agent that passes a builder (it includes text.h) writes
+ * ZKCOORD_MEMBERS as a JSON array; the one before as a comma list.
  *
  * Input layout: byte 0 picks the event, byte 1 the flags (leading, member
  * count, DUPLICATE), bytes 2..9 the fencing token; then NUL-separated
@@ -31,13 +36,19 @@ int zka_agent_main(int argc, char **argv);
 
 #define main                 zka_agent_main
 #define zka_handlers_fire    capture
+#define zka_handlers_wants   wants
 #define zkc_group_view_count view_count
 #define zkc_group_view_at    view_at
+#define zkc_group_view_ref   view_ref
+#define zkc_group_view_free  view_free
 #include "main.c"
 #undef main
 #undef zka_handlers_fire
+#undef zka_handlers_wants
 #undef zkc_group_view_count
 #undef zkc_group_view_at
+#undef zkc_group_view_ref
+#undef zkc_group_view_free
 
 #include "payload.h"
 
@@ -60,8 +71,26 @@ const zkc_member *view_at(const zkc_group_view *v, int i)
     return i >= 0 && i < fv->n ? fv->m[i] : NULL;
 }
 
-static char *captured;
-static char captured_members[8192];
+/* The fake view belongs to the test: references are not counted. */
+zkc_group_view *view_ref(const zkc_group_view *v)
+{
+    return (zkc_group_view *)(uintptr_t)v;
+}
+
+void view_free(zkc_group_view *v)
+{
+    (void)v;
+}
+
+bool wants(zka_handlers *h, zka_event ev);
+bool wants(zka_handlers *h, zka_event ev)
+{
+    (void)h;
+    (void)ev;
+    return true;
+}
+
+static char *captured, *captured_members;
 static int captured_count;
 
 int capture(zka_handlers *h, const zka_event_info *ev)
@@ -69,8 +98,19 @@ int capture(zka_handlers *h, const zka_event_info *ev)
     (void)h;
     captured_count++;
     free(captured);
+    free(captured_members);
+    captured = captured_members = NULL;
+#ifdef ZKA_TEXT_H
+    if (ev->build) {
+        ev->build(ev->ctx, &captured, &captured_members);
+        ev->ctx_free(ev->ctx);
+        FUZZ_CHECK(captured && captured_members, "the document was not built");
+        return 1;
+    }
+#endif
+    FUZZ_CHECK(ev->json != NULL, "no document");
     captured = strdup(ev->json);
-    snprintf(captured_members, sizeof(captured_members), "%s", ev->members ? ev->members : "");
+    captured_members = strdup(ev->members ? ev->members : "");
     return 1;
 }
 
@@ -132,10 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t token = 0;
     unsigned flags;
     char *leader, node[64];
-    size_t len, i, commas = 0;
+    size_t len, i;
     json_t *doc, *v, *extra = NULL;
     int k, members_event;
-    const char *c;
 
     if (size < 10)
         return 0;
@@ -215,17 +254,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "fencing_token is not %s: %s", want, captured);
     }
     FUZZ_CHECK(json_object_get(doc, "token") == NULL, "stray top-level token: %s", captured);
-    /* ZKCOORD_MEMBERS: one entry per member with an id. */
-    for (c = captured_members; *c; c++)
-        commas += *c == ',';
     for (k = 0, i = 0; k < view.n; k++)
         i += zkc_member_id(view.m[k]) != NULL;
-    FUZZ_CHECK(i == 0 ? captured_members[0] == '\0' : commas + 1 == i,
-               "ZKCOORD_MEMBERS \"%s\" for %zu members with ids", captured_members, i);
+#ifdef ZKA_TEXT_H
+    /* ZKCOORD_MEMBERS: a JSON array, one string per member with an id. */
+    v = json_loads(captured_members, 0, NULL);
+    FUZZ_CHECK(json_is_array(v) && json_array_size(v) == i,
+               "ZKCOORD_MEMBERS %s for %zu members with ids", captured_members, i);
+    for (k = 0; k < (int)i; k++)
+        FUZZ_CHECK(json_is_string(json_array_get(v, (size_t)k)), "ZKCOORD_MEMBERS[%d]", k);
+    json_decref(v);
+#else
+    /* ZKCOORD_MEMBERS: one comma-separated entry per member with an id. */
+    {
+        size_t commas = 0;
+        const char *c;
+        for (c = captured_members; *c; c++)
+            commas += *c == ',';
+        FUZZ_CHECK(i == 0 ? captured_members[0] == '\0' : commas + 1 == i,
+                   "ZKCOORD_MEMBERS \"%s\" for %zu members with ids", captured_members, i);
+    }
+#endif
 
     json_decref(doc);
     free(captured);
-    captured = NULL;
+    free(captured_members);
+    captured = captured_members = NULL;
     for (k = 0; k < view.n; k++)
         zkc__member_unref(view.m[k]);
     pthread_mutex_destroy(&a.mu);
