@@ -5,8 +5,13 @@
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/testutil.h"
 #include "counter_logic.h"
@@ -488,6 +493,96 @@ out:
     }
 }
 
+/* ---- zkcoordctl counter: the built binary, run with posix_spawn */
+
+extern char **environ;
+
+/* Run `zkcoordctl -s <servers> args...` (NULL-terminated); stdout and
+ * stderr into out (NUL-terminated, truncated). Exit status, or -1. */
+static int ctl(char *out, size_t cap, ...)
+{
+    const char *top = getenv("top_builddir");
+    char bin[1024];
+    char *argv[32];
+    posix_spawn_file_actions_t fa;
+    va_list ap;
+    pid_t pid;
+    size_t got = 0;
+    ssize_t r;
+    int fds[2], n = 0, status;
+
+    snprintf(bin, sizeof(bin), "%s/zkcoordctl", top && *top ? top : ".");
+    argv[n++] = bin;
+    argv[n++] = (char *)"-s";
+    argv[n++] = (char *)zkh_connect_string(tu_zk);
+    va_start(ap, cap);
+    while (n < 31 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawn(&pid, bin, &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    while (got < cap - 1 && (r = read(fds[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void test_cli(void)
+{
+    char out[4096];
+
+    /* no node: exit 3 */
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", NULL), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/cli/n: not found"));
+    /* set, add, get: table */
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "set", "40", NULL), 0);
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "add", "2", NULL), 0);
+    CU_ASSERT_STRING_EQUAL(out, "PATH    VALUE  VERSION\n/cli/n  42     1\n");
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "add", "-50", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/cli/n  -8     2"));
+    /* JSON */
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "--format", "json", "counter", "/cli/n", "get", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"width\": \"int32\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"value\": -8"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"version\": 2"));
+    /* cas: lost prints the current value and exits 1; won exits 0 */
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "cas", "7", "9", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cas lost: the counter holds -8, not 7"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/cli/n  -8     2"));
+    CU_ASSERT_EQUAL(
+        ctl(out, sizeof(out), "--format", "json", "counter", "/cli/n", "cas", "-8", "9", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"won\": true"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"value\": 9"));
+    /* widths: an 8-byte counter is malformed for the 4-byte reader */
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/l", "--long", "set", "3000000000", NULL),
+                    0);
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/l", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "not a 4-byte counter"));
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/l", "--long", "add", "1", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3000000001"));
+    /* usage: exit 2 */
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "set", "3000000000", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "add", "x", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", "/cli/n", "frob", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(out, sizeof(out), "counter", NULL), 2);
+}
+
 int register_counter_suite(void)
 {
     CU_pSuite s = CU_add_suite("counter", NULL, NULL);
@@ -500,7 +595,8 @@ int register_counter_suite(void)
         !CU_add_test(s, "concurrent adds from sessions: exact total (int64)",
                      test_concurrent_adds_int64) ||
         !CU_add_test(s, "watch: changes, delete, session loss, stop", test_watch) ||
-        !CU_add_test(s, "free wakes a blocked caller with ECANCELED", test_free_cancels))
+        !CU_add_test(s, "free wakes a blocked caller with ECANCELED", test_free_cancels) ||
+        !CU_add_test(s, "zkcoordctl counter: ops, output, exit codes", test_cli))
         return -1;
     return 0;
 }
