@@ -73,13 +73,6 @@ struct req {
     struct Stat mst[2];
 };
 
-static void counter_ref(zkc_counter *c)
-{
-    pthread_mutex_lock(&c->mu);
-    c->refs++;
-    pthread_mutex_unlock(&c->mu);
-}
-
 static void counter_unref(zkc_counter *c)
 {
     int left;
@@ -95,14 +88,16 @@ static void counter_unref(zkc_counter *c)
     free(c);
 }
 
-static void ref_fn(void *arg)
+/* For zkc__retry_arm(), called with c->mu held (the caller's own reference
+ * keeps refs above zero). */
+static void ref_locked(void *arg)
 {
-    counter_ref(arg);
+    ((zkc_counter *)arg)->refs++;
 }
 
-static void unref_fn(void *arg)
+static void unref_locked(void *arg)
 {
-    counter_unref(arg);
+    ((zkc_counter *)arg)->refs--;
 }
 
 static int retryable(int zrc)
@@ -348,6 +343,7 @@ static int run(zkc_counter *c, struct req *r, int64_t deadline, int *zrc)
         if (*zrc == RC_CANCELED)
             rc = ZKC_ECANCELED;
     }
+    zkc__call_unref(call);
     return rc;
 }
 
@@ -718,7 +714,7 @@ static void watch_send(zkc_counter *c, int kind)
     pthread_mutex_lock(&c->mu);
     c->reading = 0;
     if (!c->closing && c->fn)
-        zkc__retry_arm(&c->retry, c->s, retry_fired, c, ref_fn, unref_fn);
+        zkc__retry_arm(&c->retry, c->s, retry_fired, c, ref_locked, unref_locked);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -745,7 +741,7 @@ static void watch_read_done(struct req *r, int zrc)
         pthread_mutex_lock(&c->mu);
         c->reading = 0;
         if (retryable(zrc) && !c->closing && c->fn)
-            zkc__retry_arm(&c->retry, c->s, retry_fired, c, ref_fn, unref_fn);
+            zkc__retry_arm(&c->retry, c->s, retry_fired, c, ref_locked, unref_locked);
         else if (!retryable(zrc) && zrc != ZCLOSING)
             zkc__log(c->s, ZKC_LOG_WARN, "counter %s: watch read failed: %s", c->path,
                      zkc_strerror(zkc__err_from_zk(zrc)));
