@@ -441,6 +441,21 @@ static int settled_on_new(zkc_session *s, int64_t old)
            zkc_session_id(s) == zsid && gen == zkc_session_generation(s);
 }
 
+/* create: make /swap-eph an ephemeral node of the current session; else
+ * say whether it exists. Sync API from the test thread. */
+static int swap_ephemeral(zkc_session *s, int create)
+{
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    struct Stat st;
+
+    if (!zh)
+        return ZCONNECTIONLOSS;
+    zkc__zh_unlock(s);
+    if (create)
+        return zoo_create(zh, "/swap-eph", "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
+    return zoo_exists(zh, "/swap-eph", 0, &st);
+}
+
 static void test_no_unannounced_swap(void)
 {
     struct swap_test t;
@@ -470,6 +485,7 @@ static void test_no_unannounced_swap(void)
     TU_CHECK(zkc_session_wait_connected(s, 15000) == 0, out);
     sid1 = zkc_session_id(s);
     TU_CHECK(sid1 != 0, out);
+    TU_CHECK(swap_ephemeral(s, 1) == ZOK, out); /* dies with the old session */
 
     pthread_mutex_lock(&t.mu);
     t.block_on_lost = 1;
@@ -536,6 +552,9 @@ release:
     pthread_mutex_unlock(&t.mu);
     CU_ASSERT_EQUAL(zkc_session_generation(s), 2);
     CU_ASSERT_NOT_EQUAL(sid2, sid1);
+    /* The old handle, reconnected to its session, was closed before the new
+     * one opened: its ephemeral node is gone already, not after a timeout. */
+    CU_ASSERT_EQUAL(swap_ephemeral(s, 0), ZNONODE);
 out:
     zkc_session_close(s);
     /* The server must serve the next tests whatever happened above. */
