@@ -85,7 +85,8 @@ ZKC_EXTERN int zkc_counter_cas(zkc_counter *c, const zkc_counter_value *expected
 /* Compare-and-set on the value: write `value` only if the counter holds
  * `old` (a missing node holds 0). Loops over version races while the value
  * stays `old`. `*won` and `current` as for zkc_counter_cas(); errors as
- * zkc_counter_cas(). */
+ * zkc_counter_cas(), plus ZKC_EBADVERSION (1000 version races in a row
+ * with the value still `old`: nothing was written). */
 ZKC_EXTERN int zkc_counter_cas_value(zkc_counter *c, int64_t old, int64_t value, int *won,
                                      zkc_counter_value *current, int timeout_ms);
 
