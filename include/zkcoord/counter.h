@@ -93,7 +93,8 @@ ZKC_EXTERN int zkc_counter_cas_value(zkc_counter *c, int64_t old, int64_t value,
 /* Set the counter to `value` whatever it holds (read, then CAS until it
  * wins: the write never lands at version -1). `out` (may be NULL) receives
  * the node written. Errors as zkc_counter_cas(), but ZKC_EBADDATA is not
- * returned (a malformed node is overwritten) and ZKC_EBUSY never. */
+ * returned (a malformed node is overwritten) and ZKC_EBUSY never; plus
+ * ZKC_EBADVERSION (lost 1000 races in a row). */
 ZKC_EXTERN int zkc_counter_set(zkc_counter *c, int64_t value, zkc_counter_value *out,
                                int timeout_ms);
 
