@@ -444,6 +444,39 @@ out:
     wrec_destroy(&rec);
 }
 
+/* The watch after the server restarts: the watcher reconnects (the same
+ * session when the restart is quick enough, a new one otherwise) and a
+ * change made after that is reported either way. */
+static void test_watch_server_restart(void)
+{
+    zkc_session *s = NULL, *w = NULL;
+    zkc_counter *c = NULL, *cw = NULL;
+    struct wrec rec;
+    int i;
+
+    wrec_init(&rec);
+    TU_CHECK(tu_session(&s, NULL, 5000, NULL) == 0, out);
+    TU_CHECK(tu_session(&w, NULL, 5000, NULL) == 0, out);
+    TU_CHECK(zkc_counter_new(&c, s, "/ctr/restart", ZKC_COUNTER_INT32) == 0, out);
+    TU_CHECK(zkc_counter_new(&cw, w, "/ctr/restart", ZKC_COUNTER_INT32) == 0, out);
+    CU_ASSERT_EQUAL(zkc_counter_set(c, 1, NULL, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_counter_watch(cw, on_change, &rec), 0);
+    i = wrec_wait(&rec, 0, 1, 1, 10000);
+    CU_ASSERT_EQUAL(i, 0);
+    CU_ASSERT_EQUAL(zkh_stop_server(tu_zk, 0), 0);
+    CU_ASSERT_EQUAL(zkh_start_server(tu_zk, 0), 0);
+    CU_ASSERT_EQUAL(zkc_session_wait_connected(s, 30000), 0);
+    CU_ASSERT_EQUAL(zkc_session_wait_connected(w, 30000), 0);
+    CU_ASSERT_EQUAL(zkc_counter_add(c, 41, 0, NULL, 30000), 0);
+    CU_ASSERT(wrec_wait(&rec, 1, 1, 42, 30000) >= 1);
+out:
+    zkc_counter_free(cw);
+    zkc_counter_free(c);
+    CU_ASSERT_EQUAL(zkc_session_close(w), 0);
+    CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+    wrec_destroy(&rec);
+}
+
 struct blocked {
     zkc_counter *c;
     int rc;
@@ -595,6 +628,7 @@ int register_counter_suite(void)
         !CU_add_test(s, "concurrent adds from sessions: exact total (int64)",
                      test_concurrent_adds_int64) ||
         !CU_add_test(s, "watch: changes, delete, session loss, stop", test_watch) ||
+        !CU_add_test(s, "watch across a server restart", test_watch_server_restart) ||
         !CU_add_test(s, "free wakes a blocked caller with ECANCELED", test_free_cancels) ||
         !CU_add_test(s, "zkcoordctl counter: ops, output, exit codes", test_cli))
         return -1;
