@@ -37,7 +37,8 @@ typedef struct cli {
     int timeout_ms;         /* connect and per-request deadline */
     int session_timeout_ms; /* requested ZooKeeper session timeout */
     int verbose;
-    zkc_session *s; /* opened by cli_connect() */
+    const char *auth_file; /* --auth-file / $ZKCOORD_AUTH_FILE: digest "user:password" */
+    zkc_session *s;        /* opened by cli_connect() */
 } cli;
 
 /* Print "zkcoordctl: <msg>" on stderr. */
@@ -65,6 +66,15 @@ int cli_cluster_exists(cli *c, const char *cluster);
 /* Parse a non-negative decimal of milliseconds; -1 when invalid. */
 int cli_parse_ms(const char *s);
 
+/* What `lock` and `elect` do with CMD when the connection is SUSPENDED. */
+typedef enum cli_on_suspend {
+    CLI_SUSPEND_KILL = 0, /* default: stop CMD at once (the hold is no longer certain) */
+    CLI_SUSPEND_WAIT = 1  /* keep CMD running; stop it on LOST or a vanished node */
+} cli_on_suspend;
+
+/* "kill" or "wait" into *out: 0, or -1 when neither. */
+int cli_parse_on_suspend(const char *s, cli_on_suspend *out);
+
 /* Split cmd args at the first "--": returns its index in argv, or argc. */
 int cli_split_dashdash(int argc, char **argv);
 
@@ -83,12 +93,12 @@ typedef struct cli_stat {
 
 /* Children of `path` (sorted by name) and the node's own stat. On 0, *names
  * is a malloc'd array of `*n` malloc'd strings: free with cli_names_free().
- * `watch` non-zero leaves a children watch (default watcher: route events
- * with zkc__watch). Errors: ZKC_ENONODE, ZKC_ECONNLOSS, ZKC_ETIMEDOUT,
+ * `watch` must be 0 (ZKC_EINVAL otherwise: watch with a zkc_cache, see
+ * zkcoord/read.h). Errors: ZKC_ENONODE, ZKC_ECONNLOSS, ZKC_ETIMEDOUT,
  * ZKC_ENOAUTH, ZKC_ENOMEM. */
 int cli_zk_children(zkc_session *s, const char *path, int timeout_ms, int watch, char ***names,
                     int *n, cli_stat *st);
-/* Stat of `path`; `watch` leaves an exists watch (fires on creation too). */
+/* Stat of `path`; `watch` must be 0, as above. */
 int cli_zk_stat(zkc_session *s, const char *path, int timeout_ms, int watch, cli_stat *st);
 void cli_names_free(char **names, int n);
 
