@@ -98,6 +98,7 @@ byte timeouts = TIMEOUTS;
 
 byte lst[NC];      /* l->state */
 byte att[NC];      /* l->attempt */
+byte rnd[NC];      /* l->round: a new session starts a new round */
 bool creating[NC]; /* l->creating */
 byte gcin[NC];     /* l->gc_inflight */
 byte node[NC];     /* l->node (its sequence number), NONE for NULL */
@@ -105,8 +106,7 @@ byte ngen[NC];     /* l->node_gen */
 byte tok[NC];      /* l->token: the czxid, here sequence + 1 */
 byte osid[NC];     /* l->owner_sid */
 byte watching[NC]; /* l->watching */
-bool rq[NC];       /* a resume() one-shot is queued (l->resume_queued) */
-byte ratt[NC];     /* ... for this attempt */
+bool rq[NC];       /* l->resume armed: resume() runs once connected */
 byte resatt[NC];   /* l->res_attempt */
 byte resrc[NC];    /* l->res_rc */
 byte done;         /* clients that finished all their rounds */
@@ -139,27 +139,32 @@ byte re[NC * NR];   /* link epoch it went out in */
 bool rd[NC * NR];   /* sent while the link was down: queued in the client */
 byte rr[NC * NR];   /* the answer */
 byte ra[NC * NR];   /* lock attempt (K_BG: the node's generation) */
+byte rn[NC * NR];   /* lock round; K_PC: the pcreate instance */
 byte rx[NC * NR];   /* the node it is about */
 byte ry[NC * NR];   /* K_VF, K_PC: ephemeralOwner in the answer */
 int rsnap[NC * NR]; /* K_GC: the children in the answer, a bit each */
 byte nsent[NC];     /* requests of c in S_SENT */
 byte nans[NC];      /* requests of c in S_ANS */
 
-/* pcreate.c: one protected create per client at a time */
+/* pcreate.c: the protected creates of client c */
 #define P_NONE 0
 #define P_CREATE 1 /* zoo_acreate2 -> created */
 #define P_LIST 2   /* zoo_aget_children -> children_listed */
 #define P_STAT 3   /* zoo_aexists of the node found by guid -> owner_checked */
 #define P_DEL 4    /* zoo_adelete of that node -> deleted_foreign */
-byte pph[NC];   /* phase; P_NONE when no create runs */
-bool pwait[NC]; /* wait_and_recover: a zkc__when_connected is pending */
-byte pgen[NC];  /* p->gen */
-byte patt[NC];  /* the lock attempt it creates for (struct req) */
-byte pguid[NC]; /* p->token */
-byte pfound[NC];/* the node created or found by guid */
-byte pown[NC];  /* its ephemeralOwner */
+/* Two per client (index c * 2 + i): a new round may start while the
+ * create of the old round still recovers. */
+#define NP 2
+byte pph[NC * NP];   /* phase; P_NONE when the instance is free */
+bool pwait[NC * NP]; /* wait_and_recover: a zkc__when_connected is pending */
+byte pgen[NC * NP];  /* p->gen */
+byte patt[NC * NP];  /* the lock attempt it creates for (struct req) */
+byte prnd[NC * NP];  /* ... and its round */
+byte pguid[NC * NP]; /* p->token */
+byte pfound[NC * NP];/* the node created or found by guid */
+byte pown[NC * NP];  /* its ephemeralOwner */
 
-hidden byte ti, ui, si, ah, jj, kk, dr;
+hidden byte ti, ui, si, ah, jj, kk, dr, pi, d_pi;
 /* Work a callback hands on to the end of its step (see tail): each
  * expands once, which keeps pan.c small enough to compile quickly. */
 hidden byte d_hook, d_launch, d_pcfin = NONE, d_fail = NONE;
@@ -208,6 +213,8 @@ inline zcreate(s, g) {
 #define CLOSED(c, g, d) ((d) && (g) != gen[c])
 #define SRV_READY(c, j) (rk[j] != 0 && rs[j] == S_SENT && ro[j] == 0 && \
     (RUNS(c, rg[j], re[j], rd[j]) || FLUSHED(c, rg[j], re[j], rd[j]) || CLOSED(c, rg[j], rd[j])))
+/* lock.c this_round: request j of client c is of the current round */
+#define THIS_ROUND(c, j) (ra[j] == att[c] && rn[j] == rnd[c])
 #define CPL_READY(c, j) (rk[j] != 0 && rs[j] == S_ANS && ro[j] == 0)
 #define BG_READY(c, j) (rk[j] == K_BG && rs[j] == S_WAIT && cst[c] == C_CONN && up[c])
 
@@ -215,7 +222,7 @@ inline zcreate(s, g) {
 
 inline slot_free(j) {
     rk[j] = 0; rs[j] = 0; ro[j] = 0; rg[j] = 0; re[j] = 0; rd[j] = 0;
-    rr[j] = 0; ra[j] = 0; rx[j] = 0; ry[j] = 0; rsnap[j] = 0
+    rr[j] = 0; ra[j] = 0; rn[j] = 0; rx[j] = 0; ry[j] = 0; rsnap[j] = 0
 }
 
 /* Queue slot j (already filled) behind c's requests on the wire. */
@@ -241,6 +248,7 @@ inline send(c, kind, what, a) {
     assert(si != NONE); /* else raise NR */
     rk[si] = kind;
     ra[si] = a;
+    rn[si] = rnd[c];
     rx[si] = what;
     slot_send(c, si)
 }
@@ -279,11 +287,11 @@ inline do_fail(c, rc) {
     att[c]++
 }
 
-/* lock.c resume_later: zkc__when_connected(resume), once per attempt */
+/* lock.c resume_later: zkc__retry_arm(resume), one pending at a time */
 inline resume_later(c) {
     if
-    :: rq[c] && ratt[c] == att[c] -> skip
-    :: else -> rq[c] = 1; ratt[c] = att[c]
+    :: rq[c] -> skip
+    :: else -> rq[c] = 1
     fi
 }
 
@@ -294,18 +302,21 @@ inline evaluate(c) {
 }
 
 /* pcreate.c finish, which calls lock.c created */
+/* this pcreate instance works for the current round of the current attempt */
+#define P_THIS_ROUND(c) (patt[pi] == att[c] && prnd[pi] == rnd[c])
+
 inline do_pc_finish(c, rc) {
     if
-    :: patt[c] == att[c] -> creating[c] = 0
+    :: P_THIS_ROUND(c) -> creating[c] = 0
     :: else -> skip
     fi;
     if
-    :: !(patt[c] == att[c] && lst[c] == L_ACQ) ->
-        /* canceled or timed out meanwhile: the node must not stay */
+    :: !(P_THIS_ROUND(c) && lst[c] == L_ACQ) ->
+        /* canceled, timed out, or of an old round: the node must not stay */
         if
         :: rc == A_OK ->
 #ifndef MUTANT_NOSTALEDEL
-            bg_delete(c, pfound[c], gen[c])
+            bg_delete(c, pfound[pi], gen[c])
 #else
             skip
 #endif
@@ -314,40 +325,49 @@ inline do_pc_finish(c, rc) {
     :: else ->
         if
         :: rc == A_OK ->
-            node[c] = pfound[c];
-            tok[c] = pfound[c] + 1;
-            osid[c] = pown[c];
+            node[c] = pfound[pi];
+            tok[c] = pfound[pi] + 1;
+            osid[c] = pown[pi];
             if
             :: gcin[c] == 0 -> evaluate(c)
             :: else -> skip /* the pipelined getChildren answers next */
             fi
-        :: rc == A_SESSIONLOST -> resume_later(c)
-        :: else -> d_fail = rc
+#ifdef MUTANT_ECLOSED
+        :: rc == A_CLOSED -> d_fail = A_CLOSED
+#endif
+        :: else ->
+            /* ESESSIONLOST, ECONNLOSS, and ECLOSED (the handle of a session
+             * being replaced was closed under the create): once connected */
+            resume_later(c)
         fi
     fi;
-    pph[c] = P_NONE; pwait[c] = 0; pgen[c] = 0; patt[c] = 0; pguid[c] = 0;
-    pfound[c] = 0; pown[c] = 0
+    pph[pi] = P_NONE; pwait[pi] = 0; pgen[pi] = 0; patt[pi] = 0; prnd[pi] = 0;
+    pguid[pi] = 0; pfound[pi] = 0; pown[pi] = 0
 }
 
 /* pcreate.c send_req: on the generation the create belongs to, or give up */
 inline pc_send(c, ph) {
     if
-    :: gen[c] != pgen[c] -> d_pcfin = A_SESSIONLOST
-    :: else -> pph[c] = ph; send(c, K_PC, pfound[c], patt[c])
+    :: gen[c] != pgen[pi] -> d_pcfin = A_SESSIONLOST; d_pi = pi
+    :: else -> pph[pi] = ph; send(c, K_PC, pfound[pi], patt[pi]); rn[si] = pi
     fi
 }
+
+#define FREE_PC(c) (pph[(c) * NP] == P_NONE -> (c) * NP : (pph[(c) * NP + 1] == P_NONE -> (c) * NP + 1 : NONE))
 
 /* lock.c launch: a fresh guid, the protected create, and right behind it
  * the pipelined getChildren (gc_inflight reserved for it) */
 inline do_launch(c) {
-    assert(pph[c] == P_NONE);
+    pi = FREE_PC(c);
+    assert(pi != NONE); /* else raise NP */
     creating[c] = 1;
     gcin[c]++;
     ngen[c] = gen[c];
-    pguid[c] = c * MAXN + cseq + 1; /* unique among c's creates that landed */
-    pgen[c] = gen[c];
-    patt[c] = att[c];
-    pfound[c] = NONE;
+    pguid[pi] = c * MAXN + cseq + 1; /* unique among c's creates that landed */
+    pgen[pi] = gen[c];
+    patt[pi] = att[c];
+    prnd[pi] = rnd[c];
+    pfound[pi] = NONE;
     pc_send(c, P_CREATE);
     send(c, K_GC, NONE, att[c])
 }
@@ -356,8 +376,10 @@ inline do_launch(c) {
 inline grant(c) {
     if
 #ifndef MUTANT_NOOWNER
+    :: cst[c] == C_LOST ->
+        /* zkc_session_id() is 0 between two sessions: never grant blind */
+        resume_later(c)
     :: cst[c] != C_LOST && osid[c] != SID(c) ->
-        /* zkc_session_id() is 0 while LOST, and the check is skipped */
         clear_node(c);
         resume_later(c)
 #endif
@@ -381,6 +403,7 @@ inline hook(c, h) {
 
 /* The server answers the head of c's queue, slot jj. */
 inline srv_step(c) {
+    pi = (rk[jj] == K_PC -> rn[jj] : 0);
     if
     :: RUNS(c, rg[jj], re[jj], rd[jj]) ->
         if
@@ -388,13 +411,13 @@ inline srv_step(c) {
         :: else ->
             rr[jj] = R_OK;
             if
-            :: rk[jj] == K_PC && pph[c] == P_CREATE ->
-                rx[jj] = cseq; ry[jj] = SID(c); zcreate(SID(c), pguid[c])
-            :: rk[jj] == K_PC && pph[c] == P_LIST ->
+            :: rk[jj] == K_PC && pph[pi] == P_CREATE ->
+                rx[jj] = cseq; ry[jj] = SID(c); zcreate(SID(c), pguid[pi])
+            :: rk[jj] == K_PC && pph[pi] == P_LIST ->
                 rx[jj] = NONE;
                 for (ti : 0 .. MAXN - 1) {
                     if
-                    :: zn[ti] && zguid[ti] == pguid[c] -> rx[jj] = ti
+                    :: zn[ti] && zguid[ti] == pguid[pi] -> rx[jj] = ti
                     :: else -> skip
                     fi
                 }
@@ -412,12 +435,12 @@ inline srv_step(c) {
                 :: zn[rx[jj]] -> wnode[c] = rx[jj]; wgen[c] = gen[c]
                 :: else -> rr[jj] = R_NONODE
                 fi
-            :: (rk[jj] == K_PC && pph[c] == P_STAT) || rk[jj] == K_VF ->
+            :: (rk[jj] == K_PC && pph[pi] == P_STAT) || rk[jj] == K_VF ->
                 if
                 :: zn[rx[jj]] -> ry[jj] = zown[rx[jj]]
                 :: else -> rr[jj] = R_NONODE
                 fi
-            :: (rk[jj] == K_PC && pph[c] == P_DEL) || rk[jj] == K_BG ->
+            :: (rk[jj] == K_PC && pph[pi] == P_DEL) || rk[jj] == K_BG ->
                 if
                 :: zn[rx[jj]] -> zdelete(rx[jj])
                 :: else -> rr[jj] = R_NONODE
@@ -428,9 +451,9 @@ inline srv_step(c) {
         /* a request that was on the wire may have landed: its reply is
          * what got lost (the lost create reply of CURATOR-45) */
         if
-        :: !rd[jj] && rk[jj] == K_PC && pph[c] == P_CREATE && salive[SIDG(c, rg[jj])] ->
-            zcreate(SIDG(c, rg[jj]), pguid[c])
-        :: !rd[jj] && (rk[jj] == K_BG || (rk[jj] == K_PC && pph[c] == P_DEL)) &&
+        :: !rd[jj] && rk[jj] == K_PC && pph[pi] == P_CREATE && salive[SIDG(c, rg[jj])] ->
+            zcreate(SIDG(c, rg[jj]), pguid[pi])
+        :: !rd[jj] && (rk[jj] == K_BG || (rk[jj] == K_PC && pph[pi] == P_DEL)) &&
            salive[SIDG(c, rg[jj])] && zn[rx[jj]] ->
             zdelete(rx[jj])
         :: true -> skip
@@ -438,7 +461,7 @@ inline srv_step(c) {
         rr[jj] = R_CONNLOSS
     :: CLOSED(c, rg[jj], rd[jj]) -> rr[jj] = R_CLOSING
     fi;
-    printf("MSC: c%d server answers %d (phase %d, node %d) with %d\n", c, rk[jj], pph[c], rx[jj], rr[jj]);
+    printf("MSC: c%d server answers %d (phase %d, node %d) with %d\n", c, rk[jj], pph[pi], rx[jj], rr[jj]);
     /* off the server's queue, onto the completion queue */
     for (kk : c * NR .. c * NR + NR - 1) {
         if
@@ -454,30 +477,36 @@ inline srv_step(c) {
 
 /* pcreate.c: the completions of the protected create's requests */
 inline pc_completion(c) {
+    pi = rn[jj];
+    d_pi = pi;
     if
-    :: rr[jj] == R_CONNLOSS -> pwait[c] = 1 /* wait_and_recover */
+#ifndef MUTANT_ECLOSED
+    :: rr[jj] == R_CONNLOSS || rr[jj] == R_CLOSING -> pwait[pi] = 1 /* wait_and_recover */
+#else
+    :: rr[jj] == R_CONNLOSS -> pwait[pi] = 1
+    :: rr[jj] == R_CLOSING -> d_pcfin = A_CLOSED /* the code before issue 9 */
+#endif
     :: rr[jj] == R_EXPIRED -> d_pcfin = A_SESSIONLOST
-    :: rr[jj] == R_CLOSING -> d_pcfin = A_CLOSED
     :: else ->
         if
-        :: pph[c] == P_CREATE -> /* created */
-            pfound[c] = rx[jj]; pown[c] = ry[jj]; d_pcfin = A_OK
-        :: pph[c] == P_LIST -> /* children_listed */
+        :: pph[pi] == P_CREATE -> /* created */
+            pfound[pi] = rx[jj]; pown[pi] = ry[jj]; d_pcfin = A_OK
+        :: pph[pi] == P_LIST -> /* children_listed */
             if
             :: rx[jj] == NONE -> pc_send(c, P_CREATE) /* it never landed */
-            :: else -> pfound[c] = rx[jj]; pc_send(c, P_STAT)
+            :: else -> pfound[pi] = rx[jj]; pc_send(c, P_STAT)
             fi
-        :: pph[c] == P_STAT -> /* owner_checked */
+        :: pph[pi] == P_STAT -> /* owner_checked */
             if
-            :: rr[jj] == R_NONODE -> pfound[c] = NONE; pc_send(c, P_CREATE)
+            :: rr[jj] == R_NONODE -> pfound[pi] = NONE; pc_send(c, P_CREATE)
 #ifndef MUTANT_NOOWNER
-            :: rr[jj] == R_OK && gen[c] != pgen[c] -> d_pcfin = A_SESSIONLOST
-            :: rr[jj] == R_OK && gen[c] == pgen[c] && ry[jj] != SID(c) ->
+            :: rr[jj] == R_OK && gen[c] != pgen[pi] -> d_pcfin = A_SESSIONLOST
+            :: rr[jj] == R_OK && gen[c] == pgen[pi] && ry[jj] != SID(c) ->
                 pc_send(c, P_DEL) /* our guid under another session */
 #endif
-            :: else -> pown[c] = ry[jj]; d_pcfin = A_OK /* adopt */
+            :: else -> pown[pi] = ry[jj]; d_pcfin = A_OK /* adopt */
             fi
-        :: pph[c] == P_DEL -> pfound[c] = NONE; pc_send(c, P_CREATE) /* deleted_foreign */
+        :: pph[pi] == P_DEL -> pfound[pi] = NONE; pc_send(c, P_CREATE) /* deleted_foreign */
         fi
     fi
 }
@@ -491,23 +520,23 @@ inline completion(c) {
         fi
     }
     nans[c]--;
-    printf("MSC: c%d completion of %d (phase %d, node %d): %d\n", c, rk[jj], pph[c], rx[jj], rr[jj]);
+    printf("MSC: c%d completion of %d (phase %d, node %d): %d\n", c, rk[jj], pph[pi], rx[jj], rr[jj]);
     if
     :: rk[jj] == K_PC ->
         pc_completion(c);
         slot_free(jj)
     :: rk[jj] == K_GC -> /* children_done */
         if
-        :: ra[jj] == att[c] && gcin[c] > 0 -> gcin[c]--
+        :: THIS_ROUND(c, jj) && gcin[c] > 0 -> gcin[c]--
         :: else -> skip
         fi;
         if
-        :: !(ra[jj] == att[c] && lst[c] == L_ACQ) || node[c] == NONE ->
+        :: !(THIS_ROUND(c, jj) && lst[c] == L_ACQ) || node[c] == NONE ->
             skip /* stale, or the create has not answered yet */
         :: else ->
             if
-            :: rr[jj] == R_CONNLOSS || rr[jj] == R_EXPIRED -> resume_later(c)
-            :: rr[jj] == R_CLOSING -> d_fail = A_CLOSED
+            :: rr[jj] == R_CONNLOSS || rr[jj] == R_EXPIRED || rr[jj] == R_CLOSING ->
+                resume_later(c) /* transient() */
             :: rr[jj] == R_OK && ((rsnap[jj] >> node[c]) & 1) == 0 ->
                 /* our node vanished while queued: queue again */
                 clear_node(c);
@@ -533,7 +562,7 @@ inline completion(c) {
         slot_free(jj)
     :: rk[jj] == K_WS -> /* watch_set */
         if
-        :: ra[jj] == att[c] && lst[c] == L_ACQ ->
+        :: THIS_ROUND(c, jj) && lst[c] == L_ACQ ->
             if
             :: rr[jj] == R_NONODE ->
                 /* it left before our watch landed: look again */
@@ -546,8 +575,8 @@ inline completion(c) {
 #else
                 skip
 #endif
-            :: rr[jj] == R_CONNLOSS || rr[jj] == R_EXPIRED -> resume_later(c)
-            :: rr[jj] == R_CLOSING -> d_fail = A_CLOSED
+            :: rr[jj] == R_CONNLOSS || rr[jj] == R_EXPIRED || rr[jj] == R_CLOSING ->
+                resume_later(c) /* transient() */
             :: else -> skip /* the watch is set */
             fi
         :: else -> skip
@@ -580,11 +609,12 @@ inline tail(c) {
     :: else -> skip
     fi;
     if
-    :: d_launch -> d_launch = 0; do_launch(c)
+    :: d_launch && lst[c] == L_ACQ -> d_launch = 0; do_launch(c)
+    :: d_launch && lst[c] != L_ACQ -> d_launch = 0
     :: else -> skip
     fi;
     if
-    :: d_pcfin != NONE -> dr = d_pcfin; d_pcfin = NONE; do_pc_finish(c, dr)
+    :: d_pcfin != NONE -> dr = d_pcfin; d_pcfin = NONE; pi = d_pi; do_pc_finish(c, dr)
     :: else -> skip
     fi;
     if
@@ -664,30 +694,45 @@ end:
             printf("MSC: c%d resume()\n", c);
             rq[c] = 0;
             if
-            :: !(ratt[c] == att[c] && lst[c] == L_ACQ) -> skip /* stale */
-            :: creating[c] -> skip /* the protected create recovers by itself */
-            :: node[c] != NONE && gen[c] == ngen[c] ->
-                if
-                :: gcin[c] == 0 -> evaluate(c)
-                :: else -> skip
-                fi
-            :: else ->
-                /* our node died with the old session: queue again */
+            :: lst[c] != L_ACQ -> skip /* nothing to continue */
+#ifndef MUTANT_NOROUND
+            :: lst[c] == L_ACQ && gen[c] != ngen[c] ->
+                /* a new session: a new round at once, without waiting for
+                 * the old round's replies */
+                rnd[c]++;
+                creating[c] = 0;
+                gcin[c] = 0;
                 clear_node(c);
                 watching[c] = NONE;
                 d_launch = 1
-            fi;
-            ratt[c] = 0
+#endif
+            :: else ->
+                if
+                :: creating[c] -> skip /* the protected create recovers by itself */
+                :: !creating[c] && node[c] != NONE ->
+                    if
+                    :: gcin[c] == 0 -> evaluate(c)
+                    :: else -> skip
+                    fi
+                :: else ->
+                    /* our node died with the old session: queue again */
+                    clear_node(c);
+                    watching[c] = NONE;
+                    d_launch = 1
+                fi
+            fi
 
         /* ------------------ pcreate.c after_reconnect (one-shot) */
-        :: pwait[c] && cst[c] == C_CONN && up[c] ->
+        :: (pwait[c * NP] || pwait[c * NP + 1]) && cst[c] == C_CONN && up[c] ->
+            pi = (pwait[c * NP] -> c * NP : c * NP + 1);
+            d_pi = pi;
             printf("MSC: c%d pcreate after_reconnect\n", c);
-            pwait[c] = 0;
+            pwait[pi] = 0;
             if
-    #ifndef MUTANT_NOOWNER
-            :: gen[c] != pgen[c] -> d_pcfin = A_SESSIONLOST
-    #endif
-            :: else -> pgen[c] = gen[c]; pc_send(c, P_LIST) /* recover */
+#ifndef MUTANT_NOOWNER
+            :: gen[c] != pgen[pi] -> d_pcfin = A_SESSIONLOST
+#endif
+            :: else -> pgen[pi] = gen[c]; pc_send(c, P_LIST) /* recover */
             fi
 
         /* ---------- the server answers the head of c's queue (session FIFO) */
@@ -767,13 +812,11 @@ proctype user(byte c)
     do
     :: k < CYCLES ->
         /* zkc_lock_acquire(l, -1, &token): begin, launch */
-        atomic { lst[c] != L_ACQ && pph[c] == P_NONE ->
+        atomic { lst[c] != L_ACQ && FREE_PC(c) != NONE ->
             att[c]++;
             lst[c] = L_ACQ;
             creating[c] = 0;
             gcin[c] = 0;
-            rq[c] = 0;
-            ratt[c] = 0;
             clear_node(c);
             watching[c] = NONE;
             my = att[c];
@@ -827,7 +870,8 @@ proctype user(byte c)
 #define BELIEF(i) (!(lst[i] == L_HELD && cst[i] == C_CONN && up[i] && salive[SID(i)]) || \
                    (node[i] != NONE && zn[node[i]] && zown[node[i]] == SID(i)))
 #define BUSY(c, j) (rk[j] != 0)
-#define IDLE_CLIENT(i) (pph[i] == P_NONE && !pwait[i] && !ANY_SLOT(BUSY, i))
+#define IDLE_CLIENT(i) (pph[(i) * NP] == P_NONE && pph[(i) * NP + 1] == P_NONE && \
+                        !ANY_SLOT(BUSY, i))
 /* node n belongs to the session client i is using (not one it abandoned) */
 #define CUR(n, i) (zown[n] == SID(i) && cst[i] != C_LOST)
 #if NC == 2
