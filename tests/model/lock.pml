@@ -1,7 +1,7 @@
 /*
  * A Promela model of zkcoord's fair lock engine: the mutex of src/lib/lock.c
  * with the protected create of src/lib/pcreate.c, the background delete of
- * src/lib/lockq.c, the connection states and local LOST timer of
+ * src/lib/queue.c, the connection states and local LOST timer of
  * src/lib/session.c and the fenced write of src/lib/fence.c, against
  * ZooKeeper seen as an atomic store of ephemeral sequential nodes.
  * tests/model/README maps every variable and step to the C it stands for;
@@ -262,7 +262,7 @@ inline clear_node(c) {
     node[c] = NONE; ngen[c] = 0; tok[c] = 0; osid[c] = 0
 }
 
-/* lockq.c zkc__bg_delete: bg_send deletes while generation g lives */
+/* queue.c zkc__bg_delete: bg_send deletes while generation g lives */
 inline bg_delete(c, n, g) {
     if
     :: gen[c] == g -> send(c, K_BG, n, g)
@@ -757,7 +757,7 @@ end:
             }
             completion(c)
 
-        /* --------------------------------- lockq.c bg_retry (one-shot) */
+        /* --------------------------------- queue.c bg_retry (one-shot) */
         :: ANY_SLOT(BG_READY, c) ->
             for (jj : c * NR .. c * NR + NR - 1) {
                 if
@@ -848,11 +848,9 @@ proctype user(byte c)
                 fi
             }
         :: else ->
-#ifndef ALLOW_SPURIOUS_CLOSE
             /* nobody closed the session: an acquire without a timeout
              * must not end with ZKC_ECLOSED */
             assert(rc != A_CLOSED);
-#endif
             skip
         fi;
         rc = 0; my = 0;
