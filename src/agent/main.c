@@ -43,6 +43,7 @@ struct held_lock {
     zka_lock_cfg cfg; /* borrowed from a->cfg */
     zkc_lock *lock;
     int held;
+    int pending; /* an acquire is queued */
     int64_t token;
 };
 
@@ -61,6 +62,7 @@ struct agent {
     char *leader_path;
 
     pthread_mutex_t mu; /* everything below */
+    int eligible;       /* health passed `rise` times: may register, campaign, lock */
     int joined;         /* we want to be registered (healthy) */
     int campaigning;
     int leading;
@@ -310,49 +312,70 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
     }
 }
 
-/* Campaign only while registered and healthy. */
+/* Campaign only while eligible (healthy). The participant is created on
+ * the first wish to campaign, not at start: zkc_election_new() enters the
+ * race at once, and an agent that has not passed its health check must never
+ * be elected, not even for the moment before a resign. */
 static void campaign(struct agent *a, int want)
 {
-    int was;
+    zkc_election_opts eo;
+    int was, rc;
 
-    if (!a->election)
+    if (!a->cfg->election.enabled || !a->s)
         return;
     pthread_mutex_lock(&a->mu);
     was = a->campaigning;
     a->campaigning = want;
     pthread_mutex_unlock(&a->mu);
-    if (want && !was)
+    if (want && !was && !a->election) {
+        zkc_election_opts_init(&eo);
+        eo.id = a->cfg->member.id;
+        eo.on_suspend = a->cfg->election.on_suspend == ZKA_SUSPEND_WAIT ? ZKC_ELECTION_WAIT
+                                                                        : ZKC_ELECTION_STEP_DOWN;
+        eo.fn = on_election;
+        eo.user_data = a;
+        rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
+        if (rc) {
+            zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
+            pthread_mutex_lock(&a->mu);
+            a->campaigning = 0;
+            pthread_mutex_unlock(&a->mu);
+        }
+    } else if (want && !was) {
         zkc_election_rejoin(a->election);
-    else if (!want && was)
+    } else if (!want && was && a->election) {
         zkc_election_resign(a->election);
+    }
 }
 
+static int eligible(struct agent *a)
+{
+    int e;
+
+    pthread_mutex_lock(&a->mu);
+    e = a->eligible;
+    pthread_mutex_unlock(&a->mu);
+    return e;
+}
+
+/* The observer only watches (every agent hears every leader change); the
+ * participant comes with eligibility (campaign()). */
 static int start_election(struct agent *a)
 {
-    zkc_election_opts eo;
     int rc;
 
     if (!a->cfg->election.enabled)
         return 0;
-    zkc_election_opts_init(&eo);
-    eo.id = a->cfg->member.id;
-    eo.on_suspend = a->cfg->election.on_suspend == ZKA_SUSPEND_WAIT ? ZKC_ELECTION_WAIT
-                                                                    : ZKC_ELECTION_STEP_DOWN;
-    eo.fn = on_election;
-    eo.user_data = a;
     rc = zkc_election_observer_new(&a->observer, a->s, a->leader_path, on_election, a);
-    if (rc == 0)
-        rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
     if (rc) {
-        zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
+        zka_log(ZKC_LOG_ERROR, "cannot observe %s: %s", a->leader_path, zkc_strerror(rc));
         return rc;
     }
     pthread_mutex_lock(&a->mu);
-    a->campaigning = 1;
+    a->campaigning = 0;
     pthread_mutex_unlock(&a->mu);
-    /* Until the health check says so, stay out of the race. */
-    if (a->health && zka_health_get(a->health) != ZKA_HEALTH_HEALTHY)
-        campaign(a, 0);
+    if (eligible(a))
+        campaign(a, 1);
     return 0;
 }
 
@@ -381,26 +404,81 @@ static void stop_election(struct agent *a)
 
 static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data);
 
+static int supervises_lock(struct agent *a, const struct held_lock *h)
+{
+    return a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LOCK &&
+           strcmp(a->cfg->supervise.lock, h->cfg.name) == 0;
+}
+
+/* Queue for lock `h` (mu not held). Only while eligible. */
+static void lock_queue(struct held_lock *h)
+{
+    struct agent *a = h->a;
+    int go;
+
+    pthread_mutex_lock(&a->mu);
+    go = a->eligible && !h->pending && !h->held;
+    if (go)
+        h->pending = 1;
+    pthread_mutex_unlock(&a->mu);
+    if (go && zkc_lock_acquire_async(h->lock, lock_granted, h) != 0) {
+        zka_log(ZKC_LOG_ERROR, "cannot queue for lock %s", h->cfg.name);
+        pthread_mutex_lock(&a->mu);
+        h->pending = 0;
+        pthread_mutex_unlock(&a->mu);
+    }
+}
+
+/* Give up lock `h` (held or queued): the app it supervises stops first. */
+static void lock_leave(struct held_lock *h)
+{
+    struct agent *a = h->a;
+    int held, pending;
+
+    pthread_mutex_lock(&a->mu);
+    held = h->held;
+    pending = h->pending;
+    h->held = 0;
+    pthread_mutex_unlock(&a->mu);
+    if (held && supervises_lock(a, h))
+        stop_app_now(a);
+    if (held)
+        zkc_lock_release(h->lock);
+    else if (pending && zkc_lock_cancel(h->lock) == 0) {
+        pthread_mutex_lock(&a->mu);
+        h->pending = 0;
+        pthread_mutex_unlock(&a->mu);
+    }
+    /* A grant already on its way is released by lock_granted, which sees
+     * the agent is no longer eligible. */
+}
+
 static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
 {
     struct held_lock *h = user_data;
     struct agent *a = h->a;
+    int ok;
 
+    (void)lock;
     switch (ev) {
     case ZKC_LOCK_SUSPENDED:
         /* Can no longer be sure: the app must not act on the lock. */
         pthread_mutex_lock(&a->mu);
         h->held = 0;
         pthread_mutex_unlock(&a->mu);
-        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LOCK &&
-            strcmp(a->cfg->supervise.lock, h->cfg.name) == 0)
+        if (supervises_lock(a, h))
             stop_app_now(a);
         break;
     case ZKC_LOCK_RECONNECTED:
         pthread_mutex_lock(&a->mu);
-        h->held = 1;
-        h->token = token;
+        ok = a->eligible;
+        if (ok) {
+            h->held = 1;
+            h->token = token;
+        }
         pthread_mutex_unlock(&a->mu);
+        if (!ok)
+            zkc_lock_release(h->lock);
         resupervise(a);
         break;
     case ZKC_LOCK_LOST:
@@ -412,9 +490,8 @@ static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *u
         fire(a, ZKA_EV_LOCK_LOST,
              json_pack("{s:{s:s, s:s, s:I}}", "lock", "name", h->cfg.name, "path", h->cfg.path,
                        "token", (json_int_t)token));
-        zkc_lock_release(lock); /* quiet after loss; then queue again */
-        if (zkc_lock_acquire_async(lock, lock_granted, h) != 0)
-            zka_log(ZKC_LOG_ERROR, "cannot queue for lock %s again", h->cfg.name);
+        zkc_lock_release(h->lock); /* quiet after loss; then queue again */
+        lock_queue(h);
         break;
     }
 }
@@ -423,16 +500,27 @@ static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
 {
     struct held_lock *h = user_data;
     struct agent *a = h->a;
+    int ok;
 
     (void)lock;
+    pthread_mutex_lock(&a->mu);
+    h->pending = 0;
+    ok = rc == 0 && a->eligible;
+    if (ok) {
+        h->held = 1;
+        h->token = token;
+    }
+    pthread_mutex_unlock(&a->mu);
     if (rc != 0) {
-        zka_log(ZKC_LOG_ERROR, "lock %s: %s", h->cfg.name, zkc_strerror(rc));
+        if (rc != ZKC_ECANCELED)
+            zka_log(ZKC_LOG_ERROR, "lock %s: %s", h->cfg.name, zkc_strerror(rc));
         return;
     }
-    pthread_mutex_lock(&a->mu);
-    h->held = 1;
-    h->token = token;
-    pthread_mutex_unlock(&a->mu);
+    if (!ok) {
+        /* Health fell while the grant was on its way. */
+        zkc_lock_release(h->lock);
+        return;
+    }
     zka_log(ZKC_LOG_INFO, "holding lock %s (fencing token %" PRId64 ")", h->cfg.name, token);
     resupervise(a);
     fire(a, ZKA_EV_LOCK_ACQUIRED,
@@ -440,6 +528,7 @@ static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
                    "token", (json_int_t)token, "token", (json_int_t)token));
 }
 
+/* Make the lock handles; queue for them only once eligible (locks_want). */
 static int start_locks(struct agent *a)
 {
     size_t i;
@@ -453,6 +542,7 @@ static int start_locks(struct agent *a)
         int rc;
         h->a = a;
         h->cfg = a->cfg->locks[i];
+        a->n_locks = i + 1;
         if (!h->cfg.hold)
             continue;
         zkc_lock_opts_init(&lo);
@@ -460,16 +550,28 @@ static int start_locks(struct agent *a)
         lo.on_event = lock_event;
         lo.user_data = h;
         rc = zkc_lock_new(&h->lock, a->s, h->cfg.path, &lo);
-        if (rc == 0)
-            rc = zkc_lock_acquire_async(h->lock, lock_granted, h);
         if (rc) {
             zka_log(ZKC_LOG_ERROR, "lock %s (%s): %s", h->cfg.name, h->cfg.path, zkc_strerror(rc));
             return rc;
         }
-        a->n_locks = i + 1;
+        lock_queue(h);
     }
-    a->n_locks = a->cfg->n_locks;
     return 0;
+}
+
+/* Queue for every held lock (want) or give them all up (!want). */
+static void locks_want(struct agent *a, int want)
+{
+    size_t i;
+
+    for (i = 0; i < a->n_locks; i++) {
+        if (!a->locks[i].lock)
+            continue;
+        if (want)
+            lock_queue(&a->locks[i]);
+        else
+            lock_leave(&a->locks[i]);
+    }
 }
 
 static void stop_locks(struct agent *a)
@@ -508,43 +610,55 @@ static void fill_member_info(const zka_config *c, zkc_member_info *mi, zkc_endpo
     mi->metadata = *metadata;
 }
 
-static int set_registered(struct agent *a, int want)
+/* Register, campaign and queue for locks, or leave all of them. Health is
+ * the gate: nothing of it happens before the check passed `rise` times, and
+ * it all goes when health falls (the supervised app first, before the
+ * leadership or the lock it runs under is given up). */
+static int set_eligible(struct agent *a, int want)
 {
     zkc_member_info mi;
     zkc_endpoint *eps;
     char *metadata = NULL;
     int rc = 0, was;
 
-    if (!a->cfg->member.registers || !a->group)
-        return 0;
     pthread_mutex_lock(&a->mu);
-    was = a->joined;
-    a->joined = want;
+    was = a->eligible;
+    a->eligible = want;
+    if (a->cfg->member.registers && a->group)
+        a->joined = want;
     pthread_mutex_unlock(&a->mu);
     if (want == was)
         return 0;
     if (!want) {
-        zka_log(ZKC_LOG_WARN, "deregistering %s", a->cfg->member.id);
+        zka_log(ZKC_LOG_WARN, "unhealthy: leaving the election, locks and membership of %s",
+                a->cfg->cluster);
+        zka_notifyf("STATUS=waiting for health");
         campaign(a, 0);
+        locks_want(a, 0);
         resupervise(a);
+        if (!a->cfg->member.registers || !a->group)
+            return 0;
+        zka_log(ZKC_LOG_WARN, "deregistering %s", a->cfg->member.id);
         rc = zkc_group_leave(a->group, 0);
         return rc == ZKC_ENOTHELD ? 0 : rc;
     }
-    eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
-    if (!eps)
-        return ZKC_ENOMEM;
-    fill_member_info(a->cfg, &mi, eps, &metadata);
-    rc = zkc_group_join(a->group, &mi);
-    free(eps);
-    free(metadata);
-    if (rc && rc != ZKC_EBUSY) {
-        zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
-        return rc;
+    if (a->cfg->member.registers && a->group) {
+        eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
+        if (!eps)
+            return ZKC_ENOMEM;
+        fill_member_info(a->cfg, &mi, eps, &metadata);
+        rc = zkc_group_join(a->group, &mi);
+        free(eps);
+        free(metadata);
+        if (rc && rc != ZKC_EBUSY)
+            zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
+        else
+            zka_log(ZKC_LOG_INFO, "registering %s in %s", a->cfg->member.id, a->members_path);
     }
-    zka_log(ZKC_LOG_INFO, "registering %s in %s", a->cfg->member.id, a->members_path);
     campaign(a, 1);
+    locks_want(a, 1);
     resupervise(a);
-    return 0;
+    return rc == ZKC_EBUSY ? 0 : rc;
 }
 
 static void update_payload(struct agent *a)
@@ -633,9 +747,9 @@ static void on_health(zka_health_state st, const char *reason, void *user_data)
     zka_log(st == ZKA_HEALTH_HEALTHY ? ZKC_LOG_INFO : ZKC_LOG_WARN, "health: %s (%s)",
             zka_health_state_name(st), reason);
     if (st == ZKA_HEALTH_HEALTHY)
-        set_registered(a, 1);
+        set_eligible(a, 1);
     else if (st == ZKA_HEALTH_UNHEALTHY)
-        set_registered(a, 0);
+        set_eligible(a, 0);
 }
 
 static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
@@ -688,7 +802,7 @@ static int start_health(struct agent *a)
     /* Without a health section the state is HEALTHY from the start and no
      * callback comes: register now. */
     if (zka_health_get(a->health) == ZKA_HEALTH_HEALTHY)
-        set_registered(a, 1);
+        set_eligible(a, 1);
     return 0;
 }
 
@@ -752,7 +866,20 @@ static int start_cluster(struct agent *a, int connect_timeout_ms)
         a->ready_sent = 1;
         pthread_mutex_unlock(&a->mu);
     }
-    return start_health(a);
+    if ((rc = start_health(a)))
+        return rc;
+    /* Up and configured but not healthy yet: systemd must not take the
+     * wait for a failing check as a failed start (and restart in a loop). */
+    pthread_mutex_lock(&a->mu);
+    if (!a->ready_sent && !a->eligible) {
+        a->ready_sent = 1;
+        pthread_mutex_unlock(&a->mu);
+        zka_notify("READY=1\nSTATUS=waiting for health");
+        zka_log(ZKC_LOG_INFO, "waiting for the health check to pass %d times", a->cfg->health.rise);
+    } else {
+        pthread_mutex_unlock(&a->mu);
+    }
+    return 0;
 }
 
 static void stop_cluster(struct agent *a)
@@ -765,6 +892,9 @@ static void stop_cluster(struct agent *a)
         stop_app_now(a);
     zkc_group_free(a->group); /* deletes our member node at once */
     a->group = NULL;
+    pthread_mutex_lock(&a->mu);
+    a->eligible = 0;
+    pthread_mutex_unlock(&a->mu);
     if (a->s)
         zkc_session_close(a->s);
     a->s = NULL;
@@ -841,8 +971,6 @@ static void reload(struct agent *a, const char *file)
         update_payload(a);
     if (diff & ZKA_DIFF_HEALTH)
         start_health(a);
-    else if (a->election && (!a->health || zka_health_get(a->health) == ZKA_HEALTH_HEALTHY))
-        campaign(a, a->joined);
     resupervise(a);
     zka_config_free(prev);
 }

@@ -16,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/testutil.h"
+#include "zkcoord/election.h"
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
 
@@ -1748,6 +1752,190 @@ out:
     free(rs);
 }
 
+/* A datagram socket standing in for systemd's $NOTIFY_SOCKET. */
+static int notify_open(world *w, char *path, size_t len)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    path_of(w, path, len, "notify");
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Read datagrams until one contains `needle`; everything read is appended
+ * to `all` (NUL-terminated). 0 when seen within timeout_ms. */
+static int notify_wait(int fd, const char *needle, char *all, size_t len, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    while (tu_now_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        char buf[1024];
+        ssize_t n;
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        if (strlen(all) + (size_t)n + 2 < len) {
+            strcat(all, buf);
+            strcat(all, "\n");
+        }
+        if (strstr(buf, needle))
+            return 0;
+    }
+    return -1;
+}
+
+static int leader_now(world *w, char *id, size_t len)
+{
+    char path[128];
+    zkc_election_leader_info li;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/c/leader", w->root);
+    id[0] = '\0';
+    rc = zkc_election_observe_leader(w->s, path, &li, 5000);
+    if (rc == 0 && len > 0) {
+        strncpy(id, li.id, len - 1);
+        id[len - 1] = '\0';
+    }
+    return rc;
+}
+
+/* Entries (holder and waiters) of the lock at `path`; 0 when it does not
+ * exist, -1 on error. */
+static int lock_entries(world *w, const char *path)
+{
+    zkc_lock_info *li = NULL;
+    int rc = zkc_lock_inspect(w->s, path, 5000, &li), n;
+
+    if (rc == ZKC_ENONODE)
+        return 0;
+    if (rc != 0)
+        return -1;
+    n = li->count;
+    zkc_lock_info_free(li);
+    return n;
+}
+
+/* Issue 11 item 1: an agent whose health check fails never registers,
+ * campaigns, queues for a lock or starts a `while: leader|lock` app; it
+ * still tells systemd READY=1 ("waiting for health"). Once the check passes
+ * it does all of it; when the check fails again it leaves all of it. */
+static void test_unhealthy_never_leads(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL, *a2 = NULL;
+    char checks1[512], checks2[512], apps[512], lpath[256], owner[256], leader[256];
+    char notify_path[512], seen[4096] = "";
+    int64_t ltok = 0, lsess = 0;
+    int nfd = -1, n, i, starts, stops;
+    app_line lines[64];
+    long long end;
+
+    TU_CHECK(world_init(&w, "/e2e-unhealthy") == 0, out);
+    path_of(&w, checks1, sizeof(checks1), "a1.checks");
+    path_of(&w, checks2, sizeof(checks2), "a2.checks");
+    path_of(&w, apps, sizeof(apps), "apps");
+    snprintf(lpath, sizeof(lpath), "%s/c/locks/batch", w.root);
+    TU_CHECK((nfd = notify_open(&w, notify_path, sizeof(notify_path))) >= 0, out);
+
+    /* a1 campaigns and runs its app while leader; a2 holds lock "batch" and
+     * runs its app while holding it. Neither has its ok file: every check
+     * fails, like /bin/false. */
+    memset(&c, 0, sizeof(c));
+    c.health = 1;
+    c.rise = 2;
+    c.fall = 1;
+    c.election = 1;
+    c.supervise = 1;
+    c.on = "[\"elected\", \"demoted\", \"lock_acquired\", \"lock_lost\"]";
+    c.port = 7001;
+    setenv("NOTIFY_SOCKET", notify_path, 1);
+    a1 = agent_start(&w, "a1", &c);
+    unsetenv("NOTIFY_SOCKET");
+    TU_CHECK(a1 != NULL, out);
+    c.election = 0;
+    c.lock = "batch";
+    c.port = 7002;
+    TU_CHECK((a2 = agent_start(&w, "a2", &c)) != NULL, out);
+
+    /* Up and configured: READY=1 with the reason it is not a member. */
+    TU_CHECK(notify_wait(nfd, "READY=1", seen, sizeof(seen), 15000) == 0, out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(seen, "STATUS=waiting for health"));
+    /* Many failed checks later: nothing of the cluster is theirs. */
+    end = tu_now_ms() + 20000;
+    while ((count_lines(checks1) < 8 || count_lines(checks2) < 8) && tu_now_ms() < end)
+        pause_ms(20);
+    TU_CHECK(count_lines(checks1) >= 8 && count_lines(checks2) >= 8, out);
+    CU_ASSERT_FALSE(file_has(checks1, "pass"));
+    CU_ASSERT_EQUAL(members_now(&w, owner, sizeof(owner)), 0);
+    CU_ASSERT_STRING_EQUAL(owner, "");
+    CU_ASSERT_EQUAL(leader_now(&w, leader, sizeof(leader)), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(lock_entries(&w, lpath), 0);
+    CU_ASSERT_EQUAL(count_recs(a1->events, "elected", NULL), 0);
+    CU_ASSERT_EQUAL(count_recs(a2->events, "lock_acquired", NULL), 0);
+    CU_ASSERT_EQUAL(count_lines(apps), 0);
+    CU_ASSERT(agent_running(a1));
+    CU_ASSERT(agent_running(a2));
+
+    /* Healthy: registers, campaigns, leads, holds, runs the apps. */
+    TU_CHECK(touch(&w, "a1.ok") == 0 && touch(&w, "a2.ok") == 0, out);
+    TU_CHECK(wait_members(&w, "a1,a2", 10000) == 0, out);
+    TU_CHECK(wait_recs(a1->events, "elected", NULL, 1, 10000) == 1, out);
+    TU_CHECK(wait_recs(a2->events, "lock_acquired", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(leader_now(&w, leader, sizeof(leader)), 0);
+    CU_ASSERT_STRING_EQUAL(leader, "a1");
+    TU_CHECK(wait_lock(&w, lpath, "a2", 1, 10000, owner, sizeof(owner), &ltok, &lsess) == 0, out);
+    TU_CHECK(wait_file_has(apps, "start a1 ", 10000) == 0, out);
+    TU_CHECK(wait_file_has(apps, "start a2 ", 10000) == 0, out);
+
+    /* Unhealthy again: the apps stop, leadership and lock go, not members. */
+    unlink_leaf(&w, "a1.ok");
+    unlink_leaf(&w, "a2.ok");
+    TU_CHECK(wait_members(&w, "", 10000) == 0, out);
+    TU_CHECK(wait_file_has(apps, "stop a1 ", 10000) == 0, out);
+    TU_CHECK(wait_file_has(apps, "stop a2 ", 10000) == 0, out);
+    TU_CHECK(wait_recs(a1->events, "demoted", NULL, 1, 10000) == 1, out);
+    end = tu_now_ms() + 10000;
+    while (leader_now(&w, leader, sizeof(leader)) != ZKC_ENONODE && tu_now_ms() < end)
+        pause_ms(30);
+    CU_ASSERT_EQUAL(leader_now(&w, leader, sizeof(leader)), ZKC_ENONODE);
+    end = tu_now_ms() + 10000;
+    while (lock_entries(&w, lpath) != 0 && tu_now_ms() < end)
+        pause_ms(30);
+    CU_ASSERT_EQUAL(lock_entries(&w, lpath), 0);
+    n = load_apps(&w, lines, 64);
+    for (i = starts = stops = 0; i < n; i++) {
+        starts += lines[i].start;
+        stops += !lines[i].start;
+    }
+    CU_ASSERT_EQUAL(starts, 2);
+    CU_ASSERT_EQUAL(stops, 2);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a2, SIGTERM, 8000), 0);
+out:
+    if (nfd >= 0)
+        close(nfd);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -1775,7 +1963,8 @@ int register_agent_suite(void)
         !add(s, "HUP with a broken file keeps running", test_reload) ||
         !add(s, "--check and unreachable exit codes", test_check_and_unreachable) ||
         !add(s, "lock:batch supervises on the holder only", test_lock_supervise) ||
-        !add(s, "server restart: suspended, reconnected", test_suspended_reconnected))
+        !add(s, "server restart: suspended, reconnected", test_suspended_reconnected) ||
+        !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads))
         return -1;
     return 0;
 }
