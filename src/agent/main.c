@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 #include "notify.h"
 #include "proc.h"
 #include "supervise.h"
+#include "text.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4 };
 
@@ -71,7 +73,8 @@ struct agent {
     int64_t leader_token;
     int leader_known; /* the observer's first answer is the baseline */
     zkc_group_view *view;
-    int baseline; /* the first view is the baseline: no events for it */
+    int baseline;  /* the first view is the baseline: no events for it */
+    int self_seen; /* our own node is in the view */
     int ready_sent;
     int connected;
 };
@@ -86,6 +89,16 @@ static long long epoch_ms(void)
 
 /* ------------------------------------------------------------- events */
 
+/* Set `key` of `o` to `v`; a NULL `v` (out of memory) becomes null so the
+ * key is never missing. */
+static void set(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new(o, key, v ? v : json_null());
+}
+
+/* A member as JSON. Every string in it is a peer's: zka_json_str keeps
+ * bytes that are not UTF-8 (as U+FFFD) where json_string would fail and
+ * drop the key. */
 static json_t *member_json(const zkc_member *m)
 {
     json_t *o = json_object(), *eps = json_object(), *meta = NULL;
@@ -93,96 +106,171 @@ static json_t *member_json(const zkc_member *m)
     int i, n = zkc_member_endpoint_count(m);
     unsigned flags = zkc_member_flags(m);
 
+    if (!o || !eps) {
+        json_decref(o);
+        json_decref(eps);
+        return NULL;
+    }
     for (i = 0; i < n; i++) {
         const char *name, *host;
         int port;
-        if (zkc_member_endpoint(m, i, &name, &host, &port) == 0)
-            json_object_set_new(eps, name,
-                                json_pack("{s:s, s:i}", "host", host ? host : "", "port", port));
+        if (zkc_member_endpoint(m, i, &name, &host, &port) == 0) {
+            json_t *ep = json_object(), *nm = zka_json_str(name);
+            set(ep, "host", zka_json_str(host));
+            set(ep, "port", json_integer(port));
+            if (nm)
+                json_object_set_new(eps, json_string_value(nm), ep);
+            else
+                json_decref(ep);
+            json_decref(nm);
+        }
     }
-    if (md)
-        meta = json_loads(md, 0, NULL);
-    json_object_set_new(o, "id", json_string(zkc_member_id(m) ? zkc_member_id(m) : ""));
-    json_object_set_new(o, "node", json_string(zkc_member_node(m)));
-    json_object_set_new(o, "host", json_string(zkc_member_host(m) ? zkc_member_host(m) : ""));
-    json_object_set_new(o, "port", json_integer(zkc_member_port(m)));
-    json_object_set_new(o, "status", json_string(zkc_member_status(m) ? zkc_member_status(m) : ""));
-    json_object_set_new(o, "shard", json_integer(zkc_member_shard(m)));
-    json_object_set_new(o, "endpoints", eps);
-    json_object_set_new(o, "metadata", meta ? meta : json_object());
-    json_object_set_new(o, "session", json_integer(zkc_member_owner(m)));
-    json_object_set_new(o, "malformed",
-                        json_boolean(flags & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE)));
-    json_object_set_new(o, "duplicate", json_boolean(flags & ZKC_MEMBER_DUPLICATE));
+    if (md && !(meta = json_loads(md, JSON_DECODE_ANY, NULL)))
+        meta = zka_json_str(md); /* not JSON: kept as text, not dropped */
+    set(o, "id", zka_json_str(zkc_member_id(m)));
+    set(o, "node", zka_json_str(zkc_member_node(m)));
+    set(o, "host", zka_json_str(zkc_member_host(m)));
+    set(o, "port", json_integer(zkc_member_port(m)));
+    set(o, "status", zka_json_str(zkc_member_status(m)));
+    set(o, "shard", json_integer(zkc_member_shard(m)));
+    set(o, "endpoints", eps);
+    set(o, "metadata", meta ? meta : json_object());
+    set(o, "session", json_integer(zkc_member_owner(m)));
+    set(o, "malformed", json_boolean(flags & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE)));
+    set(o, "duplicate", json_boolean(flags & ZKC_MEMBER_DUPLICATE));
     return o;
 }
 
-/* Fire `ev` to the handlers with a document built from the agent's state
- * plus `extra` (stolen; may be NULL). */
+/* What a handler's document is built from, captured when the event
+ * happens and turned into text only if a run takes it (handlers.c builds
+ * it on its own thread; a coalesced event is never built). Holding the
+ * view is one reference: the dispatcher's cost per event does not grow
+ * with the number of members. */
+struct doc_ctx {
+    zka_event ev;
+    char *cluster, *member_id;
+    char leader_id[ZKC_ELECTION_ID_MAX + 1];
+    int64_t leader_token;
+    int leading;
+    long long time_ms;
+    zkc_group_view *view;
+    json_t *extra; /* without "token" */
+    char token[32];
+};
+
+static void doc_ctx_free(void *p)
+{
+    struct doc_ctx *c = p;
+
+    if (!c)
+        return;
+    zkc_group_view_free(c->view);
+    json_decref(c->extra);
+    free(c->cluster);
+    free(c->member_id);
+    free(c);
+}
+
+static void doc_build(void *p, char **json, char **members)
+{
+    struct doc_ctx *c = p;
+    json_t *doc = json_object(), *arr = json_array(), *ids = json_array();
+    int i, n = c->view ? zkc_group_view_count(c->view) : 0;
+
+    *json = *members = NULL;
+    if (!doc || !arr || !ids)
+        goto out;
+    for (i = 0; i < n; i++) {
+        const zkc_member *m = zkc_group_view_at(c->view, i);
+        json_t *mj = member_json(m);
+        if (mj)
+            json_array_append_new(arr, mj);
+        if (zkc_member_id(m))
+            json_array_append_new(ids, zka_json_str(zkc_member_id(m)));
+    }
+    set(doc, "event", json_string(zka_event_name(c->ev)));
+    set(doc, "cluster", zka_json_str(c->cluster));
+    set(doc, "member_id", zka_json_str(c->member_id));
+    set(doc, "time_ms", json_integer(c->time_ms));
+    if (c->leader_id[0]) {
+        json_t *l = json_object();
+        if (l) {
+            set(l, "id", zka_json_str(c->leader_id));
+            set(l, "token", json_integer(c->leader_token));
+        }
+        set(doc, "leader", l);
+    } else {
+        set(doc, "leader", json_null());
+    }
+    set(doc, "leading", json_boolean(c->leading));
+    json_object_set(doc, "members", arr);
+    if (c->extra)
+        json_object_update(doc, c->extra);
+    if (c->token[0])
+        set(doc, "fencing_token", json_string(c->token));
+    *json = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    *members = json_dumps(ids, JSON_COMPACT);
+out:
+    json_decref(doc);
+    json_decref(arr);
+    json_decref(ids);
+}
+
+/* Fire `ev` to the handlers with a document of the agent's state plus
+ * `extra` (stolen; may be NULL). Nothing is built when no handler
+ * subscribes to `ev`. */
 static void fire(struct agent *a, zka_event ev, json_t *extra)
 {
-    json_t *doc = json_object(), *members = json_array();
-    char *ids = NULL, *text;
-    size_t ids_len = 0;
-    FILE *idf = open_memstream(&ids, &ids_len);
-    char token[32] = "";
+    struct doc_ctx *c;
     zka_event_info info;
-    int i, n;
+    char leader[ZKC_ELECTION_ID_MAX + 1];
 
-    pthread_mutex_lock(&a->mu);
-    n = a->view ? zkc_group_view_count(a->view) : 0;
-    for (i = 0; i < n; i++) {
-        const zkc_member *m = zkc_group_view_at(a->view, i);
-        json_array_append_new(members, member_json(m));
-        if (idf && zkc_member_id(m))
-            fprintf(idf, "%s%s", i ? "," : "", zkc_member_id(m));
+    zka_log(ZKC_LOG_DEBUG, "event %s", zka_event_name(ev));
+    if (!a->handlers || !zka_handlers_wants(a->handlers, ev) || !(c = calloc(1, sizeof(*c)))) {
+        json_decref(extra);
+        return;
     }
-    json_object_set_new(doc, "event", json_string(zka_event_name(ev)));
-    json_object_set_new(doc, "cluster", json_string(a->cfg->cluster));
-    json_object_set_new(doc, "member_id", json_string(a->cfg->member.id));
-    json_object_set_new(doc, "time_ms", json_integer(epoch_ms()));
-    if (a->leader_id[0])
-        json_object_set_new(
-            doc, "leader",
-            json_pack("{s:s, s:I}", "id", a->leader_id, "token", (json_int_t)a->leader_token));
-    else
-        json_object_set_new(doc, "leader", json_null());
-    json_object_set_new(doc, "leading", json_boolean(a->leading));
+    c->ev = ev;
+    c->cluster = strdup(a->cfg->cluster);
+    c->member_id = strdup(a->cfg->member.id ? a->cfg->member.id : "");
+    c->time_ms = epoch_ms();
+    pthread_mutex_lock(&a->mu);
+    memcpy(c->leader_id, a->leader_id, sizeof(c->leader_id));
+    c->leader_token = a->leader_token;
+    c->leading = a->leading;
     if (a->leading)
-        snprintf(token, sizeof(token), "%" PRId64, a->token);
+        snprintf(c->token, sizeof(c->token), "%" PRId64, a->token);
+    c->view = a->view ? zkc_group_view_ref(a->view) : NULL;
     pthread_mutex_unlock(&a->mu);
-    if (idf)
-        fclose(idf);
-    json_object_set_new(doc, "members", members);
     if (extra) {
         json_t *tok = json_object_get(extra, "token");
         if (json_is_integer(tok))
-            snprintf(token, sizeof(token), "%" JSON_INTEGER_FORMAT, json_integer_value(tok));
-        /* "token" only carries the event's token to fencing_token below. */
+            snprintf(c->token, sizeof(c->token), "%" JSON_INTEGER_FORMAT, json_integer_value(tok));
+        /* "token" only carries the event's token to fencing_token. */
         json_object_del(extra, "token");
-        json_object_update(doc, extra);
-        json_decref(extra);
+        c->extra = extra;
     }
-    if (token[0])
-        json_object_set_new(doc, "fencing_token", json_string(token));
-    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(doc);
+    memcpy(leader, c->leader_id, sizeof(leader));
     memset(&info, 0, sizeof(info));
     info.event = ev;
-    info.json = text ? text : "{}";
     info.cluster = a->cfg->cluster;
     info.member_id = a->cfg->member.id;
-    pthread_mutex_lock(&a->mu);
-    info.leader_id = strdup(a->leader_id);
-    pthread_mutex_unlock(&a->mu);
-    info.fencing_token = token;
-    info.members = ids ? ids : "";
-    zka_log(ZKC_LOG_INFO, "event %s", zka_event_name(ev));
-    if (a->handlers)
-        zka_handlers_fire(a->handlers, &info);
-    free((char *)info.leader_id);
-    free(ids);
-    free(text);
+    info.leader_id = leader;
+    info.fencing_token = c->token;
+    info.build = doc_build;
+    info.ctx = c;
+    info.ctx_free = doc_ctx_free;
+    if (!c->cluster || !c->member_id) {
+        doc_ctx_free(c);
+        return;
+    }
+    zka_handlers_fire(a->handlers, &info);
+}
+
+/* Does a handler take `ev`? (Build its extras only then.) */
+static int wanted(struct agent *a, zka_event ev)
+{
+    return a->handlers && zka_handlers_wants(a->handlers, ev);
 }
 
 /* ------------------------------------------------------- supervising */
@@ -301,7 +389,8 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
         a->leader_token = ev->token;
         pthread_mutex_unlock(&a->mu);
         if (changed) {
-            zka_log(ZKC_LOG_INFO, "leader is now %s", ev->leader_id ? ev->leader_id : "(none)");
+            char pb[ZKA_PEER_BUF];
+            zka_log(ZKC_LOG_INFO, "leader is now %s", zka_peer(pb, ev->leader_id));
             fire(a, ZKA_EV_LEADER_CHANGED, NULL);
         }
         break;
@@ -693,13 +782,9 @@ static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
         zkc_group_view_free(a->view);
         a->view = zkc_group_view_ref(ev->view);
         a->baseline = 0;
-        self = 0;
-        if (a->view) {
-            int i;
-            for (i = 0; i < zkc_group_view_count(a->view); i++)
-                if (zkc_member_flags(zkc_group_view_at(a->view, i)) & ZKC_MEMBER_SELF)
-                    self = 1;
-        }
+        /* Our own node was seen in a JOINED event of this or an earlier
+         * batch: no walk of the view (O(members) per change). */
+        self = a->self_seen;
         if (self && !a->ready_sent) {
             a->ready_sent = 1;
             pthread_mutex_unlock(&a->mu);
@@ -713,27 +798,40 @@ static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
     case ZKC_GROUP_JOINED:
     case ZKC_GROUP_LEFT:
     case ZKC_GROUP_UPDATED:
+        if (ev->member && (zkc_member_flags(ev->member) & ZKC_MEMBER_SELF)) {
+            pthread_mutex_lock(&a->mu);
+            a->self_seen = ev->type != ZKC_GROUP_LEFT;
+            pthread_mutex_unlock(&a->mu);
+        }
         if (baseline)
             break; /* members already there at start: no change to report */
         {
+            /* O(1) per member event: a view reference, and the member's
+             * JSON only when a handler takes the event. */
             zka_event kind = ev->type == ZKC_GROUP_JOINED ? ZKA_EV_MEMBER_JOINED
                              : ev->type == ZKC_GROUP_LEFT ? ZKA_EV_MEMBER_LEFT
                                                           : ZKA_EV_MEMBER_UPDATED;
-            json_t *extra = json_pack("{s:o}", "member", member_json(ev->member));
-            if (ev->previous)
-                json_object_set_new(extra, "previous", member_json(ev->previous));
+            json_t *extra = NULL;
             /* The view of the batch, not the one before it. */
             pthread_mutex_lock(&a->mu);
             zkc_group_view_free(a->view);
             a->view = zkc_group_view_ref(ev->view);
             pthread_mutex_unlock(&a->mu);
+            if (!wanted(a, kind))
+                break;
+            extra = json_object();
+            set(extra, "member", member_json(ev->member));
+            if (ev->previous)
+                set(extra, "previous", member_json(ev->previous));
             fire(a, kind, extra);
         }
         break;
-    case ZKC_GROUP_DUPLICATE:
+    case ZKC_GROUP_DUPLICATE: {
+        char pb[ZKA_PEER_BUF];
         zka_log(ZKC_LOG_ERROR, "member id %s is claimed by more than one node",
-                zkc_member_id(ev->member) ? zkc_member_id(ev->member) : "?");
+                zka_peer(pb, zkc_member_id(ev->member)));
         break;
+    }
     case ZKC_GROUP_ERROR:
         zka_log(ZKC_LOG_ERROR, "our member node: %s", zkc_strerror(ev->rc));
         break;
@@ -902,6 +1000,7 @@ static void stop_cluster(struct agent *a)
     zkc_group_view_free(a->view);
     a->view = NULL;
     a->joined = 0;
+    a->self_seen = 0;
     a->leader_id[0] = '\0';
     pthread_mutex_unlock(&a->mu);
     free(a->members_path);
@@ -988,7 +1087,7 @@ static void dump_state(struct agent *a)
     json_object_set_new(st, "connected", json_boolean(a->connected));
     json_object_set_new(st, "leading", json_boolean(a->leading));
     json_object_set_new(st, "token", json_integer(a->leading ? a->token : 0));
-    json_object_set_new(st, "leader", json_string(a->leader_id));
+    set(st, "leader", zka_json_str(a->leader_id));
     json_object_set_new(st, "members", json_integer(a->view ? zkc_group_view_count(a->view) : 0));
     for (i = 0; i < a->n_locks; i++)
         json_array_append_new(locks,
@@ -1090,7 +1189,13 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
     sigaddset(&sigs, SIGPIPE);
+    sigaddset(&sigs, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* Every command runs under a guard that is itself a subreaper (proc.h);
+     * the agent is one too, so what is left of a killed guard comes here,
+     * is killed and reaped (SIGCHLD below), and never becomes a zombie of
+     * an init that might not reap. */
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
     pthread_mutex_init(&a->mu, NULL);
     memset(&ho, 0, sizeof(ho));
@@ -1136,6 +1241,8 @@ int main(int argc, char **argv)
             reload(a, file);
         } else if (sig == SIGUSR1) {
             dump_state(a);
+        } else if (sig == SIGCHLD) {
+            zka_proc_reap_adopted();
         }
     }
 
@@ -1146,6 +1253,7 @@ out:
     if (a->handlers && zka_handlers_wait_idle(a->handlers, 3000) != 0)
         zka_log(ZKC_LOG_WARN, "handlers still running at exit: stopped");
     zka_handlers_free(a->handlers);
+    zka_proc_reap_adopted();
     pthread_mutex_destroy(&a->mu);
     zka_config_free(a->cfg);
     return status;

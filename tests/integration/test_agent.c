@@ -7,6 +7,7 @@
  * watching zkc_group) and waits on conditions with deadlines. Every agent
  * started is stopped by pid and every temp dir removed, also on failure. */
 #include <CUnit/CUnit.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -199,6 +200,16 @@ static const char app_sh[] =
     "trap 'echo \"stop $1 $ZKCOORD_FENCING_TOKEN $(date +%s%N) $$\" >>\"$2\"; exit 0' TERM\n"
     "while :; do sleep 1; done\n";
 
+/* $1: member id, $2: shared file. An app that ignores TERM and starts a
+ * child in its own session that ignores TERM too ("kid PID" line): nothing
+ * but SIGKILL to each of them stops it. */
+static const char nasty_sh[] =
+    "#!/bin/sh\n"
+    "trap '' TERM\n"
+    "setsid sh -c 'echo \"kid $$\" >>\"$0\"; exec sleep 1000' \"$2\" &\n"
+    "echo \"start $1 $ZKCOORD_FENCING_TOKEN $(date +%s%N) $$\" >>\"$2\"\n"
+    "while :; do sleep 1; done\n";
+
 /* ------------------------------------------------------- one test dir */
 
 typedef struct agent_proc {
@@ -240,6 +251,9 @@ static int world_init(world *w, const char *root)
     snprintf(path, sizeof(path), "%s/app.sh", w->dir);
     if (write_file(path, app_sh))
         return -1;
+    snprintf(path, sizeof(path), "%s/nasty.sh", w->dir);
+    if (write_file(path, nasty_sh))
+        return -1;
     return tu_session(&w->s, NULL, 10000, NULL) == 0 ? 0 : -1;
 }
 
@@ -264,8 +278,11 @@ typedef struct acfg {
     int handler_timeout; /* ms, 0: default */
     int health;          /* health.sh on <dir>/<id>.ok */
     int rise, fall;
-    int supervise;    /* app.sh while leader (or while holding `lock`) */
-    const char *lock; /* locks: [{"name": lock}] (hold defaults to true) */
+    int supervise;            /* app.sh while leader (or while holding `lock`) */
+    const char *lock;         /* locks: [{"name": lock}] (hold defaults to true) */
+    int nasty;                /* supervise nasty.sh instead of app.sh */
+    int stop_grace;           /* supervise.stop_grace_ms; 0: 3000 */
+    const char *handler_path; /* handler args[0] instead of /bin/sh handler.sh */
 } acfg;
 
 static json_t *config_json(world *w, const char *id, const acfg *c)
@@ -290,8 +307,12 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
         json_t *h;
         snprintf(buf, sizeof(buf), "%s/handler.sh", w->dir);
         snprintf(buf2, sizeof(buf2), "%s/%s.events", w->dir, id);
-        h = json_pack("{s:o, s:[s, s, s]}", "on", json_loads(c->on, 0, NULL), "args", "/bin/sh",
-                      buf, buf2);
+        if (c->handler_path)
+            h = json_pack("{s:o, s:[s]}", "on", json_loads(c->on, 0, NULL), "args",
+                          c->handler_path);
+        else
+            h = json_pack("{s:o, s:[s, s, s]}", "on", json_loads(c->on, 0, NULL), "args", "/bin/sh",
+                          buf, buf2);
         if (c->handler_timeout)
             json_object_set_new(h, "timeout_ms", json_integer(c->handler_timeout));
         json_object_set_new(j, "handlers", json_pack("[o]", h));
@@ -310,12 +331,13 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
         json_object_set_new(j, "locks", json_pack("[{s:s}]", "name", c->lock));
     if (c->supervise) {
         char when[128];
-        snprintf(buf, sizeof(buf), "%s/app.sh", w->dir);
+        snprintf(buf, sizeof(buf), "%s/%s", w->dir, c->nasty ? "nasty.sh" : "app.sh");
         snprintf(buf2, sizeof(buf2), "%s/apps", w->dir);
         snprintf(when, sizeof(when), "%s%s", c->lock ? "lock:" : "leader", c->lock ? c->lock : "");
         json_object_set_new(j, "supervise",
                             json_pack("{s:[s, s, s, s], s:s, s:i}", "args", "/bin/sh", buf, id,
-                                      buf2, "while", when, "stop_grace_ms", 3000));
+                                      buf2, "while", when, "stop_grace_ms",
+                                      c->stop_grace ? c->stop_grace : 3000));
     }
     json_object_set_new(j, "log", json_pack("{s:s}", "level", "info"));
     return j;
@@ -678,6 +700,33 @@ static int wait_recs(const char *path, const char *event, const char *about, int
     return n;
 }
 
+/* ZKCOORD_MEMBERS (a JSON array of ids) as sorted CSV into out; "?" when it
+ * is not an array of strings. */
+static void members_csv(const char *arr, char *out, size_t len)
+{
+    json_t *a = json_loads(arr ? arr : "", 0, NULL), *v;
+    char csv[2048] = "";
+    size_t i, off = 0;
+
+    if (!json_is_array(a)) {
+        snprintf(out, len, "?");
+        json_decref(a);
+        return;
+    }
+    json_array_foreach(a, i, v)
+    {
+        if (!json_is_string(v) || off >= sizeof(csv)) {
+            snprintf(out, len, "?");
+            json_decref(a);
+            return;
+        }
+        off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%s%s", i ? "," : "",
+                                json_string_value(v));
+    }
+    json_decref(a);
+    sort_csv(csv, out, len);
+}
+
 /* Wait until the last `event` record's sorted ZKCOORD_MEMBERS is `want`. */
 static int wait_last_members(const char *path, const char *event, const char *want, int timeout_ms)
 {
@@ -694,7 +743,7 @@ static int wait_last_members(const char *path, const char *event, const char *wa
         recs_load(rs, path);
         for (i = rs->n - 1; i >= 0; i--)
             if (rec_is(&rs->r[i], event, NULL)) {
-                sort_csv(rs->r[i].members, have, sizeof(have));
+                members_csv(rs->r[i].members, have, sizeof(have));
                 break;
             }
         if (strcmp(have, sorted) == 0) {
@@ -743,7 +792,7 @@ static int check_joined_rec(const rec *r, const char *self, const char *who, int
     json_t *d = r->doc, *m = json_object_get(d, "member");
     int ok = 1;
 
-    sort_csv(r->members, sorted, sizeof(sorted));
+    members_csv(r->members, sorted, sizeof(sorted));
     sort_csv(all, want, sizeof(want));
     ok &= strcmp(r->event, "member_joined") == 0;
     ok &= strcmp(r->member_id, self) == 0;
@@ -1936,6 +1985,135 @@ out:
     world_destroy(&w);
 }
 
+/* Pids of the n-th (1-based) "start ID" line and n-th "kid" line of the
+ * shared apps file; 0 when not there yet. */
+static void nasty_pids(world *w, const char *id, int n, int *app, int *kid)
+{
+    char path[512], *s, *line, *save = NULL, kind[16], who[32];
+    int starts = 0, kids = 0, pid;
+    long long tok, ns;
+
+    *app = *kid = 0;
+    path_of(w, path, sizeof(path), "apps");
+    s = slurp(path);
+    for (line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (sscanf(line, "kid %d", &pid) == 1 && ++kids == n)
+            *kid = pid;
+        else if (sscanf(line, "%15s %31s %lld %lld %d", kind, who, &tok, &ns, &pid) == 5 &&
+                 strcmp(kind, "start") == 0 && strcmp(who, id) == 0 && ++starts == n)
+            *app = pid;
+    }
+    free(s);
+}
+
+static int wait_nasty(world *w, const char *id, int n, int *app, int *kid, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    for (;;) {
+        nasty_pids(w, id, n, app, kid);
+        if (*app > 0 && *kid > 0)
+            return 0;
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+}
+
+/* Zombie children of `pid`. */
+static int zombies_of(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int z = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        size_t k;
+        int ppid;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        k = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[k] = '\0';
+        p = strrchr(buf, ')');
+        if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == (int)pid && p[2] == 'Z')
+            z++;
+    }
+    closedir(d);
+    return z;
+}
+
+/* Issue 11 item 3: a supervised app that ignores TERM and has a child in
+ * its own session (ignoring TERM too) is gone, child and all, within the
+ * grace after demotion, SIGKILL of the agent, a HUP that drops the
+ * supervise section, and TERM of the agent. */
+static void test_no_process_left(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    int app = 0, kid = 0, round = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-leftover") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.supervise = 1;
+    c.nasty = 1;
+    c.stop_grace = 500;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+
+    /* Demotion (health falls). */
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
+    CU_ASSERT(pid_alive(app) && pid_alive(kid));
+    unlink_leaf(&w, "a1.ok");
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(zombies_of(a1->pid), 0);
+
+    /* SIGKILL of the agent. */
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGKILL, 5000), 128 + SIGKILL);
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
+
+    /* A HUP that drops the supervise section stops the app. */
+    TU_CHECK(agent_spawn(a1, NULL, NULL) == 0, out);
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 20000) == 0, out);
+    c.supervise = 0;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
+
+    /* TERM of the agent. */
+    c.supervise = 1;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
+    CU_ASSERT_EQUAL(zombies_of(a1->pid), 0);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 1000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 1000), 0);
+out:
+    if (kid > 0 && pid_alive(kid))
+        kill(kid, SIGKILL);
+    if (app > 0 && pid_alive(app))
+        kill(app, SIGKILL);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -1964,7 +2142,8 @@ int register_agent_suite(void)
         !add(s, "--check and unreachable exit codes", test_check_and_unreachable) ||
         !add(s, "lock:batch supervises on the holder only", test_lock_supervise) ||
         !add(s, "server restart: suspended, reconnected", test_suspended_reconnected) ||
-        !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads))
+        !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads) ||
+        !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left))
         return -1;
     return 0;
 }
