@@ -2114,6 +2114,133 @@ out:
     world_destroy(&w);
 }
 
+/* The last line of `path` that parses as a JSON object with "event" ==
+ * `event` (new reference), or NULL. */
+static json_t *last_doc(const char *path, const char *event)
+{
+    char *s = slurp(path), *line, *save = NULL;
+    json_t *found = NULL;
+
+    for (line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *d = json_loads(line, 0, NULL);
+        const char *ev = json_string_value(json_object_get(d, "event"));
+        if (ev && strcmp(ev, event) == 0) {
+            json_decref(found);
+            found = d;
+        } else {
+            json_decref(d);
+        }
+    }
+    free(s);
+    return found;
+}
+
+/* Issue 11 item 4: peers write hostile bytes. A member id "a,b,c" is one
+ * member in ZKCOORD_MEMBERS (a JSON array); a leader id with a newline, a
+ * forged journald priority, terminal escapes, C1, a bidi override and a
+ * byte that is not UTF-8 is escaped in the agent's log and still present
+ * (replaced, not dropped) in the handler's document. */
+static void test_hostile_peer_bytes(void)
+{
+    static const char evil[] = "evil\n<0>zkcoord: FORGED\x1b]0;pwned\x07\xff\xc2\x9b\xe2\x80\xae";
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_election_opts eo;
+    char script[400], docs[512], mems[512], path[256], leader[256], *log = NULL, *m = NULL;
+    json_t *d = NULL, *arr = NULL;
+    long long end;
+    int found = 0;
+    size_t i;
+
+    TU_CHECK(world_init(&w, "/e2e-hostile") == 0, out);
+    snprintf(script, sizeof(script), "%.300s/hostile.sh", w.dir);
+    snprintf(docs, sizeof(docs), "%s.docs", script);
+    snprintf(mems, sizeof(mems), "%s.members", script);
+    TU_CHECK(write_file(script, "#!/bin/sh\ncat >>\"$0.docs\"\n"
+                                "printf '%s\\n' \"$ZKCOORD_MEMBERS\" >>\"$0.members\"\n") == 0,
+             out);
+    TU_CHECK(chmod(script, 0755) == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.on = "[\"leader_changed\", \"member_joined\"]";
+    c.handler_path = script;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1", 10000) == 0, out);
+    end = tu_now_ms() + 10000;
+    while ((leader_now(&w, leader, sizeof(leader)) != 0 || strcmp(leader, "a1") != 0) &&
+           tu_now_ms() < end)
+        pause_ms(30);
+    TU_CHECK(strcmp(leader, "a1") == 0, out);
+
+    /* One member whose id has commas. */
+    TU_CHECK(lib_join(&w, &g, "a,b,c") == 0, out);
+    TU_CHECK(wait_file_has(mems, "a,b,c", 10000) == 0, out);
+    m = slurp(mems); /* the first line naming a,b,c: the member_joined run */
+    {
+        char *hit = strstr(m, "a,b,c"), *bol = hit;
+        while (bol && bol > m && bol[-1] != '\n')
+            bol--;
+        arr = json_loads(bol ? bol : "", JSON_DISABLE_EOF_CHECK, NULL);
+    }
+    CU_ASSERT(json_is_array(arr));
+    CU_ASSERT_EQUAL(json_array_size(arr), 2);
+    for (i = 0; i < json_array_size(arr); i++)
+        found += json_string_value(json_array_get(arr, i)) &&
+                 strcmp(json_string_value(json_array_get(arr, i)), "a,b,c") == 0;
+    CU_ASSERT_EQUAL(found, 1);
+
+    /* A hostile participant queues behind a1, then a1 steps down. */
+    snprintf(path, sizeof(path), "%s/c/leader", w.root);
+    zkc_election_opts_init(&eo);
+    eo.id = evil;
+    TU_CHECK(zkc_election_new(&e, w.s, path, &eo) == 0, out);
+    unlink_leaf(&w, "a1.ok");
+    end = tu_now_ms() + 10000;
+    for (;;) {
+        const char *lid;
+        d = last_doc(docs, "leader_changed");
+        lid = json_string_value(json_object_get(json_object_get(d, "leader"), "id"));
+        if ((lid && strncmp(lid, "evil", 4) == 0) || tu_now_ms() > end)
+            break;
+        json_decref(d);
+        d = NULL;
+        pause_ms(30);
+    }
+    TU_CHECK(d != NULL, out);
+    CU_ASSERT(json_is_object(json_object_get(d, "leader")));
+    {
+        const char *lid = json_string_value(json_object_get(json_object_get(d, "leader"), "id"));
+        CU_ASSERT_PTR_NOT_NULL(lid);
+        if (lid)
+            CU_ASSERT_STRING_EQUAL(
+                lid, "evil\n<0>zkcoord: FORGED\x1b]0;pwned\x07\xef\xbf\xbd\xc2\x9b\xe2\x80\xae");
+    }
+    TU_CHECK(wait_file_has(a1->log, "leader is now evil", 10000) == 0, out);
+    log = slurp(a1->log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        log, "leader is now evil\\x0a<0>zkcoord: FORGED\\x1b]0;pwned\\x07\\xff\\u009b\\u202e"));
+    CU_ASSERT_PTR_NULL(strstr(log, "\n<0>"));
+    CU_ASSERT_PTR_NULL(strchr(log, 0x1b));
+    CU_ASSERT_PTR_NULL(strstr(log, "\xc2\x9b"));
+    CU_ASSERT_PTR_NULL(strstr(log, "\xe2\x80\xae"));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+out:
+    free(log);
+    free(m);
+    json_decref(d);
+    json_decref(arr);
+    zkc_election_close(e);
+    zkc_group_free(g);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2143,7 +2270,8 @@ int register_agent_suite(void)
         !add(s, "lock:batch supervises on the holder only", test_lock_supervise) ||
         !add(s, "server restart: suspended, reconnected", test_suspended_reconnected) ||
         !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads) ||
-        !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left))
+        !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left) ||
+        !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes))
         return -1;
     return 0;
 }
