@@ -366,8 +366,13 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
         zka_notifyf("STATUS=member of %s", a->cfg->cluster);
         /* Before this callback returns: a resigning leader's node goes only
          * after it, so no other member's app can start meanwhile. */
-        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
+        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER) {
+            long long t0 = zka_now_ms();
             stop_app_now(a);
+            /* The figure issue 11 asks for: DEMOTED heard -> app gone. */
+            zka_log(ZKC_LOG_INFO, "demoted: supervised app stopped %lld ms after DEMOTED",
+                    zka_now_ms() - t0);
+        }
         fire(a, ZKA_EV_DEMOTED,
              json_pack("{s:s, s:I}", "reason", zkc_election_demote_reason_name(ev->reason), "token",
                        (json_int_t)ev->token));

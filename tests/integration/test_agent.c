@@ -2241,6 +2241,104 @@ out:
     world_destroy(&w);
 }
 
+/* Start bench/bench_flood writing n members into the world's member folder
+ * (a raw ZooKeeper client); it holds them until *hold is closed. */
+static pid_t flood_start(world *w, int n, int *hold, const char *out)
+{
+    char exe[1100], folder[256], num[16];
+    const char *top = getenv("top_builddir");
+    int p[2];
+    pid_t pid;
+
+    snprintf(exe, sizeof(exe), "%s/bench/bench_flood", top && *top ? top : ".");
+    members_path(w, folder, sizeof(folder));
+    snprintf(num, sizeof(num), "%d", n);
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(p[0], 0);
+        if (fd >= 0)
+            dup2(fd, 1);
+        close(p[1]);
+        execl(exe, exe, zkh_connect_string(tu_zk), folder, num, (char *)NULL);
+        _exit(126);
+    }
+    close(p[0]);
+    *hold = p[1];
+    return pid;
+}
+
+/* Issue 11 item 2: 3,000 members join at once while the leader's health
+ * fails: its DEMOTED callback stops the app within 100 ms (the agent logs
+ * the figure), and TERM is quick with the members there. */
+static void test_flood_demotion(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    char out[512], *log = NULL, *hit;
+    int hold = -1, ms = -1, st;
+    pid_t fl = -1;
+    long long t0;
+    struct timespec rm_at;
+
+    TU_CHECK(world_init(&w, "/e2e-flood") == 0, out);
+    path_of(&w, out, sizeof(out), "flood.out");
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.supervise = 1;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    {
+        char apps[512];
+        path_of(&w, apps, sizeof(apps), "apps");
+        TU_CHECK(wait_file_has(apps, "start a1 ", 15000) == 0, out);
+    }
+    /* Health fails while the agent digests the 3,000 new members. */
+    TU_CHECK((fl = flood_start(&w, 3000, &hold, out)) > 0, out);
+    TU_CHECK(wait_file_has(out, "created 3000", 60000) == 0, out);
+    clock_gettime(CLOCK_REALTIME, &rm_at);
+    unlink_leaf(&w, "a1.ok");
+    TU_CHECK(wait_file_has(a1->log, "ms after DEMOTED", 60000) == 0, out);
+    log = slurp(a1->log);
+    hit = strstr(log, "supervised app stopped ");
+    TU_CHECK(hit && sscanf(hit, "supervised app stopped %d ms after DEMOTED", &ms) == 1, out);
+    fprintf(stderr, "(DEMOTED -> app stopped: %d ms) ", ms);
+    CU_ASSERT(ms >= 0 && ms <= 100);
+    /* End to end (health file gone -> the app's stop line), generous: the
+     * agent that built every member's JSON per event took tens of seconds. */
+    {
+        app_line lines[16];
+        int i, n = load_apps(&w, lines, 16);
+        long long stop_ns = 0;
+        for (i = 0; i < n; i++)
+            if (!lines[i].start)
+                stop_ns = lines[i].ns;
+        TU_CHECK(stop_ns > 0, out);
+        fprintf(stderr, "(health gone -> app stopped: %lld ms) ",
+                (stop_ns - ((long long)rm_at.tv_sec * 1000000000LL + rm_at.tv_nsec)) / 1000000);
+        CU_ASSERT((stop_ns - ((long long)rm_at.tv_sec * 1000000000LL + rm_at.tv_nsec)) / 1000000 <
+                  5000);
+    }
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 10000), 0);
+    fprintf(stderr, "(TERM with 3,000 members: %lld ms) ", tu_now_ms() - t0);
+    CU_ASSERT(tu_now_ms() - t0 <= 2000);
+out:
+    if (hold >= 0)
+        close(hold);
+    if (fl > 0)
+        waitpid(fl, &st, 0);
+    free(log);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2271,7 +2369,8 @@ int register_agent_suite(void)
         !add(s, "server restart: suspended, reconnected", test_suspended_reconnected) ||
         !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads) ||
         !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left) ||
-        !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes))
+        !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes) ||
+        !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion))
         return -1;
     return 0;
 }
