@@ -40,6 +40,10 @@
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4 };
 
+/* How long the watchdog keeps being fed while the main thread reloads or
+ * stops (the unit's TimeoutStopSec). */
+#define RELOAD_BUDGET_MS 60000
+
 struct held_lock {
     struct agent *a;
     zka_lock_cfg cfg; /* borrowed from a->cfg */
@@ -1112,6 +1116,93 @@ static void dump_state(struct agent *a)
     json_decref(st);
 }
 
+/* ------------------------------------------------------------ watchdog */
+
+/* WATCHDOG=1 comes from a thread of its own, every half interval, while
+ * the main loop beats (it wakes at least every second) or is busy in a
+ * reload or a stop, each with a bound: a slow reload (a config of 80k
+ * elements, a cluster change that waits for the server) or a long stop
+ * (stop_grace_ms) must not get the agent killed, but a main loop stuck
+ * for good must. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t usec;
+    long long beat, busy_until;
+    int quit;
+    pthread_t th;
+} wd = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0};
+
+static void wd_beat(long long busy_ms)
+{
+    pthread_mutex_lock(&wd.mu);
+    wd.beat = zka_now_ms();
+    wd.busy_until = busy_ms ? wd.beat + busy_ms : 0;
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void *wd_main(void *arg)
+{
+    long long half = (long long)(wd.usec / 2000);
+
+    (void)arg;
+    pthread_mutex_lock(&wd.mu);
+    while (!wd.quit) {
+        struct timespec ts;
+        long long now = zka_now_ms();
+        int ok = now - wd.beat < (long long)(wd.usec / 1000) || now < wd.busy_until;
+        pthread_mutex_unlock(&wd.mu);
+        if (ok)
+            zka_notify("WATCHDOG=1");
+        else
+            zka_log(ZKC_LOG_ERROR, "main loop stuck: not feeding the watchdog");
+        pthread_mutex_lock(&wd.mu);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(half / 1000);
+        ts.tv_nsec += (long)(half % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!wd.quit)
+            pthread_cond_timedwait(&wd.cv, &wd.mu, &ts);
+    }
+    pthread_mutex_unlock(&wd.mu);
+    return NULL;
+}
+
+static int wd_start(void)
+{
+    pthread_condattr_t ca;
+
+    wd.usec = zka_notify_watchdog_usec();
+    if (!wd.usec)
+        return 0;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&wd.cv);
+    pthread_cond_init(&wd.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    wd_beat(0);
+    if (pthread_create(&wd.th, NULL, wd_main, NULL) != 0) {
+        wd.usec = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void wd_stop(void)
+{
+    if (!wd.usec)
+        return;
+    pthread_mutex_lock(&wd.mu);
+    wd.quit = 1;
+    pthread_cond_broadcast(&wd.cv);
+    pthread_mutex_unlock(&wd.mu);
+    pthread_join(wd.th, NULL);
+    wd.usec = 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void usage(FILE *f)
@@ -1139,7 +1230,6 @@ int main(int argc, char **argv)
     zka_config_error err;
     zka_handlers_opts ho;
     sigset_t sigs;
-    uint64_t wd_usec;
 
     memset(a, 0, sizeof(*a));
     while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
@@ -1224,25 +1314,28 @@ int main(int argc, char **argv)
     }
     zka_log(ZKC_LOG_INFO, "running for cluster %s as %s", a->cfg->cluster, a->cfg->member.id);
 
-    wd_usec = zka_notify_watchdog_usec();
+    if (wd_start() != 0)
+        zka_log(ZKC_LOG_ERROR, "cannot start the watchdog thread");
     for (;;) {
         siginfo_t si;
         struct timespec ts = {1, 0};
         int sig;
-        if (wd_usec) {
-            ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
-            ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
+        /* Beat at least four times per watchdog interval. */
+        if (wd.usec && wd.usec < 4000000) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long)(wd.usec / 4) * 1000;
         }
+        wd_beat(0);
         sig = sigtimedwait(&sigs, &si, &ts);
-        if (sig < 0) {
-            if (wd_usec && errno == EAGAIN)
-                zka_notify("WATCHDOG=1");
+        if (sig < 0)
             continue;
-        }
         if (sig == SIGTERM || sig == SIGINT) {
             zka_log(ZKC_LOG_INFO, "%s: leaving the cluster", sig == SIGTERM ? "TERM" : "INT");
             break;
         } else if (sig == SIGHUP) {
+            /* Bounded like a stop: the worst case of a reload is leaving
+             * the cluster and joining it again. */
+            wd_beat(RELOAD_BUDGET_MS);
             reload(a, file);
         } else if (sig == SIGUSR1) {
             dump_state(a);
@@ -1253,12 +1346,14 @@ int main(int argc, char **argv)
 
 out:
     zka_notify("STOPPING=1");
+    wd_beat(RELOAD_BUDGET_MS);
     stop_cluster(a);
     zka_supervise_free(a->sv);
     if (a->handlers && zka_handlers_wait_idle(a->handlers, 3000) != 0)
         zka_log(ZKC_LOG_WARN, "handlers still running at exit: stopped");
     zka_handlers_free(a->handlers);
     zka_proc_reap_adopted();
+    wd_stop();
     pthread_mutex_destroy(&a->mu);
     zka_config_free(a->cfg);
     return status;

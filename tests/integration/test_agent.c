@@ -2339,6 +2339,60 @@ out:
     world_destroy(&w);
 }
 
+/* Issue 11 item 8: a reload that takes seconds (a new ensemble that does
+ * not answer) does not starve the systemd watchdog: WATCHDOG=1 keeps
+ * coming every half interval. */
+static void test_watchdog_during_reload(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    char notify_path[512], seen[4096] = "";
+    int nfd = -1, pings = 0;
+    long long last = 0, gap = 0, end;
+
+    TU_CHECK(world_init(&w, "/e2e-watchdog") == 0, out);
+    TU_CHECK((nfd = notify_open(&w, notify_path, sizeof(notify_path))) >= 0, out);
+    memset(&c, 0, sizeof(c));
+    setenv("NOTIFY_SOCKET", notify_path, 1);
+    setenv("WATCHDOG_USEC", "400000", 1);
+    a1 = agent_start(&w, "a1", &c);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    TU_CHECK(a1 != NULL, out);
+    TU_CHECK(notify_wait(nfd, "READY=1", seen, sizeof(seen), 15000) == 0, out);
+
+    /* Reload into an ensemble that never answers: the reload waits its
+     * session timeout (3 s) on the main thread. */
+    c.servers = "127.0.0.1:1";
+    c.session_ms = 3000;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    end = tu_now_ms() + 5000;
+    last = tu_now_ms();
+    while (tu_now_ms() < end) {
+        char one[256] = "";
+        if (notify_wait(nfd, "WATCHDOG=1", one, sizeof(one), 200) == 0) {
+            long long t = tu_now_ms();
+            if (t - last > gap)
+                gap = t - last;
+            last = t;
+            pings++;
+        }
+    }
+    if (tu_now_ms() - last > gap)
+        gap = tu_now_ms() - last;
+    CU_ASSERT(file_has(a1->log, "reload: the new cluster settings did not start cleanly"));
+    fprintf(stderr, "(%d pings, longest gap %lld ms) ", pings, gap);
+    CU_ASSERT(pings >= 10);
+    CU_ASSERT(gap < 1000);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 15000), 0);
+out:
+    if (nfd >= 0)
+        close(nfd);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2370,7 +2424,8 @@ int register_agent_suite(void)
         !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads) ||
         !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left) ||
         !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes) ||
-        !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion))
+        !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion) ||
+        !add(s, "a slow reload does not starve the watchdog", test_watchdog_during_reload))
         return -1;
     return 0;
 }
