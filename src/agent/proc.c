@@ -400,6 +400,8 @@ static void guard_main(pid_t agent, const char *path, char *const argv[], char *
         if ((sig == SIGTERM || sig == SIGHUP || sig == SIGINT) && !stopping) {
             stopping = 1;
             kill_at = mono_ms() + o->grace_ms;
+            if (!app_done)
+                kill(app, SIGTERM); /* first, before the walk of /proc */
             signal_tree(SIGTERM);
         } else if (sig == SIGUSR1) {
             killing = 1;

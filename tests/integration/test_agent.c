@@ -30,6 +30,17 @@
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 #define SESSION_MS 2000 /* agents' session timeout: SIGKILL failover in ~2 s */
 #define MAX_AGENTS 5
 
@@ -2310,7 +2321,9 @@ static void test_flood_demotion(void)
     hit = strstr(log, "supervised app stopped ");
     TU_CHECK(hit && sscanf(hit, "supervised app stopped %d ms after DEMOTED", &ms) == 1, out);
     fprintf(stderr, "(DEMOTED -> app stopped: %d ms) ", ms);
-    CU_ASSERT(ms >= 0 && ms <= 100);
+    /* 100 ms is the requirement; a sanitizer build runs everything (the
+     * guard, the shell of the app) several times slower. */
+    CU_ASSERT(ms >= 0 && ms <= (SANITIZED ? 500 : 100));
     /* End to end (health file gone -> the app's stop line), generous: the
      * agent that built every member's JSON per event took tens of seconds. */
     {
