@@ -49,6 +49,11 @@ wait_flood() {
 # Wait until the agent's view holds $2 members (USR1 dumps its state).
 wait_view() {
     end=$(( $(date +%s) + 180 ))
+    # USR1 before the agent blocked it would kill it: wait until it runs.
+    until grep -q "running for cluster" "$work/agent-$1.log" 2>/dev/null; do
+        [ "$(date +%s)" -lt "$end" ] || { echo "agent did not start" >&2; exit 1; }
+        sleep 0.05
+    done
     while :; do
         kill -USR1 "$apid"
         sleep 0.2
@@ -80,7 +85,7 @@ for n in 100 1000 10000; do
     wait_view "$c" $((n + 1))
     sleep 1 # let the last batch settle
     t1=$(cpu_ticks "$apid")
-    echo "  $n members: $(( (t1 - t0) * 1000000 / hz / 400 )) us CPU per change ($((t1 - t0)) ticks at $hz Hz for 400 changes; $(cat "$work/churn-$c.out"))"
+    echo "  $n members: $(( (t1 - t0) * 1000000 / hz / 400 )) us CPU per change ($((t1 - t0)) ticks at $hz Hz for 400 changes; $(grep churned "$work/churn-$c.out"))"
     kill -TERM "$apid"; wait "$apid" || true; apid=""
     exec 7>&-
 done
