@@ -1,20 +1,23 @@
 /* The handler runner: runs the configured commands when events happen.
  *
  * Model: one worker thread with its own poll(2) loop, woken through a
- * self-pipe. zka_handlers_fire() only queues (it never forks, waits or does
- * I/O beyond one byte to the self-pipe), so it is safe to call from the
- * library's dispatcher thread or any other thread. The worker forks each run
- * (PATH lookup and environment built before fork; only execve after it),
- * writes the event document to the child's stdin, reads stdout+stderr
- * (merged) into the log line by line, enforces the timeout (SIGTERM to the
- * run's process group, SIGKILL after a grace), and reaps the child by pid
- * through a pidfd.
+ * self-pipe. zka_handlers_fire() only queues (it never forks, waits, builds
+ * a document or does I/O beyond one byte to the self-pipe), so it is safe to
+ * call from the library's dispatcher thread or any other thread. The worker
+ * builds an event's document when a run takes it (zka_event_info.build, with
+ * its lock dropped), starts each run under a guard (proc.h: the command and
+ * everything it starts are stopped together), writes the document to the
+ * child's stdin, reads stdout+stderr (merged) into the log line by line,
+ * enforces the timeout (SIGTERM to the whole tree, SIGKILL after a grace),
+ * and reaps the guard by pid through a pidfd. A run ends when nothing of it
+ * is left.
  *
  * Per handler: never two runs at once. Events that arrive while a run is
  * active are coalesced per event type: a burst of one kind becomes ONE
  * follow-up run carrying the latest event of that kind (earlier ones are
- * dropped and counted); follow-ups run in order of arrival. Peer data reaches a handler only
- * in its stdin document and its environment, never in argv. */
+ * dropped and counted, never built); follow-ups run in order of arrival.
+ * Peer data reaches a handler only in its stdin document and its
+ * environment, never in argv. */
 #ifndef ZKA_HANDLERS_H
 #define ZKA_HANDLERS_H
 
@@ -49,9 +52,9 @@ typedef struct zka_event_info {
 } zka_event_info;
 
 /* ZKCOORD_MEMBERS longer than this goes to a file instead: the handler gets
- * ZKCOORD_MEMBERS_FILE=/dev/fd/3 (a memfd holding the same JSON array) and
- * ZKCOORD_MEMBERS_TRUNCATED=1 with ZKCOORD_MEMBERS="" (execve refuses one
- * string above 128 KiB, and every handler would fail with it). */
+ * ZKCOORD_MEMBERS="" and ZKCOORD_MEMBERS_FILE=/dev/fd/3 (a memfd holding the
+ * same JSON array). execve refuses one string above 128 KiB, and every
+ * handler would fail with it. */
 #define ZKA_MEMBERS_ENV_MAX 65536
 
 /* How one run ended, passed to zka_handlers_opts.done. */
