@@ -2406,6 +2406,47 @@ out:
     world_destroy(&w);
 }
 
+/* Issue 11 item 2: with 10,000 members in the cluster, TERM exits within
+ * a second (it took 60 s when every member event built the whole view). */
+static void test_term_with_10000_members(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    char out[512], want[64];
+    int hold = -1, st;
+    pid_t fl = -1;
+    long long t0, took, end;
+
+    TU_CHECK(world_init(&w, "/e2e-term10k") == 0, out);
+    path_of(&w, out, sizeof(out), "flood.out");
+    TU_CHECK((fl = flood_start(&w, 10000, &hold, out)) > 0, out);
+    TU_CHECK(wait_file_has(out, "created 10000", 120000) == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    /* USR1 before the agent blocked it would kill it. */
+    TU_CHECK(wait_file_has(a1->log, "running for cluster", 30000) == 0, out);
+    snprintf(want, sizeof(want), "\"members\":%d", 10001);
+    end = tu_now_ms() + 120000;
+    while (!file_has(a1->log, want) && tu_now_ms() < end) {
+        kill(a1->pid, SIGUSR1);
+        pause_ms(250);
+    }
+    TU_CHECK(file_has(a1->log, want), out);
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 20000), 0);
+    took = tu_now_ms() - t0;
+    fprintf(stderr, "(TERM with 10,000 members: %lld ms) ", took);
+    CU_ASSERT(took <= (SANITIZED ? 3000 : 1000));
+out:
+    if (hold >= 0)
+        close(hold);
+    if (fl > 0)
+        waitpid(fl, &st, 0);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2438,7 +2479,8 @@ int register_agent_suite(void)
         !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left) ||
         !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes) ||
         !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion) ||
-        !add(s, "a slow reload does not starve the watchdog", test_watchdog_during_reload))
+        !add(s, "a slow reload does not starve the watchdog", test_watchdog_during_reload) ||
+        !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members))
         return -1;
     return 0;
 }
