@@ -122,11 +122,12 @@ exec 7>&-
 
 echo "== TERM with 10,000 members"
 c=term
-flood "$c" 10000
-wait_flood "$c"
 agent_cfg "$c" ""
 "$build/zkcoord" -c "$work/$c.json" 2>"$work/agent-$c.log" &
 apid=$!
+wait_view "$c" 1
+flood "$c" 10000 # they join once the agent is up: each is an event for it
+wait_flood "$c"
 wait_view "$c" 10001
 t0=$(now_ms)
 kill -TERM "$apid"
