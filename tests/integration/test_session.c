@@ -441,6 +441,21 @@ static int settled_on_new(zkc_session *s, int64_t old)
            zkc_session_id(s) == zsid && gen == zkc_session_generation(s);
 }
 
+/* create: make /swap-eph an ephemeral node of the current session; else
+ * say whether it exists. Sync API from the test thread. */
+static int swap_ephemeral(zkc_session *s, int create)
+{
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    struct Stat st;
+
+    if (!zh)
+        return ZCONNECTIONLOSS;
+    zkc__zh_unlock(s);
+    if (create)
+        return zoo_create(zh, "/swap-eph", "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
+    return zoo_exists(zh, "/swap-eph", 0, &st);
+}
+
 static void test_no_unannounced_swap(void)
 {
     struct swap_test t;
@@ -470,6 +485,7 @@ static void test_no_unannounced_swap(void)
     TU_CHECK(zkc_session_wait_connected(s, 15000) == 0, out);
     sid1 = zkc_session_id(s);
     TU_CHECK(sid1 != 0, out);
+    TU_CHECK(swap_ephemeral(s, 1) == ZOK, out); /* dies with the old session */
 
     pthread_mutex_lock(&t.mu);
     t.block_on_lost = 1;
@@ -536,6 +552,9 @@ release:
     pthread_mutex_unlock(&t.mu);
     CU_ASSERT_EQUAL(zkc_session_generation(s), 2);
     CU_ASSERT_NOT_EQUAL(sid2, sid1);
+    /* The old handle, reconnected to its session, was closed before the new
+     * one opened: its ephemeral node is gone already, not after a timeout. */
+    CU_ASSERT_EQUAL(swap_ephemeral(s, 0), ZNONODE);
 out:
     zkc_session_close(s);
     /* The server must serve the next tests whatever happened above. */
@@ -860,10 +879,10 @@ static int close_round(struct close_probe *p, int n)
  * their memory leaked: ZOOKEEPER-2894). Those that do run, run on the
  * client's completion thread, never on the closing thread. Rounds repeat
  * until one drops completions (most do; a few run them all); a client
- * that always ran them all would fail here after 40 rounds. */
+ * that always ran them all would fail here after 200 rounds. */
 static void test_completions_at_close(void)
 {
-    enum { N = 50, ROUNDS = 40 };
+    enum { N = 50, ROUNDS = 200 };
     struct close_probe p;
     int round, calls = -1, dropped_in = -1;
 
@@ -964,6 +983,76 @@ static void test_pcreate_at_close(void)
     pthread_mutex_destroy(&c.mu);
 }
 
+/* zkc__dispatch_barrier() waits for the safety lane too: a recipe being
+ * freed must know none of its safety callbacks (DEMOTED, lock LOST) runs. */
+struct bar_test {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int release;
+    int fn_done;
+    int barrier_returned;
+    int fn_done_at_return;
+    zkc_session *s;
+};
+
+static void bar_safety_fn(void *arg)
+{
+    struct bar_test *b = arg;
+    struct timespec ts;
+
+    zkc__deadline(&ts, 30000);
+    pthread_mutex_lock(&b->mu);
+    while (!b->release && pthread_cond_timedwait(&b->cond, &b->mu, &ts) != ETIMEDOUT)
+        ;
+    b->fn_done = 1;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void *bar_thread(void *arg)
+{
+    struct bar_test *b = arg;
+
+    zkc__dispatch_barrier(b->s);
+    pthread_mutex_lock(&b->mu);
+    b->barrier_returned = 1;
+    b->fn_done_at_return = b->fn_done;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+static void test_barrier_covers_safety_lane(void)
+{
+    struct bar_test b;
+    struct timespec ts;
+    pthread_t t;
+    int early;
+
+    memset(&b, 0, sizeof(b));
+    pthread_mutex_init(&b.mu, NULL);
+    zkc__cond_init(&b.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&b.s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL(zkc__dispatch_safety(b.s, bar_safety_fn, &b), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, bar_thread, &b), 0);
+    /* While the safety callback is held, the barrier must not return: give
+     * it a window to do so wrongly. */
+    zkc__deadline(&ts, 300);
+    pthread_mutex_lock(&b.mu);
+    while (!b.barrier_returned && pthread_cond_timedwait(&b.cond, &b.mu, &ts) != ETIMEDOUT)
+        ;
+    early = b.barrier_returned;
+    b.release = 1;
+    pthread_cond_broadcast(&b.cond);
+    pthread_mutex_unlock(&b.mu);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(early, 0);
+    CU_ASSERT_EQUAL(b.barrier_returned, 1);
+    CU_ASSERT_EQUAL(b.fn_done_at_return, 1);
+    CU_ASSERT_EQUAL(zkc_session_close(b.s), 0);
+    pthread_cond_destroy(&b.cond);
+    pthread_mutex_destroy(&b.mu);
+}
+
 int register_session_suite(void)
 {
     CU_pSuite s = CU_add_suite("session", NULL, NULL);
@@ -980,6 +1069,7 @@ int register_session_suite(void)
         !CU_add_test(s, "local LOST: no unannounced session swap", test_no_unannounced_swap) ||
         !CU_add_test(s, "safety lane: LOST within 100 ms behind a blocked lane",
                      test_safety_lane) ||
+        !CU_add_test(s, "barrier covers the safety lane", test_barrier_covers_safety_lane) ||
         !CU_add_test(s, "close with recipe handles open: EBUSY", test_close_with_open_handles) ||
         !CU_add_test(s, "client log routed past 64 sessions", test_zk_log_past_64_sessions) ||
         !CU_add_test(s, "completions at handle close", test_completions_at_close) ||
