@@ -2456,11 +2456,8 @@ static void test_term_with_10000_members(void)
     CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 30000), 0);
     took = tu_now_ms() - t0;
     fprintf(stderr, "(TERM with 10,000 members: %lld ms) ", took);
-    /* The requirement is 1 s; most of a stop with 10,000 members is the
-     * library unsubscribing its 10,000 member watches (zkc_group_free):
-     * the bound is generous so the test tracks the agent's side (it took
-     * 60 s when every member event built the whole view). */
-    CU_ASSERT(took <= (SANITIZED ? 20000 : 2000));
+    /* The requirement: 1 s (a sanitizer build is several times slower). */
+    CU_ASSERT(took <= (SANITIZED ? 20000 : 1000));
 out:
     if (hold >= 0)
         close(hold);
