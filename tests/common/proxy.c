@@ -15,7 +15,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h" /* zkc__cond_init, zkc__deadline */
+/* Self-contained (no library-private header): the fault suite links this
+ * file and must keep building whatever the library's internals become. */
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec += 1;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
 
 #define MAX_PAIRS 64
 
@@ -39,6 +60,7 @@ struct tu_proxy {
     int arm_min; /* 0 = not armed */
     int cuts;    /* armed cuts done */
     int blocked;
+    int blackhole;
     int accepted;
 
     /* proxy thread only */
@@ -115,7 +137,7 @@ static void *proxy_main(void *arg)
     char buf[65536];
 
     for (;;) {
-        int i, n = 0, cut = 0;
+        int i, n = 0, cut = 0, drop, polled;
 
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
@@ -126,6 +148,7 @@ static void *proxy_main(void *arg)
             p->cut_now = 0;
             cut = 1;
         }
+        drop = p->blackhole;
         pthread_mutex_unlock(&p->mu);
         if (cut)
             close_all(p);
@@ -150,18 +173,21 @@ static void *proxy_main(void *arg)
             (void)r;
             continue; /* commands first: the pair list may change */
         }
+        /* Only the pairs that were polled: accept_one() appends one whose
+         * pollfd entries are stale, and reading it would block. */
+        polled = p->npairs;
         if (fds[1].revents & POLLIN)
             accept_one(p);
-        for (i = p->npairs - 1; i >= 0; i--) {
+        for (i = polled - 1; i >= 0; i--) {
             struct pollfd *cf = &fds[2 + 2 * i], *sf = &fds[3 + 2 * i];
             int dead = 0, fire = 0;
             if (i >= p->npairs)
                 continue;
             if (cf->revents) {
                 ssize_t r = read(p->pairs[i].client, buf, sizeof(buf));
-                if (r <= 0 || write_all(p->pairs[i].server, buf, r) != 0) {
+                if (r <= 0 || (!drop && write_all(p->pairs[i].server, buf, r) != 0)) {
                     dead = 1;
-                } else {
+                } else if (!drop) {
                     pthread_mutex_lock(&p->mu);
                     if (p->arm_min > 0 && r >= p->arm_min) {
                         p->arm_min = 0;
@@ -180,7 +206,7 @@ static void *proxy_main(void *arg)
             }
             if (!dead && sf->revents) {
                 ssize_t r = read(p->pairs[i].server, buf, sizeof(buf));
-                if (r <= 0 || write_all(p->pairs[i].client, buf, r) != 0)
+                if (r <= 0 || (!drop && write_all(p->pairs[i].client, buf, r) != 0))
                     dead = 1;
             }
             if (dead)
@@ -212,7 +238,7 @@ int tu_proxy_start(tu_proxy **out, const char *target)
     if (inet_pton(AF_INET, host, &p->target.sin_addr) != 1)
         goto fail_free;
     pthread_mutex_init(&p->mu, NULL);
-    zkc__cond_init(&p->cond);
+    cond_init_monotonic(&p->cond);
     if (pipe(p->wake) != 0)
         goto fail_sync;
     p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -273,7 +299,7 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms)
     struct timespec ts;
     int rc = 0;
 
-    zkc__deadline(&ts, timeout_ms);
+    deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&p->mu);
     while (p->arm_min > 0) {
         if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
@@ -289,6 +315,14 @@ void tu_proxy_block(tu_proxy *p, int blocked)
 {
     pthread_mutex_lock(&p->mu);
     p->blocked = blocked;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+}
+
+void tu_proxy_blackhole(tu_proxy *p, int on)
+{
+    pthread_mutex_lock(&p->mu);
+    p->blackhole = on;
     pthread_mutex_unlock(&p->mu);
     poke(p);
 }

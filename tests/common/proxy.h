@@ -30,6 +30,11 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms);
  * current ones are cut: the server looks unreachable. */
 void tu_proxy_block(tu_proxy *p, int blocked);
 
+/* While on, connections stay open (new ones are accepted and connected)
+ * but every byte in either direction is read and dropped: a blackhole, which
+ * only timeouts can detect, unlike a cut. */
+void tu_proxy_blackhole(tu_proxy *p, int on);
+
 /* Connections accepted so far. */
 int tu_proxy_accepted(tu_proxy *p);
 
