@@ -1,5 +1,7 @@
 /* Loopback TCP proxy for fault-injection tests: see proxy.h. One thread
- * polls the listening socket, a wake-up pipe and every connection pair. */
+ * polls the listening socket, a wake-up pipe and every connection pair.
+ * Every descriptor is close-on-exec: a copy inherited by a child process
+ * would keep a "cut" connection open at the other end. */
 #include "common/proxy.h"
 
 #include <arpa/inet.h>
@@ -106,7 +108,7 @@ static int write_all(int fd, const char *buf, ssize_t n)
 
 static void accept_one(tu_proxy *p)
 {
-    int c = accept(p->listen_fd, NULL, NULL), s, blocked;
+    int c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC), s, blocked;
 
     if (c < 0)
         return;
@@ -118,7 +120,7 @@ static void accept_one(tu_proxy *p)
         close(c);
         return;
     }
-    s = socket(AF_INET, SOCK_STREAM, 0);
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0 || connect(s, (struct sockaddr *)&p->target, sizeof(p->target)) != 0) {
         if (s >= 0)
             close(s);
@@ -157,7 +159,11 @@ static void *proxy_main(void *arg)
         fds[n++].events = POLLIN;
         fds[n].fd = p->listen_fd;
         fds[n++].events = POLLIN;
-        for (i = 0; i < p->npairs; i++) {
+        /* A blackhole leaves the bytes where they are: TCP keeps them, so
+         * the streams resume intact when it ends, as after a real outage
+         * that no timeout noticed. Dropping bytes would corrupt a stream,
+         * which TCP never does. */
+        for (i = 0; i < p->npairs && !drop; i++) {
             fds[n].fd = p->pairs[i].client;
             fds[n++].events = POLLIN;
             fds[n].fd = p->pairs[i].server;
@@ -175,7 +181,7 @@ static void *proxy_main(void *arg)
         }
         /* Only the pairs that were polled: accept_one() appends one whose
          * pollfd entries are stale, and reading it would block. */
-        polled = p->npairs;
+        polled = drop ? 0 : p->npairs;
         if (fds[1].revents & POLLIN)
             accept_one(p);
         for (i = polled - 1; i >= 0; i--) {
@@ -185,9 +191,9 @@ static void *proxy_main(void *arg)
                 continue;
             if (cf->revents) {
                 ssize_t r = read(p->pairs[i].client, buf, sizeof(buf));
-                if (r <= 0 || (!drop && write_all(p->pairs[i].server, buf, r) != 0)) {
+                if (r <= 0 || write_all(p->pairs[i].server, buf, r) != 0) {
                     dead = 1;
-                } else if (!drop) {
+                } else {
                     pthread_mutex_lock(&p->mu);
                     if (p->arm_min > 0 && r >= p->arm_min) {
                         p->arm_min = 0;
@@ -206,7 +212,7 @@ static void *proxy_main(void *arg)
             }
             if (!dead && sf->revents) {
                 ssize_t r = read(p->pairs[i].server, buf, sizeof(buf));
-                if (r <= 0 || (!drop && write_all(p->pairs[i].client, buf, r) != 0))
+                if (r <= 0 || write_all(p->pairs[i].client, buf, r) != 0)
                     dead = 1;
             }
             if (dead)
@@ -239,9 +245,9 @@ int tu_proxy_start(tu_proxy **out, const char *target)
         goto fail_free;
     pthread_mutex_init(&p->mu, NULL);
     cond_init_monotonic(&p->cond);
-    if (pipe(p->wake) != 0)
+    if (pipe2(p->wake, O_CLOEXEC) != 0)
         goto fail_sync;
-    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (p->listen_fd < 0)
         goto fail_pipe;
     setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

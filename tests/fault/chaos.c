@@ -59,6 +59,8 @@ static struct {
     int schedules;
     int minutes;
     int index; /* -1: all */
+    int indices[256];
+    int nindices; /* --index K[,K...] */
     const char *only;
     const char *exclude;
     const char *worker;
@@ -137,6 +139,11 @@ static tu_proxy *client_px[NSERVERS];
 static tu_proxy *quorum_px[NSERVERS][NSERVERS][2]; /* [from][to][election] */
 static zhandle_t *admin;
 static int srv_paused[NSERVERS]; /* a paused server's 4lw only times out */
+/* A server cut from the quorum cannot serve: one killed meanwhile is
+ * restarted when its partition ends, not before (the harness would wait for
+ * it to serve). */
+static int srv_partitioned[NSERVERS];
+static int srv_restart_pending[NSERVERS];
 
 static int route_quorum(void *data, int from, int to, int election, int port)
 {
@@ -457,6 +464,7 @@ static int spawn_worker(struct schedule *sc, int slot)
     if (w->slow_match != NULL) {
         argv[n++] = "--slow-log-match";
         argv[n++] = w->slow_match;
+        argv[n++] = "--slow-log-once";
     }
     argv[n] = NULL;
     fflush(NULL);
@@ -471,6 +479,10 @@ static int spawn_worker(struct schedule *sc, int slot)
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        /* No descriptor of ours (a proxy's socket above all: it would keep
+         * a cut connection open) may live on in the worker. */
+        for (fd = 3; fd < 1024; fd++)
+            close(fd);
         execv(opt.worker, (char *const *)argv);
         _exit(127);
     }
@@ -623,6 +635,7 @@ static void fault_begin(struct schedule *sc, struct fault_ev *f)
     case F_PARTITION:
         f->actual = k + (rnd(2) ? 100 : 0); /* +100: blackhole rather than cut */
         quorum_links(k, 1, f->actual >= 100);
+        srv_partitioned[k] = 1;
         break;
     case F_KILL_CLIENT:
         k = live_worker(sc, k);
@@ -658,7 +671,9 @@ static void fault_end(struct schedule *sc, struct fault_ev *f)
     switch (f->type) {
     case F_KILL_LEADER:
     case F_KILL_SERVER:
-        if (k >= 0 && zkh_server_pid(zk, k) <= 0)
+        if (k >= 0 && srv_partitioned[k])
+            srv_restart_pending[k] = 1;
+        else if (k >= 0 && zkh_server_pid(zk, k) <= 0)
             zkh_start_server(zk, k);
         break;
     case F_PAUSE_SERVER:
@@ -676,6 +691,10 @@ static void fault_end(struct schedule *sc, struct fault_ev *f)
         break;
     case F_PARTITION:
         quorum_links(k % 100, 0, k >= 100);
+        srv_partitioned[k % 100] = 0;
+        if (srv_restart_pending[k % 100] && zkh_server_pid(zk, k % 100) <= 0)
+            zkh_start_server(zk, k % 100);
+        srv_restart_pending[k % 100] = 0;
         break;
     default:
         break;
@@ -710,6 +729,10 @@ static void heal_all(struct schedule *sc)
 {
     int i;
 
+    /* Partitions first, so that no server restarts into one. */
+    for (i = 0; i < sc->nfaults; i++)
+        if (sc->f[i].type == F_PARTITION && sc->f[i].started && !sc->f[i].ended)
+            fault_end(sc, &sc->f[i]);
     for (i = 0; i < sc->nfaults; i++)
         if (sc->f[i].started && !sc->f[i].ended)
             fault_end(sc, &sc->f[i]);
@@ -956,6 +979,7 @@ static int run_schedule(int index, int *failed_out)
             meta(&sc, "settle id=%s ok=%d", sc.w[i].id,
                  !sc.w[i].exited && hist_has(&sc, i, "settled"));
 
+    meta(&sc, "stopping");
     for (i = 0; i < sc.nworkers; i++)
         if (!sc.w[i].killed && !sc.w[i].exited)
             kill(sc.w[i].pid, SIGTERM);
@@ -1028,7 +1052,7 @@ static int run_schedule(int index, int *failed_out)
 
 static void usage(FILE *f)
 {
-    fputs("usage: chaos [--seed S] [--schedules N] [--minutes M] [--index K] [--only KIND]\n"
+    fputs("usage: chaos [--seed S] [--schedules N] [--minutes M] [--index K[,K...]] [--only KIND]\n"
           "             [--exclude KIND] [--worker PATH] [--checker PATH] [--out DIR] [--keep]\n"
           "             [--timeout-ms MS] [--window-ms MS] [--verbose]\n"
           "KIND: random | lost-swap\n",
@@ -1073,9 +1097,22 @@ static int parse(int argc, char **argv)
         case 'm':
             opt.minutes = atoi(optarg);
             break;
-        case 'i':
-            opt.index = atoi(optarg);
+        case 'i': {
+            char *p = optarg, *end;
+
+            while (*p != '\0' && opt.nindices < 256) {
+                long v = strtol(p, &end, 10);
+
+                if (end == p || v < 0)
+                    return -1;
+                opt.indices[opt.nindices++] = (int)v;
+                p = *end == ',' ? end + 1 : end;
+                if (*end != ',' && *end != '\0')
+                    return -1;
+            }
+            opt.index = opt.indices[0];
             break;
+        }
         case 'o':
             opt.only = optarg;
             break;
@@ -1131,7 +1168,7 @@ int main(int argc, char **argv)
     static char outbuf[PATH_MAX];
     zkh_opts ho;
     int64_t started, budget_end;
-    int i, first, last, passed = 0, failed = 0, ran = 0;
+    int i, n, first, last, passed = 0, failed = 0, ran = 0;
 
     if (parse(argc, argv) != 0) {
         usage(stderr);
@@ -1175,11 +1212,12 @@ int main(int argc, char **argv)
     say("chaos: ensemble up in %.1f s; quorum links through proxies\n",
         (double)(now_ms() - started) / 1000.0);
     budget_end = started + (int64_t)opt.minutes * 60000;
-    first = opt.index >= 0 ? opt.index : 0;
-    last = opt.index >= 0 ? opt.index : opt.schedules - 1;
-    for (i = first; i <= last; i++) {
+    first = 0;
+    last = opt.nindices > 0 ? opt.nindices - 1 : opt.schedules - 1;
+    for (n = first; n <= last; n++) {
         int bad = 0;
 
+        i = opt.nindices > 0 ? opt.indices[n] : n;
         if (now_ms() >= budget_end) {
             say("chaos: --minutes %d spent after %d schedules; stopping\n", opt.minutes, ran);
             break;

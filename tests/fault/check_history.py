@@ -121,6 +121,8 @@ class Checker:
         self.workload = self.sched["workload"]
         self.leases = int(self.sched.get("leases", "1"))
         self.quiesce_ns = next((m[0] for m in self.meta if m[1] == "quiesce"), None)
+        # Workers leave from here on: views shrink as they should.
+        self.stopping_ns = next((m[0] for m in self.meta if m[1] == "stopping"), 1 << 62)
         self.faults = [m for m in self.meta if m[1] in ("fault_begin", "fault_end")]
 
     def violate(self, what, text, evidence=()):
@@ -326,12 +328,12 @@ class Checker:
                 continue
             last_view = None
             for ns, ev, kv, raw in w.events:
-                if ev == "view" and self.quiesce_ns and ns >= self.quiesce_ns:
+                if ev == "view" and self.quiesce_ns and self.quiesce_ns <= ns < self.stopping_ns:
                     last_view = (kv, raw)
                 if ev == "view" and int(kv.get("dups", 0)) > 0:
                     ids = kv.get("ids", "").split(",")
                     dup = sorted(set(i for i in ids if ids.count(i) > 1))
-                    if self.quiesce_ns and ns >= self.quiesce_ns:
+                    if self.quiesce_ns and self.quiesce_ns <= ns < self.stopping_ns:
                         self.violate("views", "%s: view with duplicates %s after the faults stopped" % (w.id, dup), [raw])
             if expect is None:
                 continue
@@ -381,7 +383,7 @@ class Checker:
             self.check_exclusive(hs, "rw", conflict=lambda a, b: a["side"] == "w" or b["side"] == "w")
             self.check_commits(writers)
         elif wl == "election":
-            hs = self.holds(("elected",), ("demoted",))
+            hs = self.holds(("elected",), ("demoted", "releasing"))
             self.check_exclusive(hs, "exclusive")
             self.check_commits(hs)
         elif wl == "semaphore":

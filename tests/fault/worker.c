@@ -45,6 +45,7 @@ static struct {
     int slow_cb_ms;
     int slow_log_ms;
     const char *slow_log_match;
+    int slow_log_once; /* only the first matching line is slow */
     unsigned seed;
 } cfg;
 
@@ -104,6 +105,8 @@ static void slow_callback(void)
         sleep_ms(cfg.slow_cb_ms);
 }
 
+static int slow_log_fired;
+
 static void on_log(zkc_log_level level, const char *msg, void *ud)
 {
     char clean[512];
@@ -114,7 +117,8 @@ static void on_log(zkc_log_level level, const char *msg, void *ud)
         clean[i] = (msg[i] == '\n' || msg[i] == '\r') ? ' ' : msg[i];
     clean[i] = '\0';
     hist("log level=%s msg=%s", zkc_log_level_name(level), clean);
-    if (cfg.slow_log_ms > 0 && (cfg.slow_log_match == NULL || strstr(msg, cfg.slow_log_match))) {
+    if (cfg.slow_log_ms > 0 && (cfg.slow_log_match == NULL || strstr(msg, cfg.slow_log_match)) &&
+        !(cfg.slow_log_once && __atomic_fetch_add(&slow_log_fired, 1, __ATOMIC_SEQ_CST) > 0)) {
         hist("sink_slow ms=%d", cfg.slow_log_ms);
         sleep_ms(cfg.slow_log_ms);
         hist("sink_done");
@@ -456,6 +460,9 @@ static void run_election(zkc_session *s)
             }
         }
     }
+    /* Closing ends a term without a DEMOTED event: say so first. */
+    if (zkc_election_is_leader(e, NULL))
+        hist("releasing side=lead");
     zkc_election_close(e);
 }
 
@@ -623,6 +630,7 @@ static void usage(void)
     fputs("usage: chaos-worker --mode mutex|election|rwlock|semaphore|group --servers S\n"
           "         --root PATH --id ID --history FILE [--timeout-ms MS] [--wait-policy]\n"
           "         [--leases N] [--slow-cb MS] [--slow-log MS] [--slow-log-match TEXT]\n"
+          "         [--slow-log-once]\n"
           "         [--expect FILE] [--seed N]\n",
           stderr);
 }
@@ -641,6 +649,7 @@ static int parse(int argc, char **argv)
         {"slow-cb", required_argument, NULL, 'c'},
         {"slow-log", required_argument, NULL, 'g'},
         {"slow-log-match", required_argument, NULL, 'G'},
+        {"slow-log-once", no_argument, NULL, 'O'},
         {"expect", required_argument, NULL, 'e'},
         {"seed", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
@@ -695,6 +704,9 @@ static int parse(int argc, char **argv)
             break;
         case 'G':
             cfg.slow_log_match = optarg;
+            break;
+        case 'O':
+            cfg.slow_log_once = 1;
             break;
         case 'e':
             cfg.expect = optarg;

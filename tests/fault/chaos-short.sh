@@ -1,0 +1,21 @@
+#!/bin/sh
+# The short fixed-seed subset of the fault suite that scripts/check runs
+# (at most 3 minutes): schedules of seed 7 that pass on today's main. The
+# schedules that reproduce known library bugs (issue 9) are left out here
+# until their fixes land: see README "Fault testing".
+#   tests/fault/chaos-short.sh BUILD_DIR
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$top/_build/plain}
+seed=7
+indices=${ZKC_CHAOS_SHORT_INDICES:-2,4,5,7,8}
+out=$(mktemp -d "${TMPDIR:-/tmp}/zkchaos-short.XXXXXX")
+# One ensemble for all of them: the orchestrator prints the closing
+# "N passed, N failed" line itself.
+"$build/tests/fault/chaos" --seed $seed --index "$indices" --exclude lost-swap \
+    --worker "$build/tests/fault/chaos-worker" --checker "$top/tests/fault/check_history.py" \
+    --out "$out" >"$out/run.log" 2>&1
+rc=$?
+grep -v '^    evidence' "$out/run.log"
+[ $rc -eq 0 ] && rm -rf "$out"
+exit $rc
