@@ -540,7 +540,7 @@ static void draw_schedule(struct schedule *sc, const char *kind)
             sc->w[i].slow_log = 0;
         }
         for (i = 0; i < 2; i++) {
-            sc->w[i].slow_log = 6000;
+            sc->w[i].slow_log = 15000; /* longer than a restart of 3 JVMs under load */
             sc->w[i].slow_match = "lost";
         }
         sc->f[0].type = F_ENSEMBLE_RESTART;
