@@ -690,6 +690,21 @@ static void fault_end(struct schedule *sc, struct fault_ev *f)
         tu_proxy_blackhole(client_px[k], 0);
         break;
     case F_PARTITION:
+        /* Evidence that the cut took: the minority server should not serve
+         * by now (its srvr says so). */
+        if (!srv_paused[k % 100] && zkh_server_pid(zk, k % 100) > 0) {
+            char buf[2048], *mode;
+
+            if (zkh_four_letter(zk, k % 100, "srvr", buf, sizeof(buf)) < 0)
+                snprintf(buf, sizeof(buf), "no answer");
+            mode = strstr(buf, "Mode: ");
+            if (mode != NULL)
+                mode[strcspn(mode, "\n")] = '\0';
+            else
+                buf[strcspn(buf, "\n")] = '\0';
+            meta(sc, "note partitioned server %d before healing: %s", k % 100,
+                 mode != NULL ? mode : buf);
+        }
         quorum_links(k % 100, 0, k >= 100);
         srv_partitioned[k % 100] = 0;
         if (srv_restart_pending[k % 100] && zkh_server_pid(zk, k % 100) <= 0)

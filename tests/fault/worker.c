@@ -106,6 +106,8 @@ static void slow_callback(void)
 }
 
 static int slow_log_fired;
+static int sink_busy;                  /* a slow log line is being "written" */
+static int last_state = ZKC_CONN_NONE; /* last state the listener heard */
 
 static void on_log(zkc_log_level level, const char *msg, void *ud)
 {
@@ -119,9 +121,11 @@ static void on_log(zkc_log_level level, const char *msg, void *ud)
     hist("log level=%s msg=%s", zkc_log_level_name(level), clean);
     if (cfg.slow_log_ms > 0 && (cfg.slow_log_match == NULL || strstr(msg, cfg.slow_log_match)) &&
         !(cfg.slow_log_once && __atomic_fetch_add(&slow_log_fired, 1, __ATOMIC_SEQ_CST) > 0)) {
+        __atomic_add_fetch(&sink_busy, 1, __ATOMIC_SEQ_CST);
         hist("sink_slow ms=%d", cfg.slow_log_ms);
         sleep_ms(cfg.slow_log_ms);
         hist("sink_done");
+        __atomic_sub_fetch(&sink_busy, 1, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -130,6 +134,7 @@ static void on_state(zkc_session *s, zkc_conn_state st, void *ud)
     (void)ud;
     hist("session state=%s gen=%u sid=%" PRIx64, zkc_conn_state_name(st), zkc_session_generation(s),
          (uint64_t)zkc_session_id(s));
+    __atomic_store_n(&last_state, (int)st, __ATOMIC_SEQ_CST);
     slow_callback();
 }
 
@@ -207,11 +212,23 @@ static int election_write(zkc_election *e, int64_t token)
 
 static int settled;
 
+/* Settled means: progress after the faults, with the session back as the
+ * listener heard it and no slow log line still holding the library (a
+ * worker stopped while its session manager is blocked would hide what the
+ * library does next, e.g. issue 9's session swap). */
+static int can_settle(void)
+{
+    int st = __atomic_load_n(&last_state, __ATOMIC_SEQ_CST);
+
+    return quiesce_flag && !settled && __atomic_load_n(&sink_busy, __ATOMIC_SEQ_CST) == 0 &&
+           (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED);
+}
+
 static void progress(void)
 {
     ops_done++;
     hist("progress n=%ld%s", ops_done, quiesce_flag ? " after_quiesce=1" : "");
-    if (quiesce_flag && !settled && cfg.mode != M_GROUP) {
+    if (can_settle() && cfg.mode != M_GROUP) {
         settled = 1;
         hist("settled");
     }
@@ -599,7 +616,7 @@ static void run_group(zkc_session *s)
         hist("update n=%ld rc=%s", n, zkc_err_name(rc));
         if (rc == 0)
             progress();
-        if (quiesce_flag && !settled) {
+        if (can_settle()) {
             int match;
 
             pthread_mutex_lock(&view_mu);
