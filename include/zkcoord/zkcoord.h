@@ -9,10 +9,20 @@
  *  - Strings passed in are borrowed for the duration of the call and copied
  *    if kept. Strings passed to callbacks are borrowed for the duration of
  *    the callback.
- *  - User callbacks (state listeners, recipe events) run on the session's
- *    dispatcher thread, one at a time, in order. A callback may call any
- *    library function, including blocking ones, except zkc_session_close()
- *    on its own session.
+ *  - User callbacks run on one of two dispatcher threads ("lanes") of the
+ *    session. The safety lane runs connection-state listeners (every state)
+ *    and the events after which a program must stop acting as leader or
+ *    holder: election DEMOTED, lock SUSPENDED and LOST. The ordinary lane
+ *    runs everything else (membership, ELECTED, LEADER_CHANGED, lock
+ *    ACQUIRED, ...). Each lane runs its callbacks one at a time, in the
+ *    order the library posted them; there is no order between the lanes: a
+ *    safety event never waits behind ordinary callbacks, however many are
+ *    queued or however long one blocks, and may overtake one posted
+ *    earlier.
+ *    A callback may call any library function, including blocking ones,
+ *    except zkc_session_close() on its own session. Keep safety callbacks
+ *    short: a blocking one delays the next safety event, and freeing a
+ *    recipe handle from a safety callback waits for the ordinary lane.
  */
 #ifndef ZKCOORD_ZKCOORD_H
 #define ZKCOORD_ZKCOORD_H
@@ -157,7 +167,9 @@ ZKC_EXTERN int zkc_session_new(zkc_session **out, const zkc_session_opts *o);
  * ZKC_EAUTHFAILED, ZKC_ECLOSED. */
 ZKC_EXTERN int zkc_session_wait_connected(zkc_session *s, int timeout_ms);
 
-/* Connection-state listener. Runs on the dispatcher thread. */
+/* Connection-state listener. Runs on the session's safety lane (see the top
+ * of this file), so LOST and SUSPENDED reach it promptly whatever other
+ * callbacks are doing; every listener hears every state in order. */
 typedef void (*zkc_state_fn)(zkc_session *s, zkc_conn_state state, void *user_data);
 
 /* Register a listener; it hears every state change after this call, in
@@ -179,8 +191,11 @@ ZKC_EXTERN int64_t zkc_session_id(zkc_session *s);
 /* Negotiated session timeout in ms (requested one before first connect). */
 ZKC_EXTERN int zkc_session_timeout_ms(zkc_session *s);
 
-/* Number of ZooKeeper sessions this handle has opened (1 at first; +1 after
- * each LOST). */
+/* Number of ZooKeeper sessions this handle has opened or is opening (1 at
+ * first; +1 at each LOST, at the moment LOST is set, before the next one
+ * connects). Each generation is announced CONNECTED exactly once; a
+ * ZooKeeper session that was declared LOST is never announced again, even
+ * if its handle reconnected meanwhile (that handle is closed instead). */
 ZKC_EXTERN unsigned zkc_session_generation(zkc_session *s);
 
 /* Log through the session's sink (for programs built on the library). */
@@ -191,9 +206,12 @@ ZKC_EXTERN void zkc_session_log(zkc_session *s, zkc_log_level level, const char 
     ;
 
 /* Close the ZooKeeper session (ephemeral nodes go at once), stop the threads,
- * deliver queued callbacks, free `s`. Recipe handles on this session must be
- * freed first. Must not be called from this session's dispatcher thread
- * (returns ZKC_EBUSY there and does nothing). NULL is a no-op returning 0. */
+ * deliver queued callbacks, free `s`. Returns 0 when done.
+ * ZKC_EBUSY, doing nothing (the session and every handle on it keep
+ * working): while recipe handles made on this session (group, election or
+ * observer, lock, rwlock, semaphore) are still open -- free / close them
+ * first, then call this again -- or when called from one of this session's
+ * callbacks. NULL is a no-op returning 0. */
 ZKC_EXTERN int zkc_session_close(zkc_session *s);
 
 #ifdef __cplusplus

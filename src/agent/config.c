@@ -52,9 +52,16 @@ typedef struct pos_ent {
     int vline, vcol; /* the value */
 } pos_ent;
 
+/* Entries in file order, found by path through an open-addressing hash
+ * table: one lookup per key or element while lexing and per check while
+ * validating, so a config of n values costs O(n), not the O(n^2) of a linear
+ * search (10.7 s for 80k array elements, on the thread that also sends the
+ * watchdog pings on reload). */
 typedef struct posidx {
     pos_ent *v;
     size_t n, cap;
+    size_t *slot; /* index + 1 into v; 0 = empty. nslot is a power of two */
+    size_t nslot;
 } posidx;
 
 typedef struct lexer {
@@ -65,22 +72,60 @@ typedef struct lexer {
     int depth;
 } lexer;
 
+/* FNV-1a. */
+static size_t path_hash(const char *p)
+{
+    size_t h = (size_t)14695981039346656037ULL;
+
+    for (; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= (size_t)1099511628211ULL;
+    }
+    return h;
+}
+
 static pos_ent *pos_find(const posidx *x, const char *path)
 {
     size_t i;
 
-    for (i = 0; i < x->n; i++)
-        if (strcmp(x->v[i].path, path) == 0)
-            return &x->v[i];
+    if (!x->nslot)
+        return NULL;
+    for (i = path_hash(path) & (x->nslot - 1); x->slot[i]; i = (i + 1) & (x->nslot - 1))
+        if (strcmp(x->v[x->slot[i] - 1].path, path) == 0)
+            return &x->v[x->slot[i] - 1];
     return NULL;
+}
+
+/* Keep the table at most half full. */
+static int pos_grow(posidx *x)
+{
+    size_t nslot = x->nslot ? x->nslot * 2 : 128, i, j;
+    size_t *slot;
+
+    if (x->nslot && (x->n + 1) * 2 <= x->nslot)
+        return 0;
+    if (!(slot = calloc(nslot, sizeof(*slot))))
+        return -1;
+    for (i = 0; i < x->n; i++) {
+        for (j = path_hash(x->v[i].path) & (nslot - 1); slot[j]; j = (j + 1) & (nslot - 1))
+            ;
+        slot[j] = i + 1;
+    }
+    free(x->slot);
+    x->slot = slot;
+    x->nslot = nslot;
+    return 0;
 }
 
 static pos_ent *pos_add(posidx *x, const char *path)
 {
     pos_ent *e = pos_find(x, path);
+    size_t j;
 
     if (e)
         return e;
+    if (pos_grow(x) != 0)
+        return NULL;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 64;
         pos_ent *v = realloc(x->v, cap * sizeof(*v));
@@ -93,7 +138,9 @@ static pos_ent *pos_add(posidx *x, const char *path)
     memset(e, 0, sizeof(*e));
     if (!(e->path = strdup(path)))
         return NULL;
-    x->n++;
+    for (j = path_hash(path) & (x->nslot - 1); x->slot[j]; j = (j + 1) & (x->nslot - 1))
+        ;
+    x->slot[j] = ++x->n;
     return e;
 }
 
@@ -104,6 +151,7 @@ static void pos_free(posidx *x)
     for (i = 0; i < x->n; i++)
         free(x->v[i].path);
     free(x->v);
+    free(x->slot);
 }
 
 static int lx_peek(lexer *l)
@@ -729,18 +777,34 @@ static int req_name(ctx *c, json_t *obj, const char *base, const char *key, char
     return 0;
 }
 
+/* The library's own rule for paths (zkc__path_check in src/lib/naming.c):
+ * absolute, no empty, "." or ".." segment, no control character. A path
+ * --check accepts must not be refused with EINVAL at runtime. */
 static int is_znode_path(const char *s)
 {
+    const char *seg;
+
     if (s[0] != '/')
         return 0;
-    if (strcmp(s, "/") == 0)
+    if (s[1] == '\0')
         return 1;
-    if (s[strlen(s) - 1] == '/' || strstr(s, "//") || strstr(s, "/./") || strstr(s, "/../"))
-        return 0;
-    return 1;
+    for (seg = s + 1;;) {
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg), i;
+
+        if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return 0;
+        for (i = 0; i < n; i++)
+            if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7F)
+                return 0;
+        if (!end)
+            return 1;
+        seg = end + 1;
+    }
 }
 
-/* "host:port[,host:port...]", IPv6 as "[::1]:2181". */
+/* "host:port[,host:port...]", IPv6 as "[::1]:2181" (the library refuses that
+ * form today: zkc_session_opts_check() in load_zookeeper has the last word). */
 static int servers_ok(const char *s)
 {
     const char *p = s;
@@ -807,32 +871,37 @@ static int enum_str(ctx *c, json_t *obj, const char *base, const char *key,
 
 /* ------------------------------------------------------------- credentials */
 
-static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
+int zka_credentials_read(const char *path, char **user, char **password, char *why, size_t why_len)
 {
-    char path[PATH_MAX], buf[1024], *colon, *nl;
+    char buf[1024], *colon, *nl;
     struct stat st;
     ssize_t n;
     size_t got = 0;
-    int fd, rc = 0;
+    int fd, rc = ZKC_EINVAL;
 
-    if (cfg->zookeeper.credentials_file[0] == '/' || !c->dir)
-        snprintf(path, sizeof(path), "%s", cfg->zookeeper.credentials_file);
-    else
-        snprintf(path, sizeof(path), "%s/%s", c->dir, cfg->zookeeper.credentials_file);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return fail(c, keypath, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        return ZKC_EINVAL;
+    }
     if (fstat(fd, &st) < 0) {
-        rc = fail(c, keypath, "cannot stat %s: %s", path, strerror(errno));
+        snprintf(why, why_len, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* Someone else's file (other than root's) could be replaced by them at
+     * will, whatever its mode: they would choose who we authenticate as. */
+    if (st.st_uid != getuid() && st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(why, why_len, "%s is owned by uid %u: it must belong to uid %u or to root", path,
+                 (unsigned)st.st_uid, (unsigned)getuid());
         goto out;
     }
     /* A password others can read is no secret; one others can write lets them
      * choose who we authenticate as. ssh refuses keys on the same grounds. */
     if (st.st_mode & (S_IRWXO | S_IWGRP)) {
-        rc = fail(c, keypath,
-                  "%s has mode %04o: it must not be world-readable or group-writable "
-                  "(chmod 600 it)",
-                  path, (unsigned)(st.st_mode & 07777));
+        snprintf(why, why_len,
+                 "%s has mode %04o: it must not be world-readable or group-writable "
+                 "(chmod 600 it)",
+                 path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     while (got < sizeof(buf) - 1) {
@@ -840,7 +909,7 @@ static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = fail(c, keypath, "cannot read %s: %s", path, strerror(errno));
+            snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -854,17 +923,48 @@ static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
         *nl = '\0';
     colon = strchr(buf, ':');
     if (!colon || colon == buf || !colon[1]) {
-        rc = fail(c, keypath, "%s: expected one line \"user:password\"", path);
+        snprintf(why, why_len, "%s: expected one line \"user:password\"", path);
         goto out;
     }
     *colon = '\0';
-    if (!(cfg->zookeeper.digest_user = strdup(buf)) ||
-        !(cfg->zookeeper.digest_password = strdup(colon + 1)))
-        rc = ZKC_ENOMEM;
+    rc = ZKC_ENOMEM;
+    if (!(*user = strdup(buf)))
+        goto out;
+    if (!(*password = strdup(colon + 1))) {
+        free(*user);
+        *user = NULL;
+        goto out;
+    }
+    rc = 0;
 out:
     memset(buf, 0, sizeof(buf));
     close(fd);
     return rc;
+}
+
+static int read_credentials(ctx *c, zka_config *cfg, const char *keypath)
+{
+    char path[PATH_MAX], why[PATH_MAX + 128];
+    int rc;
+
+    if (cfg->zookeeper.credentials_file[0] == '/' || !c->dir)
+        snprintf(path, sizeof(path), "%s", cfg->zookeeper.credentials_file);
+    else
+        snprintf(path, sizeof(path), "%s/%s", c->dir, cfg->zookeeper.credentials_file);
+    rc = zka_credentials_read(path, &cfg->zookeeper.digest_user, &cfg->zookeeper.digest_password,
+                              why, sizeof(why));
+    if (rc == ZKC_EINVAL)
+        return fail(c, keypath, "%s", why);
+    return rc;
+}
+
+const char *zka_config_security_warning(const zka_config *cfg)
+{
+    if (cfg->zookeeper.auth_scheme)
+        return NULL;
+    return "no zookeeper.auth configured: the nodes this agent creates are world:anyone:cdrwa, "
+           "so any client that reaches ZooKeeper can delete or plant members, the leader and locks "
+           "(see zkcoord(8), SECURITY)";
 }
 
 /* ---------------------------------------------------------------- sections */
@@ -890,6 +990,20 @@ static int load_zookeeper(ctx *c, json_t *root, zka_config *cfg)
     if (!servers_ok(cfg->zookeeper.servers))
         return fail(c, "zookeeper.servers", "expected \"host:port[,host:port...]\", got \"%s\"",
                     cfg->zookeeper.servers);
+    {
+        /* The session options main.c builds, checked by the library itself:
+         * what zkc_session_new() would refuse, --check refuses (the client
+         * takes the first ':' of each entry, so "[::1]:2181" is refused). */
+        zkc_session_opts so;
+        char why[512];
+
+        zkc_session_opts_init(&so);
+        so.servers = cfg->zookeeper.servers;
+        so.session_timeout_ms = cfg->zookeeper.session_timeout_ms;
+        if (zkc_session_opts_check(&so, why, sizeof(why)) != 0)
+            return fail(c, strncmp(why, "servers", 7) == 0 ? "zookeeper.servers" : "zookeeper",
+                        "refused by libzkcoord: %s", why);
+    }
     if (!is_znode_path(cfg->zookeeper.root))
         return fail(c, "zookeeper.root",
                     "expected an absolute ZooKeeper path like \"/zkcoord\", got \"%s\"",
@@ -915,18 +1029,154 @@ static int load_zookeeper(ctx *c, json_t *root, zka_config *cfg)
     return read_credentials(c, cfg, "zookeeper.auth.credentials_file");
 }
 
+/* ------------------------------------------------- what registration takes
+ *
+ * The limits zkc_group_join() applies to what a member writes
+ * (zkc__payload_encode in src/lib/payload.c, with the group's default
+ * max_payload the agent uses): --check must refuse a config that would pass
+ * here and then fail to register. tests/unit/agent_config_tests.c checks the
+ * two agree on each limit's boundary. */
+#define MEMBER_MAX_ID        255   /* ZKC_PAYLOAD_MAX_ID */
+#define MEMBER_MAX_HOST      255   /* ZKC_PAYLOAD_MAX_HOST */
+#define MEMBER_MAX_NAME      64    /* ZKC_PAYLOAD_MAX_SHORT: endpoint names */
+#define MEMBER_MAX_ENDPOINTS 32    /* ZKC_PAYLOAD_MAX_ENDPOINT */
+#define MEMBER_MAX_PAYLOAD   65536 /* ZKC_PAYLOAD_DEFAULT_MAX */
+#define MEMBER_PAYLOAD_VER   1     /* ZKC_PAYLOAD_VERSION */
+
+/* Text the payload encoder refuses: longer than max bytes, or with a byte
+ * below 0x20 (tab, newline, ESC...). Returns the offending byte's offset, or
+ * -1 when too long, or -2 when fine. */
+static long bad_member_text(const char *s, size_t max)
+{
+    size_t i, n = strlen(s);
+
+    if (n > max)
+        return -1;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20)
+            return (long)i;
+    return -2;
+}
+
+static int check_member_text(ctx *c, const char *path, const char *s, size_t max)
+{
+    long r = bad_member_text(s, max);
+
+    if (r == -1)
+        return fail(c, path, "expected at most %zu bytes (what a member may register), got %zu",
+                    max, strlen(s));
+    if (r >= 0)
+        return fail(c, path,
+                    "control character 0x%02X at byte %ld: a member's %s must not hold one",
+                    (unsigned)(unsigned char)s[r], r, strrchr(path, '.') + 1);
+    return 0;
+}
+
+static json_t *endpoint_doc(const char *host, int port)
+{
+    return json_pack("{s:s, s:i}", "host", host ? host : "", "port", port);
+}
+
+/* The member node's data as the encoder lays it out; its length is what the
+ * max_payload cap is compared with. -1 when out of memory. */
+static long member_payload_len(const zka_config *cfg)
+{
+    json_t *root, *eps;
+    size_t i;
+    char *text;
+    long n = -1;
+
+    root = json_object();
+    eps = json_object();
+    if (!root || !eps)
+        goto out;
+    for (i = 0; i < cfg->member.n_endpoints; i++)
+        if (json_object_set_new(
+                eps, cfg->member.endpoints[i].name,
+                endpoint_doc(cfg->member.endpoints[i].host, cfg->member.endpoints[i].port)) != 0)
+            goto out;
+    if (json_object_set_new(root, "serviceEndpoint",
+                            endpoint_doc(cfg->member.host, cfg->member.port)) != 0 ||
+        json_object_set(root, "additionalEndpoints", eps) != 0 ||
+        json_object_set_new(root, "status", json_string("ALIVE")) != 0 ||
+        json_object_set_new(root, "shard", json_integer(cfg->member.shard)) != 0 ||
+        json_object_set_new(root, "zkcoord",
+                            json_pack("{s:s, s:O, s:i}", "id", cfg->member.id, "metadata",
+                                      cfg->member.metadata, "version", MEMBER_PAYLOAD_VER)) != 0)
+        goto out;
+    text = json_dumps(root, JSON_COMPACT);
+    if (text) {
+        n = (long)strlen(text);
+        free(text);
+    }
+out:
+    json_decref(eps);
+    json_decref(root);
+    return n;
+}
+
+static int check_member_runtime(ctx *c, json_t *m, zka_config *cfg)
+{
+    char p[PATH_MAX_LEN];
+    size_t i;
+    long len;
+    int rc;
+
+    /* The default id and host are the hostname: checked too, since
+     * registration would refuse them just the same. */
+    if ((rc = check_member_text(c, "member.id", cfg->member.id, MEMBER_MAX_ID)) ||
+        (rc = check_member_text(c, "member.host", cfg->member.host, MEMBER_MAX_HOST)))
+        return rc;
+    if (cfg->member.n_endpoints > MEMBER_MAX_ENDPOINTS)
+        return fail(c, "member.endpoints", "expected at most %d endpoints, got %zu",
+                    MEMBER_MAX_ENDPOINTS, cfg->member.n_endpoints);
+    for (i = 0; i < cfg->member.n_endpoints; i++) {
+        const zka_endpoint *ep = &cfg->member.endpoints[i];
+        char ph[PATH_MAX_LEN];
+
+        join(p, "member.endpoints", ep->name);
+        if (strlen(ep->name) > MEMBER_MAX_NAME)
+            return fail_key(c, p, "expected an endpoint name of at most %d bytes, got %zu",
+                            MEMBER_MAX_NAME, strlen(ep->name));
+        join(ph, p, "host");
+        if ((rc = check_member_text(c, ph, ep->host, MEMBER_MAX_HOST)))
+            return rc;
+    }
+    len = member_payload_len(cfg);
+    if (len < 0)
+        return ZKC_ENOMEM;
+    if (len > MEMBER_MAX_PAYLOAD)
+        return fail(c, get(m, "metadata") ? "member.metadata" : "member",
+                    "the member's node data would be %ld bytes, above the %d a member may "
+                    "register: make the metadata smaller",
+                    len, MEMBER_MAX_PAYLOAD);
+    return 0;
+}
+
+static int load_member_fields(ctx *c, json_t *m, zka_config *cfg);
+
 static int load_member(ctx *c, json_t *root, zka_config *cfg)
 {
-    static const char *const keys[] = {"id",       "host",  "port", "endpoints",
-                                       "metadata", "shard", NULL};
-    static const char *const ep_keys[] = {"host", "port", NULL};
-    json_t *m, *eps, *md, *ev;
-    const char *name;
-    char p[PATH_MAX_LEN];
+    json_t *m;
     int rc;
 
     if ((rc = opt_obj(c, root, "", "member", &m)) || !m)
         return rc;
+    if ((rc = load_member_fields(c, m, cfg)))
+        return rc;
+    return check_member_runtime(c, m, cfg);
+}
+
+static int load_member_fields(ctx *c, json_t *m, zka_config *cfg)
+{
+    static const char *const keys[] = {"id",       "host",  "port", "endpoints",
+                                       "metadata", "shard", NULL};
+    static const char *const ep_keys[] = {"host", "port", NULL};
+    json_t *eps, *md, *ev;
+    const char *name;
+    char p[PATH_MAX_LEN];
+    int rc;
+
     cfg->member.registers = true;
     if ((rc = check_keys(c, m, "member", keys)))
         return rc;

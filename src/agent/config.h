@@ -155,6 +155,18 @@ int zka_config_load_string(const char *text, const char *name, zka_config **out,
 
 void zka_config_free(zka_config *c);
 
+/* Read a digest credentials file: one line "user:password". Refused unless
+ * owned by the calling user (real or effective uid) or root, and neither
+ * world-accessible nor group-writable. Shared by the agent's
+ * zookeeper.auth.credentials_file and zkcoordctl --auth-file. On success
+ * *user and *password are new strings (free; wipe the password first).
+ * Errors: ZKC_EINVAL (the reason, naming `path`, in `why`), ZKC_ENOMEM. */
+int zka_credentials_read(const char *path, char **user, char **password, char *why, size_t why_len);
+
+/* The warning to log once at startup when `c` has no ZooKeeper auth (every
+ * node then open to every client), or NULL when auth is configured. */
+const char *zka_config_security_warning(const zka_config *c);
+
 /* What a reload changes (bits of zka_config_diff()). */
 enum {
     ZKA_DIFF_ZOOKEEPER = 1 << 0, /* servers, timeout, root, auth: needs a new session */

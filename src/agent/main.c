@@ -953,6 +953,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     zka_log_setup(verbose ? ZKC_LOG_DEBUG : a->cfg->log.level, a->cfg->log.syslog);
+    if (zka_config_security_warning(a->cfg)) /* issue 11 item 5: once, at startup */
+        zka_log(ZKC_LOG_WARN, "%s", zka_config_security_warning(a->cfg));
 
     /* Signals are taken by this thread only; every thread created from now
      * on inherits the mask. */

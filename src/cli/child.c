@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,6 +146,46 @@ static char **build_env(char **extra)
     return envp;
 }
 
+/* Close [lo, hi] in the child: close_range() (Linux 5.9), else one by one.
+ * Async-signal-safe. */
+static void close_span(unsigned lo, unsigned hi, unsigned top)
+{
+    unsigned fd;
+
+    if (lo > hi)
+        return;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lo, hi, 0U) == 0)
+        return;
+#endif
+    for (fd = lo; fd <= hi && fd <= top; fd++)
+        close((int)fd);
+}
+
+/* Every descriptor but stdio and `keep` (the exec-error pipe, close-on-exec):
+ * the ZooKeeper socket, the client's wake-up pipes and whatever zkcoordctl
+ * inherited must not reach CMD, or CMD could speak on the lock's session.
+ * `top` is the highest descriptor the fallback loop closes. */
+static void close_all_but(int keep, unsigned top)
+{
+    if (keep < 3) {
+        close_span(3, ~0U, top);
+        return;
+    }
+    close_span(3, (unsigned)keep - 1, top);
+    close_span((unsigned)keep + 1, ~0U, top);
+}
+
+/* The highest descriptor number that can be open, for the fallback. */
+static unsigned fd_top(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 0)
+        return rl.rlim_cur > 65536 ? 65535u : (unsigned)rl.rlim_cur - 1;
+    return 65535u;
+}
+
 int cli_spawn(const cli *c, cli_child *ch, char **argv, char **env)
 {
     int errpipe[2], err = 0;
@@ -151,6 +193,7 @@ int cli_spawn(const cli *c, cli_child *ch, char **argv, char **env)
     sigset_t set;
     ssize_t n;
     pid_t pid, parent;
+    unsigned top = fd_top();
 
     envp = build_env(env);
     if (!envp) {
@@ -188,6 +231,7 @@ int cli_spawn(const cli *c, cli_child *ch, char **argv, char **env)
         signal(SIGCHLD, SIG_DFL);
         sigset_of(&set);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        close_all_but(errpipe[1], top);
         execvpe(argv[0], argv, envp);
         err = errno;
         n = write(errpipe[1], &err, sizeof(err));

@@ -37,7 +37,8 @@ typedef struct cli {
     int timeout_ms;         /* connect and per-request deadline */
     int session_timeout_ms; /* requested ZooKeeper session timeout */
     int verbose;
-    zkc_session *s; /* opened by cli_connect() */
+    const char *auth_file; /* --auth-file / $ZKCOORD_AUTH_FILE: digest "user:password" */
+    zkc_session *s;        /* opened by cli_connect() */
 } cli;
 
 /* Print "zkcoordctl: <msg>" on stderr. */
@@ -64,6 +65,15 @@ int cli_cluster_exists(cli *c, const char *cluster);
 
 /* Parse a non-negative decimal of milliseconds; -1 when invalid. */
 int cli_parse_ms(const char *s);
+
+/* What `lock` and `elect` do with CMD when the connection is SUSPENDED. */
+typedef enum cli_on_suspend {
+    CLI_SUSPEND_KILL = 0, /* default: stop CMD at once (the hold is no longer certain) */
+    CLI_SUSPEND_WAIT = 1  /* keep CMD running; stop it on LOST or a vanished node */
+} cli_on_suspend;
+
+/* "kill" or "wait" into *out: 0, or -1 when neither. */
+int cli_parse_on_suspend(const char *s, cli_on_suspend *out);
 
 /* Split cmd args at the first "--": returns its index in argv, or argc. */
 int cli_split_dashdash(int argc, char **argv);

@@ -16,8 +16,25 @@ struct elect_run {
     int64_t token;
     unsigned demotions; /* DEMOTED events so far */
     int last_reason;
-    int err; /* ERROR event: campaigning stopped */
+    int err;                         /* ERROR event: campaigning stopped */
+    unsigned suspended, reconnected; /* connection states heard */
 };
+
+/* Dispatcher thread: connection states, for the -v notices under
+ * --on-suspend wait (the election itself acts on them). */
+static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+{
+    struct elect_run *r = user_data;
+
+    (void)s;
+    pthread_mutex_lock(&r->mu);
+    if (st == ZKC_CONN_SUSPENDED)
+        r->suspended++;
+    else if (st == ZKC_CONN_RECONNECTED)
+        r->reconnected++;
+    pthread_mutex_unlock(&r->mu);
+    cli_wake();
+}
 
 /* Dispatcher thread: record and wake the main thread. */
 static void on_elect(zkc_election *e, const zkc_election_event *ev, void *user_data)
@@ -76,12 +93,16 @@ static void on_observe(zkc_election *e, const zkc_election_event *ev, void *user
         out_json_line(doc, stdout);
         json_decref(doc);
     } else if (ev->leader_id) {
+        /* The node name is the peer's choice as much as its id. */
         char *id = out_printable(ev->leader_id, strlen(ev->leader_id), 200);
+        char *node =
+            ev->leader_node ? out_printable(ev->leader_node, strlen(ev->leader_node), 200) : NULL;
 
         printf("leader: %s (token %" PRId64 ", node %s)\n", id ? id : "?", ev->token,
-               ev->leader_node ? ev->leader_node : "-");
+               node ? node : "-");
         fflush(stdout);
         free(id);
+        free(node);
     } else {
         printf("leader: none\n");
         fflush(stdout);
@@ -123,8 +144,12 @@ int cmd_elect(cli *c, int argc, char **argv)
     static const struct option opts[] = {
         {"observe", no_argument, NULL, 'O'},
         {"kill-after", required_argument, NULL, 'k'},
+        {"on-suspend", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
+    cli_on_suspend policy = CLI_SUSPEND_KILL;
+    unsigned seen_suspended = 0, seen_reconnected = 0;
+    int listening = 0;
     struct elect_run run;
     zkc_election_opts eo;
     zkc_election *e = NULL;
@@ -147,6 +172,12 @@ int cmd_elect(cli *c, int argc, char **argv)
             kill_after = cli_parse_ms(optarg);
             if (kill_after < 0) {
                 cli_err(c, "elect: bad --kill-after '%s'", optarg);
+                return cli_usage_error(c, "elect");
+            }
+            break;
+        case 'p':
+            if (cli_parse_on_suspend(optarg, &policy) != 0) {
+                cli_err(c, "elect: --on-suspend wants kill or wait, not '%s'", optarg);
                 return cli_usage_error(c, "elect");
             }
             break;
@@ -185,7 +216,12 @@ int cmd_elect(cli *c, int argc, char **argv)
     cli_path(c, path, sizeof(path), cluster, "leader", NULL);
     zkc_election_opts_init(&eo);
     eo.id = id;
-    eo.on_suspend = ZKC_ELECTION_STEP_DOWN;
+    /* kill: step down at SUSPENDED (the library demotes us, CMD is
+     * stopped); wait: lead on until LOST, or until the reconnected session
+     * finds our node gone (both demote). */
+    eo.on_suspend = policy == CLI_SUSPEND_WAIT ? ZKC_ELECTION_WAIT : ZKC_ELECTION_STEP_DOWN;
+    if (policy == CLI_SUSPEND_WAIT && c->verbose)
+        listening = zkc_session_add_listener(c->s, on_state, &run) == 0;
     eo.fn = on_elect;
     eo.user_data = &run;
     rc = zkc_election_new(&e, c->s, path, &eo);
@@ -198,13 +234,24 @@ int cmd_elect(cli *c, int argc, char **argv)
         unsigned demotions;
         int64_t token;
 
+        unsigned susp, reconn;
+
         pthread_mutex_lock(&run.mu);
         leading = run.leading;
         token = run.token;
         demotions = run.demotions;
         err = run.err;
         reason = run.last_reason;
+        susp = run.suspended;
+        reconn = run.reconnected;
         pthread_mutex_unlock(&run.mu);
+        if (child.pid > 0 && demotions == demotions_at_start && susp != seen_suspended)
+            cli_err(c, "%s: connection suspended, command left running (--on-suspend wait)",
+                    cluster);
+        if (child.pid > 0 && demotions == demotions_at_start && reconn != seen_reconnected)
+            cli_err(c, "%s: reconnected, still leading", cluster);
+        seen_suspended = susp;
+        seen_reconnected = reconn;
         if (child.pid > 0 && cli_reap(&child))
             break;
         if (child.pid > 0 && (demotions != demotions_at_start || err)) {
@@ -247,6 +294,8 @@ int cmd_elect(cli *c, int argc, char **argv)
     }
     rc = cli_status_code(child.status);
 out:
+    if (listening)
+        zkc_session_remove_listener(c->s, on_state, &run);
     /* Closing deletes our node: the next participant leads only after CMD
      * is gone. */
     zkc_election_close(e);

@@ -310,6 +310,8 @@ struct lock_run {
     int acq_rc;
     int64_t token;
     int lost; /* 0, or the zkc_lock_event that ends the hold */
+    cli_on_suspend policy;
+    unsigned suspended, reconnected; /* events heard under CLI_SUSPEND_WAIT */
 };
 
 /* Dispatcher thread: record and wake the main thread. */
@@ -332,14 +334,23 @@ static void on_lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void
 
     (void)lock;
     (void)token;
-    /* SUSPENDED already: the session may expire while we cannot hear it, and
-     * another client may then take the lock (Curator's advice for
-     * InterProcessMutex holders; see TN10 "Error handling"). */
-    if (ev != ZKC_LOCK_SUSPENDED && ev != ZKC_LOCK_LOST)
-        return;
     pthread_mutex_lock(&r->mu);
-    if (!r->lost)
-        r->lost = ev;
+    if (ev == ZKC_LOCK_LOST) {
+        /* Session gone, or the reconnected session found our node gone. */
+        if (!r->lost)
+            r->lost = ev;
+    } else if (ev == ZKC_LOCK_SUSPENDED) {
+        /* kill: the session may expire while we cannot hear it, and another
+         * client may then take the lock (Curator's advice for
+         * InterProcessMutex holders; see TN10 "Error handling"). wait: the
+         * session usually lives on through another server; the library
+         * turns a SUSPENDED that lasts a whole session timeout into LOST. */
+        if (r->policy == CLI_SUSPEND_KILL && !r->lost)
+            r->lost = ev;
+        r->suspended++;
+    } else if (ev == ZKC_LOCK_RECONNECTED) {
+        r->reconnected++;
+    }
     pthread_mutex_unlock(&r->mu);
     cli_wake();
 }
@@ -358,8 +369,11 @@ int cmd_lock(cli *c, int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"kill-after", required_argument, NULL, 'k'},
         {"owner", required_argument, NULL, 'o'},
+        {"on-suspend", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
+    cli_on_suspend policy = CLI_SUSPEND_KILL;
+    unsigned seen_suspended = 0, seen_reconnected = 0;
     struct lock_run run;
     zkc_lock_opts lo;
     zkc_lock *lock = NULL;
@@ -389,6 +403,11 @@ int cmd_lock(cli *c, int argc, char **argv)
         case 'o':
             owner = optarg;
             break;
+        case 'p':
+            if (cli_parse_on_suspend(optarg, &policy) != 0)
+                return cli_err(c, "lock: --on-suspend wants kill or wait, not '%s'", optarg),
+                       cli_usage_error(c, "lock");
+            break;
         default:
             cli_err(c, "lock: bad or incomplete option '%s'", argv[optind - 1]);
             return cli_usage_error(c, "lock");
@@ -407,6 +426,7 @@ int cmd_lock(cli *c, int argc, char **argv)
         return rc;
     memset(&run, 0, sizeof(run));
     pthread_mutex_init(&run.mu, NULL);
+    run.policy = policy;
     zkc_lock_opts_init(&lo);
     lo.owner_id = owner;
     lo.on_event = on_lock_event;
@@ -487,13 +507,23 @@ int cmd_lock(cli *c, int argc, char **argv)
     if (rc)
         goto out;
     for (;;) {
+        unsigned susp, reconn;
         int sig;
 
         if (cli_reap(&child))
             break;
         pthread_mutex_lock(&run.mu);
         lost = run.lost;
+        susp = run.suspended;
+        reconn = run.reconnected;
         pthread_mutex_unlock(&run.mu);
+        if (!lost && c->verbose && susp != seen_suspended)
+            cli_err(c, "lock %s: connection suspended, command left running (--on-suspend wait)",
+                    path);
+        if (!lost && c->verbose && reconn != seen_reconnected)
+            cli_err(c, "lock %s: reconnected, the lock is still ours", path);
+        seen_suspended = susp;
+        seen_reconnected = reconn;
         if (lost) {
             cli_terminate(&child, kill_after);
             cli_err(c, "lock %s lost (%s): command terminated (its status: %d)", path,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/config.h" /* zka_credentials_read: the agent's own reader */
 #include "cli.h"
 #include "config.h"
 
@@ -16,7 +17,7 @@
 
 static const char usage_global[] =
     "usage: zkcoordctl [-s SERVERS] [--root PATH] [--format table|json] [--timeout MS] "
-    "COMMAND [ARGS]\n";
+    "[--auth-file FILE] COMMAND [ARGS]\n";
 
 struct command {
     const char *name;
@@ -48,25 +49,36 @@ static const struct command commands[] = {
      "change of CLUSTER until interrupted (INT/TERM end it with status 0).\n"
      "The cluster need not exist yet.\n"
      "  --once   exit 0 after the first change\n"},
-    {"lock", cmd_lock, "lock PATH [--timeout MS] [--kill-after MS] [--owner ID] -- CMD [ARG...]",
+    {"lock", cmd_lock,
+     "lock PATH [--timeout MS] [--kill-after MS] [--owner ID] [--on-suspend kill|wait] -- CMD "
+     "[ARG...]",
      "Acquire the mutex at PATH (absolute, or relative to the root), run CMD\n"
      "with ZKCOORD_FENCING_TOKEN, ZKCOORD_LOCK_PATH and ZKCOORD_LOCK_NODE set,\n"
      "release when it exits and exit with its status (128+N when killed by\n"
-     "signal N). If the lock is lost (connection suspended or session lost),\n"
-     "CMD's process group gets TERM, then KILL after --kill-after, and\n"
-     "zkcoordctl exits 5. Exit 6 when the lock is not acquired in time.\n"
+     "signal N). If the lock is lost, CMD's process group gets TERM, then KILL\n"
+     "after --kill-after, and zkcoordctl exits 5. Exit 6 when the lock is not\n"
+     "acquired in time.\n"
      "  --timeout MS      give up acquiring after MS (default: wait forever)\n"
      "  --kill-after MS   grace between TERM and KILL (default 5000)\n"
-     "  --owner ID        data of the lock node (default <hostname>:<pid>)\n"},
+     "  --owner ID        data of the lock node (default <hostname>:<pid>)\n"
+     "  --on-suspend kill|wait\n"
+     "                    connection to ZooKeeper lost: kill (default) stops CMD\n"
+     "                    at once; wait keeps it running until the session is\n"
+     "                    lost or the reconnected session finds the lock gone\n"},
     {"elect", cmd_elect,
-     "elect CLUSTER ID [--kill-after MS] -- CMD [ARG...] | elect --observe CLUSTER",
+     "elect CLUSTER ID [--kill-after MS] [--on-suspend kill|wait] -- CMD [ARG...] | "
+     "elect --observe CLUSTER",
      "Campaign for leadership of CLUSTER as ID and run CMD while leading, with\n"
      "ZKCOORD_FENCING_TOKEN, ZKCOORD_CLUSTER and ZKCOORD_LEADER_ID set. When CMD\n"
      "exits, resign and exit with its status. If leadership is lost, CMD gets\n"
      "TERM, then KILL after --kill-after, and zkcoordctl exits 5.\n"
      "  --observe         do not campaign: print the leader, then every change,\n"
      "                    until interrupted\n"
-     "  --kill-after MS   grace between TERM and KILL (default 5000)\n"},
+     "  --kill-after MS   grace between TERM and KILL (default 5000)\n"
+     "  --on-suspend kill|wait\n"
+     "                    as for lock: kill (default) steps down when the\n"
+     "                    connection is lost, wait leads on until the session is\n"
+     "                    lost\n"},
     {"tree", cmd_tree, "tree [PATH]",
      "The raw znode tree under PATH (default: the root; relative to the root\n"
      "unless absolute): node type (ephemeral/persistent), owner session, data\n"
@@ -134,6 +146,10 @@ int cli_help(const cli *c, const char *cmd)
            "  -f, --format FORMAT     table (default) or json\n"
            "  -t, --timeout MS        connect / request deadline (default 5000)\n"
            "      --session-timeout MS  ZooKeeper session timeout (default 10000)\n"
+           "      --auth-file FILE    digest credentials, one line user:password, owned\n"
+           "                          by you or root, mode 600 (default\n"
+           "                          $ZKCOORD_AUTH_FILE; none: read-only on secured\n"
+           "                          clusters)\n"
            "  -v, --verbose           library log on stderr (-vv: debug)\n"
            "  -h, --help              this text; COMMAND --help for a command\n"
            "      --version           print the version\n"
@@ -154,13 +170,36 @@ static void log_sink(zkc_log_level level, const char *msg, void *user_data)
         fprintf(stderr, "zkcoordctl: [%s] %s\n", zkc_log_level_name(level), msg);
 }
 
+/* Forget a password: wiped before it is freed. */
+static void wipe(char *p)
+{
+    if (p) {
+        memset(p, 0, strlen(p));
+        free(p);
+    }
+}
+
 int cli_connect(cli *c)
 {
     zkc_session_opts o;
     zkc_session *s;
+    char *user = NULL, *password = NULL, why[1200];
     int rc;
 
     zkc_session_opts_init(&o);
+    if (c->auth_file) {
+        /* The agent's reader and rules: same format, same owner and mode
+         * checks, same messages. */
+        rc = zka_credentials_read(c->auth_file, &user, &password, why, sizeof(why));
+        if (rc) {
+            cli_err(c, "auth file: %s", rc == ZKC_EINVAL ? why : zkc_strerror(rc));
+            return CLI_EXIT_ERROR;
+        }
+        /* The library's default ACL with digest auth: what we create is ours
+         * (auth:cdrwa) and world-readable, like the agent's nodes. */
+        o.digest_user = user;
+        o.digest_password = password;
+    }
     o.servers = c->servers;
     o.session_timeout_ms = c->session_timeout_ms;
     o.log_fn = log_sink;
@@ -168,6 +207,9 @@ int cli_connect(cli *c)
     o.log_level = c->verbose >= 2 ? ZKC_LOG_DEBUG : c->verbose ? ZKC_LOG_INFO : ZKC_LOG_ERROR;
     o.zk_log_level = c->verbose >= 2 ? ZKC_LOG_INFO : ZKC_LOG_DEBUG;
     rc = zkc_session_new(&s, &o);
+    /* The session copied the options. */
+    free(user);
+    wipe(password);
     if (rc) {
         cli_err(c, "cannot open a session to %s: %s", c->servers, zkc_strerror(rc));
         return rc == ZKC_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
@@ -175,6 +217,10 @@ int cli_connect(cli *c)
     rc = zkc_session_wait_connected(s, c->timeout_ms);
     if (rc) {
         zkc_session_close(s);
+        if (rc == ZKC_EAUTHFAILED) {
+            cli_err(c, "ZooKeeper refused the credentials of %s", c->auth_file);
+            return CLI_EXIT_ERROR;
+        }
         if (rc == ZKC_EUNREACHABLE || rc == ZKC_ETIMEDOUT) {
             cli_err(c, "ZooKeeper unreachable: no answer from %s within %d ms", c->servers,
                     c->timeout_ms);
@@ -249,6 +295,17 @@ int cli_parse_ms(const char *s)
     return (int)v;
 }
 
+int cli_parse_on_suspend(const char *s, cli_on_suspend *out)
+{
+    if (strcmp(s, "kill") == 0)
+        *out = CLI_SUSPEND_KILL;
+    else if (strcmp(s, "wait") == 0)
+        *out = CLI_SUSPEND_WAIT;
+    else
+        return -1;
+    return 0;
+}
+
 int cli_split_dashdash(int argc, char **argv)
 {
     int i;
@@ -284,6 +341,7 @@ int main(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"timeout", required_argument, NULL, 't'},
         {"session-timeout", required_argument, NULL, 'S'},
+        {"auth-file", required_argument, NULL, 'A'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -302,6 +360,9 @@ int main(int argc, char **argv)
     c.root = DEFAULT_ROOT;
     c.timeout_ms = DEFAULT_TIMEOUT_MS;
     c.session_timeout_ms = DEFAULT_SESSION_MS;
+    c.auth_file = getenv("ZKCOORD_AUTH_FILE");
+    if (c.auth_file && !*c.auth_file)
+        c.auth_file = NULL;
 
     opterr = 0;
     /* '+': stop at the command; its own options are parsed by the command. */
@@ -341,6 +402,9 @@ int main(int argc, char **argv)
                 c.session_timeout_ms = v;
             break;
         }
+        case 'A':
+            c.auth_file = *optarg ? optarg : NULL;
+            break;
         case 'v':
             c.verbose++;
             break;

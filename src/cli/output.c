@@ -168,6 +168,28 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return need;
 }
 
+/* The code point of a valid sequence of k bytes (utf8_len() said so). */
+static unsigned utf8_cp(const unsigned char *s, size_t k)
+{
+    unsigned cp = k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
+    size_t i;
+
+    for (i = 1; i < k; i++)
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    return cp;
+}
+
+/* Valid UTF-8 that a terminal still acts on: C1 controls (U+009B is a
+ * one-byte CSI to terminals that take 8-bit controls) and the bidi
+ * embeddings, overrides and isolates, which reorder what follows them on the
+ * line (the "Trojan Source" trick, CVE-2021-42574): a peer's id could make a
+ * row read as something else. */
+static int hostile_cp(unsigned cp)
+{
+    return (cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
 char *out_printable(const char *s, size_t len, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -184,6 +206,9 @@ char *out_printable(const char *s, size_t len, size_t max)
         if (k == 0) {
             o += (size_t)sprintf(buf + o, "\\x%02X", p[i]);
             i++;
+        } else if (k > 1 && hostile_cp(utf8_cp(p + i, k))) {
+            o += (size_t)sprintf(buf + o, "\\u%04X", utf8_cp(p + i, k));
+            i += k;
         } else {
             memcpy(buf + o, p + i, k);
             o += k;

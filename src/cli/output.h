@@ -18,7 +18,7 @@ typedef struct out_table out_table;
  * headers. NULL on out of memory. */
 out_table *out_table_new(const char *header, ...);
 /* Append a row of exactly ncols cells (NULL = "-"). Cells are copied and
- * made printable (control bytes shown as \xNN): peer data is untrusted. */
+ * made printable (see out_printable()): peer data is untrusted. */
 void out_table_row(out_table *t, ...);
 /* Print with columns aligned (two spaces apart); the last column is not
  * padded. Nothing when there are no rows and `always_header` is 0. */
@@ -28,8 +28,10 @@ void out_table_free(out_table *t);
 
 /* ---- values */
 
-/* Printable copy of untrusted bytes: control and non-UTF-8 bytes as \xNN,
- * at most `max` input bytes (then "..."). malloc'd; NULL on out of memory. */
+/* Printable copy of untrusted bytes: C0 controls, DEL and bytes that are not
+ * UTF-8 as \xNN; C1 controls (U+0080-009F) and bidi overrides and isolates
+ * (U+202A-202E, U+2066-2069) as \uXXXX. At most `max` input bytes (then
+ * "..."). malloc'd; NULL on out of memory. */
 char *out_printable(const char *s, size_t len, size_t max);
 /* "0x<hex>" of a session id, or "-" for 0, into buf. */
 const char *out_session(char *buf, size_t len, int64_t session);

@@ -1085,6 +1085,7 @@ int zkc_election_new(zkc_election **out, zkc_session *s, const char *path,
     rc = zkc__add_hook(s, on_state, e);
     if (rc)
         goto fail_hook;
+    zkc__session_attach(s);
     *out = e;
     start_create(e);
     return 0;
@@ -1122,6 +1123,7 @@ int zkc_election_observer_new(zkc_election **out, zkc_session *s, const char *pa
     pthread_mutex_lock(&e->mu);
     send_list(e, 0);
     pthread_mutex_unlock(&e->mu);
+    zkc__session_attach(s);
     *out = e;
     return 0;
 
@@ -1159,6 +1161,7 @@ int zkc_election_close(zkc_election *e)
         free(node);
     }
     zkc__dispatch_barrier(e->s);
+    zkc__session_detach(e->s);
     unref(e);
     return 0;
 }

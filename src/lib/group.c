@@ -1508,6 +1508,7 @@ int zkc_group_new(zkc_group **out, zkc_session *s, const char *path, const zkc_g
     pthread_mutex_lock(&g->mu);
     start_list(g);
     pthread_mutex_unlock(&g->mu);
+    zkc__session_attach(s);
     *out = g;
     return 0;
 
@@ -1762,6 +1763,7 @@ void zkc_group_free(zkc_group *g)
     /* A batch may be delivering right now on the dispatcher: once a
      * barrier queued behind it has run, none is (later ones see closing). */
     zkc__dispatch_barrier(g->s);
+    zkc__session_detach(g->s);
     group_unref(g);
 }
 

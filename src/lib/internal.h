@@ -43,16 +43,52 @@ void zkc__log_zk_line(const zkc__logger *lg, const char *line);
 
 /* ---- session internals (session.c), for recipes */
 
-/* Runs fn(arg) on the session's dispatcher thread, after everything queued
- * before it. Returns ZKC_ENOMEM, or ZKC_ECLOSED once the session is closing
- * (fn is then not run). */
+/* User callbacks run on two dispatcher threads per session ("lanes"):
+ *
+ *  - the ordinary lane (zkc__dispatch): everything that may queue up or
+ *    block: membership batches, ELECTED / LEADER_CHANGED, lock ACQUIRED,
+ *    recipe RECONNECTED notes, ...
+ *  - the safety lane (zkc__dispatch_safety): events after which a user must
+ *    stop acting as leader / holder: election DEMOTED, lock SUSPENDED and
+ *    LOST, and every connection-state listener call (CONNECTED, SUSPENDED,
+ *    RECONNECTED, LOST: all of them, so a listener hears states in order).
+ *    Nothing else goes there, so what is queued is short; it reaches its
+ *    callback within milliseconds of being posted whatever the ordinary
+ *    lane is doing (issue 9, bug 8: < 100 ms with the ordinary lane blocked
+ *    and 3,000 callbacks queued, test_session.c "safety lane").
+ *
+ * Ordering: each lane runs its callbacks one at a time, in the order they
+ * were posted. There is NO order between the lanes: a safety event may run
+ * before (or while) an ordinary callback posted earlier runs. A recipe whose
+ * ordinary callback must not be seen after its safety event (ACQUIRED after
+ * LOST, ELECTED after DEMOTED) checks, when that callback runs, that it is
+ * still current (its generation / epoch / state under its own lock), and
+ * drops it otherwise. zkc__dispatch_barrier() waits for both lanes.
+ *
+ * Both post functions run fn(arg) later on their lane, after everything
+ * posted before on the same lane, and return 0, ZKC_ENOMEM, or ZKC_ECLOSED
+ * once the session is closing (fn is then not run). At zkc_session_close
+ * both lanes run what was queued before stopping (the ordinary lane first,
+ * then the safety lane). */
 int zkc__dispatch(zkc_session *s, void (*fn)(void *arg), void *arg);
-/* True when called on this session's dispatcher thread. */
+int zkc__dispatch_safety(zkc_session *s, void (*fn)(void *arg), void *arg);
+/* True when called on either lane of this session. */
 int zkc__on_dispatcher(zkc_session *s);
-/* Wait until every callback queued before this call has run: after it, a
- * recipe being freed knows none of its callbacks is running. A no-op on
- * the dispatcher itself (it would wait for itself). */
+/* Wait until every callback posted to either lane before this call has run:
+ * after it, a recipe being freed knows none of its callbacks is running. On
+ * a lane thread it does not wait for that lane (it would wait for itself),
+ * only for the other one. So the two lanes must never both be in a barrier
+ * at once: a safety-lane callback freeing a handle while an ordinary one
+ * does the same deadlocks. Recipes keep their safety callbacks short
+ * (deliver and return); users are told the same in zkcoord.h. */
 void zkc__dispatch_barrier(zkc_session *s);
+
+/* Open recipe handles of a session: every recipe constructor calls attach
+ * once it succeeded, its free/close calls detach as the last thing it does
+ * with the session. zkc_session_close() returns ZKC_EBUSY while the count
+ * is not zero (issue 9, bug 9). Any thread. */
+void zkc__session_attach(zkc_session *s);
+void zkc__session_detach(zkc_session *s);
 
 const zkc__logger *zkc__session_logger(zkc_session *s);
 
@@ -60,9 +96,33 @@ const zkc__logger *zkc__session_logger(zkc_session *s);
  * caller. Between lock and unlock, call only non-blocking zoo_a* functions.
  * Returns NULL (and keeps nothing locked) when there is no live handle: the
  * session is between ZooKeeper sessions or closing. `*gen` (may be NULL)
- * receives the session generation the handle belongs to. */
+ * receives the session generation the handle belongs to. From the instant
+ * the session is LOST (expired or local timer) the old handle is never
+ * returned again: LOST, the generation change and taking the handle away
+ * are one atomic step. */
 zhandle_t *zkc__zh_lock(zkc_session *s, unsigned *gen);
 void zkc__zh_unlock(zkc_session *s);
+
+/* A request in flight on one ZooKeeper handle whose completion the 3.8
+ * client may never run: zookeeper_close() drops most completions still
+ * pending (see close_handle() in session.c). Embed one in the request's
+ * context. Register it with zkc__pending_add() while holding the handle
+ * (between zkc__zh_lock and the zoo_a* call; `gen` from zkc__zh_lock), and
+ * call zkc__pending_done() first thing in the completion -- or when the
+ * zoo_a* call failed, so no completion will come. If the handle is closed
+ * with the request still registered, the session calls dropped(pd) once,
+ * after zookeeper_close() returned (so the completion can no longer run), on
+ * the thread that closed the handle (the manager, or zkc_session_close's
+ * caller), with no session lock held: treat it like ZCLOSING. So every
+ * registered request completes exactly once. */
+typedef struct zkc__pending {
+    struct zkc__pending *prev, *next;
+    unsigned gen;
+    void (*dropped)(struct zkc__pending *pd);
+} zkc__pending;
+void zkc__pending_add(zkc_session *s, zkc__pending *pd, unsigned gen,
+                      void (*dropped)(zkc__pending *pd));
+void zkc__pending_done(zkc_session *s, zkc__pending *pd);
 
 /* ACL for nodes the library creates. */
 const struct ACL_vector *zkc__acl(zkc_session *s);
@@ -70,7 +130,9 @@ const struct ACL_vector *zkc__acl(zkc_session *s);
 /* Internal state hooks: called on the session manager thread, in order,
  * after listeners were queued for the same change. They must not block:
  * flip state, issue async requests, queue user callbacks. `gen` is the
- * session generation the state belongs to. */
+ * session generation the state belongs to: for LOST, the generation that
+ * was lost (zkc_session_generation() already returns the next one, whose
+ * handle is not open yet; its CONNECTED comes with that next gen). */
 typedef void (*zkc__state_hook)(void *arg, zkc_conn_state state, unsigned gen);
 int zkc__add_hook(zkc_session *s, zkc__state_hook fn, void *arg);
 /* After it returns, the hook is not running and will not run again. */

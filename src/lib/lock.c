@@ -798,6 +798,7 @@ int zkc__lock_new_kind(zkc_lock **out, zkc_session *s, const char *path, const z
     rc = zkc__add_hook(s, hook, l);
     if (rc)
         goto fail_alloc;
+    zkc__session_attach(s);
     *out = l;
     return 0;
 
@@ -1080,6 +1081,7 @@ void zkc__lock_free_any(zkc_lock *l)
     if (c)
         zkc__call_unref(c); /* the delete goes on in the background */
     zkc__dispatch_barrier(l->s);
+    zkc__session_detach(l->s);
     lock_unref(l);
 }
 

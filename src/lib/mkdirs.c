@@ -4,11 +4,12 @@
 #include "internal.h"
 #include "naming.h"
 
-#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct mkdirs {
+    zkc__pending pend; /* the create in flight */
     zkc_session *s;
     char *path;
     size_t len; /* of the full path */
@@ -31,6 +32,13 @@ static void created(int zrc, const char *value, const void *data)
     struct mkdirs *m = (struct mkdirs *)data;
 
     (void)value;
+    zkc__pending_done(m->s, &m->pend);
+    if (zrc == ZCLOSING) {
+        /* Its handle was closed: a connection loss to the caller, who waits
+         * for the next connection (or learns the session is closing). */
+        finish(m, ZKC_ECONNLOSS);
+        return;
+    }
     if (zrc == ZOK || zrc == ZNODEEXISTS) {
         if (m->cur == m->len) {
             finish(m, 0);
@@ -55,10 +63,19 @@ static void created(int zrc, const char *value, const void *data)
     }
 }
 
+/* The handle closed without running our completion (see zkc__pending). */
+static void dropped(zkc__pending *pd)
+{
+    struct mkdirs *m = (struct mkdirs *)((char *)pd - offsetof(struct mkdirs, pend));
+
+    finish(m, ZKC_ECONNLOSS);
+}
+
 static void step(struct mkdirs *m)
 {
     zkc_session *s = m->s;
-    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    unsigned gen;
+    zhandle_t *zh = zkc__zh_lock(s, &gen);
     char *prefix;
     int zrc;
 
@@ -74,11 +91,14 @@ static void step(struct mkdirs *m)
         finish(m, ZKC_ENOMEM);
         return;
     }
+    zkc__pending_add(s, &m->pend, gen, dropped);
     zrc = zoo_acreate(zh, prefix, "", 0, zkc__acl(s), 0, created, m);
     free(prefix);
     zkc__zh_unlock(s);
-    if (zrc != ZOK)
+    if (zrc != ZOK) {
+        zkc__pending_done(s, &m->pend);
         finish(m, zkc__err_from_zk(zrc));
+    }
 }
 
 void zkc__mkdirs(zkc_session *s, const char *path, zkc__done_fn done, void *arg)
@@ -107,59 +127,31 @@ void zkc__mkdirs(zkc_session *s, const char *path, zkc__done_fn done, void *arg)
     step(m);
 }
 
-struct sync_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int done;
-    int rc;
-    int refs; /* the waiter and the callback: the last one frees */
-};
-
-static void sync_release(struct sync_wait *w)
+/* The blocking form is the library's one sync-call helper (call.c); its
+ * rc carries the ZKC_* code of zkc__mkdirs() rather than a ZooKeeper one. */
+static void call_done(void *arg, int rc)
 {
-    int last;
+    zkc__call *c = arg;
 
-    pthread_mutex_lock(&w->mu);
-    last = --w->refs == 0;
-    pthread_mutex_unlock(&w->mu);
-    if (last) {
-        pthread_cond_destroy(&w->cond);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-    }
-}
-
-static void sync_done(void *arg, int rc)
-{
-    struct sync_wait *w = arg;
-
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    w->rc = rc;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    sync_release(w);
+    zkc__call_complete(c, rc);
+    zkc__call_unref(c);
 }
 
 int zkc__mkdirs_sync(zkc_session *s, const char *path, int timeout_ms)
 {
-    struct sync_wait *w = calloc(1, sizeof(*w));
-    struct timespec ts;
+    zkc__call *c = zkc__call_new();
     int rc;
 
-    if (!w)
+    if (!c)
         return ZKC_ENOMEM;
-    pthread_mutex_init(&w->mu, NULL);
-    zkc__cond_init(&w->cond);
-    w->refs = 2;
-    zkc__deadline(&ts, timeout_ms);
-    zkc__mkdirs(s, path, sync_done, w);
-    pthread_mutex_lock(&w->mu);
-    while (!w->done)
-        if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT)
-            break;
-    rc = w->done ? w->rc : ZKC_ETIMEDOUT;
-    pthread_mutex_unlock(&w->mu);
-    sync_release(w);
+    zkc__call_ref(c); /* the completion's */
+    zkc__mkdirs(s, path, call_done, c);
+    rc = zkc__call_wait(c, timeout_ms);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        rc = c->rc;
+        pthread_mutex_unlock(&c->mu);
+    }
+    zkc__call_unref(c);
     return rc;
 }

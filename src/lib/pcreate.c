@@ -6,11 +6,13 @@
 #include "pcreate.h"
 #include "naming.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct pcreate {
+    zkc__pending pend; /* the one request in flight, if any */
     zkc_session *s;
     char *parent;
     char *prefix; /* parent + "/" + token + body */
@@ -90,6 +92,7 @@ static void created(int zrc, const char *name, const struct Stat *st, const void
 {
     struct pcreate *p = (struct pcreate *)data;
 
+    zkc__pending_done(p->s, &p->pend);
     switch (zrc) {
     case ZOK:
         finish(p, 0, name, st);
@@ -103,6 +106,7 @@ static void created(int zrc, const char *name, const struct Stat *st, const void
         return;
     case ZCONNECTIONLOSS:
     case ZOPERATIONTIMEOUT:
+    case ZCLOSING: /* its handle closed: a LOST, or the session closing */
         /* Did it happen? Only the server knows: ask it once connected. */
         wait_and_recover(p);
         return;
@@ -116,6 +120,20 @@ enum req { REQ_CREATE, REQ_LIST, REQ_STAT, REQ_DELETE };
 static void children_listed(int zrc, const struct String_vector *v, const void *data);
 static void owner_checked(int zrc, const struct Stat *st, const void *data);
 static void deleted_foreign(int zrc, const void *data);
+
+/* A request in flight when its handle closed, whose completion the client
+ * dropped (see zkc__pending): as if it had failed with ZCLOSING. */
+static void dropped(zkc__pending *pd)
+{
+    wait_and_recover((struct pcreate *)((char *)pd - offsetof(struct pcreate, pend)));
+}
+
+/* Did the request fail because its handle is going away (expired, closing)?
+ * Then the next connection (or LOST, or close) decides, not this error. */
+static int handle_gone(int zrc)
+{
+    return zrc == ZINVALIDSTATE || zrc == ZCLOSING;
+}
 
 /* Send one request of `p` on the handle of p's session generation. Between
  * handles, wait for the next one; on a newer generation, give up: our node
@@ -136,6 +154,7 @@ static void send_req(struct pcreate *p, enum req what)
         finish(p, ZKC_ESESSIONLOST, NULL, NULL);
         return;
     }
+    zkc__pending_add(s, &p->pend, gen, dropped);
     switch (what) {
     case REQ_CREATE:
         zrc = zoo_acreate2(zh, p->prefix, p->data, p->len, zkc__acl(s), p->flags, created, p);
@@ -151,7 +170,13 @@ static void send_req(struct pcreate *p, enum req what)
         break;
     }
     zkc__zh_unlock(s); /* not p->s: the reply may already have freed p */
-    if (zrc != ZOK)
+    if (zrc == ZOK)
+        return;
+    /* No completion will come: p is ours again. */
+    zkc__pending_done(s, &p->pend);
+    if (handle_gone(zrc))
+        wait_and_recover(p);
+    else
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
 }
 
@@ -169,9 +194,10 @@ static void deleted_foreign(int zrc, const void *data)
 {
     struct pcreate *p = (struct pcreate *)data;
 
+    zkc__pending_done(p->s, &p->pend);
     if (zrc == ZOK || zrc == ZNONODE) {
         try_create(p);
-    } else if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
+    } else if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING) {
         wait_and_recover(p);
     } else {
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
@@ -185,11 +211,12 @@ static void owner_checked(int zrc, const struct Stat *st, const void *data)
     zhandle_t *zh;
     int64_t mine;
 
+    zkc__pending_done(p->s, &p->pend);
     if (zrc == ZNONODE) { /* it went away meanwhile: make ours */
         try_create(p);
         return;
     }
-    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
+    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING) {
         wait_and_recover(p);
         return;
     }
@@ -223,11 +250,12 @@ static void children_listed(int zrc, const struct String_vector *v, const void *
     struct pcreate *p = (struct pcreate *)data;
     int i;
 
+    zkc__pending_done(p->s, &p->pend);
     if (zrc == ZNONODE) {
         try_create(p); /* parent gone: created() will mkdir -p */
         return;
     }
-    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
+    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING) {
         wait_and_recover(p);
         return;
     }

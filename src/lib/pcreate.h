@@ -24,7 +24,10 @@ typedef void (*zkc__pcreate_fn)(void *arg, int rc, const char *path, const struc
 
 /* `guid` from zkc__guid(); `body` e.g. "lock-" or "latch-"; `flags` the
  * ZOO_* create mode (ZOO_EPHEMERAL_SEQUENTIAL for every recipe here).
- * Everything is copied. Returns nothing: `done` always runs exactly once. */
+ * Everything is copied. Returns nothing: `done` always runs exactly once,
+ * also when the handle closes with a request of ours in flight (the 3.8
+ * client drops such completions; zkc__pending runs them): then with
+ * ZKC_ESESSIONLOST after a LOST, ZKC_ECLOSED when the session closes. */
 void zkc__pcreate(zkc_session *s, const char *parent, const char *guid, const char *body,
                   const char *data, int len, int flags, zkc__pcreate_fn done, void *arg);
 

@@ -217,6 +217,7 @@ int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char *path, int
     if (rc)
         goto fail_hook;
     free(locks);
+    zkc__session_attach(s);
     *out = m;
     return 0;
 
@@ -550,5 +551,6 @@ void zkc_semaphore_free(zkc_semaphore *m)
     }
     zkc_lock_free(m->mutex);
     zkc__dispatch_barrier(m->s);
+    zkc__session_detach(m->s);
     sem_unref(m);
 }

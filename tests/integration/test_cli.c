@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +39,8 @@ typedef struct proc {
 } proc;
 
 static char bin[1024];
+/* Servers the CLI is pointed at instead of tu_zk's (the ensemble test). */
+static const char *servers_override;
 
 static const char *cli_bin(void)
 {
@@ -57,7 +60,7 @@ static int proc_startv(proc *p, const char *root, va_list ap)
     memset(p, 0, sizeof(*p));
     argv[n++] = cli_bin();
     argv[n++] = "-s";
-    argv[n++] = zkh_connect_string(tu_zk);
+    argv[n++] = servers_override ? servers_override : zkh_connect_string(tu_zk);
     if (root) {
         argv[n++] = "--root";
         argv[n++] = root;
@@ -407,7 +410,8 @@ static void test_usage(void)
 
     CU_ASSERT_EQUAL(run(&p, NULL, NULL), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "usage: zkcoordctl [-s SERVERS] [--root PATH] "
-                                            "[--format table|json] [--timeout MS] COMMAND"));
+                                            "[--format table|json] [--timeout MS] "
+                                            "[--auth-file FILE] COMMAND"));
     CU_ASSERT_EQUAL(run(&p, NULL, "frobnicate", NULL), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "unknown command 'frobnicate'"));
     CU_ASSERT_EQUAL(run(&p, NULL, "status", NULL), 2);
@@ -1120,25 +1124,512 @@ out:
     zkc_session_close(s);
 }
 
+/* Item 4 of issue 11: peer strings reach the table raw. U+009B is a one-byte
+ * CSI for terminals taking 8-bit controls, U+202E / U+2066 reorder the rest of
+ * the line. Each must be shown escaped, in the members table and in the
+ * leader line of elect --observe. */
+#define HOSTILE_ID                                                                                 \
+    "ev\xC2\x9B"                                                                                   \
+    "2Jx\xE2\x80\xAE"                                                                              \
+    "gpj.exe\xE2\x81\xA6"                                                                          \
+    "y\xC2\x85z"
+#define HOSTILE_SHOWN "ev\\u009B2Jx\\u202Egpj.exe\\u2066y\\u0085z"
+
+static void test_hostile_table(void)
+{
+    zkc_session *s = NULL;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_election_opts eo;
+    zkc_member_info mi;
+    char line[512];
+    proc p;
+
+    memset(&p, 0, sizeof(p));
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 10000, NULL), 0);
+    TU_CHECK(zkc_group_new(&g, s, "/t_host/c/members", NULL) == 0, out);
+    memset(&mi, 0, sizeof(mi));
+    mi.id = HOSTILE_ID;
+    mi.host = "h\xE2\x80\xAB"
+              "1";
+    mi.port = 1;
+    TU_CHECK(zkc_group_join(g, &mi) == 0 && zkc_group_wait_joined(g, 10000) == 0, out);
+    CU_ASSERT_EQUAL(run(&p, "/t_host", "members", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(line_starting(p.buf[0], HOSTILE_SHOWN " ", line, sizeof(line)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "h\\u202B1:1"));
+    /* None of the raw sequences left anywhere in the output. */
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xC2\x9B"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xC2\x85"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x80\xAE"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x80\xAB"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x81\xA6"));
+    /* Ordinary non-ASCII text is left alone. */
+    zkc_election_opts_init(&eo);
+    eo.id = "caf\xC3\xA9 " HOSTILE_ID;
+    TU_CHECK(zkc_election_new(&e, s, "/t_host/c/leader", &eo) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(e, 10000, NULL) == 0, out);
+    TU_CHECK(proc_start(&p, "/t_host", "elect", "--observe", "c", NULL) == 0, out);
+    TU_CHECK(proc_wait_for(&p, 0, "leader: caf\xC3\xA9 " HOSTILE_SHOWN " (token ", 10000) == 0,
+             out);
+    proc_kill(&p, SIGINT);
+    CU_ASSERT_EQUAL(proc_wait(&p, 10000), 0);
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xC2\x9B"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "\xE2\x80\xAE"));
+out:
+    proc_kill(&p, SIGKILL);
+    if (p.pid > 0 && !p.exited)
+        proc_wait(&p, 5000);
+    zkc_election_close(e);
+    zkc_group_free(g);
+    zkc_session_close(s);
+}
+
+/* Item 6 of issue 11: CMD sees stdin, stdout, stderr and nothing else (the
+ * ZooKeeper socket and the CLI's pipes were fds 5-7 before). `ls` lists its
+ * own descriptor of /proc/self/fd as 3. A descriptor the test itself holds
+ * open without close-on-exec must not get through either. */
+static void test_child_fds(void)
+{
+    int stray = open("/dev/null", O_RDONLY); /* inherited by zkcoordctl */
+    proc p;
+
+    CU_ASSERT(stray >= 3);
+    CU_ASSERT_EQUAL(run(&p, NULL, "lock", "/t_fds/m", "--", "ls", "/proc/self/fd", NULL), 0);
+    CU_ASSERT_STRING_EQUAL(p.buf[0], "0\n1\n2\n3\n");
+    CU_ASSERT_EQUAL(run(&p, "/t_fds", "elect", "c", "me", "--", "ls", "/proc/self/fd", NULL), 0);
+    CU_ASSERT_STRING_EQUAL(p.buf[0], "0\n1\n2\n3\n");
+    if (stray >= 0)
+        close(stray);
+}
+
+/* ------------------------------------------------ digest auth (item 5) */
+
+static int auth_session(zkc_session **out, const char *user, const char *password)
+{
+    zkc_session_opts o;
+    zkc_session *s;
+    int rc;
+
+    zkc_session_opts_init(&o);
+    o.servers = zkh_connect_string(tu_zk);
+    o.digest_user = user;
+    o.digest_password = password;
+    o.log_fn = tu_log;
+    rc = zkc_session_new(&s, &o);
+    if (rc)
+        return rc;
+    rc = zkc_session_wait_connected(s, 10000);
+    if (rc) {
+        zkc_session_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* A plain ZooKeeper client: with no credentials at all (auth NULL), what
+ * anyone on the network can open; or with digest "user:password". */
+static zhandle_t *raw_connect(const char *auth)
+{
+    zhandle_t *zh;
+    long long end = tu_now_ms() + 10000;
+
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zh = zookeeper_init(zkh_connect_string(tu_zk), NULL, 10000, NULL, NULL, 0);
+    if (!zh)
+        return NULL;
+    while (zoo_state(zh) != ZOO_CONNECTED_STATE && tu_now_ms() < end)
+        poll(NULL, 0, 20);
+    if (zoo_state(zh) != ZOO_CONNECTED_STATE) {
+        zookeeper_close(zh);
+        return NULL;
+    }
+    /* Requests are answered in order: what follows runs authenticated. */
+    if (auth && zoo_add_auth(zh, "digest", auth, (int)strlen(auth), NULL, NULL) != ZOK) {
+        zookeeper_close(zh);
+        return NULL;
+    }
+    return zh;
+}
+
+/* "<folder>/<its first child>" into buf; -1 when it has none. */
+static int first_child(zhandle_t *zh, const char *folder, char *buf, size_t len)
+{
+    struct String_vector sv;
+    int ok;
+
+    memset(&sv, 0, sizeof(sv));
+    if (zoo_get_children(zh, folder, 0, &sv) != ZOK)
+        return -1;
+    ok = sv.count > 0;
+    if (ok)
+        snprintf(buf, len, "%s/%s", folder, sv.data[0]);
+    deallocate_String_vector(&sv);
+    return ok ? 0 : -1;
+}
+
+/* Everything the unauthenticated client tries on a secured cluster must be
+ * refused, reads aside. */
+static void check_locked_down(zhandle_t *zh, const char *const *folders, const char *const *nodes)
+{
+    char path[512], buf[64];
+    int i, len;
+    struct Stat st;
+
+    for (i = 0; folders[i]; i++) {
+        snprintf(path, sizeof(path), "%s/planted", folders[i]);
+        CU_ASSERT_EQUAL(zoo_create(zh, path, "x", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_create(zh, path, "x", 1, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0),
+                        ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set(zh, folders[i], "x", 1, -1), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set_acl(zh, folders[i], -1, &ZOO_OPEN_ACL_UNSAFE), ZNOAUTH);
+        /* Readable by anyone: monitoring and zkcoordctl without credentials. */
+        len = sizeof(buf);
+        CU_ASSERT_EQUAL(zoo_get(zh, folders[i], 0, buf, &len, &st), ZOK);
+    }
+    for (i = 0; nodes[i]; i++) {
+        CU_ASSERT_EQUAL(zoo_delete(zh, nodes[i], -1), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set(zh, nodes[i], "evil", 4, -1), ZNOAUTH);
+        CU_ASSERT_EQUAL(zoo_set_acl(zh, nodes[i], -1, &ZOO_OPEN_ACL_UNSAFE), ZNOAUTH);
+        len = sizeof(buf);
+        CU_ASSERT_EQUAL(zoo_get(zh, nodes[i], 0, buf, &len, &st), ZOK);
+    }
+}
+
+static void test_secured(void)
+{
+    static const char *const folders[] = {"/t_sec",
+                                          "/t_sec/c",
+                                          "/t_sec/c/members",
+                                          "/t_sec/c/leader",
+                                          "/t_sec/c/locks",
+                                          "/t_sec/c/locks/db",
+                                          NULL};
+    char secret[] = "/tmp/zkc_cli_authXXXXXX", arg[64];
+    char member[256], leader[256], locknode[256], want[300];
+    const char *nodes[8];
+    zkc_session *s = NULL;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_lock *l = NULL;
+    zkc_election_opts eo;
+    zkc_member_info mi;
+    zhandle_t *zh = NULL, *other = NULL;
+    proc p;
+    int fd = mkstemp(secret);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, "app:s3cret\n", 11) == 11);
+    close(fd);
+    snprintf(arg, sizeof(arg), "--auth-file=%s", secret);
+    /* The cluster as an agent with zookeeper.auth makes it. */
+    TU_CHECK(auth_session(&s, "app", "s3cret") == 0, out);
+    TU_CHECK(zkc_group_new(&g, s, "/t_sec/c/members", NULL) == 0, out);
+    memset(&mi, 0, sizeof(mi));
+    mi.id = "m-1";
+    mi.host = "10.0.0.1";
+    mi.port = 80;
+    TU_CHECK(zkc_group_join(g, &mi) == 0 && zkc_group_wait_joined(g, 10000) == 0, out);
+    zkc_election_opts_init(&eo);
+    eo.id = "m-1";
+    TU_CHECK(zkc_election_new(&e, s, "/t_sec/c/leader", &eo) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(e, 10000, NULL) == 0, out);
+    TU_CHECK(zkc_lock_new(&l, s, "/t_sec/c/locks/db", NULL) == 0, out);
+    TU_CHECK(zkc_lock_acquire(l, 10000, NULL) == 0, out);
+
+    zh = raw_connect(NULL);
+    TU_CHECK(zh != NULL, out);
+    other = raw_connect("mallory:pw");
+    TU_CHECK(other != NULL, out);
+    TU_CHECK(first_child(zh, "/t_sec/c/members", member, sizeof(member)) == 0, out);
+    TU_CHECK(first_child(zh, "/t_sec/c/leader", leader, sizeof(leader)) == 0, out);
+    TU_CHECK(first_child(zh, "/t_sec/c/locks/db", locknode, sizeof(locknode)) == 0, out);
+    nodes[0] = member;
+    nodes[1] = leader;
+    nodes[2] = locknode;
+    nodes[3] = "/t_sec/c/locks/db";
+    nodes[4] = "/t_sec/c/members";
+    nodes[5] = "/t_sec/c";
+    nodes[6] = NULL;
+    check_locked_down(zh, folders, nodes);
+    /* Another identity fares no better than no identity. */
+    check_locked_down(other, folders, nodes);
+
+    /* Readers need no credentials. */
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "members", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "m-1  10.0.0.1:80  ALIVE"));
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "-f", "json", "leader", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "\"id\": \"m-1\""));
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "locks", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "db    mutex"));
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "status", "c", NULL), 0);
+    /* ...but cannot take a lock there. */
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "lock", "c/locks/x", "--timeout", "5000", "--", "true", NULL),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "not authorised"));
+    /* With the credentials (option, then environment) lock and elect work. */
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", arg, "lock", "c/locks/x", "--", "sh", "-c",
+                        "echo held $ZKCOORD_FENCING_TOKEN", NULL),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[0], "held "));
+    setenv("ZKCOORD_AUTH_FILE", secret, 1);
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", "elect", "c2", "cli-1", "--", "sh", "-c",
+                        "echo leading $ZKCOORD_LEADER_ID", NULL),
+                    0);
+    unsetenv("ZKCOORD_AUTH_FILE");
+    CU_ASSERT_STRING_EQUAL(p.buf[0], "leading cli-1\n");
+    /* What the CLI created is locked down as well. */
+    {
+        static const char *const f2[] = {"/t_sec/c2", "/t_sec/c2/leader", "/t_sec/c/locks/x", NULL};
+        static const char *const n2[] = {"/t_sec/c2/leader", "/t_sec/c/locks/x", NULL};
+
+        check_locked_down(zh, f2, n2);
+        check_locked_down(other, f2, n2);
+    }
+    /* The authenticated CLI can hold the lock the unauthenticated one could
+     * not, while the test's session still holds "db": it waits its turn. */
+    CU_ASSERT_EQUAL(
+        run(&p, "/t_sec", arg, "lock", "c/locks/db", "--timeout", "300", "--", "true", NULL), 6);
+
+    /* The file is checked like the agent's: mode, then owner. */
+    TU_CHECK(chmod(secret, 0644) == 0, out);
+    CU_ASSERT_EQUAL(run(&p, "/t_sec", arg, "members", "c", NULL), 1);
+    snprintf(want, sizeof(want),
+             "zkcoordctl: auth file: %s has mode 0644: it must not be world-readable or "
+             "group-writable (chmod 600 it)\n",
+             secret);
+    CU_ASSERT_STRING_EQUAL(p.buf[1], want);
+    TU_CHECK(chmod(secret, 0600) == 0, out);
+    if (geteuid() == 0) {
+        TU_CHECK(chown(secret, 12345, (gid_t)-1) == 0, out);
+        CU_ASSERT_EQUAL(run(&p, "/t_sec", arg, "members", "c", NULL), 1);
+        snprintf(want, sizeof(want),
+                 "zkcoordctl: auth file: %s is owned by uid 12345: it must belong to uid 0 or to "
+                 "root\n",
+                 secret);
+        CU_ASSERT_STRING_EQUAL(p.buf[1], want);
+    }
+out:
+    if (zh)
+        zookeeper_close(zh);
+    if (other)
+        zookeeper_close(other);
+    zkc_lock_free(l);
+    zkc_election_close(e);
+    zkc_group_free(g);
+    zkc_session_close(s);
+    unlink(secret);
+}
+
+/* ------------------------------------------------- --on-suspend (item 9) */
+
+static int count_str(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    while ((hay = strstr(hay, needle)) != NULL) {
+        n++;
+        hay += strlen(needle);
+    }
+    return n;
+}
+
+/* The ensemble server that session `sid` is connected to (from `cons`),
+ * waiting up to timeout_ms while the client is between servers; -1. */
+static int server_of(zkh_cluster *ens, int64_t sid, int timeout_ms)
+{
+    static char buf[64 * 1024];
+    long long end = tu_now_ms() + timeout_ms;
+    char want[64];
+    int i;
+
+    snprintf(want, sizeof(want), "sid=0x%" PRIx64 ",", (uint64_t)sid);
+    do {
+        for (i = 0; i < zkh_size(ens); i++)
+            if (zkh_server_pid(ens, i) > 0 &&
+                zkh_four_letter(ens, i, "cons", buf, sizeof(buf)) > 0 && strstr(buf, want))
+                return i;
+        poll(NULL, 0, 50);
+    } while (tu_now_ms() < end);
+    return -1;
+}
+
+static int64_t lock_holder_session(zkc_session *s, const char *path)
+{
+    zkc_lock_info *info = NULL;
+    int64_t sid = 0;
+
+    if (zkc_lock_inspect(s, path, 5000, &info) == 0 && info->count > 0 && info->entries[0].holds)
+        sid = info->entries[0].session_id;
+    zkc_lock_info_free(info);
+    return sid;
+}
+
+static int64_t leader_session(zkc_session *s, const char *path)
+{
+    zkc_election_leader_info li;
+
+    if (zkc_election_observe_leader(s, path, &li, 5000) != 0)
+        return 0;
+    return li.session_id;
+}
+
+/* Stop the server `sid` is on; 0 and its index in *idx, or -1. */
+static int stop_server_of(zkh_cluster *ens, int64_t sid, int *idx)
+{
+    *idx = sid ? server_of(ens, sid, 10000) : -1;
+    if (*idx < 0)
+        return -1;
+    return zkh_stop_server(ens, *idx);
+}
+
+/* Still running? Looks without reaping (proc_wait() reaps). */
+static int alive(const proc *p)
+{
+    siginfo_t si;
+
+    if (p->pid <= 0 || p->exited)
+        return 0;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return 0;
+    return si.si_pid == 0;
+}
+
+/* A rolling restart of a 3-server ensemble: the server each CLI is connected
+ * to is stopped (and started again). With --on-suspend wait, CMD runs on
+ * through SUSPENDED and RECONNECTED, once, from start to end; with the
+ * default (kill) CMD gets TERM and zkcoordctl exits 5. */
+static void test_on_suspend(void)
+{
+    const char *script = "trap 'echo got-term; exit 0' TERM; echo started; "
+                         "while :; do sleep 0.05; done";
+    zkh_cluster *ens = NULL;
+    zkh_opts o;
+    zkc_session *s = NULL;
+    proc lw, ew, lk, ek;
+    int idx = -1, down = -1;
+
+    memset(&lw, 0, sizeof(lw));
+    memset(&ew, 0, sizeof(ew));
+    memset(&lk, 0, sizeof(lk));
+    memset(&ek, 0, sizeof(ek));
+    zkh_opts_init(&o);
+    o.quiet = 1;
+    CU_ASSERT_EQUAL_FATAL(zkh_start(&ens, 3, &o), 0);
+    servers_override = zkh_connect_string(ens);
+    TU_CHECK(tu_session(&s, servers_override, 20000, NULL) == 0, out);
+
+    /* wait: two restarts, one under each command's connection. */
+    TU_CHECK(proc_start(&lw, NULL, "-v", "lock", "/t_susp/w", "--on-suspend", "wait", "--", "sh",
+                        "-c", script, NULL) == 0,
+             out);
+    TU_CHECK(proc_start(&ew, NULL, "-v", "elect", "susp", "E", "--on-suspend", "wait", "--", "sh",
+                        "-c", script, NULL) == 0,
+             out);
+    TU_CHECK(proc_wait_for(&lw, 0, "started", 20000) == 0, out);
+    TU_CHECK(proc_wait_for(&ew, 0, "started", 20000) == 0, out);
+
+    TU_CHECK(stop_server_of(ens, lock_holder_session(s, "/t_susp/w"), &idx) == 0, out);
+    down = idx;
+    TU_CHECK(proc_wait_for(&lw, 1, "connection suspended, command left running", 20000) == 0, out);
+    TU_CHECK(proc_wait_for(&lw, 1, "reconnected, the lock is still ours", 20000) == 0, out);
+    TU_CHECK(zkh_start_server(ens, down) == 0, out);
+    down = -1;
+
+    TU_CHECK(stop_server_of(ens, leader_session(s, "/zkcoord/susp/leader"), &idx) == 0, out);
+    down = idx;
+    TU_CHECK(proc_wait_for(&ew, 1, "susp: connection suspended, command left running", 20000) == 0,
+             out);
+    TU_CHECK(proc_wait_for(&ew, 1, "susp: reconnected, still leading", 20000) == 0, out);
+    TU_CHECK(zkh_start_server(ens, down) == 0, out);
+    down = -1;
+
+    CU_ASSERT(alive(&lw));
+    CU_ASSERT(alive(&ew));
+    proc_kill(&lw, SIGTERM); /* forwarded to CMD: its trap exits 0 */
+    proc_kill(&ew, SIGTERM);
+    CU_ASSERT_EQUAL(proc_wait(&lw, 15000), 0);
+    CU_ASSERT_EQUAL(proc_wait(&ew, 15000), 0);
+    /* One CMD from start to end, stopped only by our TERM. */
+    CU_ASSERT_EQUAL(count_str(lw.buf[0], "started"), 1);
+    CU_ASSERT_EQUAL(count_str(ew.buf[0], "started"), 1);
+    CU_ASSERT_EQUAL(count_str(lw.buf[0], "got-term"), 1);
+    CU_ASSERT_EQUAL(count_str(ew.buf[0], "got-term"), 1);
+    CU_ASSERT_PTR_NULL(strstr(lw.buf[1], " lost "));
+    CU_ASSERT_PTR_NULL(strstr(ew.buf[1], " lost "));
+
+    /* kill (the default): the same restart stops CMD. */
+    TU_CHECK(proc_start(&lk, NULL, "lock", "/t_susp/k", "--", "sh", "-c", script, NULL) == 0, out);
+    TU_CHECK(proc_start(&ek, NULL, "elect", "suspk", "K", "--on-suspend", "kill", "--", "sh", "-c",
+                        script, NULL) == 0,
+             out);
+    TU_CHECK(proc_wait_for(&lk, 0, "started", 20000) == 0, out);
+    TU_CHECK(proc_wait_for(&ek, 0, "started", 20000) == 0, out);
+    TU_CHECK(stop_server_of(ens, lock_holder_session(s, "/t_susp/k"), &idx) == 0, out);
+    down = idx;
+    CU_ASSERT_EQUAL(proc_wait(&lk, 15000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(lk.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(lk.buf[1], "lock /t_susp/k lost (suspended): command "
+                                             "terminated"));
+    TU_CHECK(zkh_start_server(ens, down) == 0, out);
+    down = -1;
+    if (alive(&ek)) { /* unless it shared the server just stopped */
+        TU_CHECK(stop_server_of(ens, leader_session(s, "/zkcoord/suspk/leader"), &idx) == 0, out);
+        down = idx;
+    }
+    CU_ASSERT_EQUAL(proc_wait(&ek, 15000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ek.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ek.buf[1], "leadership of suspk lost (suspended)"));
+out:
+    proc_kill(&lw, SIGKILL);
+    proc_kill(&ew, SIGKILL);
+    proc_kill(&lk, SIGKILL);
+    proc_kill(&ek, SIGKILL);
+    if (lw.pid > 0 && !lw.exited)
+        proc_wait(&lw, 5000);
+    if (ew.pid > 0 && !ew.exited)
+        proc_wait(&ew, 5000);
+    if (lk.pid > 0 && !lk.exited)
+        proc_wait(&lk, 5000);
+    if (ek.pid > 0 && !ek.exited)
+        proc_wait(&ek, 5000);
+    servers_override = NULL;
+    zkc_session_close(s);
+    zkh_destroy(ens);
+}
+
 /* Last: stops the server. The CLI hears SUSPENDED when the connection goes:
- * CMD gets TERM, zkcoordctl exits 5. */
+ * CMD gets TERM, zkcoordctl exits 5. With --on-suspend wait, CMD runs on
+ * until the session is LOST (no server for a whole session timeout), then
+ * gets TERM the same way. */
 static void test_lost(void)
 {
     const char *script = "trap 'echo got-term; exit 0' TERM; echo started; "
                          "while :; do sleep 0.05; done";
-    proc l, e;
+    proc l, e, lw, ew;
     int stopped = 0;
 
     memset(&l, 0, sizeof(l));
     memset(&e, 0, sizeof(e));
+    memset(&lw, 0, sizeof(lw));
+    memset(&ew, 0, sizeof(ew));
     TU_CHECK(proc_start(&l, NULL, "--session-timeout", "1000", "lock", "/t_lost/m", "--kill-after",
                         "2000", "--", "sh", "-c", script, NULL) == 0,
              out);
     TU_CHECK(proc_start(&e, NULL, "--session-timeout", "1000", "elect", "lost", "L", "--", "sh",
                         "-c", script, NULL) == 0,
              out);
+    TU_CHECK(proc_start(&lw, NULL, "--session-timeout", "1000", "lock", "/t_lost/w", "--on-suspend",
+                        "wait", "--", "sh", "-c", script, NULL) == 0,
+             out);
+    TU_CHECK(proc_start(&ew, NULL, "--session-timeout", "1000", "elect", "lostw", "W",
+                        "--on-suspend", "wait", "--", "sh", "-c", script, NULL) == 0,
+             out);
     TU_CHECK(proc_wait_for(&l, 0, "started", 10000) == 0, out);
     TU_CHECK(proc_wait_for(&e, 0, "started", 10000) == 0, out);
+    TU_CHECK(proc_wait_for(&lw, 0, "started", 10000) == 0, out);
+    TU_CHECK(proc_wait_for(&ew, 0, "started", 10000) == 0, out);
     TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
     stopped = 1;
     CU_ASSERT_EQUAL(proc_wait(&l, 10000), 5);
@@ -1147,9 +1638,22 @@ static void test_lost(void)
     CU_ASSERT_EQUAL(proc_wait(&e, 10000), 5);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.buf[0], "got-term"));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.buf[1], "leadership of lost lost"));
+    CU_ASSERT_EQUAL(proc_wait(&lw, 10000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(lw.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(lw.buf[1], "lock /t_lost/w lost (lost): command terminated"));
+    CU_ASSERT_EQUAL(proc_wait(&ew, 10000), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ew.buf[0], "got-term"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(ew.buf[1], "leadership of lostw lost (lost): command terminated"));
 out:
     proc_kill(&l, SIGKILL);
     proc_kill(&e, SIGKILL);
+    proc_kill(&lw, SIGKILL);
+    proc_kill(&ew, SIGKILL);
+    if (lw.pid > 0 && !lw.exited)
+        proc_wait(&lw, 5000);
+    if (ew.pid > 0 && !ew.exited)
+        proc_wait(&ew, 5000);
     if (l.pid > 0)
         proc_wait(&l, 5000);
     if (e.pid > 0)
@@ -1178,6 +1682,10 @@ int register_cli_suite(void)
         !CU_add_test(s, "lock --timeout: exit 6, queue clean", test_lock_timeout) ||
         !CU_add_test(s, "elect: one CMD at a time, hand-over", test_elect_handover) ||
         !CU_add_test(s, "elect --observe prints each change", test_elect_observe) ||
+        !CU_add_test(s, "tables escape C1 controls and bidi overrides", test_hostile_table) ||
+        !CU_add_test(s, "lock/elect: CMD gets only fds 0, 1, 2", test_child_fds) ||
+        !CU_add_test(s, "--on-suspend wait/kill across server restarts", test_on_suspend) ||
+        !CU_add_test(s, "digest auth: secured cluster, readers, --auth-file", test_secured) ||
         !CU_add_test(s, "lost lock / leadership: TERM, exit 5", test_lost))
         return -1;
     return 0;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "payload.h" /* the runtime encoder --check must agree with */
 
 static char tmpdir[PATH_MAX];
 static char oldcwd[PATH_MAX];
@@ -441,6 +442,329 @@ static void test_event_names(void)
     CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
 }
 
+/* ------------------------------------------------------------ credentials */
+
+/* Issue 11 item 5: the owner is checked as well as the mode. */
+static void test_credentials_owner(void)
+{
+    char why[512], *u = NULL, *pw = NULL;
+    zka_config_error err;
+    zka_config *c = NULL;
+
+    CU_ASSERT_EQUAL(zka_credentials_read("zk.secret", &u, &pw, why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(u ? u : "", "app");
+    CU_ASSERT_STRING_EQUAL(pw ? pw : "", "s3cret");
+    free(u);
+    free(pw);
+    u = pw = NULL;
+    CU_ASSERT_EQUAL_FATAL(write_file("other.secret", "a:b\n", 0600), 0);
+    if (geteuid() != 0) {
+        /* Only root can give a file away; what a user can do is checked. */
+        CU_ASSERT_EQUAL(chown("other.secret", 12345, (gid_t)-1), -1);
+        CU_ASSERT_EQUAL(errno, EPERM);
+        unlink("other.secret");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(chown("other.secret", 12345, (gid_t)-1), 0);
+    CU_ASSERT_EQUAL(zka_credentials_read("other.secret", &u, &pw, why, sizeof(why)), ZKC_EINVAL);
+    CU_ASSERT_PTR_NULL(u);
+    CU_ASSERT_STRING_EQUAL(why, "other.secret is owned by uid 12345: it must belong to uid 0 or to "
+                                "root");
+    CU_ASSERT_EQUAL(write_file("zkcoord.json",
+                               "{\"cluster\": \"a\",\n \"zookeeper\": {\"auth\": "
+                               "{\"credentials_file\": \"other.secret\"}}}",
+                               0644),
+                    0);
+    CU_ASSERT_EQUAL(zka_config_load("zkcoord.json", &c, &err), ZKC_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:2:45: zookeeper.auth.credentials_file: "
+                                     "other.secret is owned by uid 12345: it must belong to uid 0 "
+                                     "or to root");
+    unlink("other.secret");
+}
+
+/* Without auth the agent has a warning to log; with auth, none. */
+static void test_security_warning(void)
+{
+    zka_config *c = NULL;
+    zka_config_error err;
+    const char *w;
+
+    CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json", "{\"cluster\": \"a\"}", 0644), 0);
+    CU_ASSERT_EQUAL_FATAL(zka_config_load("zkcoord.json", &c, &err), 0);
+    w = zka_config_security_warning(c);
+    CU_ASSERT_PTR_NOT_NULL(w);
+    CU_ASSERT_PTR_NOT_NULL(w ? strstr(w, "world:anyone:cdrwa") : NULL);
+    CU_ASSERT_PTR_NULL(w ? strchr(w, '\n') : NULL); /* one line */
+    zka_config_free(c);
+    c = NULL;
+    CU_ASSERT_EQUAL_FATAL(write_file("zkcoord.json",
+                                     "{\"cluster\": \"a\", \"zookeeper\": {\"auth\": "
+                                     "{\"credentials_file\": \"zk.secret\"}}}",
+                                     0644),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(zka_config_load("zkcoord.json", &c, &err), 0);
+    CU_ASSERT_PTR_NULL(zka_config_security_warning(c));
+    zka_config_free(c);
+}
+
+/* ---------------------------------------------- --check agrees with runtime */
+
+/* Load `json` (written to zkcoord.json); returns the rc, message in err. */
+static int check_text(const char *json, zka_config_error *err)
+{
+    zka_config *c = NULL;
+    int rc;
+
+    if (write_file("zkcoord.json", json, 0644) != 0)
+        return -100;
+    rc = zka_config_load("zkcoord.json", &c, err);
+    zka_config_free(c);
+    return rc;
+}
+
+static char *repeat(char ch, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s) {
+        memset(s, ch, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Issue 11 item 7: what registration refuses, --check refuses, with the
+ * position of the value and its key. */
+static void test_runtime_limits(void)
+{
+    char *id300 = repeat('i', 300), *big = repeat('m', 70 * 1024), *name65 = repeat('n', 65);
+    char *json = malloc(80 * 1024), *eps = malloc(4096);
+    zka_config_error err;
+    size_t off = 0;
+    int i;
+
+    CU_ASSERT_FATAL(id300 && big && name65 && json && eps);
+    snprintf(json, 80 * 1024, "{\"cluster\": \"a\",\n \"member\": {\"port\": 1, \"id\": \"%s\"}}",
+             id300);
+    CU_ASSERT_EQUAL(check_text(json, &err), ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:2:30: member.id: expected at most 255 bytes "
+                                     "(what a member may register), got 300");
+    CU_ASSERT_STRING_EQUAL(err.key, "member.id");
+
+    CU_ASSERT_EQUAL(check_text("{\"cluster\": \"a\",\n \"member\": {\"port\": 1, \"host\": "
+                               "\"web\\t1\\u001b[31m\"}}",
+                               &err),
+                    ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text,
+                           "zkcoord.json:2:32: member.host: control character 0x09 at byte 3: "
+                           "a member's host must not hold one");
+    CU_ASSERT_EQUAL(check_text("{\"cluster\": \"a\",\n \"member\": {\"port\": 1, \"endpoints\": "
+                               "{\"admin\": {\"host\": \"x\\u001by\", \"port\": 2}}}}",
+                               &err),
+                    ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text,
+                           "zkcoord.json:2:56: member.endpoints.admin.host: control character "
+                           "0x1B at byte 1: a member's host must not hold one");
+
+    snprintf(json, 80 * 1024,
+             "{\"cluster\": \"a\",\n \"member\": {\"port\": 1,\n  \"metadata\": {\"blob\": "
+             "\"%s\"}}}",
+             big);
+    CU_ASSERT_EQUAL(check_text(json, &err), ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text,
+                           "zkcoord.json:3:15: member.metadata: the member's node data would be "
+                           "71831 bytes, above the 65536 a member may register: make the "
+                           "metadata smaller");
+
+    snprintf(json, 80 * 1024,
+             "{\"cluster\": \"a\", \"member\": {\"port\": 1, \"endpoints\": {\"%s\": {\"port\": "
+             "2}}}}",
+             name65);
+    CU_ASSERT_EQUAL(check_text(json, &err), ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:1:54: member.endpoints.nnnnnnnnnnnnnnnnnnnnnnnn"
+                                     "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn: expected an "
+                                     "endpoint name of at most 64 bytes, got 65");
+
+    for (i = 0; i < 33; i++)
+        off += (size_t)snprintf(eps + off, 4096 - off, "%s\"e%d\": {\"port\": %d}", i ? ", " : "",
+                                i, i + 1);
+    snprintf(json, 80 * 1024,
+             "{\"cluster\": \"a\", \"member\": {\"port\": 1, \"endpoints\": {%s}}}", eps);
+    CU_ASSERT_EQUAL(check_text(json, &err), ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:1:53: member.endpoints: expected at most 32 "
+                                     "endpoints, got 33");
+
+    /* Server lists the library refuses (it takes the first ':' as the port's). */
+    CU_ASSERT_EQUAL(check_text("{\"cluster\": \"a\", \"zookeeper\": {\"servers\": "
+                               "\"[::1]:2181\"}}",
+                               &err),
+                    ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:1:43: zookeeper.servers: refused by "
+                                     "libzkcoord: servers: port must be a number ('[::1]:2181')");
+    /* Paths the library's path check refuses. */
+    CU_ASSERT_EQUAL(check_text("{\"cluster\": \"a\", \"locks\": [{\"name\": \"x\", \"path\": "
+                               "\"/a/..\"}]}",
+                               &err),
+                    ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:1:50: locks[0].path: expected an absolute "
+                                     "ZooKeeper path, got \"/a/..\"");
+    CU_ASSERT_EQUAL(
+        check_text("{\"cluster\": \"a\", \"zookeeper\": {\"root\": \"/z\\u0007k\"}}", &err),
+        ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.key, "zookeeper.root");
+    free(id300);
+    free(big);
+    free(name65);
+    free(json);
+    free(eps);
+}
+
+/* One member config and the zkc_member_info the agent registers from it. */
+static int config_ok(const char *id, const char *host, const char *epname, int n_eps,
+                     const char *meta)
+{
+    size_t cap = 200000, off;
+    char *json = malloc(cap);
+    zka_config_error err;
+    int i, rc;
+
+    if (!json)
+        return -1;
+    off = (size_t)snprintf(json, cap,
+                           "{\"cluster\": \"a\", \"member\": {\"port\": 1, \"id\": "
+                           "\"%s\", \"host\": \"%s\", \"metadata\": {\"k\": \"%s\"}, "
+                           "\"endpoints\": {",
+                           id, host, meta);
+    for (i = 0; i < n_eps; i++)
+        off += (size_t)snprintf(json + off, cap - off, "%s\"%s%d\": {\"port\": 2}", i ? ", " : "",
+                                epname, i);
+    snprintf(json + off, cap - off, "}}}");
+    rc = check_text(json, &err);
+    free(json);
+    return rc;
+}
+
+static int encode_ok(const char *id, const char *host, const char *epname, int n_eps,
+                     const char *meta)
+{
+    zkc_endpoint eps[64];
+    char names[64][128], *md, *out = NULL, why[256];
+    size_t len;
+    zkc_member_info mi;
+    int i, rc;
+
+    if (!(md = malloc(strlen(meta) + 16)))
+        return -1;
+    sprintf(md, "{\"k\":\"%s\"}", meta);
+    memset(&mi, 0, sizeof(mi));
+    mi.id = id;
+    mi.host = host;
+    mi.port = 1;
+    for (i = 0; i < n_eps && i < 64; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s%d", epname, i);
+        eps[i].name = names[i];
+        eps[i].host = host;
+        eps[i].port = 2;
+    }
+    mi.endpoints = eps;
+    mi.n_endpoints = n_eps;
+    mi.metadata = md;
+    rc = zkc__payload_encode(&mi, ZKC_PAYLOAD_DEFAULT_MAX, &out, &len, why, sizeof(why));
+    free(out);
+    free(md);
+    return rc;
+}
+
+/* Each limit on both sides of its boundary: the config loader and the
+ * encoder registration runs must say the same. */
+static void test_runtime_agreement(void)
+{
+    char *id255 = repeat('i', 255), *id256 = repeat('i', 256), *h255 = repeat('h', 255);
+    char *h256 = repeat('h', 256), *n63 = repeat('n', 63), *n64 = repeat('n', 64);
+    char *meta;
+    size_t lo = 60000, hi = 66000;
+
+    CU_ASSERT_FATAL(id255 && id256 && h255 && h256 && n63 && n64);
+    /* The metadata length at which the payload reaches the cap exactly. */
+    while (lo + 1 < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        meta = repeat('m', mid);
+        if (encode_ok("x", "h", "e", 1, meta) == 0)
+            lo = mid;
+        else
+            hi = mid;
+        free(meta);
+    }
+    {
+        struct {
+            const char *id, *host, *ep;
+            int n_eps;
+            size_t meta;
+        } cases[] = {
+            {id255, "h", "e", 1, 1},    {id256, "h", "e", 1, 1}, {"x", h255, "e", 1, 1},
+            {"x", h256, "e", 1, 1},     {"x", "h", n63, 10, 1},  {"x", "h", n64, 10, 1},
+            {"x", "h", "e", 32, 1},     {"x", "h", "e", 33, 1},  {"x", "h", "e", 1, lo},
+            {"x", "h", "e", 1, lo + 1},
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            int accept, want;
+
+            meta = repeat('m', cases[i].meta);
+            want = encode_ok(cases[i].id, cases[i].host, cases[i].ep, cases[i].n_eps, meta);
+            accept = config_ok(cases[i].id, cases[i].host, cases[i].ep, cases[i].n_eps, meta);
+            CU_ASSERT_EQUAL(accept == 0, want == 0);
+            /* Every pair straddles its limit: one side passes, the other not. */
+            CU_ASSERT_EQUAL(want == 0, i % 2 == 0);
+            if ((accept == 0) != (want == 0))
+                fprintf(stderr, "\n  case %zu: config %d, runtime %d\n", i, accept, want);
+            free(meta);
+        }
+    }
+    free(id255);
+    free(id256);
+    free(h255);
+    free(h256);
+    free(n63);
+    free(n64);
+}
+
+/* The position index at scale: an error at the 80,000th array element and
+ * one at the last of 40,000 object keys still point at the right spot. */
+static void test_large_positions(void)
+{
+    size_t cap = 1 << 20, off;
+    char *json = malloc(cap);
+    zka_config_error err;
+    int i;
+
+    CU_ASSERT_FATAL(json != NULL);
+    off = (size_t)snprintf(json, cap,
+                           "{\"cluster\": \"a\", \"member\": {\"port\": 1},\n"
+                           "\"supervise\": {\"while\": \"member\", \"args\": [\"x\"");
+    for (i = 1; i < 80000; i++)
+        off += (size_t)snprintf(json + off, cap - off, i % 10 ? ", \"a\"" : ",\n\"a\"");
+    snprintf(json + off, cap - off, ", 7]}}");
+    CU_ASSERT_EQUAL(check_text(json, &err), ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text,
+                           "zkcoord.json:8001:51: supervise.args[80000]: expected a string, got 7");
+
+    off = (size_t)snprintf(json, cap,
+                           "{\"cluster\": \"a\", \"member\": {\"port\": 1},\n"
+                           "\"supervise\": {\"while\": \"member\", \"args\": [\"x\"], "
+                           "\"env\": {");
+    for (i = 0; i < 40000; i++)
+        off += (size_t)snprintf(json + off, cap - off, "%s\"V%d\": \"v\"", i ? ",\n" : "", i);
+    snprintf(json + off, cap - off, ", \"9bad\": \"v\"}}}");
+    CU_ASSERT_EQUAL(check_text(json, &err), ZKC_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.text, "zkcoord.json:40001:16: supervise.env.9bad: expected an "
+                                     "environment variable name [A-Za-z_][A-Za-z0-9_]*");
+    free(json);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -454,7 +778,12 @@ int main(void)
         !CU_add_test(s, "good file round-trips", test_good_roundtrip) ||
         !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "diff", test_diff) ||
         !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
-        !CU_add_test(s, "event names", test_event_names)) {
+        !CU_add_test(s, "event names", test_event_names) ||
+        !CU_add_test(s, "--check refuses what registration refuses", test_runtime_limits) ||
+        !CU_add_test(s, "limits agree with the payload encoder", test_runtime_agreement) ||
+        !CU_add_test(s, "positions at 80k elements and 40k keys", test_large_positions) ||
+        !CU_add_test(s, "credentials: owner checked", test_credentials_owner) ||
+        !CU_add_test(s, "no auth: one warning line", test_security_warning)) {
         fprintf(stderr, "cannot register tests: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 1;
