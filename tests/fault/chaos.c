@@ -369,6 +369,7 @@ struct worker {
     int paused;
     int killed;
     int exited;
+    int status; /* from waitpid() once exited */
 };
 
 struct schedule {
@@ -873,6 +874,7 @@ static int reap_worker(struct worker *w, int block_ms)
 
         if (r == w->pid || (r < 0 && errno == ECHILD)) {
             w->exited = 1;
+            w->status = r == w->pid ? st : -1;
             return 1;
         }
         if (now_ms() >= deadline)
@@ -1008,6 +1010,18 @@ static int run_schedule(int index, int *failed_out)
             kill(sc.w[i].pid, SIGKILL);
             reap_worker(&sc.w[i], 5000);
         }
+    }
+    for (i = 0; i < sc.nworkers; i++) {
+        const struct worker *w = &sc.w[i];
+
+        if (w->killed || !w->exited)
+            continue;
+        if (w->status == -1)
+            meta(&sc, "exit id=%s status=unknown", w->id);
+        else if (WIFEXITED(w->status))
+            meta(&sc, "exit id=%s status=%d", w->id, WEXITSTATUS(w->status));
+        else
+            meta(&sc, "exit id=%s signal=%d", w->id, WTERMSIG(w->status));
     }
     meta(&sc, "workers_done");
 

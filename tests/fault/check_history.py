@@ -359,6 +359,9 @@ class Checker:
                 w = self.workers.get(kv["id"])
                 tail = [e[3] for e in (w.events[-4:] if w else [])]
                 self.violate("progress", "%s made no progress within the deadline after the faults stopped" % kv["id"], tail)
+            if ev == "exit" and (kv.get("status") not in ("0", None) or "signal" in kv):
+                self.violate("progress", "%s exited abnormally (%s): a crash, or a sanitizer report"
+                             % (kv["id"], raw.split(" ", 2)[2]))
             if ev == "exit_hang":
                 self.violate("progress", "%s did not exit within the deadline when asked" % kv["id"])
             if ev == "orphan_scan" and kv.get("count") != "0":

@@ -169,6 +169,12 @@ def _(d):
     }, expect="w0,w1")
 
 
+@case("worker crashed", {"progress"})
+def _(d):
+    write_case(d, "mutex", {"w0": session_ok("a") + final(1, "a")},
+               meta_extra=["%d exit id=w0 signal=11" % (28 * S)])
+
+
 @case("orphan and no progress", {"orphans", "progress"})
 def _(d):
     write_case(d, "mutex", {"w0": session_ok("a") + final(1, "a")},
