@@ -160,6 +160,12 @@ class Checker:
                         recent = []
                 if ev in acquire_events and (sides is None or side in sides):
                     recent = []
+                    prev = open_h.get(side)
+                    if prev is not None and prev["tok"] == int(kv.get("tok", 0)):
+                        continue  # the same grant heard twice (await, then ELECTED)
+                    if prev is not None:
+                        prev["end"] = ns
+                        prev["why"] = "next_grant"
                     h = {"w": w.id, "tok": int(kv.get("tok", 0)), "side": side, "start": ns,
                          "end": None, "why": None, "conn_ns": None, "raw": raw}
                     open_h[side] = h

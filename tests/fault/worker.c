@@ -430,6 +430,7 @@ static void run_election(zkc_session *s)
     zkc_election_opts o;
     zkc_election *e;
     int rc, writes_in_term = 0;
+    int64_t term_logged = 0;
 
     snprintf(path, sizeof(path), "%s/leader", cfg.root);
     zkc_election_opts_init(&o);
@@ -446,6 +447,13 @@ static void run_election(zkc_session *s)
 
         note_quiesce();
         rc = zkc_election_await_leadership(e, 300, &tok);
+        if (rc == 0 && tok != term_logged) {
+            /* The state machine says we lead before the ELECTED callback
+             * arrives (zkc_election_is_leader's contract): the term starts
+             * for us here, as our writes do. */
+            term_logged = tok;
+            hist("elected tok=%" PRId64 " via=await", tok);
+        }
         if (rc == 0) {
             election_write(e, tok);
             writes_in_term++;
