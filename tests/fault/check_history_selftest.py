@@ -169,6 +169,22 @@ def _(d):
     }, expect="w0,w1")
 
 
+@case("duplicate right after the faults, then converged", set())
+def _(d):
+    write_case(d, "group", {
+        "w0": session_ok("a") + [(20.1, "view n=3 dups=2 ids=w0,w1,w0"), (21, "view n=2 dups=0 ids=w0,w1"),
+                                 (22, "settled converged=1")] + final(1, "a"),
+        "w1": session_ok("b") + [(21, "view n=2 dups=0 ids=w1,w0"), (22, "settled converged=1")] + final(1, "b"),
+    }, expect="w0,w1")
+
+
+@case("duplicate never goes away", {"views"})
+def _(d):
+    write_case(d, "group", {
+        "w0": session_ok("a") + [(21, "view n=3 dups=2 ids=w0,w1,w0"), (22, "settled converged=1")] + final(1, "a"),
+    }, expect="w0,w1")
+
+
 @case("worker crashed", {"progress"})
 def _(d):
     write_case(d, "mutex", {"w0": session_ok("a") + final(1, "a")},
