@@ -169,6 +169,9 @@ static void *proxy_main(void *arg)
             fds[n].fd = p->pairs[i].server;
             fds[n++].events = POLLIN;
         }
+        /* pairs accepted below have no entry in fds yet (nor does any
+         * pair while a blackhole holds them) */
+        polled = drop ? 0 : p->npairs;
         if (poll(fds, (nfds_t)n, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -179,9 +182,6 @@ static void *proxy_main(void *arg)
             (void)r;
             continue; /* commands first: the pair list may change */
         }
-        /* Only the pairs that were polled: accept_one() appends one whose
-         * pollfd entries are stale, and reading it would block. */
-        polled = drop ? 0 : p->npairs;
         if (fds[1].revents & POLLIN)
             accept_one(p);
         for (i = polled - 1; i >= 0; i--) {
