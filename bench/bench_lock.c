@@ -15,7 +15,7 @@
  */
 #include "harness/harness.h"
 #include "internal.h"
-#include "lockq.h"
+#include "queue.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>

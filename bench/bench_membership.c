@@ -3,6 +3,15 @@
  * have seen one join, and how many requests the server got for it.
  *
  *   bench/bench_membership [rounds]     (default 20 rounds per N)
+ *   bench/bench_membership -m SIZES [rounds]   e.g. -m 1000,10000
+ *
+ * The second form is the scale mode: one watcher (a zkc_group through the
+ * public API) on a folder that a raw ZooKeeper client fills with SIZE
+ * members; then, one at a time, the raw client adds a member and removes
+ * it again. Per change it prints the requests the server got (mntr) and
+ * the CPU time of this process (the watcher's threads, plus the raw
+ * client's one create or delete, which does not depend on SIZE), and how
+ * long until the watcher's callback saw the join.
  *
  * Starts its own standalone ZooKeeper through the harness (tmpfs, loopback).
  * For N = 10 and N = 100: N sessions observe one folder; per round one more
@@ -13,6 +22,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,13 +227,228 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------ scale mode */
+
+struct scale {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    char target[128]; /* node name awaited, without its sequence suffix */
+    int joined;
+    int left;
+    int count; /* members in the last view */
+    int64_t seen_us;
+};
+
+static void scale_event(zkc_group *g, const zkc_group_event *ev, void *ud)
+{
+    struct scale *sc = ud;
+    int64_t t = now_us();
+
+    (void)g;
+    pthread_mutex_lock(&sc->mu);
+    if (ev->type == ZKC_GROUP_CHANGED)
+        sc->count = zkc_group_view_count(ev->view);
+    if ((ev->type == ZKC_GROUP_JOINED || ev->type == ZKC_GROUP_LEFT) && sc->target[0] &&
+        strncmp(zkc_member_node(ev->member), sc->target, strlen(sc->target)) == 0) {
+        if (ev->type == ZKC_GROUP_JOINED) {
+            sc->joined = 1;
+            sc->seen_us = t;
+        } else {
+            sc->left = 1;
+        }
+    }
+    pthread_cond_broadcast(&sc->cond);
+    pthread_mutex_unlock(&sc->mu);
+}
+
+static int scale_wait(struct scale *sc, int *flag, int want, int timeout_ms)
+{
+    struct timespec ts;
+    int ok;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&sc->mu);
+    while (*flag < want && pthread_cond_timedwait(&sc->cond, &sc->mu, &ts) != ETIMEDOUT)
+        ;
+    ok = *flag >= want;
+    pthread_mutex_unlock(&sc->mu);
+    return ok;
+}
+
+static int64_t cpu_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
+
+struct fill {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int left;
+};
+
+static void fill_done(int rc, const char *value, const void *data)
+{
+    struct fill *f = (struct fill *)data;
+
+    (void)value;
+    if (rc != ZOK)
+        fprintf(stderr, "  create failed: %s\n", zerror(rc));
+    pthread_mutex_lock(&f->mu);
+    if (--f->left == 0)
+        pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void raw_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)type;
+    (void)state;
+    (void)path;
+    (void)ctx;
+}
+
+#define PAYLOAD_FMT                                                                                \
+    "{\"serviceEndpoint\":{\"host\":\"10.0.%d.%d\",\"port\":8080},\"additionalEndpoints\":{},"     \
+    "\"status\":\"ALIVE\",\"shard\":0,\"zkcoord\":{\"id\":\"member-%d\",\"version\":1}}"
+
+static int run_scale(zkh_cluster *c, int size, int rounds)
+{
+    const char *servers = zkh_connect_string(c);
+    char folder[64], p[256], made[256], data[256];
+    int64_t *lat = calloc((size_t)rounds, sizeof(*lat));
+    int64_t cpu_join = 0, cpu_leave = 0;
+    long long req_join = 0, req_leave = 0, self;
+    zhandle_t *zh = NULL;
+    zkc_session *ws = NULL;
+    zkc_group *wg = NULL;
+    zkc_group_opts o;
+    struct scale sc;
+    struct fill fill;
+    struct timespec ts;
+    int i, r, done = 0, rc = 1;
+
+    memset(&sc, 0, sizeof(sc));
+    pthread_mutex_init(&sc.mu, NULL);
+    zkc__cond_init(&sc.cond);
+    pthread_mutex_init(&fill.mu, NULL);
+    zkc__cond_init(&fill.cond);
+    snprintf(folder, sizeof(folder), "/bench/scale%d/members", size);
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zh = zookeeper_init(servers, raw_watcher, 30000, NULL, NULL, 0);
+    if (zh)
+        zoo_set_servers_resolution_delay(zh, 60000);
+    if (!lat || !zh || open_session(&ws, servers) != 0 || zkc__mkdirs_sync(ws, folder, 10000)) {
+        fprintf(stderr, "scale %d: cannot start\n", size);
+        goto out;
+    }
+    /* Fill: every create pipelined on the raw handle. */
+    fill.left = size;
+    for (i = 0; i < size; i++) {
+        snprintf(p, sizeof(p), "%s/member_%08x-0000-4000-8000-%012d_", folder, i, i);
+        snprintf(data, sizeof(data), PAYLOAD_FMT, (i >> 8) & 255, i & 255, i);
+        if (zoo_acreate(zh, p, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+                        ZOO_EPHEMERAL_SEQUENTIAL, fill_done, &fill) != ZOK) {
+            fprintf(stderr, "scale %d: create %d not sent\n", size, i);
+            goto out;
+        }
+    }
+    zkc__deadline(&ts, 120000);
+    pthread_mutex_lock(&fill.mu);
+    while (fill.left > 0 && pthread_cond_timedwait(&fill.cond, &fill.mu, &ts) != ETIMEDOUT)
+        ;
+    i = fill.left;
+    pthread_mutex_unlock(&fill.mu);
+    if (i > 0) {
+        fprintf(stderr, "scale %d: %d creates unanswered\n", size, i);
+        goto out;
+    }
+    zkc_group_opts_init(&o);
+    o.on_event = scale_event;
+    o.user_data = &sc;
+    if (zkc_group_new(&wg, ws, folder, &o) != 0 || !scale_wait(&sc, &sc.count, size, 120000)) {
+        fprintf(stderr, "scale %d: the watcher did not see every member\n", size);
+        goto out;
+    }
+    self = zkh_mntr(c, 0, "zk_packets_received");
+    self = zkh_mntr(c, 0, "zk_packets_received") - self;
+    for (r = 0; r < rounds; r++) {
+        long long p0, p1, p2;
+        int64_t c0, c1, c2, t0;
+
+        snprintf(p, sizeof(p), "%s/member_ffffffff-0000-4000-8000-%012d_", folder, r);
+        snprintf(data, sizeof(data), PAYLOAD_FMT, 255, r & 255, 1000000 + r);
+        pthread_mutex_lock(&sc.mu);
+        sc.joined = sc.left = 0;
+        snprintf(sc.target, sizeof(sc.target), "%s", p + strlen(folder) + 1);
+        pthread_mutex_unlock(&sc.mu);
+        p0 = zkh_mntr(c, 0, "zk_packets_received");
+        c0 = cpu_us();
+        t0 = now_us();
+        /* The name is only known from the reply, which may come after the
+         * watcher saw the node: match by the sequence-less prefix. */
+        if (zoo_create(zh, p, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+                       ZOO_EPHEMERAL_SEQUENTIAL, made, sizeof(made)) != ZOK) {
+            fprintf(stderr, "scale %d: create failed\n", size);
+            goto out;
+        }
+        if (!scale_wait(&sc, &sc.joined, 1, 30000)) {
+            fprintf(stderr, "scale %d: join not seen\n", size);
+            goto out;
+        }
+        c1 = cpu_us();
+        p1 = zkh_mntr(c, 0, "zk_packets_received");
+        if (zoo_delete(zh, made, -1) != ZOK || !scale_wait(&sc, &sc.left, 1, 30000)) {
+            fprintf(stderr, "scale %d: leave not seen\n", size);
+            goto out;
+        }
+        c2 = cpu_us();
+        p2 = zkh_mntr(c, 0, "zk_packets_received");
+        lat[r] = sc.seen_us - t0;
+        cpu_join += c1 - c0;
+        cpu_leave += c2 - c1;
+        req_join += p1 - p0 - self;
+        req_leave += p2 - p1 - self;
+        done++;
+    }
+    qsort(lat, (size_t)done, sizeof(*lat), cmp_i64);
+    printf("members=%-6d rounds=%d  join seen: median %.2f ms  p99 %.2f ms\n", size, done,
+           pct(lat, done, 0.5), pct(lat, done, 0.99));
+    printf("        per change, one watcher: requests join %.2f leave %.2f (incl. the raw "
+           "create/delete: 1)  CPU join %.3f ms leave %.3f ms\n",
+           (double)req_join / done, (double)req_leave / done, cpu_join / 1000.0 / done,
+           cpu_leave / 1000.0 / done);
+    rc = 0;
+out:
+    zkc_group_free(wg);
+    zkc_session_close(ws);
+    if (zh)
+        zookeeper_close(zh);
+    free(lat);
+    pthread_cond_destroy(&fill.cond);
+    pthread_mutex_destroy(&fill.mu);
+    pthread_cond_destroy(&sc.cond);
+    pthread_mutex_destroy(&sc.mu);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     zkh_cluster *c = NULL;
     zkh_opts ho;
-    int rounds = argc > 1 ? atoi(argv[1]) : 20;
-    int rc;
+    const char *sizes = NULL;
+    int rounds, rc;
 
+    if (argc > 2 && strcmp(argv[1], "-m") == 0) {
+        sizes = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
+    rounds = argc > 1 ? atoi(argv[1]) : 20;
     if (rounds < 1)
         rounds = 20;
     zkh_opts_init(&ho);
@@ -234,6 +459,18 @@ int main(int argc, char **argv)
     }
     printf("membership propagation, one standalone server on loopback (%s)\n",
            zkh_connect_string(c));
+    if (sizes) {
+        const char *q = sizes;
+        rc = 0;
+        while (rc == 0 && *q) {
+            int size = atoi(q);
+            rc = size > 0 ? run_scale(c, size, rounds) : 1;
+            q += strcspn(q, ",");
+            q += *q == ',';
+        }
+        zkh_destroy(c);
+        return rc;
+    }
     rc = run(c, 10, rounds);
     if (rc == 0)
         rc = run(c, 100, rounds);

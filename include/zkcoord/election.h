@@ -4,10 +4,19 @@
  * Every participant owns one ephemeral sequential node
  * "<path>/_c_<uuid>-latch-<seq>" whose data is its participant id (UTF-8):
  * the layout of Curator's LeaderLatch, so C and Java participants can share
- * one election. The lowest sequence number (compared as a signed 32-bit
- * serial number, so the 2^31 wrap is harmless) leads. Each participant
- * watches only the node just ahead of it: when a leader leaves, one
- * participant wakes, not all of them.
+ * one election. The first node in line leads, by the one order and
+ * eligibility rule of every recipe (see the note in zkcoord/lock.h):
+ * sequence numbers compared as 32-bit serial numbers (Curator's order until
+ * the parent's counter reaches 2^31, still first-come-first-served after
+ * it), and only an ephemeral node can lead. A persistent node planted in the
+ * line by a foreign client is skipped by participants, observers and
+ * zkc_election_leader alike, so they always agree on the leader. The
+ * election's node is made a container, as Curator's LeaderLatch does. Each
+ * participant watches only the node just ahead of it: when a leader leaves,
+ * one participant wakes, not all of them; it leads after one getChildren
+ * (the ownership of its node is known from the create reply, and checked
+ * against the current session), so a hand-off costs two requests: the old
+ * leader's delete and the next one's getChildren.
  *
  * A participant declares leadership only after it has seen its node first
  * among the children AND confirmed with a fresh stat that the node's

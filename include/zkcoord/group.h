@@ -128,8 +128,14 @@ typedef struct zkc_group_event {
     int rc;                     /* ERROR: a ZKC_* code; else 0 */
 } zkc_group_event;
 
-/* Event callback. Runs on the session's dispatcher thread. Within a batch,
- * LEFT events come first, then JOINED, UPDATED, DUPLICATE, and one CHANGED.
+/* Event callback. Runs on the session's dispatcher thread (the ordinary
+ * lane). Within a batch, LEFT events come first, then JOINED, UPDATED,
+ * DUPLICATE, and one CHANGED. Batches are coalesced: while a callback is
+ * slow or blocked, later changes merge into one batch that says how the
+ * folder is now (a member that joined and left meanwhile is not told), so
+ * memory stays bounded by the folder's size, not by the number of changes.
+ * While the folder keeps changing without a pause, a change is still
+ * delivered within about 100 ms.
  * Everything in `ev` is borrowed for the call: keep the view with
  * zkc_group_view_ref(). */
 typedef void (*zkc_group_fn)(zkc_group *g, const zkc_group_event *ev, void *user_data);

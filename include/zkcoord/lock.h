@@ -8,10 +8,27 @@
  *  - semaphore:  <path>/locks/_c_<uuid>-lock-<seq> (an internal mutex) and
  *                <path>/leases/_c_<uuid>-lease-<seq> (InterProcessSemaphoreV2)
  * All nodes are ephemeral sequential, written with a protected create, and
- * hold the owner id (UTF-8) as data. Waiters queue in sequence order (parsed
- * as signed 32-bit, so order survives the 2^31 wrap) and each watches only
- * the node it queues behind: one release wakes one waiter (readers behind a
- * writer all wake when it leaves: that is the recipe).
+ * hold the owner id (UTF-8) as data. Waiters queue in sequence order and
+ * each watches only the node it queues behind: one release wakes one waiter
+ * (readers behind a writer all wake when it leaves: that is the recipe).
+ * The lock's node is made a container (as Curator does), so the server
+ * removes it once nobody holds or waits, and its sequence counter restarts.
+ *
+ * Order and eligibility (one rule for holders, waiters, zkc_lock_inspect
+ * and the CLI): a node that is not ephemeral (ephemeralOwner 0, e.g. planted
+ * by a foreign client) never holds and nobody waits behind it; inspection
+ * reports it as foreign. Sequence numbers are compared as 32-bit serial
+ * numbers (RFC 1982). Until a lock path's counter (its cversion) reaches
+ * 2^31 this is exactly Curator's order (string compare of the suffix), so
+ * zkcoord and Curator clients share a lock safely. Past 2^31 the server
+ * prints negative numbers: our order stays first-come-first-served among
+ * zkcoord clients (while the live nodes span fewer than 2^31 creations),
+ * whereas Curator's puts new negative nodes ahead of an older holder and is
+ * unsafe even among Curator clients; a path shared with Curator clients is
+ * therefore no safer or less safe with us than without us, and must not be
+ * used past the wrap. The library logs a warning, and zkc_lock_info
+ * reports near_wrap, when a counter is within 2^24 of the wrap: let the
+ * path empty (the container then goes and the counter starts at 0).
  *
  * Fencing token: every grant returns the czxid of the granting node. It is
  * strictly increasing across successive holders of one mutex (or write lock),
@@ -98,8 +115,10 @@ ZKC_EXTERN int zkc_lock_new(zkc_lock **out, zkc_session *s, const char *path,
 ZKC_EXTERN int zkc_lock_acquire(zkc_lock *lock, int timeout_ms, int64_t *token);
 
 /* Result of an asynchronous acquire: rc is 0 (granted; token valid) or one of
- * the errors of zkc_lock_acquire() (never ETIMEDOUT or EBUSY). Runs on the
- * dispatcher thread. */
+ * the errors of zkc_lock_acquire() (never ETIMEDOUT or EBUSY), or
+ * ZKC_ESESSIONLOST: granted, but the hold ended (LOST, already delivered)
+ * before this callback ran. Runs on the dispatcher's ordinary lane;
+ * SUSPENDED and LOST events run on its safety lane (see zkcoord.h). */
 typedef void (*zkc_lock_acquire_fn)(zkc_lock *lock, int rc, int64_t token, void *user_data);
 
 /* Start acquiring without blocking; `cb` runs exactly once with the result,
@@ -189,10 +208,13 @@ ZKC_EXTERN int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char
 /* Take a lease, waiting up to timeout_ms (-1 = forever; 0 = one attempt,
  * which still waits for the answers, at most the session timeout). Waiters
  * are served in order. `*token` (may be NULL) receives the czxid of our lease
- * node. Errors: ZKC_ETIMEDOUT (nothing left behind), ZKC_EBUSY (this handle
- * holds a lease or is acquiring), ZKC_ECLOSED, ZKC_ECONNLOSS (the connection
- * dropped while our lease was being counted; nothing left behind),
- * ZKC_ENOAUTH, ZKC_ENOMEM. Blocks; not for a ZooKeeper completion thread. */
+ * node. Connection loss and session loss while waiting are not errors: the
+ * acquire waits for the connection, and after a lost session queues again
+ * on the new one (its lease died with the old), within the deadline.
+ * Errors: ZKC_ETIMEDOUT (nothing left behind), ZKC_EBUSY (this handle
+ * holds a lease or is acquiring), ZKC_ECANCELED (zkc_semaphore_free() was
+ * called meanwhile), ZKC_ECLOSED, ZKC_ENOAUTH, ZKC_ENOMEM.
+ * Blocks; not for a ZooKeeper completion thread. */
 ZKC_EXTERN int zkc_semaphore_acquire(zkc_semaphore *sem, int timeout_ms, int64_t *token);
 
 /* Return the lease (delete as zkc_lock_release() does, with background
@@ -203,8 +225,9 @@ ZKC_EXTERN int zkc_semaphore_release(zkc_semaphore *sem);
 ZKC_EXTERN int zkc_semaphore_is_held(zkc_semaphore *sem);
 
 /* Free: returns a held lease, waits for running callbacks (unless called from
- * one). Must not run concurrently with zkc_semaphore_acquire(). NULL is a
- * no-op. */
+ * one). A zkc_semaphore_acquire() blocked on another thread returns
+ * ZKC_ECANCELED (within about half a second) before this returns, leaving
+ * nothing behind; the handle must not be used after that. NULL is a no-op. */
 ZKC_EXTERN void zkc_semaphore_free(zkc_semaphore *sem);
 
 /* --------------------------------------------------------- inspection */
@@ -223,17 +246,27 @@ typedef struct zkc_lock_entry {
     int64_t session_id; /* ephemeralOwner */
     int32_t seq;        /* sequence number */
     zkc_lock_entry_kind kind;
-    int holds; /* 1 if this entry holds (for leases: always 1) */
+    int holds; /* 1 if this entry holds (for leases: every lease that is not foreign) */
+    /* 1: not an ephemeral node (ephemeralOwner 0), e.g. a persistent node a
+     * foreign client planted in the line. It never holds, and every
+     * participant skips it as if it were not there. */
+    int foreign;
 } zkc_lock_entry;
 
 typedef struct zkc_lock_info {
     int count;
     zkc_lock_entry *entries; /* queue order: holders first */
+    /* The parent's cversion: the sequence counter the next node gets. */
+    int32_t cversion;
+    /* 1 when cversion is within 2^24 of the 2^31 wrap, or past it (see the
+     * note on sequence numbers at the top of this file). */
+    int near_wrap;
 } zkc_lock_info;
 
 /* Read the queue of the lock at `path` (mutex or read/write lock; for a
- * semaphore pass "<path>/leases"): the lock nodes in sequence order (other
- * children are skipped), with owner, token and session. Blocks up to
+ * semaphore pass "<path>/leases"): the lock nodes in the order every
+ * participant uses (other children are skipped), with owner, token, session
+ * and whether each is foreign (never a holder). Blocks up to
  * timeout_ms (-1 = forever). On success *out is new; free it with
  * zkc_lock_info_free(). Errors: ZKC_ENONODE (no such path), ZKC_ETIMEDOUT,
  * ZKC_ECONNLOSS, ZKC_EINVAL, ZKC_ENOMEM, ZKC_ENOAUTH. */

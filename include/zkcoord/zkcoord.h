@@ -223,5 +223,6 @@ ZKC_EXTERN int zkc_session_close(zkc_session *s);
 #include "zkcoord/election.h" /* recipe headers: election */
 #include "zkcoord/lock.h"     /* recipe headers: lock */
 #include "zkcoord/fence.h"
+#include "zkcoord/read.h" /* reads and the children cache */
 
 #endif /* ZKCOORD_ZKCOORD_H */

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "monotime.h"
 #include "log.h"
 #include "proc.h"
 
@@ -585,7 +585,7 @@ int zka_handlers_new(zka_handlers **out, const zka_handler_cfg *cfgs, size_t n,
         goto fail_pipe;
     if (pthread_mutex_init(&h->mu, NULL) != 0)
         goto fail_mu;
-    if (zkc__cond_init(&h->idle) != 0)
+    if (agent_cond_init(&h->idle) != 0)
         goto fail_cond;
     if (pthread_create(&h->th, NULL, worker, h) != 0)
         goto fail_thread;
@@ -768,7 +768,7 @@ int zka_handlers_wait_idle(zka_handlers *h, int timeout_ms)
     int rc = 0;
 
     if (timeout_ms >= 0)
-        zkc__deadline(&ts, timeout_ms);
+        agent_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&h->mu);
     while (!is_idle(h) && rc == 0) {
         if (timeout_ms < 0)

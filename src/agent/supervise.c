@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "monotime.h"
 #include "log.h"
 #include "proc.h"
 
@@ -313,7 +313,7 @@ int zka_supervise_new(zka_supervise **out, const zka_supervise_cfg *cfg, char *c
         goto fail;
     if (pthread_mutex_init(&sv->mu, NULL) != 0)
         goto fail_mu;
-    if (zkc__cond_init(&sv->changed) != 0)
+    if (agent_cond_init(&sv->changed) != 0)
         goto fail_cond;
     if (pthread_create(&sv->th, NULL, worker, sv) != 0)
         goto fail_thread;
@@ -360,7 +360,7 @@ int zka_supervise_stop_sync(zka_supervise *sv, int timeout_ms)
 
     zka_supervise_want(sv, false, NULL);
     if (timeout_ms >= 0)
-        zkc__deadline(&ts, timeout_ms);
+        agent_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&sv->mu);
     while (sv->st != IDLE && rc == 0) {
         if (timeout_ms < 0)

@@ -93,12 +93,12 @@ typedef struct cli_stat {
 
 /* Children of `path` (sorted by name) and the node's own stat. On 0, *names
  * is a malloc'd array of `*n` malloc'd strings: free with cli_names_free().
- * `watch` non-zero leaves a children watch (default watcher: route events
- * with zkc__watch). Errors: ZKC_ENONODE, ZKC_ECONNLOSS, ZKC_ETIMEDOUT,
+ * `watch` must be 0 (ZKC_EINVAL otherwise: watch with a zkc_cache, see
+ * zkcoord/read.h). Errors: ZKC_ENONODE, ZKC_ECONNLOSS, ZKC_ETIMEDOUT,
  * ZKC_ENOAUTH, ZKC_ENOMEM. */
 int cli_zk_children(zkc_session *s, const char *path, int timeout_ms, int watch, char ***names,
                     int *n, cli_stat *st);
-/* Stat of `path`; `watch` leaves an exists watch (fires on creation too). */
+/* Stat of `path`; `watch` must be 0, as above. */
 int cli_zk_stat(zkc_session *s, const char *path, int timeout_ms, int watch, cli_stat *st);
 void cli_names_free(char **names, int n);
 

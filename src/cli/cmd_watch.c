@@ -1,8 +1,8 @@
 /* watch: one JSON object per line for every membership, leadership and lock
  * change of a cluster. Membership comes from a zkc_group observer (no join),
- * leadership from an election observer; the locks folder has no recipe
- * observer, so it is watched here with plain children watches and read
- * again with zkc_lock_inspect on every change. Changes are diffs against
+ * leadership from an election observer; the locks folder and each lock's
+ * folders are watched with children caches (zkc_cache, names only) and
+ * read again with zkc_lock_inspect on every change. Changes are diffs against
  * what was read when the watch started, so the state at start is never
  * reported as a change (`watch --once` waits for the next one). */
 #include <getopt.h>
@@ -12,12 +12,12 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
 #include "output.h"
 
 struct known_member {
     char *node;
     int64_t mzxid;
+    int vpos;     /* position in its view (join order) */
     json_t *json; /* as last seen, for member_left */
 };
 
@@ -47,8 +47,9 @@ struct watch_st {
     /* main thread only */
     struct lock_seen *locks;
     int nlocks;
-    char **subs; /* paths subscribed with zkc__watch */
-    int nsubs;
+    zkc_cache **caches; /* one per watched folder */
+    char **cpaths;
+    int ncaches;
 };
 
 static void emit(struct watch_st *w, const char *event, json_t *body)
@@ -93,7 +94,30 @@ static void known_free(struct known_member *k, int n)
     free(k);
 }
 
-static struct known_member *known_from_view(const zkc_group_view *v, int *n)
+static int known_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct known_member *)a)->node, ((const struct known_member *)b)->node);
+}
+
+static int vpos_cmp(const void *a, const void *b)
+{
+    return (*(struct known_member *const *)a)->vpos - (*(struct known_member *const *)b)->vpos;
+}
+
+/* In `k` (sorted by node), binary search. */
+static struct known_member *known_find(struct known_member *k, int n, const char *node)
+{
+    struct known_member key;
+
+    key.node = (char *)node;
+    return n > 0 ? bsearch(&key, k, (size_t)n, sizeof(*k), known_cmp) : NULL;
+}
+
+/* The members of `v`, sorted by node. A member unchanged since `old` (same
+ * node and mzxid) keeps its JSON: a change of a large cluster costs a sort,
+ * not a JSON document per member. */
+static struct known_member *known_from_view(const zkc_group_view *v, int *n,
+                                            struct known_member *old, int nold)
 {
     int i, count = zkc_group_view_count(v);
     struct known_member *k = calloc((size_t)(count ? count : 1), sizeof(*k));
@@ -103,23 +127,23 @@ static struct known_member *known_from_view(const zkc_group_view *v, int *n)
         return NULL;
     for (i = 0; i < count; i++) {
         const zkc_member *m = zkc_group_view_at(v, i);
+        struct known_member *o = known_find(old, nold, zkc_member_node(m));
 
         k[i].node = strdup(zkc_member_node(m));
         k[i].mzxid = zkc_member_mzxid(m);
-        k[i].json = cli_member_json(m, now);
+        k[i].vpos = i;
+        if (o && o->mzxid == k[i].mzxid)
+            k[i].json = json_incref(o->json);
+        else
+            k[i].json = cli_member_json(m, now);
+        if (!k[i].node) {
+            known_free(k, i + 1);
+            return NULL;
+        }
     }
+    qsort(k, (size_t)count, sizeof(*k), known_cmp);
     *n = count;
     return k;
-}
-
-static const struct known_member *known_find(const struct known_member *k, int n, const char *node)
-{
-    int i;
-
-    for (i = 0; i < n; i++)
-        if (k[i].node && strcmp(k[i].node, node) == 0)
-            return &k[i];
-    return NULL;
 }
 
 static json_t *member_body(json_t *member)
@@ -130,34 +154,49 @@ static json_t *member_body(json_t *member)
     return b;
 }
 
-/* Dispatcher thread. */
+/* Dispatcher thread. Events in join order, as the views list members. */
 static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
 {
     struct watch_st *w = user_data;
-    struct known_member *next;
-    int i, n = 0;
+    struct known_member *next, **left, **order;
+    int i, n = 0, nleft = 0;
 
     (void)g;
     if (ev->type != ZKC_GROUP_CHANGED || !ev->view)
         return;
-    next = known_from_view(ev->view, &n);
-    if (!next)
+    next = known_from_view(ev->view, &n, w->members, w->nmembers);
+    left = calloc((size_t)w->nmembers + 1, sizeof(*left));
+    order = calloc((size_t)n + 1, sizeof(*order));
+    if (!next || !left || !order) {
+        if (next)
+            known_free(next, n);
+        free(left);
+        free(order);
         return;
+    }
     for (i = 0; i < w->nmembers; i++)
         if (!known_find(next, n, w->members[i].node))
-            emit(w, "member_left", member_body(w->members[i].json));
+            left[nleft++] = &w->members[i];
+    qsort(left, (size_t)nleft, sizeof(*left), vpos_cmp);
+    for (i = 0; i < nleft; i++)
+        emit(w, "member_left", member_body(left[i]->json));
+    for (i = 0; i < n; i++)
+        order[i] = &next[i];
+    qsort(order, (size_t)n, sizeof(*order), vpos_cmp);
     for (i = 0; i < n; i++) {
-        const struct known_member *old = known_find(w->members, w->nmembers, next[i].node);
+        const struct known_member *old = known_find(w->members, w->nmembers, order[i]->node);
 
         if (!old) {
-            emit(w, "member_joined", member_body(next[i].json));
-        } else if (old->mzxid != next[i].mzxid) {
-            json_t *b = member_body(next[i].json);
+            emit(w, "member_joined", member_body(order[i]->json));
+        } else if (old->mzxid != order[i]->mzxid) {
+            json_t *b = member_body(order[i]->json);
 
             json_object_set(b, "previous", old->json);
             emit(w, "member_updated", b);
         }
     }
+    free(left);
+    free(order);
     known_free(w->members, w->nmembers);
     w->members = next;
     w->nmembers = n;
@@ -197,17 +236,21 @@ static void on_leader(zkc_election *e, const zkc_election_event *ev, void *user_
 
 /* -------------------------------------------------------------- locks */
 
-/* Completion thread: never block, only flag and wake. */
-static void on_node(void *arg, int type, const char *path)
+/* Any thread: never block, only flag and wake. */
+static void mark_dirty(struct watch_st *w)
 {
-    struct watch_st *w = arg;
-
-    (void)type;
-    (void)path;
     pthread_mutex_lock(&w->mu);
     w->dirty = 1;
     pthread_mutex_unlock(&w->mu);
     cli_wake();
+}
+
+/* Dispatcher thread. */
+static void on_cache(zkc_cache *c, const zkc_cache_event *ev, void *user_data)
+{
+    (void)c;
+    if (ev->type == ZKC_CACHE_CHANGED)
+        mark_dirty(user_data);
 }
 
 static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
@@ -217,37 +260,49 @@ static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
     (void)s;
     if (w->c->verbose)
         cli_err(w->c, "connection %s", zkc_conn_state_name(st));
-    /* A new session has none of our watches; a reconnected one may have
-     * missed nothing, but reading again is cheap. */
+    /* A reconnected session may have missed nothing, but reading again is
+     * cheap. */
     if (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED)
-        on_node(w, 0, NULL);
+        mark_dirty(w);
 }
 
+/* Main thread: keep a children cache on `path` (it waits for a missing
+ * folder to appear). */
 static int subscribe(struct watch_st *w, const char *path)
 {
-    char **ns;
-    int i;
+    zkc_cache_opts o;
+    zkc_cache **nc;
+    char **np;
+    int i, rc;
 
-    for (i = 0; i < w->nsubs; i++)
-        if (strcmp(w->subs[i], path) == 0)
+    for (i = 0; i < w->ncaches; i++)
+        if (strcmp(w->cpaths[i], path) == 0)
             return 0;
-    ns = realloc(w->subs, (size_t)(w->nsubs + 1) * sizeof(char *));
-    if (!ns)
+    nc = realloc(w->caches, (size_t)(w->ncaches + 1) * sizeof(*nc));
+    if (!nc)
         return ZKC_ENOMEM;
-    w->subs = ns;
-    w->subs[w->nsubs] = strdup(path);
-    if (!w->subs[w->nsubs])
+    w->caches = nc;
+    np = realloc(w->cpaths, (size_t)(w->ncaches + 1) * sizeof(*np));
+    if (!np)
         return ZKC_ENOMEM;
-    if (zkc__watch(w->c->s, path, on_node, w) != 0) {
-        free(w->subs[w->nsubs]);
+    w->cpaths = np;
+    if (!(w->cpaths[w->ncaches] = strdup(path)))
         return ZKC_ENOMEM;
+    zkc_cache_opts_init(&o);
+    o.on_event = on_cache;
+    o.user_data = w;
+    rc = zkc_cache_new(&w->caches[w->ncaches], w->c->s, path, &o);
+    if (rc == 0 && (rc = zkc_cache_start(w->caches[w->ncaches])) != 0)
+        zkc_cache_free(w->caches[w->ncaches]);
+    if (rc) {
+        free(w->cpaths[w->ncaches]);
+        return rc;
     }
-    w->nsubs++;
+    w->ncaches++;
     return 0;
 }
 
-/* Leave a children watch on `path` (an exists watch when it is missing, so
- * its creation wakes us too). */
+/* Watch `path` and list it now (a missing folder is empty). */
 static int arm(struct watch_st *w, const char *path, char ***names, int *n)
 {
     int rc = subscribe(w, path);
@@ -256,14 +311,8 @@ static int arm(struct watch_st *w, const char *path, char ***names, int *n)
     *n = 0;
     if (rc)
         return rc;
-    rc = cli_zk_children(w->c->s, path, w->c->timeout_ms, 1, names, n, NULL);
-    if (rc == ZKC_ENONODE) {
-        rc = cli_zk_stat(w->c->s, path, w->c->timeout_ms, 1, NULL);
-        if (rc == 0) /* created in between: read it again */
-            return cli_zk_children(w->c->s, path, w->c->timeout_ms, 1, names, n, NULL);
-        return rc == ZKC_ENONODE ? 0 : rc;
-    }
-    return rc;
+    rc = cli_zk_children(w->c->s, path, w->c->timeout_ms, 0, names, n, NULL);
+    return rc == ZKC_ENONODE ? 0 : rc;
 }
 
 static void locks_seen_free(struct lock_seen *l, int n)
@@ -403,7 +452,7 @@ int cmd_watch(cli *c, int argc, char **argv)
         rc = cli_fail(c, rc, w.members_path);
         goto out;
     }
-    w.members = known_from_view(base, &w.nmembers);
+    w.members = known_from_view(base, &w.nmembers, NULL, 0);
     zkc_group_view_free(base);
     rc = cli_read_leader(c, w.cluster, &info);
     if (rc == 0) {
@@ -460,11 +509,12 @@ out:
     zkc_election_close(e);
     if (listening)
         zkc_session_remove_listener(c->s, on_state, &w);
-    for (i = 0; i < w.nsubs; i++) {
-        zkc__unwatch(c->s, w.subs[i], on_node, &w);
-        free(w.subs[i]);
+    for (i = 0; i < w.ncaches; i++) {
+        zkc_cache_free(w.caches[i]);
+        free(w.cpaths[i]);
     }
-    free(w.subs);
+    free(w.caches);
+    free(w.cpaths);
     zkc_session_close(c->s);
     known_free(w.members, w.nmembers);
     json_decref(w.leader);

@@ -23,9 +23,11 @@
 #include "internal.h"
 #include "naming.h"
 #include "pcreate.h"
+#include "queue.h"
 #include "zkcoord/election.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,20 +53,27 @@ struct zkc_election {
     unsigned epoch;
     int create_pending;
     int pipe_pending; /* the getChildren sent right behind the create */
-    int retry_pending;
+    zkc__retry retry;
     unsigned create_gen; /* session generation the pending create belongs to */
     char *node;          /* full path of our node, NULL when none */
     const char *name;    /* its last segment */
     unsigned node_gen;
     int64_t czxid;
+    int64_t owner_sid; /* ephemeralOwner of our node, from its create reply */
     int leader;
+    int own_armed;      /* a watch on our node is set on the server */
+    int parent_ok;      /* the container parent was made (or tried) */
+    int parent_pending; /* ... and is being made */
     int suspended;
     char *target;     /* path whose watch events wake us: predecessor or own node */
     char *last_head;  /* node name of the leader last reported ("" = nobody) */
     char *asked_head; /* node name whose data is being read for LEADER_CHANGED */
 
+    zkc__q_foreign foreign; /* persistent nodes planted in the line */
+
     pthread_mutex_t wmu;
-    char *watching; /* path subscribed with zkc__watch, under wmu */
+    char *watching;     /* path subscribed with zkc__watch, under wmu */
+    char *own_watching; /* our own node, subscribed likewise, under wmu */
 };
 
 /* Request context: holds a reference on the election. */
@@ -74,6 +83,10 @@ struct req {
     unsigned gen; /* creates: the session generation the node belongs to */
     int pipelined;
     char *path;
+    /* Registered while in flight (zkc__pending): a completion the client
+     * drops at handle close still runs once, as ZCLOSING (issue 9, bug 5). */
+    zkc__pending pend;
+    void (*drop)(struct req *r);
 };
 
 /* Test hook: watch events that matched a participant's target and woke it
@@ -85,6 +98,13 @@ unsigned long zkc__election_wakeups(void)
 {
     return __atomic_load_n(&wakeups, __ATOMIC_SEQ_CST);
 }
+
+/* Test hook: when set, runs right before a participant sends the request
+ * that sets its watch on the node it waits behind, with the path of that
+ * node, on the thread that sends it and with no lock of ours held (the
+ * watch-leak test deletes the node there). */
+extern void (*zkc__election_test_before_watch)(const char *path);
+void (*zkc__election_test_before_watch)(const char *path);
 
 static void start_create(zkc_election *e);
 static void set_watch(zkc_election *e);
@@ -104,6 +124,8 @@ static void destroy(zkc_election *e)
     free(e->last_head);
     free(e->asked_head);
     free(e->watching);
+    free(e->own_watching);
+    zkc__q_foreign_clear(&e->foreign);
     free(e);
 }
 
@@ -131,6 +153,7 @@ static struct req *req_new(zkc_election *e, const char *path)
     }
     r->e = e;
     r->epoch = e->epoch;
+    r->pend.next = r->pend.prev = &r->pend; /* not registered */
     e->refs++;
     return r;
 }
@@ -152,6 +175,26 @@ static void req_free(struct req *r)
     unref(e);
 }
 
+static void req_dropped(zkc__pending *pd)
+{
+    struct req *r = (struct req *)(void *)((char *)pd - offsetof(struct req, pend));
+
+    r->drop(r);
+}
+
+/* zh held, from zkc__zh_lock(.., &gen): register r before its zoo_a* call;
+ * req_unsent() when that call failed (no completion will come). */
+static void req_sent(struct req *r, unsigned gen, void (*drop)(struct req *r))
+{
+    r->drop = drop;
+    zkc__pending_add(r->e->s, &r->pend, gen, req_dropped);
+}
+
+static void req_unsent(struct req *r)
+{
+    zkc__pending_done(r->e->s, &r->pend);
+}
+
 static int stale(const struct req *r)
 {
     return r->e->closed || r->epoch != r->e->epoch;
@@ -168,7 +211,12 @@ struct note {
     unsigned del_gen;
 };
 
-static void delete_node(zkc_session *s, const char *path, unsigned gen);
+/* Delete one of our nodes in the background (any thread, any lock of ours
+ * may be held), retried after connection loss while its session lives. */
+static void delete_node(zkc_session *s, const char *path, unsigned gen)
+{
+    zkc__bg_delete(s, path, gen, NULL);
+}
 
 static void deliver(void *arg)
 {
@@ -178,6 +226,11 @@ static void deliver(void *arg)
 
     pthread_mutex_lock(&e->mu);
     closed = e->closed;
+    /* DEMOTED runs on the safety lane, ELECTED on the ordinary one, with
+     * no order between them: an ELECTED whose term has already ended (its
+     * DEMOTED may have run first) must not be told. */
+    if (n->ev.type == ZKC_ELECTION_ELECTED && (!e->leader || e->czxid != n->ev.token))
+        closed = 1;
     pthread_mutex_unlock(&e->mu);
     n->ev.leader_id = n->id;
     n->ev.leader_node = n->node;
@@ -220,7 +273,10 @@ static void post(zkc_election *e, zkc_election_event_type type, int64_t token,
     if ((id && !n->id) || (node && !n->node) || (del_path && !n->del_path))
         goto fail;
     e->refs++;
-    if (zkc__dispatch(e->s, deliver, n) != 0) {
+    /* DEMOTED: the safety lane (a leader must hear it at once, whatever
+     * else is queued); everything else: the ordinary lane. */
+    if ((type == ZKC_ELECTION_DEMOTED ? zkc__dispatch_safety : zkc__dispatch)(e->s, deliver, n) !=
+        0) {
         e->refs--;
         goto fail;
     }
@@ -249,145 +305,19 @@ static void demote(zkc_election *e, zkc_election_demote_reason reason, const cha
     post(e, ZKC_ELECTION_DEMOTED, e->czxid, reason, NULL, 0, NULL, 0, del_path, del_gen);
 }
 
-/* ------------------------------------------------ deleting our own nodes */
-
-/* Lets zkc_election_close() wait for its delete. */
-struct delwait {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int done;
-    int refs;
-};
-
-struct del {
-    zkc_session *s;
-    char *path;
-    unsigned gen;
-    struct delwait *w;
-};
-
-static void delwait_unref(struct delwait *w)
-{
-    int n;
-
-    pthread_mutex_lock(&w->mu);
-    n = --w->refs;
-    w->done = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    if (n == 0) {
-        pthread_cond_destroy(&w->cond);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-    }
-}
-
-static void del_free(struct del *d)
-{
-    if (d->w)
-        delwait_unref(d->w);
-    free(d->path);
-    free(d);
-}
-
-static void del_send(struct del *d);
-
-static void del_retry(void *arg, zkc_conn_state st, unsigned gen)
-{
-    struct del *d = arg;
-
-    /* After LOST (or on close) the ephemeral node is gone with its session. */
-    if (st == ZKC_CONN_NONE || st == ZKC_CONN_LOST || gen != d->gen) {
-        del_free(d);
-        return;
-    }
-    del_send(d);
-}
-
-static void del_done(int zrc, const void *data)
-{
-    struct del *d = (struct del *)data;
-
-    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT) {
-        /* A node left behind would hold its place in line and block the
-         * election until the session ends: try again on reconnect. */
-        if (zkc__when_connected(d->s, del_retry, d) == 0)
-            return;
-    } else if (zrc != ZOK && zrc != ZNONODE && zrc != ZCLOSING && zrc != ZSESSIONEXPIRED) {
-        zkc__log(d->s, ZKC_LOG_WARN, "cannot delete %s: %s", d->path, zerror(zrc));
-    }
-    del_free(d);
-}
-
-static void del_send(struct del *d)
-{
-    zkc_session *s = d->s;
-    unsigned gen;
-    zhandle_t *zh = zkc__zh_lock(s, &gen);
-    int zrc;
-
-    if (!zh) {
-        if (zkc__when_connected(s, del_retry, d) != 0)
-            del_free(d);
-        return;
-    }
-    if (gen != d->gen) {
-        zkc__zh_unlock(s);
-        del_free(d);
-        return;
-    }
-    zrc = zoo_adelete(zh, d->path, -1, del_done, d);
-    zkc__zh_unlock(s); /* not d->s: the reply may already have freed d */
-    if (zrc != ZOK)
-        del_free(d);
-}
-
-static void delete_node_w(zkc_session *s, const char *path, unsigned gen, struct delwait *w)
-{
-    struct del *d = calloc(1, sizeof(*d));
-
-    if (!d || !(d->path = strdup(path))) {
-        free(d);
-        zkc__log(s, ZKC_LOG_ERROR, "out of memory deleting %s", path);
-        if (w)
-            delwait_unref(w);
-        return;
-    }
-    d->s = s;
-    d->gen = gen;
-    d->w = w;
-    del_send(d);
-}
-
-/* Delete one of our nodes in the background (any thread, any lock of ours
- * may be held). */
-static void delete_node(zkc_session *s, const char *path, unsigned gen)
-{
-    delete_node_w(s, path, gen, NULL);
-}
-
-/* Delete and wait for the answer, at most a session timeout: close() leaves
- * nothing in line behind it, and nothing in flight that a session closed
- * right after would have to drop. Not under mu. */
+/* Delete and wait for the first answer, at most a session timeout: close()
+ * leaves nothing in line behind it. Not under mu. */
 static void delete_node_sync(zkc_session *s, const char *path, unsigned gen)
 {
-    struct delwait *w = calloc(1, sizeof(*w));
-    struct timespec ts;
+    zkc__call *c = zkc__call_new();
 
-    if (!w || zkc__cond_init(&w->cond) != 0) {
-        free(w);
-        delete_node(s, path, gen);
-        return;
+    if (c)
+        zkc__call_ref(c); /* one for the delete */
+    zkc__bg_delete(s, path, gen, c);
+    if (c) {
+        zkc__call_wait(c, zkc_session_timeout_ms(s));
+        zkc__call_unref(c);
     }
-    pthread_mutex_init(&w->mu, NULL);
-    w->refs = 2;
-    delete_node_w(s, path, gen, w);
-    zkc__deadline(&ts, zkc_session_timeout_ms(s));
-    pthread_mutex_lock(&w->mu);
-    while (!w->done && pthread_cond_timedwait(&w->cond, &w->mu, &ts) != ETIMEDOUT)
-        ;
-    pthread_mutex_unlock(&w->mu);
-    delwait_unref(w);
 }
 
 /* ------------------------------------------------------------ retries */
@@ -399,7 +329,7 @@ static void retry_fn(void *arg, zkc_conn_state st, unsigned gen)
 
     (void)gen;
     pthread_mutex_lock(&e->mu);
-    e->retry_pending = 0;
+    zkc__retry_fired(&e->retry);
     /* LOST: the hook re-enters at CONNECTED. */
     if (!e->closed && (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED)) {
         if (e->observer || (e->want && e->node))
@@ -417,20 +347,22 @@ static void retry_fn(void *arg, zkc_conn_state st, unsigned gen)
  * connection is down). */
 static void retry_later(zkc_election *e)
 {
-    if (e->retry_pending || e->closed)
+    if (e->closed || e->retry.armed)
         return;
-    e->retry_pending = 1;
+    /* The caller holds a reference; refs stays > 0 across the arm. */
     e->refs++;
-    if (zkc__when_connected(e->s, retry_fn, e) != 0) {
+    zkc__retry_arm(&e->retry, e->s, retry_fn, e, NULL, NULL);
+    if (!e->retry.armed)
         e->refs--;
-        e->retry_pending = 0;
-    }
 }
 
+/* ZCLOSING / ZINVALIDSTATE: the handle of a session being replaced (a real
+ * close of the session ends the campaign through the hooks, and
+ * retry_later() arms nothing once the session is closing). */
 static int transient(int zrc)
 {
     return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZSESSIONEXPIRED ||
-           zrc == ZSESSIONMOVED;
+           zrc == ZSESSIONMOVED || zrc == ZCLOSING || zrc == ZINVALIDSTATE;
 }
 
 /* mu held: campaigning stops on a non-transient error. */
@@ -481,12 +413,20 @@ static void head_read(int zrc, const char *value, int len, const struct Stat *st
     struct req *r = (struct req *)data;
     zkc_election *e = r->e;
 
+    zkc__pending_done(e->s, &r->pend);
     pthread_mutex_lock(&e->mu);
     if (stale(r) || !e->asked_head || strcmp(e->asked_head, r->path) != 0)
         goto out;
     free(e->asked_head);
     e->asked_head = NULL;
-    if (zrc == ZOK && !e->leader && (!e->last_head || strcmp(e->last_head, r->path) != 0)) {
+    if (zrc == ZOK && !zkc__q_eligible(st)) {
+        /* Not an ephemeral node: never the leader (queue.h). Skip it and
+         * report the real head. */
+        zkc__log(e->s, ZKC_LOG_WARN, "election %s: %s is not ephemeral: not a leader, skipped",
+                 e->path, r->path);
+        if (zkc__q_foreign_add(&e->foreign, r->path) == 0)
+            send_list(e, 0);
+    } else if (zrc == ZOK && !e->leader && (!e->last_head || strcmp(e->last_head, r->path) != 0)) {
         char *h = strdup(r->path);
         if (!h)
             goto out;
@@ -508,6 +448,11 @@ out:
     req_free(r);
 }
 
+static void drop_head(struct req *r)
+{
+    head_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
 /* mu held: read the data of the head node to report it. */
 static void ask_head(zkc_election *e, const char *head)
 {
@@ -515,6 +460,7 @@ static void ask_head(zkc_election *e, const char *head)
     struct req *r;
     zhandle_t *zh;
     int zrc;
+    unsigned gen;
 
     if (e->asked_head && strcmp(e->asked_head, head) == 0)
         return;
@@ -524,13 +470,16 @@ static void ask_head(zkc_election *e, const char *head)
     e->asked_head = strdup(head);
     if (!full || !r || !e->asked_head)
         goto fail;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (!zh)
         goto retry;
+    req_sent(r, gen, drop_head);
     zrc = zoo_aget(zh, full, 0, head_read, r);
     zkc__zh_unlock(e->s);
-    if (zrc != ZOK)
+    if (zrc != ZOK) {
+        req_unsent(r);
         goto retry;
+    }
     free(full);
     return;
 retry:
@@ -553,30 +502,80 @@ static void report_nobody(zkc_election *e)
     post(e, ZKC_ELECTION_LEADER_CHANGED, 0, ZKC_DEMOTE_NONE, NULL, 0, NULL, 0, NULL, 0);
 }
 
-static void stat_done(int zrc, const struct Stat *st, const void *data)
+/* mu held: this participant leads (its node is first in the line, and
+ * ours). */
+static void become_leader(zkc_election *e)
+{
+    if (e->leader)
+        return;
+    e->leader = 1;
+    pthread_cond_broadcast(&e->cond);
+    zkc__log(e->s, ZKC_LOG_INFO, "election %s: %s elected (token %lld)", e->path, e->id,
+             (long long)e->czxid);
+    post(e, ZKC_ELECTION_ELECTED, e->czxid, ZKC_DEMOTE_NONE, e->id, e->id_len, e->name, 0, NULL, 0);
+    if (!e->last_head || strcmp(e->last_head, e->name) != 0) {
+        free(e->last_head);
+        e->last_head = strdup(e->name);
+        post(e, ZKC_ELECTION_LEADER_CHANGED, e->czxid, ZKC_DEMOTE_NONE, e->id, e->id_len, e->name,
+             0, NULL, 0);
+    }
+}
+
+/* An observer's exists watch on a missing election path: that one waits
+ * for a path to appear, which is what it is for. */
+static void observer_stat_done(int zrc, const struct Stat *st, const void *data)
+{
+    struct req *r = (struct req *)data;
+    zkc_election *e = r->e;
+
+    zkc__pending_done(e->s, &r->pend);
+    (void)st;
+    pthread_mutex_lock(&e->mu);
+    if (!stale(r)) {
+        if (zrc == ZOK)
+            send_list(e, 0);
+        else if (transient(zrc))
+            retry_later(e);
+    }
+    pthread_mutex_unlock(&e->mu);
+    req_free(r);
+}
+
+/* The watch on the node we wait behind (or our own, when first), set with
+ * getData, never exists: an exists watch on a node that is already gone
+ * stays on the server for a path that never comes back, and is re-sent at
+ * every reconnect (the lock has always done it this way, as Curator's
+ * LockInternals does). */
+static void target_read(int zrc, const char *value, int len, const struct Stat *st,
+                        const void *data)
 {
     struct req *r = (struct req *)data;
     zkc_election *e = r->e;
     int create = 0;
 
+    zkc__pending_done(e->s, &r->pend);
+    (void)value;
+    (void)len;
     pthread_mutex_lock(&e->mu);
     if (stale(r))
         goto out;
-    if (e->observer) { /* exists watch on a missing election path */
-        if (zrc == ZOK)
-            send_list(e, 0);
-        else if (transient(zrc))
-            retry_later(e);
-        goto out;
-    }
     if (!e->node || strcmp(r->path, e->node) != 0) {
-        /* The predecessor: gone before the watch was set, look again. */
-        if (zrc == ZNONODE)
+        if (zrc == ZOK && !zkc__q_eligible(st)) {
+            /* A persistent node planted in the line: nobody's predecessor
+             * (queue.h). Skip it and look again. */
+            zkc__log(e->s, ZKC_LOG_WARN, "election %s: %s is not ephemeral: skipped", e->path,
+                     r->path);
+            if (zkc__q_foreign_add(&e->foreign, zkc__path_base(r->path)) == 0)
+                send_list(e, 0);
+        } else if (zrc == ZNONODE) {
+            /* The predecessor: gone before the watch was set (so no watch
+             * was left on the server), look again. */
             send_list(e, 0);
-        else if (transient(zrc))
+        } else if (transient(zrc)) {
             retry_later(e);
-        else if (zrc != ZOK)
+        } else if (zrc != ZOK) {
             fail_campaign(e, zkc__err_from_zk(zrc));
+        }
         goto out;
     }
     /* Our own node, first in line: confirm it is owned by the session we
@@ -596,8 +595,8 @@ static void stat_done(int zrc, const struct Stat *st, const void *data)
             mine = zoo_client_id(zh)->client_id;
             zkc__zh_unlock(e->s);
         }
-        if (!zh) {
-            retry_later(e);
+        if (!zh || mine == 0) {
+            retry_later(e); /* between sessions: never elect blind */
         } else if (gen != e->node_gen || st->ephemeralOwner != mine) {
             zkc__log(e->s, ZKC_LOG_WARN,
                      "election %s: %s is owned by session 0x%llx, not ours (0x%llx); re-entering",
@@ -607,20 +606,10 @@ static void stat_done(int zrc, const struct Stat *st, const void *data)
         } else if (e->suspended && e->policy == ZKC_ELECTION_STEP_DOWN) {
             /* Answered just before the connection dropped: RECONNECTED
              * looks again. */
-        } else if (!e->leader) {
-            e->leader = 1;
+        } else {
             e->czxid = st->czxid;
-            pthread_cond_broadcast(&e->cond);
-            zkc__log(e->s, ZKC_LOG_INFO, "election %s: %s elected (token %lld)", e->path, e->id,
-                     (long long)e->czxid);
-            post(e, ZKC_ELECTION_ELECTED, e->czxid, ZKC_DEMOTE_NONE, e->id, e->id_len, e->name, 0,
-                 NULL, 0);
-            if (!e->last_head || strcmp(e->last_head, e->name) != 0) {
-                free(e->last_head);
-                e->last_head = strdup(e->name);
-                post(e, ZKC_ELECTION_LEADER_CHANGED, e->czxid, ZKC_DEMOTE_NONE, e->id, e->id_len,
-                     e->name, 0, NULL, 0);
-            }
+            e->own_armed = 1; /* this read left a watch on our node */
+            become_leader(e);
         }
     }
 out:
@@ -630,37 +619,118 @@ out:
     req_free(r);
 }
 
-/* Watch `target` (set under mu) and send exists on it with a watch. The
- * subscription must be in place before the request goes out, or a deletion
- * right after the server set the watch would be routed to nobody. Called
- * without mu. */
+static void drop_observer_stat(struct req *r)
+{
+    observer_stat_done(ZCLOSING, NULL, r);
+}
+
+static void drop_target(struct req *r)
+{
+    target_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
+/* Watch `target` (set under mu): getData with a watch (exists for an
+ * observer waiting for the election path). The subscription must be in
+ * place before the request goes out, or a deletion right after the server
+ * set the watch would be routed to nobody. Called without mu. */
 static void watch_target(zkc_election *e, unsigned epoch)
 {
     struct req *r;
     zhandle_t *zh;
     int zrc;
+    unsigned gen;
 
     set_watch(e);
+    if (zkc__election_test_before_watch && !e->observer) {
+        char *t;
+        pthread_mutex_lock(&e->mu);
+        t = e->target && (!e->node || strcmp(e->target, e->node) != 0) ? strdup(e->target) : NULL;
+        pthread_mutex_unlock(&e->mu);
+        if (t)
+            zkc__election_test_before_watch(t);
+        free(t);
+    }
     pthread_mutex_lock(&e->mu);
     if (e->closed || e->epoch != epoch || !e->target)
         goto out;
     r = req_new(e, e->target);
     if (!r)
         goto out;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (!zh) {
         req_drop_locked(r);
         retry_later(e);
         goto out;
     }
-    zrc = zoo_aexists(zh, r->path, 1, stat_done, r);
+    req_sent(r, gen, e->observer ? drop_observer_stat : drop_target);
+    if (e->observer)
+        zrc = zoo_aexists(zh, r->path, 1, observer_stat_done, r);
+    else
+        zrc = zoo_aget(zh, r->path, 1, target_read, r);
     zkc__zh_unlock(e->s);
     if (zrc != ZOK) {
+        req_unsent(r);
         req_drop_locked(r);
         retry_later(e);
     }
 out:
     pthread_mutex_unlock(&e->mu);
+}
+
+/* The watch on our own node, set once per node right after its create
+ * (so a leader hears its node deleted, and a hand-off needs no request of
+ * its own to set it): answer. */
+static void own_read(int zrc, const char *value, int len, const struct Stat *st, const void *data)
+{
+    struct req *r = (struct req *)data;
+    zkc_election *e = r->e;
+
+    zkc__pending_done(e->s, &r->pend);
+    (void)value;
+    (void)len;
+    (void)st;
+    pthread_mutex_lock(&e->mu);
+    if (!stale(r) && e->node && strcmp(e->node, r->path) == 0) {
+        if (zrc == ZOK)
+            e->own_armed = 1;
+        else if (zrc == ZNONODE)
+            send_list(e, 0); /* the listing tells who is gone */
+        /* otherwise (connection loss) it stays unarmed: the first-in-line
+         * path then reads our node with a watch itself */
+    }
+    pthread_mutex_unlock(&e->mu);
+    req_free(r);
+}
+
+static void drop_own(struct req *r)
+{
+    own_read(ZCLOSING, NULL, 0, NULL, r);
+}
+
+/* mu held: getData(own node, watch). The subscription is in place (the
+ * caller ran set_watch after our node was set). */
+static void arm_own(zkc_election *e)
+{
+    struct req *r;
+    zhandle_t *zh;
+    unsigned gen;
+    int zrc = ZINVALIDSTATE;
+
+    if (!e->node || e->observer || e->closed)
+        return;
+    r = req_new(e, e->node);
+    if (!r)
+        return;
+    zh = zkc__zh_lock(e->s, &gen);
+    if (zh) {
+        req_sent(r, gen, drop_own);
+        zrc = zoo_aget(zh, r->path, 1, own_read, r);
+        zkc__zh_unlock(e->s);
+        if (zrc != ZOK)
+            req_unsent(r);
+    }
+    if (zrc != ZOK)
+        req_drop_locked(r);
 }
 
 /* mu held: set the watch target; returns 1 when it changed or needs a new
@@ -676,21 +746,12 @@ static int set_target(zkc_election *e, const char *path)
     return 1;
 }
 
-/* Children that are latch nodes, sorted by sequence (wrap-safe). Returns
- * the count; *out is a new array of borrowed names. */
-static int latch_children(const struct String_vector *v, char ***out)
+/* The line of latch nodes in the one order (queue.h), less the nodes found
+ * to be foreign. Returns the count or -1; *out is a new array of borrowed
+ * names. */
+static int latch_children(const struct String_vector *v, const zkc__q_foreign *f, char ***out)
 {
-    char **names = malloc(sizeof(char *) * (size_t)(v->count > 0 ? v->count : 1));
-    int i, n = 0;
-
-    if (!names)
-        return -1;
-    for (i = 0; i < v->count; i++)
-        if (strstr(v->data[i], LATCH_BODY))
-            names[n++] = v->data[i];
-    n = zkc__sort_by_seq(names, n);
-    *out = names;
-    return n;
+    return zkc__q_line(v, ZKC__Q_BIT(ZKC__Q_LATCH), f, out);
 }
 
 /* mu held. Returns 1 to create a node, 2 to watch the target. */
@@ -700,7 +761,7 @@ static int evaluate(zkc_election *e, const struct String_vector *v, int pipeline
     int n, i, idx = -1;
     int act = 0;
 
-    n = latch_children(v, &names);
+    n = latch_children(v, &e->foreign, &names);
     if (n < 0)
         return 0;
     if (e->observer) {
@@ -726,6 +787,28 @@ static int evaluate(zkc_election *e, const struct String_vector *v, int pipeline
         goto out;
     }
     if (idx == 0) {
+        unsigned gen = 0;
+        int64_t mine = 0;
+        zhandle_t *zh;
+        /* First in line. The listing shows our node exists; it is ours if
+         * the session that created it (the create reply's ephemeralOwner)
+         * is still the current one. With the watch on our node already set,
+         * that needs no request: a hand-off costs the old leader's delete
+         * and our getChildren, as Curator's does. */
+        if (e->own_armed && !e->leader && !(e->suspended && e->policy == ZKC_ELECTION_STEP_DOWN)) {
+            zh = zkc__zh_lock(e->s, &gen);
+            if (zh) {
+                mine = zoo_client_id(zh)->client_id;
+                zkc__zh_unlock(e->s);
+            }
+            if (zh && mine != 0 && gen == e->node_gen && e->owner_sid == mine) {
+                free(e->target);
+                e->target = NULL;
+                become_leader(e);
+                act = 2; /* drops the predecessor's subscription */
+                goto out;
+            }
+        }
         act = set_target(e, e->node) ? 2 : 0;
         goto out;
     }
@@ -755,6 +838,7 @@ static void listed(int zrc, const struct String_vector *v, const void *data)
     int act = 0;
     unsigned epoch;
 
+    zkc__pending_done(e->s, &r->pend);
     pthread_mutex_lock(&e->mu);
     if (r->pipelined && r->epoch == e->epoch)
         e->pipe_pending = 0;
@@ -790,11 +874,17 @@ out:
     req_free(r);
 }
 
+static void drop_listed(struct req *r)
+{
+    listed(ZCLOSING, NULL, r);
+}
+
 /* mu held. Observers list with a watch on the children. */
 static void send_list(zkc_election *e, int pipelined)
 {
     struct req *r = req_new(e, NULL);
     zhandle_t *zh;
+    unsigned gen;
     int zrc;
 
     if (!r) {
@@ -802,15 +892,17 @@ static void send_list(zkc_election *e, int pipelined)
         return;
     }
     r->pipelined = pipelined;
-    zh = zkc__zh_lock(e->s, NULL);
+    zh = zkc__zh_lock(e->s, &gen);
     if (!zh) {
         req_drop_locked(r);
         retry_later(e);
         return;
     }
+    req_sent(r, gen, drop_listed);
     zrc = zoo_aget_children(zh, e->path, e->observer, listed, r);
     zkc__zh_unlock(e->s);
     if (zrc != ZOK) {
+        req_unsent(r);
         req_drop_locked(r);
         retry_later(e);
     }
@@ -820,6 +912,7 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
 {
     struct req *r = arg;
     zkc_election *e = r->e;
+    int arm = 0;
 
     pthread_mutex_lock(&e->mu);
     if (stale(r) || !e->want) {
@@ -840,24 +933,57 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
         e->name = zkc__path_base(e->node);
         e->node_gen = r->gen;
         e->czxid = st->czxid;
+        e->owner_sid = st->ephemeralOwner;
+        e->own_armed = 0;
+        arm = 1;
         zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: %s joined as %s", e->path, e->id, e->name);
         /* Usually the getChildren sent right behind the create answers
          * next and includes our node: one round trip to the first
          * evaluation. */
         if (!e->pipe_pending)
             send_list(e, 0);
-    } else if (rc == ZKC_ESESSIONLOST || rc == ZKC_ECONNLOSS) {
-        retry_later(e); /* re-enter with the new session */
-    } else if (rc != ZKC_ECLOSED) {
+    } else if (rc == ZKC_ESESSIONLOST || rc == ZKC_ECONNLOSS || rc == ZKC_ECLOSED) {
+        /* re-enter with the new session (ECLOSED: the old handle was
+         * closed under the create; retry_later gives up when the session
+         * itself is closing) */
+        retry_later(e);
+    } else {
         fail_campaign(e, rc);
     }
 out:
     pthread_mutex_unlock(&e->mu);
+    if (arm) {
+        /* Subscribe to our node, then set the watch on it. */
+        set_watch(e);
+        pthread_mutex_lock(&e->mu);
+        if (!stale(r) && e->node && strcmp(e->node, path) == 0)
+            arm_own(e);
+        pthread_mutex_unlock(&e->mu);
+    }
     req_free(r);
 }
 
+static void parent_made(void *arg, int rc)
+{
+    zkc_election *e = arg;
+
+    /* Best effort: on failure the protected create makes the parents
+     * (persistent) itself. */
+    if (rc != 0 && rc != ZKC_ECONNLOSS)
+        zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: no container parent: %s", e->path,
+                 zkc_strerror(rc));
+    pthread_mutex_lock(&e->mu);
+    e->parent_ok = 1;
+    e->parent_pending = 0;
+    pthread_mutex_unlock(&e->mu);
+    start_create(e);
+    unref(e);
+}
+
 /* Create our node (not under mu: zkc__pcreate may call back at once), with
- * a getChildren pipelined right behind it. */
+ * a getChildren pipelined right behind it. The first time, make the
+ * election's node a container first (as Curator's LeaderLatch does), so
+ * the server removes it, and its sequence counter, once nobody is left. */
 static void start_create(zkc_election *e)
 {
     char guid[ZKC_GUID_LEN + 1];
@@ -865,8 +991,15 @@ static void start_create(zkc_election *e)
     int rc;
 
     pthread_mutex_lock(&e->mu);
-    if (e->closed || !e->want || e->node || e->create_pending) {
+    if (e->closed || !e->want || e->node || e->create_pending || e->parent_pending) {
         pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    if (!e->parent_ok) {
+        e->parent_pending = 1;
+        e->refs++;
+        pthread_mutex_unlock(&e->mu);
+        zkc__q_container(e->s, e->path, parent_made, e);
         return;
     }
     rc = zkc__guid(guid);
@@ -893,11 +1026,15 @@ static void start_create(zkc_election *e)
         return;
     pthread_mutex_lock(&e->mu);
     if (!stale(lr) && e->pipe_pending) {
-        zhandle_t *zh = zkc__zh_lock(e->s, NULL);
+        unsigned gen;
+        zhandle_t *zh = zkc__zh_lock(e->s, &gen);
         int zrc = ZINVALIDSTATE;
         if (zh) {
+            req_sent(lr, gen, drop_listed);
             zrc = zoo_aget_children(zh, e->path, 0, listed, lr);
             zkc__zh_unlock(e->s);
+            if (zrc != ZOK)
+                req_unsent(lr);
         }
         if (zrc == ZOK) {
             pthread_mutex_unlock(&e->mu);
@@ -920,10 +1057,33 @@ static void on_watch(void *arg, int type, const char *path)
 
     pthread_mutex_lock(&e->mu);
     if (!e->closed && e->target && strcmp(path, e->target) == 0) {
-        if (!e->observer)
+        if (!e->observer && (!e->node || strcmp(path, e->node) != 0))
             __atomic_add_fetch(&wakeups, 1, __ATOMIC_SEQ_CST);
         zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: event %d on %s", e->path, type, path);
+        if (e->node && strcmp(path, e->node) == 0)
+            e->own_armed = 0; /* our node's watch fired: it is gone */
         send_list(e, 0);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The subscription to our own node (a function of its own, so that one
+ * event is not routed twice when the target is our node too). */
+static void on_own_watch(void *arg, int type, const char *path)
+{
+    zkc_election *e = arg;
+
+    pthread_mutex_lock(&e->mu);
+    if (!e->closed && e->node && strcmp(path, e->node) == 0) {
+        e->own_armed = 0; /* the watch fired: it is gone */
+        if (e->target && strcmp(path, e->target) == 0) {
+            /* on_watch handles it */
+        } else if (type == ZOO_DELETED_EVENT) {
+            zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: our node was deleted", e->path);
+            send_list(e, 0); /* the listing finds it gone: step down, re-enter */
+        } else {
+            arm_own(e); /* data changed: set it again */
+        }
     }
     pthread_mutex_unlock(&e->mu);
 }
@@ -932,13 +1092,26 @@ static void on_watch(void *arg, int type, const char *path)
  * callers converge on the latest). Called without mu. */
 static void set_watch(zkc_election *e)
 {
-    char *want = NULL;
+    char *want = NULL, *own = NULL;
 
     pthread_mutex_lock(&e->wmu);
     pthread_mutex_lock(&e->mu);
     if (e->target && !e->closed)
         want = strdup(e->target);
+    if (e->node && !e->closed && !e->observer)
+        own = strdup(e->node);
     pthread_mutex_unlock(&e->mu);
+    /* Our own node's subscription. */
+    if (e->own_watching && (!own || strcmp(own, e->own_watching) != 0)) {
+        zkc__unwatch(e->s, e->own_watching, on_own_watch, e);
+        free(e->own_watching);
+        e->own_watching = NULL;
+    }
+    if (own && !e->own_watching && zkc__watch(e->s, own, on_own_watch, e) == 0) {
+        e->own_watching = own;
+        own = NULL;
+    }
+    free(own);
     if (want && e->watching && strcmp(want, e->watching) == 0) {
         free(want);
         pthread_mutex_unlock(&e->wmu);
@@ -1315,163 +1488,160 @@ int zkc_election_fenced_multi(zkc_election *e, const zkc_op *ops, int nops, int 
 
 /* ------------------------------------------------ one-shot observation */
 
-struct look {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int refs; /* caller + request in flight */
-    int done;
-    int abandoned;
-    int rc;
-    int tries;
-    zkc_session *s;
-    char *path;
-    char head[128];
-    zkc_election_leader_info info;
+/* Send one request through a zkc__call and wait for it: 0 with c->rc the
+ * ZooKeeper answer, or ZKC_ECONNLOSS / ZKC_ETIMEDOUT / another ZKC_* code
+ * when it could not be sent or answered in time. */
+static int call_children(zkc_session *s, const char *path, zkc__call *c, int64_t deadline)
+{
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    int zrc;
+
+    if (!zh)
+        return ZKC_ECONNLOSS;
+    zkc__call_ref(c);
+    zrc = zoo_aget_children(zh, path, 0, zkc__call_strings_done, c);
+    zkc__zh_unlock(s);
+    if (zrc != ZOK) {
+        zkc__call_unref(c);
+        return zkc__err_from_zk(zrc);
+    }
+    return zkc__call_wait(c, zkc__remaining(deadline));
+}
+
+struct getres {
+    char *data;
+    int len;
 };
 
-static void look_unref(struct look *l)
+static void getres_free(void *arg)
 {
-    int n;
+    struct getres *g = arg;
 
-    pthread_mutex_lock(&l->mu);
-    n = --l->refs;
-    pthread_mutex_unlock(&l->mu);
-    if (n == 0) {
-        pthread_mutex_destroy(&l->mu);
-        pthread_cond_destroy(&l->cond);
-        free(l->path);
-        free(l);
+    if (g) {
+        free(g->data);
+        free(g);
     }
 }
 
-static void look_finish(struct look *l, int rc)
+static void get_done(int rc, const char *value, int len, const struct Stat *st, const void *data)
 {
-    pthread_mutex_lock(&l->mu);
-    l->rc = rc;
-    l->done = 1;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->mu);
-    look_unref(l);
+    zkc__call *c = (zkc__call *)data;
+    struct getres *g = c->extra;
+
+    pthread_mutex_lock(&c->mu);
+    if (rc == ZOK && !c->done) {
+        c->stat = *st;
+        if (len > ZKC_ELECTION_ID_MAX)
+            len = ZKC_ELECTION_ID_MAX;
+        if (len > 0 && value && (g->data = malloc((size_t)len)) != NULL) {
+            memcpy(g->data, value, (size_t)len);
+            g->len = len;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    zkc__call_complete(c, rc);
+    zkc__call_unref(c);
 }
 
-static void look_list(struct look *l);
-
-static void look_read(int zrc, const char *value, int len, const struct Stat *st, const void *data)
+static int call_get(zkc_session *s, const char *path, zkc__call *c, int64_t deadline)
 {
-    struct look *l = (struct look *)data;
-    int abandoned;
-
-    pthread_mutex_lock(&l->mu);
-    abandoned = l->abandoned;
-    pthread_mutex_unlock(&l->mu);
-    if (zrc == ZNONODE && !abandoned && ++l->tries < 10) {
-        look_list(l); /* the leader left between the two reads */
-        return;
-    }
-    if (zrc != ZOK) {
-        look_finish(l, zrc == ZNONODE ? ZKC_ENONODE : zkc__err_from_zk(zrc));
-        return;
-    }
-    if (len < 0 || !value)
-        len = 0;
-    if (len > ZKC_ELECTION_ID_MAX)
-        len = ZKC_ELECTION_ID_MAX;
-    memcpy(l->info.id, value ? value : "", (size_t)len);
-    l->info.id[len] = '\0';
-    snprintf(l->info.node, sizeof(l->info.node), "%s", l->head);
-    l->info.token = st->czxid;
-    l->info.session_id = st->ephemeralOwner;
-    look_finish(l, 0);
-}
-
-static void look_listed(int zrc, const struct String_vector *v, const void *data)
-{
-    struct look *l = (struct look *)data;
-    char **names, *full;
-    zkc_session *s;
     zhandle_t *zh;
-    int n;
+    int zrc;
 
-    if (zrc != ZOK) {
-        look_finish(l, zkc__err_from_zk(zrc));
-        return;
-    }
-    n = latch_children(v, &names);
-    if (n <= 0) {
-        if (n == 0)
-            free(names);
-        look_finish(l, n == 0 ? ZKC_ENONODE : ZKC_ENOMEM);
-        return;
-    }
-    snprintf(l->head, sizeof(l->head), "%s", names[0]);
-    full = zkc__path_join(l->path, names[0]);
-    free(names);
-    if (!full) {
-        look_finish(l, ZKC_ENOMEM);
-        return;
-    }
-    s = l->s; /* the reply may free l before zoo_aget returns */
+    c->extra = calloc(1, sizeof(struct getres));
+    if (!c->extra)
+        return ZKC_ENOMEM;
+    c->extra_free = getres_free;
     zh = zkc__zh_lock(s, NULL);
-    zrc = zh ? zoo_aget(zh, full, 0, look_read, l) : ZCONNECTIONLOSS;
-    if (zh)
-        zkc__zh_unlock(s);
-    free(full);
-    if (zrc != ZOK)
-        look_finish(l, zkc__err_from_zk(zrc));
+    if (!zh)
+        return ZKC_ECONNLOSS;
+    zkc__call_ref(c);
+    zrc = zoo_aget(zh, path, 0, get_done, c);
+    zkc__zh_unlock(s);
+    if (zrc != ZOK) {
+        zkc__call_unref(c);
+        return zkc__err_from_zk(zrc);
+    }
+    return zkc__call_wait(c, zkc__remaining(deadline));
 }
 
-static void look_list(struct look *l)
-{
-    zkc_session *s = l->s; /* the reply may free l before the call returns */
-    zhandle_t *zh = zkc__zh_lock(s, NULL);
-    int zrc = zh ? zoo_aget_children(zh, l->path, 0, look_listed, l) : ZCONNECTIONLOSS;
-
-    if (zh)
-        zkc__zh_unlock(s);
-    if (zrc != ZOK)
-        look_finish(l, zkc__err_from_zk(zrc));
-}
-
+/* The leader is the first node of the line (queue.h's one order) that is
+ * an ephemeral node: the rule every participant and observer applies. */
 int zkc_election_observe_leader(zkc_session *s, const char *path, zkc_election_leader_info *info,
                                 int timeout_ms)
 {
-    struct look *l;
-    struct timespec ts;
-    int rc;
+    int64_t deadline = timeout_ms < 0 ? -1 : zkc__now_ms() + timeout_ms;
+    zkc__call *lc = NULL, *gc = NULL;
+    char **names = NULL;
+    char *full;
+    int rc, n, i, tries, vanished;
 
     if (!s || !path || !info || zkc__path_check(path) != 0)
         return ZKC_EINVAL;
-    l = calloc(1, sizeof(*l));
-    if (!l)
-        return ZKC_ENOMEM;
-    if (!(l->path = strdup(path)) || zkc__cond_init(&l->cond) != 0) {
-        free(l->path);
-        free(l);
-        return ZKC_ENOMEM;
+    for (tries = 0; tries < 10; tries++) {
+        lc = zkc__call_new();
+        if (!lc)
+            return ZKC_ENOMEM;
+        rc = call_children(s, path, lc, deadline);
+        if (rc == 0 && lc->rc != ZOK)
+            rc = zkc__err_from_zk(lc->rc);
+        if (rc)
+            goto out;
+        n = latch_children(&lc->children, NULL, &names);
+        if (n < 0) {
+            rc = ZKC_ENOMEM;
+            goto out;
+        }
+        vanished = 0;
+        for (i = 0; i < n; i++) {
+            full = zkc__path_join(path, names[i]);
+            gc = full ? zkc__call_new() : NULL;
+            if (!gc) {
+                free(full);
+                rc = ZKC_ENOMEM;
+                goto out;
+            }
+            rc = call_get(s, full, gc, deadline);
+            free(full);
+            if (rc)
+                goto out;
+            if (gc->rc == ZNONODE || (gc->rc == ZOK && !zkc__q_eligible(&gc->stat))) {
+                /* gone meanwhile, or foreign: the next one in line */
+                vanished |= gc->rc == ZNONODE;
+                zkc__call_unref(gc);
+                gc = NULL;
+                continue;
+            }
+            if (gc->rc != ZOK) {
+                rc = zkc__err_from_zk(gc->rc);
+                goto out;
+            }
+            {
+                struct getres *g = gc->extra;
+                memcpy(info->id, g->data ? g->data : "", (size_t)g->len);
+                info->id[g->len] = '\0';
+            }
+            snprintf(info->node, sizeof(info->node), "%s", names[i]);
+            info->token = gc->stat.czxid;
+            info->session_id = gc->stat.ephemeralOwner;
+            rc = 0;
+            goto out;
+        }
+        free(names);
+        names = NULL;
+        zkc__call_unref(lc);
+        lc = NULL;
+        if (!vanished)
+            return ZKC_ENONODE; /* nobody leads */
+        /* the line moved while we read it: list again */
     }
-    pthread_mutex_init(&l->mu, NULL);
-    l->s = s;
-    l->refs = 2;
-    if (timeout_ms >= 0)
-        zkc__deadline(&ts, timeout_ms);
-    look_list(l);
-    pthread_mutex_lock(&l->mu);
-    while (!l->done) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&l->cond, &l->mu);
-        else if (pthread_cond_timedwait(&l->cond, &l->mu, &ts) == ETIMEDOUT)
-            break;
-    }
-    if (l->done) {
-        rc = l->rc;
-        if (rc == 0)
-            *info = l->info;
-    } else {
-        rc = ZKC_ETIMEDOUT;
-        l->abandoned = 1;
-    }
-    pthread_mutex_unlock(&l->mu);
-    look_unref(l);
+    return ZKC_ENONODE;
+out:
+    free(names);
+    if (gc)
+        zkc__call_unref(gc);
+    if (lc)
+        zkc__call_unref(lc);
     return rc;
 }
 

@@ -2,7 +2,7 @@
  * the server applies the caller's writes only while the lock (or term of
  * leadership) the guard stands for is alive -- the ZooKeeper form of the
  * fencing token Kleppmann describes for lock services. */
-#include "lockq.h"
+#include "queue.h"
 #include "naming.h"
 
 #include <stdlib.h>

@@ -28,10 +28,11 @@
  * never with l->mu held, because the session routes watch events with its
  * sub_mu held and our watch function takes l->mu (session.c lock order).
  */
-#include "lockq.h"
+#include "queue.h"
 #include "naming.h"
 #include "pcreate.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,18 +61,25 @@ struct zkc_lock {
 
     enum lstate state;
     unsigned attempt; /* bumped when an acquire starts or is abandoned */
+    /* Bumped when an attempt starts over on a new session: requests of the
+     * old round may never complete (the 3.8 client can drop completions at
+     * zookeeper_close), so nothing waits for them. */
+    unsigned round;
     int try_only;
     int creating;      /* protected create of this attempt in flight */
     int gc_inflight;   /* getChildren of this attempt in flight (or reserved) */
-    int resume_queued; /* a zkc__when_connected of this attempt is pending */
+    zkc__retry resume; /* "continue once connected" is pending */
     char *node;        /* full path of our node */
     const char *name;  /* its last segment (points into node) */
     unsigned node_gen; /* session generation of node */
     int64_t token;
     int64_t owner_sid;
     int count;
-    int held_flag;  /* atomic mirror of state == L_HELD, read by the READ side */
-    char *watching; /* full path of the node we wait on */
+    int held_flag;          /* atomic mirror of state == L_HELD, read by the READ side */
+    char *watching;         /* full path of the node we wait on */
+    zkc__q_foreign foreign; /* persistent nodes planted in the line */
+    int wrap_warned;
+    int parent_ok; /* the container parent was made (or tried) */
 
     /* result of the pending acquire */
     unsigned res_attempt;
@@ -84,9 +92,18 @@ struct zkc_lock {
     char *sub;           /* path subscribed with zkc__watch */
 };
 
+/* A request in flight. It is registered with the session (zkc__pending):
+ * a completion the 3.8 client drops at zookeeper_close still runs, once,
+ * as ZCLOSING, so no attempt waits for it and the reference it holds is
+ * not leaked (issue 9, bug 5). */
+enum rkind { R_CHILDREN, R_WATCH, R_VERIFY };
+
 struct req {
     zkc_lock *l;
     unsigned attempt;
+    unsigned round;
+    enum rkind kind;
+    zkc__pending pend;
 };
 
 static void evaluate(zkc_lock *l);
@@ -111,6 +128,7 @@ static void lock_unref(zkc_lock *l)
     free(l->node);
     free(l->watching);
     free(l->sub);
+    zkc__q_foreign_clear(&l->foreign);
     free(l);
 }
 
@@ -123,6 +141,9 @@ static struct req *req_new(zkc_lock *l)
         return NULL;
     r->l = l;
     r->attempt = l->attempt;
+    r->round = l->round;
+    r->kind = R_CHILDREN;
+    r->pend.next = r->pend.prev = &r->pend; /* not registered */
     lock_ref(l);
     return r;
 }
@@ -133,10 +154,64 @@ static void req_free(struct req *r)
     free(r);
 }
 
+static void children_done(int rc, const struct String_vector *v, const struct Stat *pst,
+                          const void *data);
+static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data);
+static void verified(int rc, const struct Stat *st, const void *data);
+
+static void req_dropped(zkc__pending *pd)
+{
+    struct req *r = (struct req *)(void *)((char *)pd - offsetof(struct req, pend));
+
+    switch (r->kind) {
+    case R_CHILDREN:
+        children_done(ZCLOSING, NULL, NULL, r);
+        break;
+    case R_WATCH:
+        watch_set(ZCLOSING, NULL, 0, NULL, r);
+        break;
+    case R_VERIFY:
+        verified(ZCLOSING, NULL, r);
+        break;
+    }
+}
+
+/* zh held (from zkc__zh_lock, generation gen): send r of `kind` on `path`.
+ * Returns the zoo_a* result; on failure no completion will come. */
+static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind, const char *path)
+{
+    zkc_session *s = r->l->s;
+    int rc = ZBADARGUMENTS;
+
+    r->kind = kind;
+    zkc__pending_add(s, &r->pend, gen, req_dropped);
+    switch (kind) {
+    case R_CHILDREN:
+        rc = zoo_aget_children2(zh, path, 0, children_done, r);
+        break;
+    case R_WATCH:
+        rc = zoo_aget(zh, path, 1, watch_set, r);
+        break;
+    case R_VERIFY:
+        rc = zoo_aexists(zh, path, 0, verified, r);
+        break;
+    }
+    if (rc != ZOK)
+        zkc__pending_done(s, &r->pend);
+    return rc;
+}
+
 /* mu held: is this completion about the acquire in progress? */
 static int current(zkc_lock *l, const struct req *r)
 {
-    return r->attempt == l->attempt && l->state == L_ACQUIRING;
+    return r->attempt == l->attempt && r->round == l->round && l->state == L_ACQUIRING;
+}
+
+/* mu held: is r of the current round of the current attempt (whatever the
+ * state)? Counters of requests in flight belong to one round. */
+static int this_round(zkc_lock *l, const struct req *r)
+{
+    return r->attempt == l->attempt && r->round == l->round;
 }
 
 const char *zkc_lock_event_name(zkc_lock_event ev)
@@ -168,11 +243,20 @@ static void run_note(void *arg)
 {
     struct note *n = arg;
     zkc_lock *l = n->l;
-    int freed;
+    int freed, stale;
 
+    /* SUSPENDED and LOST go on the safety lane, the rest on the ordinary
+     * one, with no order between the two: an ordinary note that arrives
+     * after its hold ended must not tell of a hold the safety lane has
+     * already taken back. */
     pthread_mutex_lock(&l->mu);
     freed = l->freed;
+    stale = l->state != L_HELD || l->token != n->token;
     pthread_mutex_unlock(&l->mu);
+    if (n->is_event && n->ev == ZKC_LOCK_RECONNECTED && stale)
+        freed = 1; /* the hold it confirms is gone: LOST says so */
+    else if (!n->is_event && n->rc == 0 && stale)
+        n->rc = ZKC_ESESSIONLOST; /* granted, but lost before this ran */
     if (!freed) {
         if (n->is_event && l->on_event)
             l->on_event(l, n->ev, n->token, l->ud);
@@ -195,7 +279,8 @@ static void post_note(zkc_lock *l, struct note *tmpl)
     *n = *tmpl;
     n->l = l;
     lock_ref(l);
-    if (zkc__dispatch(l->s, run_note, n) != 0) {
+    if ((n->is_event && n->ev != ZKC_LOCK_RECONNECTED ? zkc__dispatch_safety
+                                                      : zkc__dispatch)(l->s, run_note, n) != 0) {
         lock_unref(l);
         free(n);
     }
@@ -281,47 +366,69 @@ static void set_sub(zkc_lock *l, const char *path)
 
 /* ---------------------------------------------- resume after a loss */
 
+/* Replies that mean "not now", not "no": the connection or the session
+ * went, or the handle is being swapped for a new session's (its pending
+ * requests end with ZCLOSING, new ones meet ZINVALIDSTATE). resume_later()
+ * tells a real close (the session's) from these. */
+static int transient(int zrc)
+{
+    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZSESSIONEXPIRED ||
+           zrc == ZSESSIONMOVED || zrc == ZCLOSING || zrc == ZINVALIDSTATE;
+}
+
 static void resume(void *arg, zkc_conn_state st, unsigned gen);
 
-/* mu held: continue this attempt once connected again. */
+static void ref_fn(void *l)
+{
+    lock_ref(l);
+}
+
+static void unref_fn(void *l)
+{
+    lock_unref(l);
+}
+
+/* mu held: continue the acquire in progress once connected again (one
+ * pending run per handle: zkc__retry). */
 static void resume_later(zkc_lock *l)
 {
-    struct req *r;
-
-    if (l->resume_queued)
+    if (l->resume.armed)
         return;
-    r = req_new(l);
-    if (!r) {
-        fail_acquire(l, ZKC_ENOMEM);
-        return;
-    }
-    if (zkc__when_connected(l->s, resume, r) != 0) {
-        req_free(r);
-        fail_acquire(l, ZKC_ECLOSED);
-        return;
-    }
-    l->resume_queued = 1;
+    if (!zkc__retry_arm(&l->resume, l->s, resume, l, ref_fn, unref_fn))
+        fail_acquire(l, ZKC_ECLOSED); /* the session is closing */
 }
 
 static void resume(void *arg, zkc_conn_state st, unsigned gen)
 {
-    struct req *r = arg;
-    zkc_lock *l = r->l;
+    zkc_lock *l = arg;
     int relaunch = 0;
-    unsigned attempt = r->attempt;
+    unsigned attempt;
 
     pthread_mutex_lock(&l->mu);
-    if (r->attempt == l->attempt)
-        l->resume_queued = 0;
-    if (!current(l, r)) {
-        /* stale */
+    zkc__retry_fired(&l->resume);
+    attempt = l->attempt;
+    if (l->state != L_ACQUIRING) {
+        /* nothing to continue */
     } else if (st == ZKC_CONN_NONE) {
         fail_acquire(l, ZKC_ECLOSED);
     } else if (st == ZKC_CONN_LOST) {
         resume_later(l); /* wait for the new session */
+    } else if (gen != l->node_gen) {
+        /* A new session: our node (or the create in flight) died with the
+         * old one. Start a new round at once instead of waiting for the old
+         * round's replies: the client may never deliver them. */
+        l->round++;
+        l->creating = 0;
+        l->gc_inflight = 0;
+        free(l->node);
+        l->node = NULL;
+        l->name = NULL;
+        free(l->watching);
+        l->watching = NULL;
+        relaunch = 1;
     } else if (l->creating) {
         /* the protected create recovers by itself */
-    } else if (l->node && gen == l->node_gen) {
+    } else if (l->node) {
         if (l->gc_inflight == 0)
             evaluate(l);
     } else {
@@ -336,7 +443,7 @@ static void resume(void *arg, zkc_conn_state st, unsigned gen)
     pthread_mutex_unlock(&l->mu);
     if (relaunch)
         launch(l, attempt);
-    req_free(r);
+    lock_unref(l);
 }
 
 /* ---------------------------------------------------------- the round */
@@ -346,22 +453,31 @@ static void watch_set(int rc, const char *value, int len, const struct Stat *st,
     struct req *r = (struct req *)data;
     zkc_lock *l = r->l;
 
+    zkc__pending_done(l->s, &r->pend);
     (void)value;
     (void)len;
-    (void)st;
     pthread_mutex_lock(&l->mu);
     if (current(l, r)) {
-        if (rc == ZNONODE) {
+        if (rc == ZOK && !zkc__q_eligible(st) && l->watching) {
+            /* Not an ephemeral node: a foreign client planted it in the
+             * line. It holds nothing; skip it from now on. */
+            zkc__log(l->s, ZKC_LOG_WARN, "%s is not ephemeral: not a lock holder, skipped",
+                     l->watching);
+            if (zkc__q_foreign_add(&l->foreign, zkc__path_base(l->watching)) != 0) {
+                fail_acquire(l, ZKC_ENOMEM);
+            } else {
+                free(l->watching);
+                l->watching = NULL;
+                if (l->gc_inflight == 0)
+                    evaluate(l);
+            }
+        } else if (rc == ZNONODE) {
             /* It left before our watch landed: look again. */
             free(l->watching);
             l->watching = NULL;
             if (l->gc_inflight == 0)
                 evaluate(l);
-        } else if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
-            resume_later(l);
-        } else if (rc == ZCLOSING) {
-            fail_acquire(l, ZKC_ECLOSED);
-        } else if (rc == ZSESSIONEXPIRED) {
+        } else if (transient(rc)) {
             resume_later(l);
         } else if (rc != ZOK) {
             fail_acquire(l, zkc__err_from_zk(rc));
@@ -377,18 +493,19 @@ static void arm_watch(zkc_lock *l)
     struct req *r = req_new(l);
     zhandle_t *zh;
     int rc;
+    unsigned gen;
 
     if (!r) {
         fail_acquire(l, ZKC_ENOMEM);
         return;
     }
-    zh = zkc__zh_lock(l->s, NULL);
+    zh = zkc__zh_lock(l->s, &gen);
     if (!zh) {
         req_free(r);
         resume_later(l);
         return;
     }
-    rc = zoo_aget(zh, l->watching, 1, watch_set, r);
+    rc = req_send(zh, gen, r, R_WATCH, l->watching);
     zkc__zh_unlock(l->s);
     if (rc != ZOK) {
         req_free(r);
@@ -413,25 +530,12 @@ static void on_watch(void *arg, int type, const char *path)
     pthread_mutex_unlock(&l->mu);
 }
 
-static int kind_of(const char *name)
+/* The kinds of entries that take part in our queue. */
+static unsigned line_kinds(const zkc_lock *l)
 {
-    if (strstr(name, "__WRIT__"))
-        return ZKC__LQ_WRITE;
-    if (strstr(name, "__READ__"))
-        return ZKC__LQ_READ;
-    if (strstr(name, "lock-"))
-        return ZKC__LQ_MUTEX;
-    return -1;
-}
-
-/* Does a child of the lock path take part in our queue? */
-static int participates(const zkc_lock *l, const char *name)
-{
-    int k = kind_of(name);
-
     if (l->kind == ZKC__LQ_MUTEX)
-        return k == ZKC__LQ_MUTEX;
-    return k == ZKC__LQ_READ || k == ZKC__LQ_WRITE;
+        return ZKC__Q_BIT(ZKC__Q_MUTEX);
+    return ZKC__Q_BIT(ZKC__Q_READ) | ZKC__Q_BIT(ZKC__Q_WRITE);
 }
 
 /* mu held: our node is verified to be ours; grant. */
@@ -439,9 +543,15 @@ static void grant(zkc_lock *l)
 {
     int64_t sid = zkc_session_id(l->s);
 
+    /* Between two ZooKeeper sessions there is nothing to compare with:
+     * never grant blind. Look again once connected. */
+    if (sid == 0) {
+        resume_later(l);
+        return;
+    }
     /* Ownership check: a node found by guid under another session must
      * never count as ours (pcreate deletes those; this is the last guard). */
-    if (sid != 0 && l->owner_sid != sid) {
+    if (l->owner_sid != sid) {
         zkc__log(l->s, ZKC_LOG_WARN, "%s is owned by session 0x%llx, not ours: queueing again",
                  l->node, (unsigned long long)l->owner_sid);
         free(l->node);
@@ -457,7 +567,8 @@ static void grant(zkc_lock *l)
     finish_acquire(l, 0);
 }
 
-static void children_done(int rc, const struct String_vector *v, const void *data)
+static void children_done(int rc, const struct String_vector *v, const struct Stat *pst,
+                          const void *data)
 {
     struct req *r = (struct req *)data;
     zkc_lock *l = r->l;
@@ -466,35 +577,33 @@ static void children_done(int rc, const struct String_vector *v, const void *dat
     unsigned attempt = r->attempt;
     char *watch = NULL;
 
+    zkc__pending_done(l->s, &r->pend);
+
     pthread_mutex_lock(&l->mu);
-    if (r->attempt == l->attempt && l->gc_inflight > 0)
+    if (this_round(l, r) && l->gc_inflight > 0)
         l->gc_inflight--;
     if (!current(l, r) || !l->node) {
         /* stale, or the create has not succeeded yet: its completion
          * (or recovery) evaluates again */
         goto out;
     }
-    if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED) {
+    if (transient(rc)) {
         resume_later(l);
-        goto out;
-    }
-    if (rc == ZCLOSING) {
-        fail_acquire(l, ZKC_ECLOSED);
         goto out;
     }
     if (rc != ZOK && rc != ZNONODE) {
         fail_acquire(l, zkc__err_from_zk(rc));
         goto out;
     }
-    names = malloc(sizeof(*names) * (size_t)(rc == ZOK && v->count > 0 ? v->count : 1));
-    if (!names) {
-        fail_acquire(l, ZKC_ENOMEM);
-        goto out;
+    if (rc == ZOK && pst && zkc__q_near_wrap(pst->cversion) && !l->wrap_warned) {
+        l->wrap_warned = 1;
+        zkc__log(l->s, ZKC_LOG_WARN,
+                 "%s: sequence counter at %d, within 2^24 of the 2^31 wrap (Curator peers "
+                 "order wrongly past it; let the path empty so its container resets)",
+                 l->parent, (int)pst->cversion);
     }
-    for (i = 0; rc == ZOK && i < v->count; i++)
-        if (participates(l, v->data[i]))
-            names[n++] = v->data[i];
-    if (zkc__sort_by_seq(names, n) < 0) {
+    n = zkc__q_line(rc == ZOK ? v : NULL, line_kinds(l), &l->foreign, &names);
+    if (n < 0) {
         fail_acquire(l, ZKC_ENOMEM);
         goto out;
     }
@@ -504,7 +613,7 @@ static void children_done(int rc, const struct String_vector *v, const void *dat
             break;
         }
         if (l->kind == ZKC__LQ_READ) {
-            if (kind_of(names[i]) == ZKC__LQ_WRITE)
+            if (zkc__q_kind(names[i]) == ZKC__Q_WRITE)
                 ahead = i; /* the last writer ahead of us */
         } else {
             ahead = i; /* the node directly ahead of us */
@@ -569,18 +678,19 @@ static void evaluate(zkc_lock *l)
     struct req *r = req_new(l);
     zhandle_t *zh;
     int rc;
+    unsigned gen;
 
     if (!r) {
         fail_acquire(l, ZKC_ENOMEM);
         return;
     }
-    zh = zkc__zh_lock(l->s, NULL);
+    zh = zkc__zh_lock(l->s, &gen);
     if (!zh) {
         req_free(r);
         resume_later(l);
         return;
     }
-    rc = zoo_aget_children(zh, l->parent, 0, children_done, r);
+    rc = req_send(zh, gen, r, R_CHILDREN, l->parent);
     zkc__zh_unlock(l->s);
     if (rc != ZOK) {
         req_free(r);
@@ -596,7 +706,7 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
     zkc_lock *l = r->l;
 
     pthread_mutex_lock(&l->mu);
-    if (r->attempt == l->attempt)
+    if (this_round(l, r))
         l->creating = 0;
     if (!current(l, r)) {
         /* Canceled or timed out while the create was in flight (or being
@@ -616,7 +726,10 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
             if (l->gc_inflight == 0)
                 evaluate(l);
         }
-    } else if (rc == ZKC_ESESSIONLOST) {
+    } else if (rc == ZKC_ESESSIONLOST || rc == ZKC_ECONNLOSS || rc == ZKC_ECLOSED) {
+        /* Also ECLOSED: the handle of a session being replaced was closed
+         * under the create. resume_later() fails with ECLOSED only when the
+         * session itself is closing. */
         resume_later(l);
     } else {
         fail_acquire(l, rc);
@@ -625,17 +738,46 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
     req_free(r);
 }
 
-/* mu NOT held: create our node and, right behind it, list the queue. */
+static void parent_made(void *arg, int rc)
+{
+    struct req *r = arg;
+    zkc_lock *l = r->l;
+    unsigned attempt = r->attempt;
+
+    /* Best effort: on failure the protected create makes the parents
+     * (persistent) itself. */
+    if (rc != 0 && rc != ZKC_ECONNLOSS)
+        zkc__log(l->s, ZKC_LOG_DEBUG, "%s: no container parent: %s", l->parent, zkc_strerror(rc));
+    pthread_mutex_lock(&l->mu);
+    l->parent_ok = 1;
+    pthread_mutex_unlock(&l->mu);
+    launch(l, attempt);
+    req_free(r);
+}
+
+/* mu NOT held: create our node and, right behind it, list the queue. The
+ * first time, make the parent a container first (one more round trip, once
+ * per handle). */
 static void launch(zkc_lock *l, unsigned attempt)
 {
     struct req *cr, *gr = NULL;
     char guid[ZKC_GUID_LEN + 1];
     zhandle_t *zh;
+    unsigned round, gen;
     int rc;
 
     pthread_mutex_lock(&l->mu);
     if (attempt != l->attempt || l->state != L_ACQUIRING) {
         pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    if (!l->parent_ok) {
+        cr = req_new(l);
+        if (!cr)
+            fail_acquire(l, ZKC_ENOMEM);
+        pthread_mutex_unlock(&l->mu);
+        if (cr)
+            zkc__q_container(l->s, l->parent, parent_made, cr);
         return;
     }
     cr = req_new(l);
@@ -655,6 +797,7 @@ static void launch(zkc_lock *l, unsigned attempt)
     }
     l->creating = 1;
     l->gc_inflight++; /* reserved: the create's reply must not evaluate alone */
+    round = l->round;
     l->node_gen = zkc_session_generation(l->s);
     pthread_mutex_unlock(&l->mu);
 
@@ -663,20 +806,22 @@ static void launch(zkc_lock *l, unsigned attempt)
 
     pthread_mutex_lock(&l->mu);
     rc = ZINVALIDSTATE;
-    if (attempt == l->attempt && l->state == L_ACQUIRING && (gr = req_new(l)) != NULL) {
-        zh = zkc__zh_lock(l->s, NULL);
+    if (attempt == l->attempt && round == l->round && l->state == L_ACQUIRING &&
+        (gr = req_new(l)) != NULL) {
+        zh = zkc__zh_lock(l->s, &gen);
         if (zh) {
-            rc = zoo_aget_children(zh, l->parent, 0, children_done, gr);
+            rc = req_send(zh, gen, gr, R_CHILDREN, l->parent);
             zkc__zh_unlock(l->s);
         }
         if (rc != ZOK)
             req_free(gr);
     }
     if (rc != ZOK) {
-        if (attempt == l->attempt && l->gc_inflight > 0)
+        if (attempt == l->attempt && round == l->round && l->gc_inflight > 0)
             l->gc_inflight--;
         /* The create may have completed meanwhile, waiting for us. */
-        if (attempt == l->attempt && l->state == L_ACQUIRING && l->node && l->gc_inflight == 0)
+        if (attempt == l->attempt && round == l->round && l->state == L_ACQUIRING && l->node &&
+            l->gc_inflight == 0)
             evaluate(l);
     }
     pthread_mutex_unlock(&l->mu);
@@ -689,6 +834,7 @@ static void verified(int rc, const struct Stat *st, const void *data)
     struct req *r = (struct req *)data;
     zkc_lock *l = r->l;
 
+    zkc__pending_done(l->s, &r->pend);
     pthread_mutex_lock(&l->mu);
     if (r->attempt == l->attempt && l->state == L_HELD) {
         if (rc == ZOK && st->ephemeralOwner == l->owner_sid) {
@@ -709,6 +855,7 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     zkc_lock *l = arg;
     struct req *r;
     zhandle_t *zh;
+    unsigned zgen;
 
     (void)gen;
     pthread_mutex_lock(&l->mu);
@@ -723,9 +870,9 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
             /* Same session back: confirm the node is still there and
              * ours before saying so (it could have been deleted by hand). */
             r = req_new(l);
-            zh = r ? zkc__zh_lock(l->s, NULL) : NULL;
+            zh = r ? zkc__zh_lock(l->s, &zgen) : NULL;
             if (zh) {
-                if (zoo_aexists(zh, l->node, 0, verified, r) != ZOK) {
+                if (req_send(zh, zgen, r, R_VERIFY, l->node) != ZOK) {
                     req_free(r);
                     r = NULL;
                 }
@@ -831,7 +978,6 @@ static unsigned begin(zkc_lock *l, int try_only)
     l->try_only = try_only;
     l->creating = 0;
     l->gc_inflight = 0;
-    l->resume_queued = 0;
     free(l->node);
     l->node = NULL;
     l->name = NULL;
@@ -1160,6 +1306,21 @@ void zkc_lock_info_free(zkc_lock_info *info)
     free(info);
 }
 
+/* getChildren2 into a zkc__call: the children, and the parent's Stat. */
+static void inspect_listed(int rc, const struct String_vector *v, const struct Stat *st,
+                           const void *data)
+{
+    zkc__call *c = (zkc__call *)data;
+
+    if (rc == ZOK && st) {
+        pthread_mutex_lock(&c->mu);
+        if (!c->done)
+            c->stat = *st;
+        pthread_mutex_unlock(&c->mu);
+    }
+    zkc__call_strings_done(rc, v, data);
+}
+
 int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_info **out)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zkc__now_ms() + timeout_ms;
@@ -1167,7 +1328,7 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
     struct ibatch *b = NULL;
     zkc_lock_info *info = NULL;
     char **names = NULL;
-    int rc, i, n = 0, writer_seen = 0, sent = 0;
+    int rc, i, n = 0, writer_seen = 0, ahead = 0, sent = 0;
     zhandle_t *zh;
 
     if (!s || !out || zkc__path_check(path) != 0)
@@ -1181,7 +1342,7 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
         goto out;
     }
     zkc__call_ref(gc);
-    rc = zoo_aget_children(zh, path, 0, zkc__call_strings_done, gc);
+    rc = zoo_aget_children2(zh, path, 0, inspect_listed, gc);
     zkc__zh_unlock(s);
     if (rc != ZOK) {
         zkc__call_unref(gc);
@@ -1195,15 +1356,12 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
         rc = zkc__err_from_zk(gc->rc);
         goto out;
     }
-    names = malloc(sizeof(*names) * (size_t)(gc->children.count + 1));
-    if (!names) {
-        rc = ZKC_ENOMEM;
-        goto out;
-    }
-    for (i = 0; i < gc->children.count; i++)
-        if (kind_of(gc->children.data[i]) >= 0 || strstr(gc->children.data[i], "lease-"))
-            names[n++] = gc->children.data[i];
-    if (zkc__sort_by_seq(names, n) < 0) {
+    /* The one order of every participant (queue.h). */
+    n = zkc__q_line(&gc->children,
+                    ZKC__Q_BIT(ZKC__Q_MUTEX) | ZKC__Q_BIT(ZKC__Q_READ) | ZKC__Q_BIT(ZKC__Q_WRITE) |
+                        ZKC__Q_BIT(ZKC__Q_LEASE),
+                    NULL, &names);
+    if (n < 0) {
         rc = ZKC_ENOMEM;
         goto out;
     }
@@ -1254,10 +1412,12 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
         rc = ZKC_ENOMEM;
         goto out;
     }
+    info->cversion = gc->stat.cversion;
+    info->near_wrap = zkc__q_near_wrap(gc->stat.cversion);
     for (i = 0; i < n; i++) {
         struct islot *sl = &b->slots[i];
         zkc_lock_entry *e = &info->entries[info->count];
-        int k = kind_of(names[i]);
+        int k = zkc__q_kind(names[i]);
         if (sl->rc == ZNONODE)
             continue; /* left while we looked */
         if (sl->rc != ZOK) {
@@ -1274,20 +1434,24 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
         e->token = sl->st.czxid;
         e->session_id = sl->st.ephemeralOwner;
         zkc__seq_parse(names[i], &e->seq);
-        if (k == ZKC__LQ_WRITE) {
+        /* A node that is not ephemeral holds nothing, and nobody queues
+         * behind it (queue.h): the participants skip it too. */
+        e->foreign = !zkc__q_eligible(&sl->st);
+        if (k == ZKC__Q_WRITE) {
             e->kind = ZKC_LOCK_ENTRY_WRITE;
-            e->holds = info->count == 1;
-            writer_seen = 1;
-        } else if (k == ZKC__LQ_READ) {
+            e->holds = !e->foreign && ahead == 0;
+            writer_seen |= !e->foreign;
+        } else if (k == ZKC__Q_READ) {
             e->kind = ZKC_LOCK_ENTRY_READ;
-            e->holds = !writer_seen;
-        } else if (k == ZKC__LQ_MUTEX) {
+            e->holds = !e->foreign && !writer_seen;
+        } else if (k == ZKC__Q_MUTEX) {
             e->kind = ZKC_LOCK_ENTRY_MUTEX;
-            e->holds = info->count == 1;
+            e->holds = !e->foreign && ahead == 0;
         } else {
             e->kind = ZKC_LOCK_ENTRY_LEASE;
-            e->holds = 1;
+            e->holds = !e->foreign;
         }
+        ahead += !e->foreign;
     }
     *out = info;
     info = NULL;

@@ -526,3 +526,9 @@ int64_t zkc_member_mzxid(const zkc_member *m)
 {
     return m->b->mzxid;
 }
+
+struct zkc__mbody *zkc__mbody_ref(struct zkc__mbody *b)
+{
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+    return b;
+}

@@ -69,6 +69,7 @@ int zkc__payload_encode(const zkc_member_info *info, size_t max, char **out, siz
 struct zkc__mbody *zkc__payload_decode(const char *node, const char *data, int len, size_t max,
                                        char *why, size_t why_len);
 
+struct zkc__mbody *zkc__mbody_ref(struct zkc__mbody *b);
 void zkc__mbody_unref(struct zkc__mbody *b);
 
 /* A new member wrapper over `b` (takes a reference on b) with view flags

@@ -5,7 +5,7 @@
  * it. Curator's reader watches the *first* writer ahead and re-checks when
  * it goes; ours watches the *last* writer ahead: it can only be granted once
  * that one is gone, so earlier writers leaving wake nobody. */
-#include "lockq.h"
+#include "queue.h"
 
 #include <stdlib.h>
 

@@ -8,8 +8,15 @@
  *
  * The waiting is done on the caller's thread (acquire is blocking only), as
  * a sequence of asynchronous requests each waited for with the caller's
- * deadline; the state kept for loss events is small. */
-#include "lockq.h"
+ * deadline; the state kept for loss events is small.
+ *
+ * A session lost while waiting ends the round, not the acquire: the lease
+ * and the internal mutex died with the session, so the waiter starts again
+ * on the new one (within its deadline), as the mutex does. Every wait also
+ * wakes at session changes (the leases watch dies with its session), and a
+ * lease is granted only while the session generation it was counted in is
+ * still the current one. */
+#include "queue.h"
 #include "naming.h"
 #include "pcreate.h"
 
@@ -40,6 +47,7 @@ struct zkc_semaphore {
     int64_t token;
     int64_t owner_sid;
     int subscribed;
+    int acquiring; /* threads inside zkc_semaphore_acquire() */
 };
 
 static void sem_ref(zkc_semaphore *m)
@@ -79,6 +87,9 @@ static void run_note(void *arg)
 
     pthread_mutex_lock(&n->m->mu);
     freed = n->m->freed;
+    /* RECONNECTED (ordinary lane) after LOST (safety lane): stale */
+    if (n->ev == ZKC_LOCK_RECONNECTED && (n->m->state != S_HELD || n->m->token != n->token))
+        freed = 1;
     pthread_mutex_unlock(&n->m->mu);
     if (!freed && n->m->on_event)
         n->m->on_event(n->m, n->ev, n->token, n->m->ud);
@@ -97,7 +108,9 @@ static void post_event(zkc_semaphore *m, zkc_lock_event ev)
     n->ev = ev;
     n->token = m->token;
     sem_ref(m);
-    if (zkc__dispatch(m->s, run_note, n) != 0) {
+    /* SUSPENDED and LOST: the safety lane, never behind other callbacks */
+    if ((ev == ZKC_LOCK_RECONNECTED ? zkc__dispatch : zkc__dispatch_safety)(m->s, run_note, n) !=
+        0) {
         sem_unref(m);
         free(n);
     }
@@ -134,6 +147,9 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     zhandle_t *zh;
 
     pthread_mutex_lock(&m->mu);
+    /* Wake a waiter: its leases watch may have died with the session. */
+    m->changes++;
+    pthread_cond_broadcast(&m->cond);
     if (m->state == S_HELD) {
         if (st == ZKC_CONN_SUSPENDED) {
             post_event(m, ZKC_LOCK_SUSPENDED);
@@ -296,10 +312,57 @@ static int count_leases(const struct String_vector *v, const char *mine, int *fo
     return n;
 }
 
-/* Wait for a reply (deadline_ms -1 = forever, or an absolute time). */
-static int wait_call(zkc__call *c, int64_t deadline_ms)
+/* Wait for a reply (deadline_ms -1 = forever, or an absolute time), but no
+ * longer than the session generation `gen` lasts: the 3.8 client may drop
+ * the completions of requests pending when it closes a handle, and after a
+ * session change the answer no longer matters. 0, ZKC_ETIMEDOUT, or
+ * ZKC_ESESSIONLOST (the generation moved on). The slices are not
+ * synchronisation: they bound how long a dropped reply is waited for. */
+/* zkc_semaphore_free() was called: a blocked acquire gives up. */
+static int freed(zkc_semaphore *m)
 {
-    return zkc__call_wait(c, zkc__remaining(deadline_ms));
+    int f;
+
+    pthread_mutex_lock(&m->mu);
+    f = m->freed;
+    pthread_mutex_unlock(&m->mu);
+    return f;
+}
+
+/* zkc_session_wait_connected() that also ends when the handle is freed
+ * (ZKC_ECANCELED). */
+static int wait_connected(zkc_semaphore *m, int64_t deadline_ms)
+{
+    int left, slice, rc;
+
+    for (;;) {
+        if (freed(m))
+            return ZKC_ECANCELED;
+        left = zkc__remaining(deadline_ms);
+        slice = left < 0 || left > 500 ? 500 : left;
+        rc = zkc_session_wait_connected(m->s, slice);
+        if (rc != ZKC_ETIMEDOUT || (left >= 0 && slice == left))
+            return rc;
+    }
+}
+
+static int wait_call(zkc_semaphore *m, zkc__call *c, int64_t deadline_ms, unsigned gen)
+{
+    int left, slice, rc;
+
+    for (;;) {
+        left = zkc__remaining(deadline_ms);
+        slice = left < 0 || left > 500 ? 500 : left;
+        rc = zkc__call_wait(c, slice);
+        if (rc == 0)
+            return 0;
+        if (left >= 0 && slice == left)
+            return ZKC_ETIMEDOUT;
+        if (zkc_session_generation(m->s) != gen)
+            return ZKC_ESESSIONLOST;
+        if (freed(m))
+            return ZKC_ECANCELED;
+    }
 }
 
 /* Delete our lease and wait for the first outcome. */
@@ -316,34 +379,34 @@ static void drop_lease(zkc_semaphore *m, const char *path, unsigned gen)
     }
 }
 
-int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
+/* "This round cannot finish: the session changed under it; go again." */
+#define AGAIN 1
+
+/* One round: the internal mutex, our lease, counting until it fits. 0 with
+ * *lease (new), *st and *gen set; AGAIN; or a ZKC_* error. Nothing of the
+ * round is left behind on AGAIN or an error. */
+static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **lease_out,
+                     struct Stat *st_out, unsigned *gen_out)
 {
-    int64_t deadline = -1;
     zkc__call *cc = NULL, *gc;
     struct lease_create *x;
-    int rc, try_only = timeout_ms == 0, found, n;
+    int rc, found, n;
     zhandle_t *zh;
     char *lease = NULL;
-    unsigned gen, snap;
+    unsigned gen, snap, gen_now;
     struct Stat st;
 
-    if (!m)
-        return ZKC_EINVAL;
-    pthread_mutex_lock(&m->mu);
-    if (m->state == S_HELD || m->state == S_ACQUIRING) {
-        pthread_mutex_unlock(&m->mu);
-        return ZKC_EBUSY;
-    }
-    m->state = S_ACQUIRING;
-    pthread_mutex_unlock(&m->mu);
-
-    if (timeout_ms >= 0)
-        deadline = zkc__now_ms() + (try_only ? zkc_session_timeout_ms(m->s) : timeout_ms);
-    rc = zkc_lock_acquire(m->mutex, try_only ? 0 : timeout_ms, NULL);
+    if (freed(m))
+        return ZKC_ECANCELED;
+    rc = zkc_lock_acquire(m->mutex, try_only ? 0 : zkc__remaining(deadline), NULL);
     if (rc) {
         if (rc == ZKC_EBUSY)
             rc = ZKC_ETIMEDOUT;
-        goto out;
+        return rc;
+    }
+    if (freed(m)) {
+        rc = ZKC_ECANCELED;
+        goto out_unlock;
     }
 
     /* Our lease, protected like every node here. */
@@ -366,20 +429,23 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
     zkc__call_ref(cc);
     zkc__pcreate(m->s, m->leases, m->guid, "lease-", m->owner, (int)strlen(m->owner),
                  ZOO_EPHEMERAL_SEQUENTIAL, lease_created, cc);
-    if (wait_call(cc, deadline) != 0) {
+    rc = wait_call(m, cc, deadline, gen);
+    if (rc != 0) {
         pthread_mutex_lock(&cc->mu);
         if (!cc->done)
             x->abandoned = 1;
         else if (x->path)
             lease = strdup(x->path);
         pthread_mutex_unlock(&cc->mu);
-        rc = ZKC_ETIMEDOUT;
         if (lease)
             drop_lease(m, lease, gen);
+        rc = rc == ZKC_ESESSIONLOST ? AGAIN : rc;
         goto out_unlock;
     }
     if (cc->rc != 0) {
         rc = cc->rc;
+        if (rc == ZKC_ESESSIONLOST || rc == ZKC_ECONNLOSS || rc == ZKC_ECLOSED)
+            rc = AGAIN; /* the session (or its handle) changed under the create */
         goto out_unlock;
     }
     lease = strdup(x->path);
@@ -399,22 +465,40 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
             rc = ZKC_ENOMEM;
             break;
         }
-        zh = zkc__zh_lock(m->s, NULL);
+        zh = zkc__zh_lock(m->s, &gen_now);
         rc = ZCONNECTIONLOSS;
-        if (zh) {
+        if (zh && gen_now != gen) {
+            rc = ZSESSIONEXPIRED;
+        } else if (zh) {
             zkc__call_ref(gc);
             rc = zoo_aget_children(zh, m->leases, 1, zkc__call_strings_done, gc);
-            zkc__zh_unlock(m->s);
             if (rc != ZOK)
                 zkc__call_unref(gc);
         }
-        if (rc == ZOK && wait_call(gc, deadline) != 0) {
+        if (zh)
+            zkc__zh_unlock(m->s);
+        if (rc == ZOK) {
+            rc = wait_call(m, gc, deadline, gen);
+            if (rc != 0) {
+                zkc__call_unref(gc);
+                rc = rc == ZKC_ESESSIONLOST ? AGAIN : rc;
+                break;
+            }
+            rc = gc->rc;
+        }
+        if (rc == ZSESSIONEXPIRED || rc == ZCLOSING || zkc_session_generation(m->s) != gen) {
             zkc__call_unref(gc);
-            rc = ZKC_ETIMEDOUT;
+            rc = AGAIN; /* our lease went with the session */
             break;
         }
-        if (rc == ZOK)
-            rc = gc->rc;
+        if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZINVALIDSTATE) {
+            /* Same session, maybe: wait for the connection, count again. */
+            zkc__call_unref(gc);
+            rc = wait_connected(m, deadline);
+            if (rc)
+                break;
+            continue;
+        }
         if (rc != ZOK) {
             zkc__call_unref(gc);
             rc = zkc__err_from_zk(rc);
@@ -423,20 +507,23 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
         n = count_leases(&gc->children, zkc__path_base(lease), &found);
         zkc__call_unref(gc);
         if (!found) {
-            rc = ZKC_ECONNLOSS; /* our lease vanished: the session changed */
+            rc = AGAIN; /* our lease vanished: the session changed */
             break;
         }
         if (n <= m->max) {
-            rc = 0;
+            /* Counted in session `gen`: grant only if that is still the
+             * session we have (a lease counted before a session change is
+             * gone, and so may be the others' view of it). */
+            rc = zkc_session_generation(m->s) == gen ? 0 : AGAIN;
             break;
         }
         if (try_only) {
             rc = ZKC_ETIMEDOUT;
             break;
         }
-        /* Wait for the leases to change (or the deadline). */
+        /* Wait for the leases or the session to change (or the deadline). */
         pthread_mutex_lock(&m->mu);
-        while (m->changes == snap) {
+        while (m->changes == snap && !m->freed) {
             struct timespec ts;
             int left = zkc__remaining(deadline);
             if (left < 0) {
@@ -449,6 +536,10 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
             pthread_cond_timedwait(&m->cond, &m->mu, &ts);
         }
         pthread_mutex_unlock(&m->mu);
+        if (freed(m)) {
+            rc = ZKC_ECANCELED;
+            break;
+        }
         if (zkc__remaining(deadline) == 0) {
             rc = ZKC_ETIMEDOUT;
             break;
@@ -460,30 +551,79 @@ int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
         lease = NULL;
         goto out_unlock;
     }
-    pthread_mutex_lock(&m->mu);
-    m->state = S_HELD;
-    m->epoch++;
-    free(m->node);
-    m->node = lease;
-    lease = NULL;
-    m->node_gen = gen;
-    m->token = st.czxid;
-    m->owner_sid = st.ephemeralOwner;
-    pthread_mutex_unlock(&m->mu);
-    if (token)
-        *token = st.czxid;
+    *lease_out = lease;
+    *st_out = st;
+    *gen_out = gen;
 
 out_unlock:
     zkc_lock_release(m->mutex);
-out:
     if (cc)
         zkc__call_unref(cc);
-    free(lease);
-    if (rc != 0) {
-        pthread_mutex_lock(&m->mu);
-        m->state = S_IDLE;
+    return rc;
+}
+
+int zkc_semaphore_acquire(zkc_semaphore *m, int timeout_ms, int64_t *token)
+{
+    int64_t deadline = -1;
+    int rc, try_only = timeout_ms == 0;
+    char *lease = NULL;
+    unsigned gen = 0;
+    struct Stat st;
+
+    if (!m)
+        return ZKC_EINVAL;
+    pthread_mutex_lock(&m->mu);
+    if (m->state == S_HELD || m->state == S_ACQUIRING) {
         pthread_mutex_unlock(&m->mu);
+        return ZKC_EBUSY;
     }
+    if (m->freed) {
+        pthread_mutex_unlock(&m->mu);
+        return ZKC_ECANCELED;
+    }
+    m->state = S_ACQUIRING;
+    m->acquiring++;
+    pthread_mutex_unlock(&m->mu);
+
+    if (timeout_ms >= 0)
+        deadline = zkc__now_ms() + (try_only ? zkc_session_timeout_ms(m->s) : timeout_ms);
+    for (;;) {
+        rc = one_round(m, deadline, try_only, &lease, &st, &gen);
+        if (rc != AGAIN)
+            break;
+        /* The session changed under the round: again, on the new one. */
+        zkc__log(m->s, ZKC_LOG_INFO, "semaphore %s: session changed while acquiring, again",
+                 m->leases);
+        rc = wait_connected(m, deadline);
+        if (rc)
+            break;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (rc == 0 && m->freed) {
+        /* freed while the grant was on its way: not ours to keep */
+        pthread_mutex_unlock(&m->mu);
+        drop_lease(m, lease, gen);
+        free(lease);
+        lease = NULL;
+        pthread_mutex_lock(&m->mu);
+        rc = ZKC_ECANCELED;
+    }
+    if (rc == 0) {
+        m->state = S_HELD;
+        m->epoch++;
+        free(m->node);
+        m->node = lease;
+        m->node_gen = gen;
+        m->token = st.czxid;
+        m->owner_sid = st.ephemeralOwner;
+        if (token)
+            *token = st.czxid;
+    } else {
+        m->state = S_IDLE;
+    }
+    if (--m->acquiring == 0)
+        pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->mu);
     return rc;
 }
 
@@ -538,6 +678,19 @@ void zkc_semaphore_free(zkc_semaphore *m)
     zkc__unwatch(m->s, m->leases, on_leases, m);
     pthread_mutex_lock(&m->mu);
     m->freed = 1;
+    pthread_cond_broadcast(&m->cond);
+    /* A blocked acquire returns ZKC_ECANCELED: its waits check `freed`
+     * at least every half second, and its internal mutex acquire is
+     * canceled here. Wait for it to leave before freeing what it uses. */
+    while (m->acquiring > 0) {
+        struct timespec ts;
+        pthread_mutex_unlock(&m->mu);
+        zkc_lock_cancel(m->mutex);
+        pthread_mutex_lock(&m->mu);
+        zkc__deadline(&ts, 100);
+        if (m->acquiring > 0)
+            pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+    }
     if (m->state == S_HELD) {
         node = m->node;
         m->node = NULL;

@@ -473,6 +473,11 @@ static int open_handle(zkc_session *s)
                  err ? strerror(err) : "unknown error");
         return err == EINVAL ? ZKC_EINVAL : ZKC_ESYS;
     }
+    /* The 3.8 client re-resolves the server names at every turn of its I/O
+     * loop by default (resolve delay 0): a getaddrinfo per read, so a large
+     * reply (getChildren of 10,000 members) costs CPU in proportion. Once
+     * a minute is plenty. */
+    zoo_set_servers_resolution_delay(zh, 60000);
     if (s->auth && zoo_add_auth(zh, "digest", s->auth, (int)strlen(s->auth), auth_done, h) != ZOK)
         zkc__log(s, ZKC_LOG_ERROR, "cannot queue digest auth");
     pthread_mutex_lock(&s->zh_mu);

@@ -115,7 +115,7 @@ static void *proxy_main(void *arg)
     char buf[65536];
 
     for (;;) {
-        int i, n = 0, cut = 0;
+        int i, n = 0, cut = 0, polled;
 
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
@@ -140,6 +140,7 @@ static void *proxy_main(void *arg)
             fds[n].fd = p->pairs[i].server;
             fds[n++].events = POLLIN;
         }
+        polled = p->npairs; /* pairs accepted below have no entry in fds yet */
         if (poll(fds, (nfds_t)n, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -152,7 +153,7 @@ static void *proxy_main(void *arg)
         }
         if (fds[1].revents & POLLIN)
             accept_one(p);
-        for (i = p->npairs - 1; i >= 0; i--) {
+        for (i = polled - 1; i >= 0; i--) {
             struct pollfd *cf = &fds[2 + 2 * i], *sf = &fds[3 + 2 * i];
             int dead = 0, fire = 0;
             if (i >= p->npairs)

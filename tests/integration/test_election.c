@@ -18,9 +18,11 @@
 #include "naming.h"
 #include "zkcoord/election.h"
 
-/* Internal test hook of src/lib/election.c: watch events that woke a
- * participant. */
+/* Internal test hooks of src/lib/election.c: watch events that woke a
+ * participant; a function run right before a participant sets its watch on
+ * the node it waits behind. */
 unsigned long zkc__election_wakeups(void);
+extern void (*zkc__election_test_before_watch)(const char *path);
 
 #define MAXP    64
 #define MAXEV   8192
@@ -824,6 +826,158 @@ out:
     parts_close(ps, N);
 }
 
+/* ---- issue 9, bug 4: no watch left on a predecessor that is gone */
+
+static struct {
+    zkc_session *s; /* the session owning the predecessor */
+    char path[256];
+    int deleted;
+} gone;
+
+/* Runs on the participant's thread right before it sets its watch on
+ * `path`: delete the predecessor there, so it is gone when the request
+ * arrives. */
+static void delete_before_watch(const char *path)
+{
+    zhandle_t *zh;
+
+    if (gone.deleted || strcmp(path, gone.path) != 0)
+        return;
+    zh = zkc__zh_lock(gone.s, NULL);
+    if (!zh)
+        return;
+    zkc__zh_unlock(gone.s);
+    if (zoo_delete(zh, gone.path, -1) == ZOK)
+        gone.deleted = 1;
+}
+
+/* A participant queues behind a node that is deleted right before it sets
+ * its watch on it. The watch must be set with getData (which leaves no
+ * watch on a missing node), not exists (which would leave one on the server
+ * for a path that never comes back, re-sent on every reconnect). The
+ * server's own list of watches (wchc) must not name the deleted path; it
+ * does name the leader's own node (so wchc is read right). */
+static void test_no_watch_leak(void)
+{
+    struct part ps[2];
+    char buf[8192], node[256];
+    zhandle_t *zh;
+    int len;
+
+    unsigned failures = CU_get_number_of_failures();
+
+    log_reset();
+    memset(&gone, 0, sizeof(gone));
+    TU_CHECK(parts_open(ps, 2, NULL, 4000) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(ps[0].s, "/el/leak", 5000) == 0, out);
+    zh = zkc__zh_lock(ps[0].s, NULL);
+    TU_CHECK(zh != NULL, out);
+    zkc__zh_unlock(ps[0].s);
+    TU_CHECK(zoo_create(zh, "/el/leak/_c_00000000-0000-4000-8000-000000000001-latch-", "x", 1,
+                        &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, gone.path,
+                        (int)sizeof(gone.path)) == ZOK,
+             out);
+    gone.s = ps[0].s;
+    zkc__election_test_before_watch = delete_before_watch;
+    TU_CHECK(part_join(&ps[1], "/el/leak", ZKC_ELECTION_STEP_DOWN) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(ps[1].e, WAIT_MS, NULL) == 0, out);
+    zkc__election_test_before_watch = NULL;
+    CU_ASSERT_EQUAL(gone.deleted, 1);
+    TU_CHECK(zkc_election_node_path(ps[1].e, node, sizeof(node)) == 0, out);
+    TU_CHECK(round_trip(ps[1].s) == 0, out);
+    len = zkh_four_letter(tu_zk, 0, "wchc", buf, sizeof(buf));
+    TU_CHECK(len > 0, out);
+    CU_ASSERT_PTR_NULL(strstr(buf, gone.path));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, node));
+    if (strstr(buf, gone.path))
+        printf("\n    wchc still names %s ", gone.path);
+out:
+    zkc__election_test_before_watch = NULL;
+    dump_if_failed(failures);
+    parts_close(ps, 2);
+}
+
+/* ---- issue 9, bug 6: one order and eligibility rule for everyone */
+
+/* A foreign client plants a persistent "..-latch--000000001" (sequence -1:
+ * it sorts ahead of every real node) in a running election. It is not an
+ * ephemeral node of a live session, so it never leads: the leader keeps
+ * leading, the observer never names it, the next participant leads when the
+ * leader resigns (its predecessor check skips the planted node), and
+ * zkc_election_leader / zkc_election_observe_leader agree with them. */
+static void test_foreign_node(void)
+{
+    struct part ps[2];
+    zkc_election *obs = NULL;
+    zkc_election_leader_info info;
+    const char *planted = "/el/foreign/_c_00000000-0000-4000-8000-000000000000-latch--000000001";
+    zhandle_t *zh;
+    int from, i, el, ch;
+
+    unsigned failures = CU_get_number_of_failures();
+
+    log_reset();
+    TU_CHECK(parts_open(ps, 2, NULL, 4000) == 0, out);
+    TU_CHECK(part_join(&ps[0], "/el/foreign", ZKC_ELECTION_STEP_DOWN) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(ps[0].e, WAIT_MS, NULL) == 0, out);
+    TU_CHECK(part_join(&ps[1], "/el/foreign", ZKC_ELECTION_STEP_DOWN) == 0, out);
+    TU_CHECK(log_wait(0, 1, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS) >= 0, out);
+    TU_CHECK(zkc_election_observer_new(&obs, ps[1].s, "/el/foreign", on_event, &obs_part) == 0,
+             out);
+    /* the observer's first report (p00) */
+    for (ch = log_wait(0, -1, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS);
+         ch >= 0 && log_get(ch).who != -1;)
+        ch = log_wait(ch + 1, -1, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS);
+    TU_CHECK(ch >= 0, out);
+    CU_ASSERT_STRING_EQUAL(log_get(ch).leader, "p00");
+    from = log_count();
+    zh = zkc__zh_lock(ps[0].s, NULL);
+    TU_CHECK(zh != NULL, out);
+    zkc__zh_unlock(ps[0].s);
+    TU_CHECK(zoo_create(zh, planted, "intruder", 8, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    /* Everyone asks the server: all of them agree p00 leads. */
+    for (i = 0; i < 2; i++)
+        TU_CHECK(round_trip(ps[i].s) == 0, out);
+    CU_ASSERT_EQUAL(zkc_election_leader(ps[1].e, &info, WAIT_MS), 0);
+    CU_ASSERT_STRING_EQUAL(info.id, "p00");
+    CU_ASSERT_EQUAL(info.session_id, zkc_session_id(ps[0].s));
+    CU_ASSERT_EQUAL(zkc_election_is_leader(ps[0].e, NULL), 1);
+    /* Hand-off: p01 waits behind p00, then would wait behind the planted
+     * node: it must lead. */
+    CU_ASSERT_EQUAL(zkc_election_resign(ps[0].e), 0);
+    el = log_wait(from, 1, ZKC_ELECTION_ELECTED, WAIT_MS);
+    CU_ASSERT(el >= 0);
+    CU_ASSERT_EQUAL(zkc_election_observe_leader(ps[0].s, "/el/foreign", &info, WAIT_MS), 0);
+    CU_ASSERT_STRING_EQUAL(info.id, "p01");
+    CU_ASSERT_EQUAL(info.session_id, zkc_session_id(ps[1].s));
+    /* The observer named p01 too, and nobody ever named the intruder. */
+    for (ch = log_wait(from, -1, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS);
+         ch >= 0 && log_get(ch).who != -1;)
+        ch = log_wait(ch + 1, -1, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS);
+    TU_CHECK(ch >= 0, out);
+    for (i = from; i < log_count(); i++) {
+        CU_ASSERT(strcmp(log_get(i).leader, "intruder") != 0);
+        if (log_get(i).who == -1 && log_get(i).type == ZKC_ELECTION_LEADER_CHANGED)
+            CU_ASSERT_STRING_EQUAL(log_get(i).leader, "p01");
+    }
+    /* Back in line behind p01: exactly one leader. */
+    CU_ASSERT_EQUAL(zkc_election_rejoin(ps[0].e), 0);
+    TU_CHECK(log_wait(from, 0, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS) >= 0, out);
+    CU_ASSERT_EQUAL(leaders(ps, 2), 1);
+    CU_ASSERT_EQUAL(zkc_election_is_leader(ps[1].e, NULL), 1);
+out:
+    dump_if_failed(failures);
+    zkc_election_close(obs);
+    if (ps[0].s) {
+        zh = zkc__zh_lock(ps[0].s, NULL);
+        if (zh) {
+            zkc__zh_unlock(ps[0].s);
+            zoo_delete(zh, planted, -1);
+        }
+    }
+    parts_close(ps, 2);
+}
+
 /* ZKC_ELECTION_ONLY=text runs only the tests whose name contains it. */
 static int add(CU_pSuite s, const char *name, CU_TestFunc fn)
 {
@@ -850,7 +1004,9 @@ int register_election_suite(void)
         !add(s, "policy wait: leads through SUSPENDED, demoted at LOST", test_wait_policy_lost) ||
         !add(s, "server stop: step_down vs wait, one leader after", test_server_stop) ||
         !add(s, "rapid churn: one believer, tokens increase", test_churn) ||
-        !add(s, "no herd: one resign wakes one of 50", test_no_herd))
+        !add(s, "no herd: one resign wakes one of 50", test_no_herd) ||
+        !add(s, "predecessor gone before its watch: no watch left", test_no_watch_leak) ||
+        !add(s, "foreign persistent node ahead: never leader, all agree", test_foreign_node))
         return -1;
     return 0;
 }

@@ -4,12 +4,15 @@
  * server restart, churn, the read cost of one join, the one-shot read. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
+#include <malloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/proxy.h"
 #include "common/testutil.h"
+#include "cache.h"
 #include "internal.h"
 #include "zkcoord/group.h"
 
@@ -326,11 +329,13 @@ static void vanish_deleted(int rc, const void *data)
     vn->rc = rc;
 }
 
-static void vanish_fn(void *arg, int type, const char *path)
+static void vanish_fn(zhandle_t *zh_, int type, int state, const char *path, void *arg)
 {
     struct vanisher *vn = arg;
     zhandle_t *zh;
 
+    (void)zh_;
+    (void)state;
     (void)path;
     if (type != ZOO_CHILD_EVENT || vn->fired)
         return;
@@ -350,7 +355,7 @@ static void test_vanish_between_list_and_get(void)
     struct vanisher vn;
     grec ro;
     char created[256];
-    int one = 1, subscribed = 0;
+    int one = 1;
 
     memset(&vn, 0, sizeof(vn));
     vn.rc = 99;
@@ -361,12 +366,17 @@ static void test_vanish_between_list_and_get(void)
     TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
     vn.s = so;
     vn.victim = created;
-    /* Subscribed before the group: routes run newest first, so ours runs
-     * after the group's. */
-    TU_CHECK(zkc__watch(so, path, vanish_fn, &vn) == 0, out);
-    subscribed = 1;
     TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
     TU_CHECK(zkc__mkdirs_sync(so, path, 5000) == 0, out); /* a round trip: first listing is in */
+    /* A child watch of our own on the observer's handle, set after the
+     * group's: the client runs the watchers of one event oldest first, so
+     * ours runs right after the group sent its getChildren. It fires once
+     * (the create below), after which the client holds no pointer to vn. */
+    {
+        struct String_vector sv = {0, NULL};
+        TU_CHECK(zoo_wget_children(raw(so), path, vanish_fn, &vn, &sv) == ZOK, out);
+        deallocate_String_vector(&sv);
+    }
     /* Named in advance (the child event may beat zoo_create's return). */
     snprintf(created, sizeof(created), "%s/member_x_0000000001", path);
     TU_CHECK(zoo_create(raw(sx), created, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) ==
@@ -399,8 +409,6 @@ static void test_vanish_between_list_and_get(void)
 out:
     zkc_group_free(gb);
     zkc_group_free(og);
-    if (subscribed)
-        zkc__unwatch(so, path, vanish_fn, &vn);
     zkc_session_close(sb);
     zkc_session_close(sx);
     zkc_session_close(so);
@@ -1073,6 +1081,743 @@ static void free_from_cb(zkc_group *g, const zkc_group_event *ev, void *ud)
     pthread_mutex_unlock(&sf->mu);
 }
 
+/* ------------------------------------------------- publishing under churn */
+
+struct churner {
+    zhandle_t *zh;
+    const char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int stop;
+    int inflight;
+    long done;
+};
+
+static void churn_created(int rc, const char *value, const void *data)
+{
+    struct churner *ch = (struct churner *)data;
+
+    (void)rc;
+    (void)value;
+    pthread_mutex_lock(&ch->mu);
+    ch->inflight--;
+    ch->done++;
+    pthread_cond_broadcast(&ch->cond);
+    pthread_mutex_unlock(&ch->mu);
+}
+
+#define CHURN_SLOTS 128 /* without the staleness bound, 8 did not starve, 128 did */
+static void churn_deleted(int rc, const void *data)
+{
+    (void)rc;
+    (void)data;
+}
+
+/* Keeps the folder changing without a pause: CHURN_SLOTS nodes, each
+ * deleted and created again, with up to CHURN_SLOTS creates in flight. */
+static void *churn_main(void *arg)
+{
+    struct churner *ch = arg;
+    char prev[CHURN_SLOTS][256];
+    int slot = 0, i;
+
+    memset(prev, 0, sizeof(prev));
+    pthread_mutex_lock(&ch->mu);
+    while (!ch->stop) {
+        struct timespec ts;
+        while (ch->inflight >= CHURN_SLOTS && !ch->stop) {
+            zkc__deadline(&ts, 1000);
+            pthread_cond_timedwait(&ch->cond, &ch->mu, &ts);
+        }
+        if (ch->stop)
+            break;
+        ch->inflight++;
+        pthread_mutex_unlock(&ch->mu);
+        if (prev[slot][0])
+            zoo_adelete(ch->zh, prev[slot], -1, churn_deleted, NULL);
+        /* A fixed name per slot: created, then deleted next time round. */
+        snprintf(prev[slot], sizeof(prev[slot]), "%s/member_churn%d_0000000000", ch->path, slot);
+        if (zoo_acreate(ch->zh, prev[slot], "{}", 2, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
+                        churn_created, ch) != ZOK) {
+            pthread_mutex_lock(&ch->mu);
+            ch->inflight--;
+            continue;
+        }
+        slot = (slot + 1) % (CHURN_SLOTS);
+        pthread_mutex_lock(&ch->mu);
+    }
+    pthread_mutex_unlock(&ch->mu);
+    for (i = 0; i < CHURN_SLOTS; i++)
+        if (prev[i][0])
+            zoo_adelete(ch->zh, prev[i], -1, churn_deleted, NULL);
+    return NULL;
+}
+
+/* Issue 9 "publishing not starved under sustained churn": while the folder
+ * never stops changing (so a listing is nearly always in flight), a member
+ * that joins is still delivered within a bounded time. (Before the
+ * staleness bound in cache.c the join was not delivered within 5 s.) */
+static void test_publish_under_churn(void)
+{
+    const char *path = "/zkcoord/churnpub/members";
+    zkc_session *so = NULL, *sx = NULL, *sm = NULL;
+    zkc_group *og = NULL, *gm = NULL;
+    zkc_member_info info = info_of("steady", 9);
+    struct churner ch;
+    pthread_t th;
+    int started = 0;
+    long long t0, seen = -1;
+    grec ro;
+
+    memset(&ch, 0, sizeof(ch));
+    pthread_mutex_init(&ch.mu, NULL);
+    zkc__cond_init(&ch.cond);
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 10000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 10000, NULL) == 0, out);
+    TU_CHECK(tu_session(&sm, NULL, 10000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&gm, sm, path, NULL) == 0, out);
+    ch.zh = raw(sx);
+    ch.path = path;
+    TU_CHECK(pthread_create(&th, NULL, churn_main, &ch) == 0, out);
+    started = 1;
+    /* Churn going (some changes through), then the steady member joins. */
+    {
+        struct timespec ts;
+        zkc__deadline(&ts, 10000);
+        pthread_mutex_lock(&ch.mu);
+        while (ch.done < 200 && pthread_cond_timedwait(&ch.cond, &ch.mu, &ts) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&ch.mu);
+    }
+    t0 = tu_now_ms();
+    TU_CHECK(zkc_group_join(gm, &info) == 0, out);
+    if (wait_view(&ro, og, has_id, "steady", 5000))
+        seen = tu_now_ms() - t0;
+    pthread_mutex_lock(&ch.mu);
+    printf("\n    under churn (%ld changes so far): the join was delivered after %lld ms\n",
+           ch.done, seen);
+    pthread_mutex_unlock(&ch.mu);
+    CU_ASSERT(seen >= 0 && seen < 5000);
+out:
+    if (started) {
+        pthread_mutex_lock(&ch.mu);
+        ch.stop = 1;
+        pthread_cond_broadcast(&ch.cond);
+        pthread_mutex_unlock(&ch.mu);
+        pthread_join(th, NULL);
+    }
+    zkc_group_free(gm);
+    zkc_group_free(og);
+    zkc_session_close(sm);
+    zkc_session_close(sx);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+    pthread_cond_destroy(&ch.cond);
+    pthread_mutex_destroy(&ch.mu);
+}
+
+/* ------------------------------------------------------ public reads */
+
+/* zkc_get / zkc_get_children: what the CLI reads with. */
+static void test_read_api(void)
+{
+    const char *path = "/zkcoord/readapi/node";
+    zkc_session *s = NULL;
+    zkc_stat st;
+    char **names = NULL, *data = NULL, p[128];
+    int n = -1, len = -1;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL(zkc_get_children(s, path, 5000, &names, &n, NULL), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(zkc_get(s, path, 5000, &data, &len, NULL), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(n, -1); /* untouched on failure */
+    CU_ASSERT_EQUAL(zkc_get_children(s, "no-slash", 5000, &names, &n, NULL), ZKC_EINVAL);
+    TU_CHECK(zkc__mkdirs_sync(s, path, 5000) == 0, out);
+    TU_CHECK(zoo_set(raw(s), path, "hello", 5, -1) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/zeta", path);
+    TU_CHECK(zoo_create(raw(s), p, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/alpha", path);
+    TU_CHECK(zoo_create(raw(s), p, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) == ZOK,
+             out);
+    CU_ASSERT_EQUAL(zkc_get_children(s, path, 5000, &names, &n, &st), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    if (n == 2) {
+        CU_ASSERT_STRING_EQUAL(names[0], "alpha");
+        CU_ASSERT_STRING_EQUAL(names[1], "zeta");
+    }
+    CU_ASSERT_EQUAL(st.num_children, 2);
+    CU_ASSERT_EQUAL(st.version, 1);
+    CU_ASSERT_EQUAL(st.data_length, 5);
+    zkc_strings_free(names, n);
+    memset(&st, 0, sizeof(st));
+    CU_ASSERT_EQUAL(zkc_get(s, path, 5000, &data, &len, &st), 0);
+    CU_ASSERT_EQUAL(len, 5);
+    CU_ASSERT(data && strcmp(data, "hello") == 0);
+    CU_ASSERT_EQUAL(st.version, 1);
+    CU_ASSERT_EQUAL(st.owner, 0);
+    free(data);
+    /* An empty ephemeral node: no data, owned by this session. */
+    CU_ASSERT_EQUAL(zkc_get(s, p, 5000, &data, &len, &st), 0);
+    CU_ASSERT_PTR_NULL(data);
+    CU_ASSERT_EQUAL(len, 0);
+    CU_ASSERT_EQUAL(st.owner, zkc_session_id(s));
+    CU_ASSERT_EQUAL(zkc_get(s, p, 5000, NULL, NULL, NULL), 0);
+    /* No children: a NULL array and 0. */
+    CU_ASSERT_EQUAL(zkc_get_children(s, p, 5000, &names, &n, NULL), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(names);
+out:
+    zkc_session_close(s);
+}
+
+#define CREC_MAX 64
+
+struct crec {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int n;
+    struct {
+        zkc_cache_event_type type;
+        char name[64];
+        char data[64];
+        int has_stat;
+    } ev[CREC_MAX];
+    zkc_cache_view *last;
+};
+
+static void crec_fn(zkc_cache *c, const zkc_cache_event *ev, void *ud)
+{
+    struct crec *r = ud;
+
+    (void)c;
+    pthread_mutex_lock(&r->mu);
+    if (r->n < CREC_MAX) {
+        r->ev[r->n].type = ev->type;
+        snprintf(r->ev[r->n].name, sizeof(r->ev[r->n].name), "%s", ev->name ? ev->name : "");
+        snprintf(r->ev[r->n].data, sizeof(r->ev[r->n].data), "%.*s", ev->data ? ev->len : 0,
+                 ev->data ? ev->data : "");
+        r->ev[r->n].has_stat = ev->stat != NULL;
+        r->n++;
+    }
+    if (ev->type == ZKC_CACHE_CHANGED) {
+        zkc_cache_view_free(r->last);
+        r->last = zkc_cache_view_ref(ev->view);
+    }
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Wait for an event of `type` about `name` at index >= from; its index or -1. */
+static int crec_wait(struct crec *r, int from, zkc_cache_event_type type, const char *name)
+{
+    struct timespec ts;
+    int i, found = -1;
+
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        for (i = from; i < r->n && found < 0; i++)
+            if (r->ev[i].type == type && (!name || strcmp(r->ev[i].name, name) == 0))
+                found = i;
+        if (found >= 0 || pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+/* zkc_cache: a folder that does not exist yet, then children added,
+ * updated and removed, each told once, with data; a names-only cache. */
+static void test_cache_api(void)
+{
+    const char *path = "/zkcoord/cacheapi/folder";
+    zkc_session *s = NULL, *sx = NULL;
+    zkc_cache *c = NULL, *cn = NULL;
+    zkc_cache_opts o;
+    zkc_cache_view *v = NULL;
+    struct crec r, rn;
+    char pa[128], pb[128];
+    int i, at;
+
+    memset(&r, 0, sizeof(r));
+    memset(&rn, 0, sizeof(rn));
+    pthread_mutex_init(&r.mu, NULL);
+    zkc__cond_init(&r.cond);
+    pthread_mutex_init(&rn.mu, NULL);
+    zkc__cond_init(&rn.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
+    zkc_cache_opts_init(&o);
+    o.on_event = crec_fn;
+    o.user_data = &r;
+    o.fetch_data = 1;
+    o.watch_data = 1;
+    CU_ASSERT_EQUAL(zkc_cache_new(&c, s, "relative", &o), ZKC_EINVAL);
+    TU_CHECK(zkc_cache_new(&c, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(c) == 0, out);
+    CU_ASSERT_EQUAL(zkc_cache_start(c), ZKC_EBUSY);
+    o.user_data = &rn;
+    o.fetch_data = o.watch_data = 0;
+    TU_CHECK(zkc_cache_new(&cn, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(cn) == 0, out);
+
+    /* The folder appears with one child. */
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    snprintf(pa, sizeof(pa), "%s/a", path);
+    snprintf(pb, sizeof(pb), "%s/b", path);
+    TU_CHECK(zoo_create(raw(sx), pa, "1", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    at = crec_wait(&r, 0, ZKC_CACHE_ADDED, "a");
+    TU_CHECK(at >= 0, out);
+    CU_ASSERT_STRING_EQUAL(r.ev[at].data, "1");
+    CU_ASSERT(r.ev[at].has_stat);
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_CHANGED, NULL) > at, out);
+    /* An update is told with the new data, once. */
+    TU_CHECK(zoo_set(raw(sx), pa, "2", 1, -1) == ZOK, out);
+    at = crec_wait(&r, at, ZKC_CACHE_UPDATED, "a");
+    TU_CHECK(at >= 0, out);
+    CU_ASSERT_STRING_EQUAL(r.ev[at].data, "2");
+    TU_CHECK(zoo_create(raw(sx), pb, "x", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_ADDED, "b") > at, out);
+    TU_CHECK(zoo_delete(raw(sx), pa, -1) == ZOK, out);
+    at = crec_wait(&r, at, ZKC_CACHE_REMOVED, "a");
+    TU_CHECK(at >= 0, out);
+    CU_ASSERT_STRING_EQUAL(r.ev[at].data, "2"); /* as last seen */
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_CHANGED, NULL) > at, out);
+    TU_CHECK(zkc_cache_view_get(c, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_cache_view_count(v), 1);
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_name(v, 0), "b");
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_data(v, 0, &i), "x");
+    CU_ASSERT_EQUAL(i, 1);
+    CU_ASSERT_PTR_NOT_NULL(zkc_cache_view_stat(v, 0));
+    CU_ASSERT_PTR_NULL(zkc_cache_view_name(v, 1));
+    zkc_cache_view_free(v);
+    pthread_mutex_lock(&r.mu);
+    for (i = 0, at = 0; i < r.n; i++)
+        at += r.ev[i].type == ZKC_CACHE_UPDATED;
+    pthread_mutex_unlock(&r.mu);
+    CU_ASSERT_EQUAL(at, 1);
+
+    /* A child deleted and made again under the same name at once: the
+     * cache must not take the new node for the old one. */
+    pthread_mutex_lock(&r.mu);
+    at = r.n;
+    pthread_mutex_unlock(&r.mu);
+    TU_CHECK(zoo_delete(raw(sx), pb, -1) == ZOK, out);
+    TU_CHECK(zoo_create(raw(sx), pb, "y", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    {
+        struct timespec ts;
+        int ok = 0;
+        zkc__deadline(&ts, 10000);
+        pthread_mutex_lock(&r.mu);
+        while (!(ok = r.last && zkc_cache_view_count(r.last) == 1 &&
+                      strcmp(zkc_cache_view_data(r.last, 0, NULL), "y") == 0) &&
+               pthread_cond_timedwait(&r.cond, &r.mu, &ts) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&r.mu);
+        CU_ASSERT(ok);
+    }
+    CU_ASSERT(crec_wait(&r, at, ZKC_CACHE_REMOVED, "b") >= at);
+    CU_ASSERT(crec_wait(&r, at, ZKC_CACHE_ADDED, "b") >= at);
+
+    /* The names-only cache: the same children, no data, no stat. */
+    TU_CHECK(crec_wait(&rn, 0, ZKC_CACHE_REMOVED, "a") >= 0, out);
+    TU_CHECK(crec_wait(&rn, 0, ZKC_CACHE_ADDED, "b") >= 0, out);
+    TU_CHECK(zkc_cache_view_get(cn, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_cache_view_count(v), 1);
+    CU_ASSERT_PTR_NULL(zkc_cache_view_data(v, 0, NULL));
+    CU_ASSERT_PTR_NULL(zkc_cache_view_stat(v, 0));
+    zkc_cache_view_free(v);
+    pthread_mutex_lock(&rn.mu);
+    for (i = 0, at = 0; i < rn.n; i++)
+        at += rn.ev[i].type == ZKC_CACHE_UPDATED || rn.ev[i].has_stat;
+    pthread_mutex_unlock(&rn.mu);
+    CU_ASSERT_EQUAL(at, 0);
+out:
+    zkc_cache_free(c);
+    zkc_cache_free(cn);
+    zkc_session_close(sx);
+    zkc_session_close(s);
+    zkc_cache_view_free(r.last);
+    zkc_cache_view_free(rn.last);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&rn.cond);
+    pthread_mutex_destroy(&rn.mu);
+}
+
+/* Freeing a cache (or group) takes its per-request watches out of the
+ * client: the nodes it watched then change, and no watcher runs into freed
+ * memory (under ASan a use after free would abort here). The session's
+ * own events keep flowing: a read on it afterwards works. */
+static void test_cache_free_then_changes(void)
+{
+    const char *path = "/zkcoord/cachefree/folder";
+    zkc_session *s = NULL, *sx = NULL;
+    zkc_cache *c = NULL;
+    zkc_group *g = NULL;
+    zkc_cache_opts o;
+    struct crec r;
+    char p[128], *data = NULL;
+    int i, len = 0;
+
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.mu, NULL);
+    zkc__cond_init(&r.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    for (i = 0; i < 20; i++) {
+        snprintf(p, sizeof(p), "%s/member_n%02d_0000000000", path, i);
+        TU_CHECK(zoo_create(raw(sx), p, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    }
+    zkc_cache_opts_init(&o);
+    o.on_event = crec_fn;
+    o.user_data = &r;
+    o.watch_data = 1;
+    TU_CHECK(zkc_cache_new(&c, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(c) == 0, out);
+    TU_CHECK(new_group(&g, s, path, NULL) == 0, out);
+    TU_CHECK(crec_wait(&r, 0, ZKC_CACHE_CHANGED, NULL) >= 0, out);
+    {
+        int twenty = 20;
+        zkc_group_view *v = NULL;
+        long long end = tu_now_ms() + 10000;
+        while (tu_now_ms() < end) {
+            zkc_group_view_get(g, &v);
+            if (count_is(v, &twenty))
+                break;
+            zkc_group_view_free(v);
+            v = NULL;
+            poll(NULL, 0, 10);
+        }
+        TU_CHECK(v != NULL, out);
+        zkc_group_view_free(v);
+    }
+    zkc_cache_free(c);
+    c = NULL;
+    zkc_group_free(g);
+    g = NULL;
+    /* Every watched node fires now: the folder's child watch and twenty
+     * data watches, on a session whose cache and group are gone. */
+    for (i = 0; i < 20; i++) {
+        snprintf(p, sizeof(p), "%s/member_n%02d_0000000000", path, i);
+        TU_CHECK(zoo_set(raw(sx), p, "{\"x\":1}", 7, -1) == ZOK, out);
+    }
+    snprintf(p, sizeof(p), "%s/member_late_0000000000", path);
+    TU_CHECK(zoo_create(raw(sx), p, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    /* One round trip on the session: its notifications came before. */
+    CU_ASSERT_EQUAL(zkc_get(s, p, 5000, &data, &len, NULL), 0);
+    CU_ASSERT_EQUAL(len, 2);
+    free(data);
+out:
+    zkc_cache_free(c);
+    zkc_group_free(g);
+    zkc_session_close(sx);
+    zkc_session_close(s);
+    zkc_cache_view_free(r.last);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+}
+
+/* ------------------------------------------------------- slow consumer */
+
+struct slow {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int block;   /* the callback waits while set */
+    int blocked; /* it is waiting now */
+    int changed; /* CHANGED events seen */
+    int events;  /* events of any kind seen */
+    zkc_group_view *last;
+};
+
+static void slow_fn(zkc_group *g, const zkc_group_event *ev, void *ud)
+{
+    struct slow *sl = ud;
+    struct timespec ts;
+
+    (void)g;
+    pthread_mutex_lock(&sl->mu);
+    sl->events++;
+    if (ev->type == ZKC_GROUP_CHANGED) {
+        sl->changed++;
+        zkc_group_view_free(sl->last);
+        sl->last = zkc_group_view_ref(ev->view);
+        zkc__deadline(&ts, 60000);
+        while (sl->block) {
+            sl->blocked = 1;
+            pthread_cond_broadcast(&sl->cond);
+            if (pthread_cond_timedwait(&sl->cond, &sl->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+        sl->blocked = 0;
+    }
+    pthread_cond_broadcast(&sl->cond);
+    pthread_mutex_unlock(&sl->mu);
+}
+
+struct pipe_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int left;
+    int failed;
+};
+
+static void pipe_done(struct pipe_wait *pw, int rc)
+{
+    pthread_mutex_lock(&pw->mu);
+    if (rc != ZOK)
+        pw->failed++;
+    if (--pw->left == 0)
+        pthread_cond_broadcast(&pw->cond);
+    pthread_mutex_unlock(&pw->mu);
+}
+
+static void pipe_created(int rc, const char *value, const void *data)
+{
+    (void)value;
+    pipe_done((struct pipe_wait *)data, rc);
+}
+
+static void pipe_void(int rc, const void *data)
+{
+    pipe_done((struct pipe_wait *)data, rc);
+}
+
+static void pipe_stat(int rc, const struct Stat *st, const void *data)
+{
+    (void)st;
+    pipe_done((struct pipe_wait *)data, rc);
+}
+
+static int pipe_wait_all(struct pipe_wait *pw, int timeout_ms)
+{
+    struct timespec ts;
+    int ok;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&pw->mu);
+    while (pw->left > 0 && pthread_cond_timedwait(&pw->cond, &pw->mu, &ts) != ETIMEDOUT)
+        ;
+    ok = pw->left == 0 && pw->failed == 0;
+    pthread_mutex_unlock(&pw->mu);
+    return ok;
+}
+
+/* Wait (polling the cache's own counters, with a deadline) until the
+ * observer's cache has read everything: nothing in flight, `present`
+ * children. */
+static int wait_cache_idle(zkc_group *g, int present, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int p, d, q, b;
+
+    for (;;) {
+        zkc__group_counts(g, &p, &d, &q, &b);
+        if (p == present && b == 0)
+            return 1;
+        if (tu_now_ms() > end)
+            return 0;
+        {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL); /* the cache has no event for "idle": poll */
+        }
+    }
+}
+
+#define SLOW_N 1000
+
+/* Issue 9 bug 8, membership side: a consumer whose callback is blocked
+ * gets the latest view when it comes back, not a backlog of one batch per
+ * change, and memory does not grow per change meanwhile. 2,000 changes
+ * (1,000 joins, 995 leaves, 5 updates) while blocked. */
+static void test_slow_consumer_coalesced(void)
+{
+    const char *path = "/zkcoord/slow/members";
+    static char made[SLOW_N][128];
+    zkc_session *so = NULL, *sx = NULL;
+    zkc_group *og = NULL;
+    zkc_group_opts o;
+    struct slow sl;
+    struct pipe_wait pw;
+    char p[256];
+    size_t mem0, mem1;
+    int i, p_, d, q, b, changed_blocked, six = 6;
+
+    memset(&sl, 0, sizeof(sl));
+    pthread_mutex_init(&sl.mu, NULL);
+    zkc__cond_init(&sl.cond);
+    memset(&pw, 0, sizeof(pw));
+    pthread_mutex_init(&pw.mu, NULL);
+    zkc__cond_init(&pw.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 20000, NULL), 0);
+    TU_CHECK(tu_session(&sx, NULL, 20000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    zkc_group_opts_init(&o);
+    o.on_event = slow_fn;
+    o.user_data = &sl;
+    TU_CHECK(zkc_group_new(&og, so, path, &o) == 0, out);
+    /* The first member's CHANGED blocks the callback (and the dispatcher). */
+    sl.block = 1;
+    snprintf(p, sizeof(p), "%s/member_first_", path);
+    TU_CHECK(zoo_create(raw(sx), p, "{\"zkcoord\":{\"id\":\"first\"}}", 26, &ZOO_OPEN_ACL_UNSAFE,
+                        ZOO_EPHEMERAL_SEQUENTIAL, NULL, 0) == ZOK,
+             out);
+    {
+        struct timespec ts;
+        zkc__deadline(&ts, 10000);
+        pthread_mutex_lock(&sl.mu);
+        while (!sl.blocked && pthread_cond_timedwait(&sl.cond, &sl.mu, &ts) != ETIMEDOUT)
+            ;
+        changed_blocked = sl.changed;
+        pthread_mutex_unlock(&sl.mu);
+    }
+    TU_CHECK(sl.blocked, unblock);
+    CU_ASSERT_EQUAL(changed_blocked, 1);
+    mem0 = mallinfo2().uordblks;
+
+    /* 1,000 joins, pipelined; the observer reads them meanwhile. */
+    pw.left = SLOW_N;
+    for (i = 0; i < SLOW_N; i++) {
+        char data[128];
+        snprintf(made[i], sizeof(made[i]), "%s/member_m%04d_0000000000", path, i);
+        snprintf(data, sizeof(data), "{\"zkcoord\":{\"id\":\"m%d\"}}", i);
+        TU_CHECK(zoo_acreate(raw(sx), made[i], data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+                             ZOO_EPHEMERAL, pipe_created, &pw) == ZOK,
+                 unblock);
+    }
+    TU_CHECK(pipe_wait_all(&pw, 30000), unblock);
+    TU_CHECK(wait_cache_idle(og, SLOW_N + 1, 30000), unblock);
+    /* 995 leaves and 5 updates. */
+    pw.left = SLOW_N;
+    for (i = 0; i < SLOW_N; i++) {
+        if (i < SLOW_N - 5) {
+            TU_CHECK(zoo_adelete(raw(sx), made[i], -1, pipe_void, &pw) == ZOK, unblock);
+        } else {
+            char data[128];
+            snprintf(data, sizeof(data), "{\"zkcoord\":{\"id\":\"m%d\"},\"shard\":7}", i);
+            TU_CHECK(zoo_aset(raw(sx), made[i], data, (int)strlen(data), -1, pipe_stat, &pw) == ZOK,
+                     unblock);
+        }
+    }
+    TU_CHECK(pipe_wait_all(&pw, 30000), unblock);
+    TU_CHECK(wait_cache_idle(og, 6, 30000), unblock);
+    /* Still blocked: the backlog is what the folder holds now, not what
+     * happened: six children at most waiting, one delivery queued. */
+    zkc__group_counts(og, &p_, &d, &q, &b);
+    CU_ASSERT(d <= 6);
+    CU_ASSERT(q <= 1);
+    mem1 = mallinfo2().uordblks;
+    printf("\n    blocked consumer: %d waiting, %d queued, heap %+lld bytes after 2,000 changes\n",
+           d, q, (long long)mem1 - (long long)mem0);
+    /* A backlog of one batch per change would hold ~1,000 views of up to
+     * 1,000 members; main as of da2d9f6 grew by ~750 kB here. */
+    CU_ASSERT((long long)mem1 - (long long)mem0 < 256 * 1024);
+unblock:
+    pthread_mutex_lock(&sl.mu);
+    sl.block = 0;
+    pthread_cond_broadcast(&sl.cond);
+    pthread_mutex_unlock(&sl.mu);
+    {
+        struct timespec ts;
+        int ok;
+        zkc__deadline(&ts, 20000);
+        pthread_mutex_lock(&sl.mu);
+        while (!(ok = sl.last && count_is(sl.last, &six)) &&
+               pthread_cond_timedwait(&sl.cond, &sl.mu, &ts) != ETIMEDOUT)
+            ;
+        CU_ASSERT(ok);
+        /* The blocked one, then the coalesced rest: a bounded few. */
+        CU_ASSERT(sl.changed >= 2 && sl.changed <= 3);
+        CU_ASSERT(sl.events <= 6 + 1 + 2 * 3);
+        if (ok) {
+            CU_ASSERT_PTR_NOT_NULL(zkc_group_view_find(sl.last, "first"));
+            for (i = SLOW_N - 5; i < SLOW_N; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "m%d", i);
+                CU_ASSERT_PTR_NOT_NULL(zkc_group_view_find(sl.last, id));
+                CU_ASSERT_EQUAL(zkc_member_shard(zkc_group_view_find(sl.last, id)), 7);
+            }
+        }
+        printf("    after unblocking: %d CHANGED, %d events in all\n", sl.changed, sl.events);
+        pthread_mutex_unlock(&sl.mu);
+    }
+out:
+    zkc_group_free(og);
+    zkc_session_close(sx);
+    zkc_session_close(so);
+    zkc_group_view_free(sl.last);
+    pthread_cond_destroy(&sl.cond);
+    pthread_mutex_destroy(&sl.mu);
+    pthread_cond_destroy(&pw.cond);
+    pthread_mutex_destroy(&pw.mu);
+}
+
+/* Issue 9 bug 4, group side: after a new session the group re-arms its
+ * data watches. A member that went away meanwhile must not be left with a
+ * watch on its path (an exists watch on a path that never returns is
+ * re-sent on every reconnect and kept by the server for the session's
+ * life). Counted with the server's zk_watch_count. */
+static void test_no_watch_left_after_lost(void)
+{
+    const char *path = "/zkcoord/probe/members";
+    tu_proxy *px = NULL;
+    zkc_session *so = NULL, *sm = NULL;
+    zkc_group *og = NULL, *gm = NULL;
+    zkc_member_info info = info_of("fleeting", 5);
+    tu_rec rec;
+    grec ro;
+    int zero = 0, susp;
+    long long watches;
+
+    tu_rec_init(&rec);
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_proxy_start(&px, zkh_connect_string(tu_zk)), 0);
+    TU_CHECK(proxied_session(&so, px, 2000, &rec) == 0, out);
+    TU_CHECK(tu_session(&sm, NULL, 10000, NULL) == 0, out);
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    TU_CHECK(new_group(&gm, sm, path, NULL) == 0, out);
+    TU_CHECK(zkc_group_join(gm, &info) == 0, out);
+    TU_CHECK(zkc_group_wait_joined(gm, 10000) == 0, out);
+    TU_CHECK(wait_view(&ro, og, has_id, "fleeting", 10000), out);
+    /* The observer is cut off; the member leaves; the observer's session
+     * expires on the server while it is away. */
+    tu_proxy_block(px, 1);
+    susp = tu_rec_wait(&rec, 1, ZKC_CONN_SUSPENDED, 10000);
+    TU_CHECK(susp > 0, unblock);
+    zkc_group_free(gm);
+    gm = NULL;
+    zkc_session_close(sm);
+    sm = NULL;
+    /* No heartbeat for a session timeout: LOST (the local timer; the
+     * server expires it too). */
+    TU_CHECK(tu_rec_wait(&rec, susp, ZKC_CONN_LOST, 20000) >= 0, unblock);
+unblock:
+    tu_proxy_block(px, 0);
+    /* Back: a new session whose group reads the folder again. */
+    TU_CHECK(tu_rec_wait(&rec, susp, ZKC_CONN_LOST, 1000) >= 0, out);
+    TU_CHECK(tu_rec_wait(&rec, susp, ZKC_CONN_CONNECTED, 20000) >= 0, out);
+    TU_CHECK(zkc_session_generation(so) >= 2, out);
+    TU_CHECK(wait_view(&ro, og, count_is, &zero, 15000), out);
+    TU_CHECK(wait_cache_idle(og, 0, 10000), out);
+    /* One watch is left on the server: the observer's child watch on the
+     * folder. Not one on the departed member's path. */
+    watches = zkh_mntr(tu_zk, 0, "zk_watch_count");
+    printf("\n    server watches after the new session: %lld\n", watches);
+    CU_ASSERT_EQUAL(watches, 1);
+out:
+    zkc_group_free(gm);
+    zkc_group_free(og);
+    zkc_session_close(sm);
+    zkc_session_close(so);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+    grec_destroy(&ro);
+}
+
 static void test_free_from_callback(void)
 {
     zkc_session *s = NULL;
@@ -1123,6 +1868,12 @@ static const struct {
     {"read cost of one join", test_read_cost},
     {"one-shot read", test_read_oneshot},
     {"free from its own callback", test_free_from_callback},
+    {"slow consumer: coalesced, bounded", test_slow_consumer_coalesced},
+    {"publishing not starved under sustained churn", test_publish_under_churn},
+    {"public reads: zkc_get, zkc_get_children", test_read_api},
+    {"public children cache: zkc_cache", test_cache_api},
+    {"freed cache: its watches fire into nothing", test_cache_free_then_changes},
+    {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
 };
 
 /* ZKC_GROUP_ONLY=substring runs the matching tests only (for debugging). */

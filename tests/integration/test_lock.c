@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proxy.h"
 #include "common/testutil.h"
 #include "internal.h"
-#include "lockq.h"
+#include "queue.h"
 #include "naming.h"
 #include "lock_suites.h"
 
@@ -473,6 +474,287 @@ out:
     lt_rec_destroy(&rb);
 }
 
+/* ---- issue 9, bug 6: a persistent node planted ahead of the line */
+
+/* Create `path` (persistent, not sequential) through `s`'s raw handle, as
+ * a foreign client would. 0 or a ZooKeeper code. */
+static int plant(zkc_session *s, const char *path, const char *data)
+{
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+
+    if (!zh)
+        return ZINVALIDSTATE;
+    zkc__zh_unlock(s);
+    return zoo_create(zh, path, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+}
+
+/* A foreign client plants "..-lock--000000001" (sequence -1, which sorts
+ * ahead of every real node) as a persistent node. It is nobody's lock: the
+ * holder is granted, a waiter queues behind the real holder only, and
+ * zkc_lock_inspect reports the planted node as foreign and the real holder
+ * as the one who holds. */
+static void test_foreign_node(void)
+{
+    zkc_session *sa = NULL, *sb = NULL;
+    zkc_lock *a = NULL, *b = NULL;
+    zkc_lock_info *info = NULL;
+    lt_rec rb;
+    char planted[128];
+
+    lt_rec_init(&rb);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sb, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sa, "/locks/foreign", 5000) == 0, out);
+    snprintf(planted, sizeof(planted), "/locks/foreign/_c_%s-lock--000000001",
+             "00000000-0000-4000-8000-000000000000");
+    TU_CHECK(plant(sa, planted, "intruder") == ZOK, out);
+    a = new_lock(sa, "/locks/foreign", "a", NULL);
+    b = new_lock(sb, "/locks/foreign", "b", &rb);
+    TU_CHECK(a && b, out);
+    CU_ASSERT_EQUAL(zkc_lock_acquire(a, 10000, NULL), 0);
+    TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/locks/foreign", 3, 10000), 0);
+    TU_CHECK(zkc_lock_inspect(sa, "/locks/foreign", 10000, &info) == 0, out);
+    TU_CHECK(info->count == 3, out);
+    CU_ASSERT_STRING_EQUAL(info->entries[0].owner_id, "intruder");
+    CU_ASSERT_EQUAL(info->entries[0].foreign, 1);
+    CU_ASSERT_EQUAL(info->entries[0].holds, 0);
+    CU_ASSERT_EQUAL(info->entries[0].seq, -1);
+    CU_ASSERT_STRING_EQUAL(info->entries[1].owner_id, "a");
+    CU_ASSERT_EQUAL(info->entries[1].foreign, 0);
+    CU_ASSERT_EQUAL(info->entries[1].holds, 1);
+    CU_ASSERT_STRING_EQUAL(info->entries[2].owner_id, "b");
+    CU_ASSERT_EQUAL(info->entries[2].holds, 0);
+    CU_ASSERT_EQUAL(info->near_wrap, 0);
+    CU_ASSERT(info->cversion >= 3);
+    zkc_lock_info_free(info);
+    info = NULL;
+    /* b waits behind a, not behind the planted node. */
+    CU_ASSERT_EQUAL(rb.acquired, 0);
+    CU_ASSERT_EQUAL(zkc_lock_release(a), 0);
+    CU_ASSERT_EQUAL(lt_wait_acquired(&rb, 1, 10000), 0);
+    CU_ASSERT_EQUAL(rb.rc, 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(b), 1);
+    CU_ASSERT_EQUAL(zkc_lock_release(b), 0);
+out:
+    zkc_lock_info_free(info);
+    zkc_lock_free(a);
+    zkc_lock_free(b);
+    if (sa) {
+        zhandle_t *zh = zkc__zh_lock(sa, NULL);
+        if (zh) {
+            zkc__zh_unlock(sa);
+            zoo_delete(zh, planted, -1);
+        }
+    }
+    zkc_session_close(sa);
+    zkc_session_close(sb);
+    lt_rec_destroy(&rb);
+}
+
+struct cdone {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done, rc;
+};
+
+static void cdone_fn(void *arg, int rc)
+{
+    struct cdone *d = arg;
+
+    pthread_mutex_lock(&d->mu);
+    d->done = 1;
+    d->rc = rc;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* zkc__q_container(): one call, waited for; its rc, or ZKC_ETIMEDOUT. */
+static int container_sync(zkc_session *s, const char *path)
+{
+    struct cdone d;
+    struct timespec ts;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    pthread_mutex_init(&d.mu, NULL);
+    zkc__cond_init(&d.cond);
+    zkc__q_container(s, path, cdone_fn, &d);
+    zkc__deadline(&ts, 10000);
+    pthread_mutex_lock(&d.mu);
+    while (!d.done && pthread_cond_timedwait(&d.cond, &d.mu, &ts) != ETIMEDOUT)
+        ;
+    rc = d.done ? d.rc : ZKC_ETIMEDOUT;
+    pthread_mutex_unlock(&d.mu);
+    /* a reply after the deadline would write into d: wait for it */
+    pthread_mutex_lock(&d.mu);
+    while (!d.done)
+        pthread_cond_wait(&d.cond, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    pthread_cond_destroy(&d.cond);
+    pthread_mutex_destroy(&d.mu);
+    return rc;
+}
+
+/* Bug 7 (prevention): recipe parents are made as containers, as Curator's
+ * creatingParentContainersIfNeeded does, so the server removes them once
+ * the line is empty and the sequence counter starts again. The server hides
+ * the container type from clients (its Stat shows ephemeralOwner 0) and
+ * removes empty containers only every 60 s by default, so this checks the
+ * creation path: missing folders above are made, an existing node is fine,
+ * and a lock on a fresh deep path works through it. */
+static void test_container_parent(void)
+{
+    zkc_session *s = NULL;
+    zkc_lock *l = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL(container_sync(s, "/locks/ctr/a/b"), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/ctr/a"), 1);
+    CU_ASSERT_EQUAL(container_sync(s, "/locks/ctr/a/b"), 0);
+    l = new_lock(s, "/locks/ctr/deep/x", "c", NULL);
+    TU_CHECK(l != NULL, out);
+    CU_ASSERT_EQUAL(zkc_lock_acquire(l, 10000, NULL), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/ctr/deep/x"), 1);
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+out:
+    zkc_lock_free(l);
+    zkc_session_close(s);
+}
+
+/* ---- issue 9, bug 3: session expiry while acquires are in flight */
+
+struct churn {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    zkc_lock *l;
+    int stop;
+    int cycles;
+    int bad_rc; /* the first result that was neither 0 nor ETIMEDOUT */
+};
+
+static void *churn_main(void *arg)
+{
+    struct churn *c = arg;
+    int rc, stop = 0;
+
+    while (!stop) {
+        rc = zkc_lock_acquire(c->l, 20000, NULL);
+        if (rc == 0)
+            zkc_lock_release(c->l);
+        pthread_mutex_lock(&c->mu);
+        if (rc == 0)
+            c->cycles++;
+        else if (rc != ZKC_ETIMEDOUT && c->bad_rc == 0)
+            c->bad_rc = rc;
+        pthread_cond_broadcast(&c->cond);
+        stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+    }
+    return NULL;
+}
+
+/* Wait until the churn thread has done `n` cycles; 0 or -1 at the deadline. */
+static int churn_wait(struct churn *c, int n, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    while (c->cycles < n && rc == 0)
+        if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
+            rc = c->cycles >= n ? 0 : -1;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* lock.h: "Connection loss and session loss while waiting are not errors".
+ * A thread acquires and releases in a loop while its session is expired
+ * under it several times: requests in flight on the old handle end with
+ * ZCLOSING / ZINVALIDSTATE, and none of that may come out of acquire as
+ * ECLOSED or ECONNLOSS; the loop keeps cycling on each new session. */
+static void test_expiry_during_acquire(void)
+{
+    zkc_session *s = NULL;
+    struct churn c;
+    pthread_t th;
+    int i, started = 0, before;
+
+    memset(&c, 0, sizeof(c));
+    pthread_mutex_init(&c.mu, NULL);
+    zkc__cond_init(&c.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 2000, NULL), 0);
+    c.l = new_lock(s, "/locks/churn-expiry", "churn", NULL);
+    TU_CHECK(c.l != NULL, out);
+    TU_CHECK(pthread_create(&th, NULL, churn_main, &c) == 0, out);
+    started = 1;
+    for (i = 0; i < 5; i++) {
+        TU_CHECK(churn_wait(&c, i + 1, 10000) == 0, out);
+        TU_CHECK(tu_expire(s) == 0, out);
+        TU_CHECK(zkc_session_wait_connected(s, 10000) == 0, out);
+    }
+    /* Still cycling on the last session. */
+    pthread_mutex_lock(&c.mu);
+    before = c.cycles;
+    pthread_mutex_unlock(&c.mu);
+    CU_ASSERT_EQUAL(churn_wait(&c, before + 3, 10000), 0);
+out:
+    pthread_mutex_lock(&c.mu);
+    c.stop = 1;
+    pthread_mutex_unlock(&c.mu);
+    if (started)
+        pthread_join(th, NULL);
+    printf("\n    %d cycles across 5 expiries; first error: %s ", c.cycles,
+           c.bad_rc ? zkc_err_name(c.bad_rc) : "none");
+    CU_ASSERT_EQUAL(c.bad_rc, 0);
+    zkc_lock_free(c.l);
+    zkc_session_close(s);
+    pthread_cond_destroy(&c.cond);
+    pthread_mutex_destroy(&c.mu);
+}
+
+/* The same, made deterministic: an acquire started while the connection
+ * is down queues its create on the handle that is still trying to
+ * connect; at the local LOST the library closes that handle and the create
+ * ends with ZCLOSING. The acquire must carry on with the new session and
+ * be granted, not fail with ECLOSED. */
+static void test_lost_during_acquire(void)
+{
+    zkc_session *s = NULL;
+    tu_proxy *px = NULL;
+    zkc_lock *l = NULL;
+    tu_rec rec;
+    lt_rec r;
+
+    tu_rec_init(&rec);
+    lt_rec_init(&r);
+    CU_ASSERT_EQUAL_FATAL(tu_proxy_start(&px, zkh_connect_string(tu_zk)), 0);
+    TU_CHECK(tu_session(&s, tu_proxy_address(px), 1000, &rec) == 0, out);
+    l = new_lock(s, "/locks/lost-acq", "l", NULL);
+    TU_CHECK(l != NULL, out);
+    tu_proxy_block(px, 1);
+    TU_CHECK(tu_rec_wait(&rec, 0, ZKC_CONN_SUSPENDED, 10000) >= 0, out);
+    TU_CHECK(zkc_lock_acquire_async(l, lt_on_acquired, &r) == 0, out);
+    TU_CHECK(tu_rec_wait(&rec, 0, ZKC_CONN_LOST, 10000) >= 0, out);
+    tu_proxy_block(px, 0);
+    CU_ASSERT_EQUAL(lt_wait_acquired(&r, 1, 20000), 0);
+    CU_ASSERT_EQUAL(r.rc, 0);
+    if (r.rc != 0)
+        printf("\n    acquire across LOST: %s ", zkc_err_name(r.rc));
+    CU_ASSERT_EQUAL(zkc_lock_is_held(l), 1);
+    if (zkc_lock_is_held(l))
+        CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+    CU_ASSERT_EQUAL(lt_children(s, "/locks/lost-acq"), 0);
+out:
+    tu_proxy_block(px, 0);
+    zkc_lock_free(l);
+    zkc_session_close(s);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+    lt_rec_destroy(&r);
+}
+
 /* ---- fenced multi details */
 
 static void test_fenced_multi(void)
@@ -644,7 +926,11 @@ int register_lock_suite(void)
         !CU_add_test(s, "holder expiry: lost, next granted, fenced", test_holder_expiry) ||
         !CU_add_test(s, "fenced multi: all or nothing, guard", test_fenced_multi) ||
         !CU_add_test(s, "connection loss during acquire", test_connloss_during_acquire) ||
-        !CU_add_test(s, "3 requests per uncontended cycle", test_requests_per_cycle))
+        !CU_add_test(s, "3 requests per uncontended cycle", test_requests_per_cycle) ||
+        !CU_add_test(s, "foreign persistent node ahead: skipped, reported", test_foreign_node) ||
+        !CU_add_test(s, "container parents are made", test_container_parent) ||
+        !CU_add_test(s, "session expiry during acquires: no error", test_expiry_during_acquire) ||
+        !CU_add_test(s, "LOST under a queued create: acquire carries on", test_lost_during_acquire))
         return -1;
     return 0;
 }

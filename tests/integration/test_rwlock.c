@@ -7,7 +7,7 @@
 
 #include "common/testutil.h"
 #include "internal.h"
-#include "lockq.h"
+#include "queue.h"
 #include "lock_suites.h"
 
 enum { NR = 5 };
