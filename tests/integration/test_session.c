@@ -552,8 +552,18 @@ release:
     pthread_mutex_unlock(&t.mu);
     CU_ASSERT_EQUAL(zkc_session_generation(s), 2);
     CU_ASSERT_NOT_EQUAL(sid2, sid1);
-    /* The old handle, reconnected to its session, was closed before the new
-     * one opened: its ephemeral node is gone already, not after a timeout. */
+    /* The old handle, reconnected to its session, was closed: its
+     * ephemeral node goes. Normally at once (zookeeper_close sends
+     * closeSession); on a loaded machine the client may give up waiting for
+     * that reply, and the server then expires the old session after its
+     * timeout. A handle left open would keep the node forever, so waiting
+     * past the old session's timeout still catches a leaked handle. */
+    deadline = tu_now_ms() + o.session_timeout_ms + 5000;
+    while (swap_ephemeral(s, 0) != ZNONODE && tu_now_ms() < deadline) {
+        /* Not a synchronisation sleep: polling the server with a deadline. */
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     CU_ASSERT_EQUAL(swap_ephemeral(s, 0), ZNONODE);
 out:
     zkc_session_close(s);
