@@ -24,8 +24,8 @@ pc() { PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_PATH=$pcdir pkg-config "$@" libzk
 cflags=$(pc --cflags)
 libs=$(pc --libs)
 echo "cxx: pkg-config libzkcoord $(pc --modversion): $cflags $libs"
-libdir=$(PKG_CONFIG_SYSROOT_DIR= PKG_CONFIG_PATH=$pcdir pkg-config --variable=libdir libzkcoord)
-incdir=$(PKG_CONFIG_SYSROOT_DIR= PKG_CONFIG_PATH=$pcdir pkg-config --variable=includedir libzkcoord)
+libdir=$(PKG_CONFIG_SYSROOT_DIR='' PKG_CONFIG_PATH=$pcdir pkg-config --variable=libdir libzkcoord)
+incdir=$(PKG_CONFIG_SYSROOT_DIR='' PKG_CONFIG_PATH=$pcdir pkg-config --variable=includedir libzkcoord)
 
 # Each header alone: self-contained and clean as C++. fence.h is known not
 # to be (in C either): included first, it includes zkcoord.h, which includes
@@ -90,7 +90,9 @@ if [ -n "${ZKC_TEST_SERVERS:-}" ]; then
     rc=0
     wait "$pid" || rc=$?
     cat "$work/run.out"
-    [ "$rc" -eq 0 ] && grep -q '^signal 15: leaving' "$work/run.out" || {
-        echo "cxx: embed-cxx did not leave cleanly on SIGTERM (exit $rc)" >&2; exit 1; }
+    if [ "$rc" -ne 0 ] || ! grep -q '^signal 15: leaving' "$work/run.out"; then
+        echo "cxx: embed-cxx did not leave cleanly on SIGTERM (exit $rc)" >&2
+        exit 1
+    fi
 fi
 echo "cxx: ok"

@@ -29,7 +29,10 @@ arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 
 deb_of() { # package -> its .deb
     set -- "$dir/$1"_*_"$arch".deb
-    [ $# -eq 1 ] && [ -f "$1" ] || { echo "check-debs: no single $1 .deb in $dir" >&2; exit 1; }
+    if [ $# -ne 1 ] || [ ! -f "$1" ]; then
+        echo "check-debs: no single $1 .deb in $dir" >&2
+        exit 1
+    fi
     echo "$1"
 }
 lib=$(deb_of libzkcoord0)
