@@ -67,6 +67,12 @@ struct agent {
     char *members_path;
     char *leader_path;
 
+    /* Library callbacks (dispatcher lanes, health thread) read `cfg` under
+     * the read side; reload takes the write side only to switch `cfg` and
+     * to free the previous one, so no callback still reading it sees it
+     * freed (a use after free TSan found). Held briefly: no waits inside. */
+    pthread_rwlock_t cfg_lock;
+
     pthread_mutex_t mu; /* everything below */
     int eligible;       /* health passed `rise` times: may register, campaign, lock */
     int joined;         /* we want to be registered (healthy) */
@@ -339,7 +345,7 @@ static void on_app_exit(pid_t pid, int status, bool stopped, void *user_data)
 
 /* ------------------------------------------------------------ election */
 
-static void on_election(zkc_election *e, const zkc_election_event *ev, void *user_data)
+static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void *user_data)
 {
     struct agent *a = user_data;
     int changed;
@@ -408,6 +414,15 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
         zkc_election_rejoin(e);
         break;
     }
+}
+
+static void on_election(zkc_election *e, const zkc_election_event *ev, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_election_cfg(e, ev, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
 }
 
 /* Campaign only while eligible (healthy). The participant is created on
@@ -551,7 +566,7 @@ static void lock_leave(struct held_lock *h)
      * the agent is no longer eligible. */
 }
 
-static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
+static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
 {
     struct held_lock *h = user_data;
     struct agent *a = h->a;
@@ -594,7 +609,16 @@ static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *u
     }
 }
 
-static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
+static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
+{
+    struct agent *ag = ((struct held_lock *)user_data)->a;
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    lock_event_cfg(lock, ev, token, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+static void lock_granted_cfg(zkc_lock *lock, int rc, int64_t token, void *user_data)
 {
     struct held_lock *h = user_data;
     struct agent *a = h->a;
@@ -624,6 +648,15 @@ static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
     fire(a, ZKA_EV_LOCK_ACQUIRED,
          json_pack("{s:{s:s, s:s, s:I}, s:I}", "lock", "name", h->cfg.name, "path", h->cfg.path,
                    "token", (json_int_t)token, "token", (json_int_t)token));
+}
+
+static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
+{
+    struct agent *ag = ((struct held_lock *)user_data)->a;
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    lock_granted_cfg(lock, rc, token, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
 }
 
 /* Make the lock handles; queue for them only once eligible (locks_want). */
@@ -776,7 +809,7 @@ static void update_payload(struct agent *a)
     free(metadata);
 }
 
-static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
+static void on_group_cfg(zkc_group *g, const zkc_group_event *ev, void *user_data)
 {
     struct agent *a = user_data;
     int baseline, self;
@@ -847,7 +880,16 @@ static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
     }
 }
 
-static void on_health(zka_health_state st, const char *reason, void *user_data)
+static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_group_cfg(g, ev, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+static void on_health_cfg(zka_health_state st, const char *reason, void *user_data)
 {
     struct agent *a = user_data;
 
@@ -859,7 +901,16 @@ static void on_health(zka_health_state st, const char *reason, void *user_data)
         set_eligible(a, 0);
 }
 
-static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+static void on_health(zka_health_state st, const char *reason, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_health_cfg(st, reason, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+static void on_state_cfg(zkc_session *s, zkc_conn_state st, void *user_data)
 {
     struct agent *a = user_data;
 
@@ -885,6 +936,15 @@ static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
     }
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_MEMBER)
         resupervise(a);
+}
+
+static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_state_cfg(s, st, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
 }
 
 /* ------------------------------------------------------ set-up, tear-down */
@@ -1019,6 +1079,21 @@ static void stop_cluster(struct agent *a)
 
 /* ------------------------------------------------------- HUP, USR1 */
 
+static void set_cfg(struct agent *a, zka_config *next)
+{
+    pthread_rwlock_wrlock(&a->cfg_lock);
+    a->cfg = next;
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
+
+/* Waits for callbacks that began before the switch and may still read it. */
+static void free_cfg(struct agent *a, zka_config *prev)
+{
+    pthread_rwlock_wrlock(&a->cfg_lock);
+    zka_config_free(prev);
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
+
 static void reload(struct agent *a, const char *file)
 {
     zka_config *next = NULL, *prev;
@@ -1042,11 +1117,11 @@ static void reload(struct agent *a, const char *file)
         stop_cluster(a);
         zka_supervise_free(a->sv);
         a->sv = NULL;
-        a->cfg = next;
+        set_cfg(a, next);
         zka_handlers_reconfigure(a->handlers, next->handlers, next->n_handlers);
         if (start_supervise(a) || start_cluster(a, next->zookeeper.session_timeout_ms))
             zka_log(ZKC_LOG_ERROR, "reload: the new cluster settings did not start cleanly");
-        zka_config_free(prev);
+        free_cfg(a, prev);
         return;
     }
     /* Same session, same membership: change only what differs. The parts
@@ -1064,7 +1139,7 @@ static void reload(struct agent *a, const char *file)
         zka_supervise_free(a->sv);
         a->sv = NULL;
     }
-    a->cfg = next;
+    set_cfg(a, next);
     if (diff & ZKA_DIFF_LOG)
         zka_log_setup(next->log.level, next->log.syslog);
     if (diff & ZKA_DIFF_HANDLERS)
@@ -1080,7 +1155,7 @@ static void reload(struct agent *a, const char *file)
     if (diff & ZKA_DIFF_HEALTH)
         start_health(a);
     resupervise(a);
-    zka_config_free(prev);
+    free_cfg(a, prev);
 }
 
 static void dump_state(struct agent *a)
@@ -1295,6 +1370,7 @@ int main(int argc, char **argv)
     (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
     pthread_mutex_init(&a->mu, NULL);
+    pthread_rwlock_init(&a->cfg_lock, NULL);
     memset(&ho, 0, sizeof(ho));
     rc = zka_handlers_new(&a->handlers, a->cfg->handlers, a->cfg->n_handlers, &ho);
     if (rc == 0)
@@ -1357,6 +1433,7 @@ out:
     zka_proc_reap_adopted();
     wd_stop();
     pthread_mutex_destroy(&a->mu);
+    pthread_rwlock_destroy(&a->cfg_lock);
     zka_config_free(a->cfg);
     return status;
 }

@@ -1,5 +1,7 @@
 /* Loopback TCP proxy for fault-injection tests: see proxy.h. One thread
- * polls the listening socket, a wake-up pipe and every connection pair. */
+ * polls the listening socket, a wake-up pipe and every connection pair.
+ * Every descriptor is close-on-exec: a copy inherited by a child process
+ * would keep a "cut" connection open at the other end. */
 #include "common/proxy.h"
 
 #include <arpa/inet.h>
@@ -15,7 +17,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h" /* zkc__cond_init, zkc__deadline */
+/* Self-contained (no library-private header): the fault suite links this
+ * file and must keep building whatever the library's internals become. */
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec += 1;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
 
 #define MAX_PAIRS 64
 
@@ -39,6 +62,7 @@ struct tu_proxy {
     int arm_min; /* 0 = not armed */
     int cuts;    /* armed cuts done */
     int blocked;
+    int blackhole;
     int accepted;
 
     /* proxy thread only */
@@ -84,7 +108,7 @@ static int write_all(int fd, const char *buf, ssize_t n)
 
 static void accept_one(tu_proxy *p)
 {
-    int c = accept(p->listen_fd, NULL, NULL), s, blocked;
+    int c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC), s, blocked;
 
     if (c < 0)
         return;
@@ -96,7 +120,7 @@ static void accept_one(tu_proxy *p)
         close(c);
         return;
     }
-    s = socket(AF_INET, SOCK_STREAM, 0);
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0 || connect(s, (struct sockaddr *)&p->target, sizeof(p->target)) != 0) {
         if (s >= 0)
             close(s);
@@ -115,7 +139,7 @@ static void *proxy_main(void *arg)
     char buf[65536];
 
     for (;;) {
-        int i, n = 0, cut = 0, polled;
+        int i, n = 0, cut = 0, drop, polled;
 
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
@@ -126,6 +150,7 @@ static void *proxy_main(void *arg)
             p->cut_now = 0;
             cut = 1;
         }
+        drop = p->blackhole;
         pthread_mutex_unlock(&p->mu);
         if (cut)
             close_all(p);
@@ -134,13 +159,19 @@ static void *proxy_main(void *arg)
         fds[n++].events = POLLIN;
         fds[n].fd = p->listen_fd;
         fds[n++].events = POLLIN;
-        for (i = 0; i < p->npairs; i++) {
+        /* A blackhole leaves the bytes where they are: TCP keeps them, so
+         * the streams resume intact when it ends, as after a real outage
+         * that no timeout noticed. Dropping bytes would corrupt a stream,
+         * which TCP never does. */
+        for (i = 0; i < p->npairs && !drop; i++) {
             fds[n].fd = p->pairs[i].client;
             fds[n++].events = POLLIN;
             fds[n].fd = p->pairs[i].server;
             fds[n++].events = POLLIN;
         }
-        polled = p->npairs; /* pairs accepted below have no entry in fds yet */
+        /* pairs accepted below have no entry in fds yet (nor does any
+         * pair while a blackhole holds them) */
+        polled = drop ? 0 : p->npairs;
         if (poll(fds, (nfds_t)n, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -213,10 +244,10 @@ int tu_proxy_start(tu_proxy **out, const char *target)
     if (inet_pton(AF_INET, host, &p->target.sin_addr) != 1)
         goto fail_free;
     pthread_mutex_init(&p->mu, NULL);
-    zkc__cond_init(&p->cond);
-    if (pipe(p->wake) != 0)
+    cond_init_monotonic(&p->cond);
+    if (pipe2(p->wake, O_CLOEXEC) != 0)
         goto fail_sync;
-    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (p->listen_fd < 0)
         goto fail_pipe;
     setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -274,7 +305,7 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms)
     struct timespec ts;
     int rc = 0;
 
-    zkc__deadline(&ts, timeout_ms);
+    deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&p->mu);
     while (p->arm_min > 0) {
         if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
@@ -290,6 +321,14 @@ void tu_proxy_block(tu_proxy *p, int blocked)
 {
     pthread_mutex_lock(&p->mu);
     p->blocked = blocked;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+}
+
+void tu_proxy_blackhole(tu_proxy *p, int on)
+{
+    pthread_mutex_lock(&p->mu);
+    p->blackhole = on;
     pthread_mutex_unlock(&p->mu);
     poke(p);
 }

@@ -30,6 +30,12 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms);
  * current ones are cut: the server looks unreachable. */
 void tu_proxy_block(tu_proxy *p, int blocked);
 
+/* While on, connections stay open (new ones are accepted and connected)
+ * but nothing is forwarded in either direction: a blackhole, which only
+ * timeouts can detect, unlike a cut. Bytes wait in the kernel's buffers, so
+ * a stream still open when it ends resumes intact, as TCP would. */
+void tu_proxy_blackhole(tu_proxy *p, int on);
+
 /* Connections accepted so far. */
 int tu_proxy_accepted(tu_proxy *p);
 

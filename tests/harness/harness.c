@@ -432,7 +432,7 @@ static int spawn_server(zkh_cluster *c, int i)
     char cfg[PATH_MAX + 16], log[PATH_MAX + 16];
     const char *main_class = c->n == 1 ? "org.apache.zookeeper.server.ZooKeeperServerMain"
                                        : "org.apache.zookeeper.server.quorum.QuorumPeerMain";
-    const char *argv[] = {
+    const char *base[] = {
         c->java,
         "-Xmx256m",
         "-XX:+UseSerialGC",
@@ -444,16 +444,20 @@ static int spawn_server(zkh_cluster *c, int i)
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
-        "-cp",
-        c->classpath,
-        main_class,
-        cfg,
-        NULL,
     };
+    const char *tail[] = {"-cp", c->classpath, main_class, cfg, NULL};
+    const char *argv[sizeof(base) / sizeof(base[0]) + 16 + sizeof(tail) / sizeof(tail[0])];
+    size_t na = 0, k;
     static const char exec_failed[] = "zkh: cannot execute java in the server directory\n";
     pid_t parent = getpid(), pid;
     int logfd, nullfd;
 
+    for (k = 0; k < sizeof(base) / sizeof(base[0]); k++)
+        argv[na++] = base[k];
+    for (k = 0; c->opts.jvm_args != NULL && c->opts.jvm_args[k] != NULL && k < 16; k++)
+        argv[na++] = c->opts.jvm_args[k];
+    for (k = 0; k < sizeof(tail) / sizeof(tail[0]); k++)
+        argv[na++] = tail[k];
     snprintf(cfg, sizeof(cfg), "%s/zoo.cfg", s->dir);
     snprintf(log, sizeof(log), "%s/server.log", s->dir);
     logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -855,9 +859,20 @@ static int write_config(zkh_cluster *c, int i)
                    "forceSync=no\n",
                    c->opts.tick_time_ms, s->dir, s->client_port, min_to,
                    c->opts.max_session_timeout_ms);
-    for (k = 0; c->n > 1 && k < c->n && len < (int)sizeof(text); k++)
+    for (k = 0; c->n > 1 && k < c->n && len < (int)sizeof(text); k++) {
+        int peer = c->servers[k].peer_port, election = c->servers[k].election_port;
+
+        if (k != i && c->opts.quorum_route != NULL) {
+            peer = c->opts.quorum_route(c->opts.quorum_route_data, i, k, 0, peer);
+            election = c->opts.quorum_route(c->opts.quorum_route_data, i, k, 1, election);
+            if (peer <= 0 || election <= 0) {
+                err("no quorum route from server %d to server %d", i, k);
+                return -1;
+            }
+        }
         len += snprintf(text + len, sizeof(text) - (size_t)len, "server.%d=127.0.0.1:%d:%d\n",
-                        k + 1, c->servers[k].peer_port, c->servers[k].election_port);
+                        k + 1, peer, election);
+    }
     if (len >= (int)sizeof(text)) {
         err("zoo.cfg for server %d too long", i);
         return -1;
@@ -937,6 +952,9 @@ void zkh_opts_init(zkh_opts *o)
     o->min_session_timeout_ms = 0;
     o->max_session_timeout_ms = 60000;
     o->quiet = 0;
+    o->quorum_route = NULL;
+    o->quorum_route_data = NULL;
+    o->jvm_args = NULL;
 }
 
 int zkh_start(zkh_cluster **out, int nservers, const zkh_opts *opts)

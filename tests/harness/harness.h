@@ -40,6 +40,21 @@ typedef struct zkh_opts {
     int min_session_timeout_ms; /* minSessionTimeout; 0 (default) means 2 * tick_time_ms */
     int max_session_timeout_ms; /* maxSessionTimeout; default 60000 */
     int quiet;                  /* non-zero: print errors only, no progress lines */
+    /* Ensemble only, may be NULL (the default): route the quorum links
+     * through something the caller controls, e.g. a tests/common/proxy.c
+     * proxy, so a server can be partitioned from the others while its
+     * clients stay connected to it. Called from zkh_start() for every
+     * ordered pair (from != to) and for both links (election 0: quorum port,
+     * 1: leader-election port) of every start attempt (ports change between
+     * attempts), with the real 127.0.0.1 port of server `to`; it returns the
+     * loopback port that server `from`'s zoo.cfg names for `to` (the real
+     * one, or a proxy's), or -1 to fail the start. Each server's config then
+     * differs from the others' in these ports only. */
+    int (*quorum_route)(void *data, int from, int to, int election, int port);
+    void *quorum_route_data;
+    /* Extra JVM arguments (e.g. "-Dzookeeper.cnxTimeout=1000"), a
+     * NULL-terminated array borrowed until zkh_destroy(); NULL = none. */
+    const char *const *jvm_args;
 } zkh_opts;
 
 /* Fill *o with the defaults above. */
