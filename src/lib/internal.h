@@ -77,10 +77,19 @@ int zkc__on_dispatcher(zkc_session *s);
 /* Wait until every callback posted to either lane before this call has run:
  * after it, a recipe being freed knows none of its callbacks is running. On
  * a lane thread it does not wait for that lane (it would wait for itself),
- * only for the other one. So the two lanes must never both be in a barrier
- * at once: a safety-lane callback freeing a handle while an ordinary one
- * does the same deadlocks. Recipes keep their safety callbacks short
- * (deliver and return); users are told the same in zkcoord.h. */
+ * only for the other one -- and only until that lane's current callback is
+ * itself waiting in a barrier (zkc__dispatch_barrier or a listener
+ * removal): both lanes freeing a handle at once would otherwise wait for
+ * each other forever. In that case what is queued behind the other lane's
+ * blocked callback runs after the barrier returned, so every recipe
+ * callback holds a reference to its recipe and checks, under the recipe's
+ * lock when it runs, that the recipe was not freed (freed / closed /
+ * closing) before it calls the user; the flag is set before the barrier.
+ * That was already needed for the caller's own lane. The blocked callback
+ * itself resumes after the barrier returned: if it belongs to the recipe
+ * being freed (two callbacks freeing each other's handles), the user code
+ * after its free call still runs. From a thread that is not a lane the
+ * barrier waits for both lanes fully, as before. */
 void zkc__dispatch_barrier(zkc_session *s);
 
 /* Open recipe handles of a session: every recipe constructor calls attach

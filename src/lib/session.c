@@ -324,13 +324,37 @@ int zkc__on_dispatcher(zkc_session *s)
     return zkc__dispatcher_is_current(s->disp) || zkc__dispatcher_is_current(s->safety);
 }
 
+/* The lane the caller runs on, or NULL. */
+static zkc__dispatcher *own_lane(zkc_session *s)
+{
+    if (zkc__dispatcher_is_current(s->disp))
+        return s->disp;
+    if (zkc__dispatcher_is_current(s->safety))
+        return s->safety;
+    return NULL;
+}
+
+/* Wait for `other` (a lane of s) as a barrier: from a lane thread, say so
+ * while waiting and stop waiting for a lane whose current callback is
+ * itself in a barrier (the two would wait for each other forever). */
+static void lane_barrier(zkc__dispatcher *own, zkc__dispatcher *other)
+{
+    if (own)
+        zkc__dispatcher_enter_barrier(own);
+    zkc__dispatcher_barrier(other, own != NULL);
+    if (own)
+        zkc__dispatcher_leave_barrier(own);
+}
+
 void zkc__dispatch_barrier(zkc_session *s)
 {
+    zkc__dispatcher *own = own_lane(s);
+
     /* Each lane but the caller's own (it would wait for itself). */
-    if (!zkc__dispatcher_is_current(s->disp))
-        zkc__dispatcher_barrier(s->disp);
-    if (!zkc__dispatcher_is_current(s->safety))
-        zkc__dispatcher_barrier(s->safety);
+    if (own != s->disp)
+        lane_barrier(own, s->disp);
+    if (own != s->safety)
+        lane_barrier(own, s->safety);
 }
 
 /* --------------------------------------------------------- the handle */
@@ -1071,7 +1095,7 @@ int zkc_session_remove_listener(zkc_session *s, zkc_state_fn fn, void *user_data
      * its snapshot; once a barrier behind it has run, none is. Listeners run
      * nowhere else, so the ordinary lane (maybe blocked) is not waited for. */
     if (!zkc__dispatcher_is_current(s->safety))
-        zkc__dispatcher_barrier(s->safety);
+        lane_barrier(own_lane(s), s->safety);
     return 0;
 }
 

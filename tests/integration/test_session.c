@@ -1063,6 +1063,81 @@ static void test_barrier_covers_safety_lane(void)
     pthread_mutex_destroy(&b.mu);
 }
 
+/* A callback on each lane frees a recipe handle at the same moment: each
+ * free's barrier waits for the other lane, whose current callback is the
+ * other free. Both must return (they once waited for each other forever). */
+struct xfree_test {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int arrived;
+    int freed;
+    zkc_lock *l[2];
+};
+
+struct xfree_arg {
+    struct xfree_test *t;
+    int i;
+};
+
+static void xfree_fn(void *arg)
+{
+    struct xfree_arg *a = arg;
+    struct xfree_test *t = a->t;
+    struct timespec ts;
+
+    /* Both callbacks running before either frees. */
+    zkc__deadline(&ts, 30000);
+    pthread_mutex_lock(&t->mu);
+    t->arrived++;
+    pthread_cond_broadcast(&t->cond);
+    while (t->arrived < 2 && pthread_cond_timedwait(&t->cond, &t->mu, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&t->mu);
+    zkc_lock_free(t->l[a->i]);
+    pthread_mutex_lock(&t->mu);
+    t->freed++;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void test_free_from_both_lanes(void)
+{
+    static struct xfree_test t; /* outlives a failed (deadlocked) run */
+    static struct xfree_arg a[2];
+    zkc_session *s = NULL;
+    struct timespec ts;
+    int arrived, freed;
+
+    memset(&t, 0, sizeof(t));
+    pthread_mutex_init(&t.mu, NULL);
+    zkc__cond_init(&t.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc_lock_new(&t.l[0], s, "/xfree/a", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc_lock_new(&t.l[1], s, "/xfree/b", NULL), 0);
+    a[0].t = a[1].t = &t;
+    a[0].i = 0;
+    a[1].i = 1;
+    CU_ASSERT_EQUAL_FATAL(zkc__dispatch_safety(s, xfree_fn, &a[0]), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc__dispatch(s, xfree_fn, &a[1]), 0);
+    zkc__deadline(&ts, 20000);
+    pthread_mutex_lock(&t.mu);
+    while (t.freed < 2 && pthread_cond_timedwait(&t.cond, &t.mu, &ts) != ETIMEDOUT)
+        ;
+    arrived = t.arrived;
+    freed = t.freed;
+    pthread_mutex_unlock(&t.mu);
+    CU_ASSERT_EQUAL(arrived, 2);
+    CU_ASSERT_EQUAL(freed, 2);
+    if (freed != 2) {
+        /* Deadlocked lanes: the session cannot be closed; leave it. */
+        fprintf(stderr, "    both lanes stuck freeing handles: %d of 2 frees returned\n", freed);
+        return;
+    }
+    CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+    pthread_cond_destroy(&t.cond);
+    pthread_mutex_destroy(&t.mu);
+}
+
 int register_session_suite(void)
 {
     CU_pSuite s = CU_add_suite("session", NULL, NULL);
@@ -1080,6 +1155,7 @@ int register_session_suite(void)
         !CU_add_test(s, "safety lane: LOST within 100 ms behind a blocked lane",
                      test_safety_lane) ||
         !CU_add_test(s, "barrier covers the safety lane", test_barrier_covers_safety_lane) ||
+        !CU_add_test(s, "handles freed from both lanes at once", test_free_from_both_lanes) ||
         !CU_add_test(s, "close with recipe handles open: EBUSY", test_close_with_open_handles) ||
         !CU_add_test(s, "client log routed past 64 sessions", test_zk_log_past_64_sessions) ||
         !CU_add_test(s, "completions at handle close", test_completions_at_close) ||
