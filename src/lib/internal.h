@@ -133,6 +133,14 @@ void zkc__pending_add(zkc_session *s, zkc__pending *pd, unsigned gen,
                       void (*dropped)(zkc__pending *pd));
 void zkc__pending_done(zkc_session *s, zkc__pending *pd);
 
+/* Test hooks (tests only; the library never calls them, so they cost
+ * nothing in production). pending_count: requests registered now.
+ * expire_now: act as if the local session timer ran out now -- the
+ * manager announces LOST and closes the handle, connected or not, as it
+ * does when a disconnection outlasts the session timeout. */
+int zkc__test_pending_count(zkc_session *s);
+void zkc__test_expire_now(zkc_session *s);
+
 /* ACL for nodes the library creates. */
 const struct ACL_vector *zkc__acl(zkc_session *s);
 

@@ -402,6 +402,28 @@ void zkc__pending_done(zkc_session *s, zkc__pending *pd)
  * client's threads are joined, so no completion of that handle can race
  * with this. Newest first is fine: requests of one generation are
  * independent once their handle is gone. */
+/* ---- test hooks: never called by the library itself */
+
+int zkc__test_pending_count(zkc_session *s)
+{
+    zkc__pending *pd;
+    int n = 0;
+
+    pthread_mutex_lock(&s->pend_mu);
+    for (pd = s->pending.next; pd != &s->pending; pd = pd->next)
+        n++;
+    pthread_mutex_unlock(&s->pend_mu);
+    return n;
+}
+
+void zkc__test_expire_now(zkc_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->lost_at_ms = zkc__now_ms();
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void sweep_pending(zkc_session *s, unsigned gen)
 {
     zkc__pending *pd;
