@@ -140,6 +140,13 @@ void zkc__pending_done(zkc_session *s, zkc__pending *pd);
  * does when a disconnection outlasts the session timeout. */
 int zkc__test_pending_count(zkc_session *s);
 void zkc__test_expire_now(zkc_session *s);
+/* Hook pointers, NULL but in tests (one load where they sit).
+ * test_grant_sid: the session id lock.c's grant() compares the node's
+ * owner with (given the real one). test_sem_counted: called after the
+ * semaphore counted its lease among the first `max`, before it checks the
+ * generation and grants. */
+extern int64_t (*zkc__test_grant_sid)(int64_t sid);
+extern void (*zkc__test_sem_counted)(zkc_session *s);
 
 /* ACL for nodes the library creates. */
 const struct ACL_vector *zkc__acl(zkc_session *s);

@@ -81,6 +81,8 @@ struct sem_note {
     int64_t token;
 };
 
+void (*zkc__test_sem_counted)(zkc_session *s);
+
 static void run_note(void *arg)
 {
     struct sem_note *n = arg;
@@ -581,6 +583,8 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             /* Counted in session `gen`: grant only if that is still the
              * session we have (a lease counted before a session change is
              * gone, and so may be the others' view of it). */
+            if (zkc__test_sem_counted)
+                zkc__test_sem_counted(m->s);
             rc = zkc_session_generation(m->s) == gen ? 0 : AGAIN;
             break;
         }
