@@ -123,3 +123,30 @@ echo "hand-off: zkcoord election resign -> ELECTED (bench_election, own server, 
 echo "          Curator LeaderLatch close -> isLeader(); kazoo Election function return -> next."
 echo "requests: mntr zk_packets_received delta per cycle, the mntr calls' own packet"
 echo "          (1 per call) subtracted. Times are noisy on a shared machine; requests are not."
+
+# Counters (issue 12): CAS increments under contention from 10 sessions on
+# one counter, zkcoord's zkc_counter_add (8-byte) vs Curator's
+# DistributedAtomicLong, on the same server, one after the other.
+counter_adds=${COUNTER_ADDS:-500}
+echo
+echo "==> zkcoord: bench/bench_counter -n $counter_adds -c 10 -s $S"
+"$build/bench/bench_counter" -n "$counter_adds" -c 10 -s "$S" | tee "$work/ourctr.out" || true
+if [ $java_ok = 1 ] && javac -d "$work/classes" -cp "$CP" "$here/CuratorCounterBench.java"; then
+    echo "==> Curator: java CuratorCounterBench $S $counter_adds 10"
+    java -cp "$work/classes:$CP" CuratorCounterBench "$S" "$counter_adds" 10 | tee "$work/curctr.out" || true
+else
+    echo "==> Curator counter: skipped (javac or Curator jars missing, or javac failed)"
+fi
+echo
+echo "comparison (one run; counter +1: uncontended on one session, contended from 10 sessions)"
+printf '%-32s %10s %12s %14s %16s\n' tool ms/add req/add inc/s@10 req/inc@10
+for f in ourctr curctr; do
+    if [ -s "$work/$f.out" ] && grep -q '^SUMMARY' "$work/$f.out"; then
+        # shellcheck disable=SC2046
+        set -- $(grep '^SUMMARY' "$work/$f.out")
+        case $f in ourctr) name="zkcoord zkc_counter_add" ;; *) name="Curator DistributedAtomicLong" ;; esac
+        printf '%-32s %10s %12s %14s %16s\n' "$name" "$3" "$4" "$5" "$6"
+    else
+        printf '%-32s %10s\n' "$f" "(skipped or failed)"
+    fi
+done

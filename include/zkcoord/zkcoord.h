@@ -228,6 +228,7 @@ ZKC_EXTERN int zkc_session_close(zkc_session *s);
 #include "zkcoord/election.h" /* recipe headers: election */
 #include "zkcoord/lock.h"     /* recipe headers: lock */
 #include "zkcoord/fence.h"
-#include "zkcoord/read.h" /* reads and the children cache */
+#include "zkcoord/read.h"    /* reads and the children cache */
+#include "zkcoord/counter.h" /* recipe headers: counter */
 
 #endif /* ZKCOORD_ZKCOORD_H */

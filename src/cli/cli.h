@@ -144,6 +144,7 @@ int cmd_lock(cli *c, int argc, char **argv);
 int cmd_elect(cli *c, int argc, char **argv);
 int cmd_watch(cli *c, int argc, char **argv);
 int cmd_tree(cli *c, int argc, char **argv);
+int cmd_counter(cli *c, int argc, char **argv);
 
 /* ---- running CMD under a lock or leadership (cmd_locks.c) */
 

@@ -84,6 +84,19 @@ static const struct command commands[] = {
      "unless absolute): node type (ephemeral/persistent), owner session, data\n"
      "size; JSON adds children, zxids, times, version. Exit 3 when PATH does\n"
      "not exist.\n"},
+    {"counter", cmd_counter, "counter PATH [get | set N | add N | cas OLD NEW] [--long]",
+     "Read or change the shared counter at PATH (absolute, or relative to the\n"
+     "root): a 4-byte big-endian int (Curator SharedCount), or with --long an\n"
+     "8-byte long (Curator DistributedAtomicLong). Writes are compare-and-set\n"
+     "on the node version, so they interleave safely with other clients.\n"
+     "Prints the node after the operation (path, value, version).\n"
+     "  get           the value (default); exit 3 when there is no node\n"
+     "  set N         set to N (creates the node and its parents)\n"
+     "  add N         add N (may be negative), retrying lost races; prints\n"
+     "                the new value\n"
+     "  cas OLD NEW   set to NEW only if it holds OLD (a missing node holds 0);\n"
+     "                when it does not: prints the current value, exit 1\n"
+     "  --long        8-byte counter\n"},
 };
 
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
