@@ -202,6 +202,8 @@ ZKC_EXTERN int zkc_election_leader(zkc_election *e, zkc_election_leader_info *in
  * the children. It watches the children of `path`, so every observer wakes
  * at every change: meant for tools (zkcoordctl), not for many processes.
  * Free it with zkc_election_close(). resign/rejoin/await on it fail.
+ * `*out` is stored before the first callback can run, so `fn` may compare
+ * its handle with the caller's copy.
  * Errors: ZKC_EINVAL (NULL s/path/fn, bad path), ZKC_ENOMEM. */
 ZKC_EXTERN int zkc_election_observer_new(zkc_election **out, zkc_session *s, const char *path,
                                          zkc_election_fn fn, void *user_data);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,28 +20,34 @@
 #include "log.h"
 #include "proc.h"
 
-#define N_ENV          6
+#define N_ENV          5           /* set when the event is queued */
+#define N_ENV_RUN      (N_ENV + 2) /* ... plus the members, set when it runs */
 #define LINE_MAX_BYTES 1024
 
 /* One event, shared by every handler it was queued for. */
 typedef struct evt {
     int refs;
     zka_event event;
-    char *json; /* with the trailing newline */
+    char *json; /* with the trailing newline; NULL until built */
     size_t json_len;
-    char *env[N_ENV + 1];
+    char *members; /* JSON array of ids; NULL until built */
+    char *env[N_ENV_RUN + 1];
+    zka_doc_build_fn build;
+    void *ctx;
+    void (*ctx_free)(void *ctx);
 } evt;
 
 typedef struct run {
-    pid_t pid;
+    zka_child child;
+    pid_t pid; /* the guard's */
     int pidfd, out_fd, in_fd;
     evt *ev;
     unsigned coalesced;
     size_t in_off;
     long long started, deadline, kill_at;
-    int phase; /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent */
+    int phase; /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent, 3 guard killed */
     bool exited, timed_out;
-    int wstatus;
+    int wstatus, exec_errno;
     char line[LINE_MAX_BYTES];
     size_t line_len;
     size_t out_bytes, max_out;
@@ -58,6 +65,8 @@ typedef struct slot {
 } slot;
 
 static void slot_drop_pending(slot *s);
+struct zka_handlers;
+static bool build_docs(struct zka_handlers *h);
 
 struct zka_handlers {
     pthread_mutex_t mu;
@@ -79,8 +88,11 @@ static void evt_unref(evt *e)
     if (!e || --e->refs > 0)
         return;
     free(e->json);
-    for (i = 0; i < N_ENV; i++)
+    free(e->members);
+    for (i = 0; i < N_ENV_RUN; i++)
         free(e->env[i]);
+    if (e->ctx_free)
+        e->ctx_free(e->ctx);
     free(e);
 }
 
@@ -234,16 +246,54 @@ static void write_input(run *r)
     }
 }
 
+/* The members of `ev` for the environment: inline when short, else in a
+ * memfd passed as descriptor 3 (returned; -1 when inline or on failure). */
+static int members_env(slot *s, evt *ev, char **envp_extra)
+{
+    const char *m = ev->members ? ev->members : "[]";
+    size_t len = strlen(m), off = 0;
+    int fd;
+
+    if (len <= ZKA_MEMBERS_ENV_MAX) {
+        if (asprintf(&envp_extra[0], "ZKCOORD_MEMBERS=%s", m) < 0)
+            envp_extra[0] = NULL;
+        return -1;
+    }
+    envp_extra[0] = strdup("ZKCOORD_MEMBERS=");
+    fd = memfd_create("zkcoord-members", MFD_CLOEXEC);
+    while (fd >= 0 && off < len) {
+        ssize_t n = write(fd, m + off, len - off);
+        if (n <= 0 && errno != EINTR) {
+            close(fd);
+            fd = -1;
+        } else if (n > 0) {
+            off += (size_t)n;
+        }
+    }
+    if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+        zka_log(ZKC_LOG_ERROR, "%s: cannot pass the %zu-byte member list: %s", s->label, len,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    envp_extra[1] = strdup("ZKCOORD_MEMBERS_FILE=/dev/fd/3");
+    return fd;
+}
+
 static void start_run(zka_handlers *h, slot *s)
 {
-    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1};
-    char *path = NULL, *sh_argv[4];
+    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, mfd = -1;
+    char *path = NULL, *sh_argv[4], *run_env[N_ENV_RUN + 1];
     char *const *argv;
     char **envp = NULL;
     evt *ev = s->pending[0];
     run *r = NULL;
     unsigned coalesced = s->pending_coalesced[0];
+    zka_spawn_opts so;
+    size_t i, k = 0;
 
+    memset(run_env, 0, sizeof(run_env));
     s->npending--;
     memmove(&s->pending[0], &s->pending[1], s->npending * sizeof(s->pending[0]));
     memmove(&s->pending_coalesced[0], &s->pending_coalesced[1],
@@ -263,7 +313,12 @@ static void start_run(zka_handlers *h, slot *s)
             goto fail;
         }
     }
-    if (!path || !(r = calloc(1, sizeof(*r))) || !(envp = zka_proc_env(ev->env, N_ENV))) {
+    for (i = 0; i < N_ENV && ev->env[i]; i++)
+        run_env[k++] = ev->env[i];
+    mfd = members_env(s, ev, &run_env[k]);
+    while (run_env[k])
+        k++;
+    if (!path || !(r = calloc(1, sizeof(*r))) || !(envp = zka_proc_env(run_env, k))) {
         zka_log(ZKC_LOG_ERROR, "%s: out of memory", s->label);
         goto fail;
     }
@@ -271,18 +326,27 @@ static void start_run(zka_handlers *h, slot *s)
         zka_log(ZKC_LOG_ERROR, "%s: pipe: %s", s->label, strerror(errno));
         goto fail;
     }
-    r->pid = zka_proc_spawn(path, argv, envp, in_p[0], out_p[1], out_p[1]);
-    if (r->pid < 0) {
+    zka_spawn_opts_init(&so);
+    so.in_fd = in_p[0];
+    so.out_fd = so.err_fd = out_p[1];
+    so.fd3 = mfd;
+    so.grace_ms = h->o.kill_grace_ms;
+    if (zka_child_spawn(&r->child, path, argv, envp, &so) != 0) {
         zka_log(ZKC_LOG_ERROR, "%s: fork: %s", s->label, strerror(errno));
         goto fail;
     }
     close(in_p[0]);
     close(out_p[1]);
+    if (mfd >= 0)
+        close(mfd);
+    for (i = N_ENV; i < N_ENV_RUN; i++)
+        free(run_env[i]);
     r->in_fd = in_p[1];
     r->out_fd = out_p[0];
     fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
     fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
-    r->pidfd = zka_proc_pidfd(r->pid);
+    r->pid = r->child.app_pid;
+    r->pidfd = r->child.pidfd;
     r->ev = ev;
     r->coalesced = coalesced;
     r->started = zka_now_ms();
@@ -305,6 +369,10 @@ fail:
         close(out_p[0]);
         close(out_p[1]);
     }
+    if (mfd >= 0)
+        close(mfd);
+    for (i = N_ENV; i < N_ENV_RUN; i++)
+        free(run_env[i]);
     free(path);
     zka_proc_free_strv(envp);
     free(r);
@@ -343,10 +411,11 @@ static void finish_run(zka_handlers *h, slot *s)
         zka_log(ZKC_LOG_WARN, "%s: [truncated %zu bytes]", s->label, r->out_bytes - r->max_out);
     if (r->in_fd >= 0)
         close(r->in_fd);
-    if (r->pidfd >= 0)
-        close(r->pidfd);
-    zka_proc_reap_group(r->pid);
-    zka_proc_status_str(r->wstatus, how, sizeof(how));
+    zka_child_close(&r->child);
+    if (r->exec_errno)
+        snprintf(how, sizeof(how), "cannot execute: %s", strerror(r->exec_errno));
+    else
+        zka_proc_status_str(r->wstatus, how, sizeof(how));
     co[0] = '\0';
     if (r->coalesced)
         snprintf(co, sizeof(co), " (%u earlier events coalesced into it)", r->coalesced);
@@ -355,12 +424,14 @@ static void finish_run(zka_handlers *h, slot *s)
     res.event = r->ev->event;
     res.json = r->ev->json;
     res.wait_status = r->wstatus;
+    res.spawn_failed = r->exec_errno != 0;
     res.timed_out = r->timed_out;
     res.coalesced = r->coalesced;
     res.output_bytes = r->out_bytes;
     res.duration_ms = zka_now_ms() - r->started;
-    zka_log(r->timed_out || !WIFEXITED(r->wstatus) || WEXITSTATUS(r->wstatus) != 0 ? ZKC_LOG_WARN
-                                                                                   : ZKC_LOG_INFO,
+    zka_log(r->exec_errno                                                            ? ZKC_LOG_ERROR
+            : r->timed_out || !WIFEXITED(r->wstatus) || WEXITSTATUS(r->wstatus) != 0 ? ZKC_LOG_WARN
+                                                                                     : ZKC_LOG_INFO,
             "%s: %s: %s%s after %lld ms%s", s->label, zka_event_name(r->ev->event),
             r->timed_out ? "timed out, " : "", how, res.duration_ms, co);
     s->r = NULL;
@@ -373,16 +444,11 @@ static void finish_run(zka_handlers *h, slot *s)
     free(r);
 }
 
+/* The run is over when its guard exited: the command and everything it
+ * started are gone. */
 static void check_exit(run *r)
 {
-    pid_t p;
-
-    if (r->exited)
-        return;
-    do
-        p = waitpid(r->pid, &r->wstatus, WNOHANG);
-    while (p < 0 && errno == EINTR);
-    if (p == r->pid || (p < 0 && errno == ECHILD))
+    if (!r->exited && zka_child_done(&r->child, false, &r->wstatus, &r->exec_errno))
         r->exited = true;
 }
 
@@ -394,14 +460,21 @@ static void check_timer(zka_handlers *h, slot *s, long long now)
         zka_log(ZKC_LOG_WARN, "%s: timeout after %d ms, sending SIGTERM", s->label,
                 s->cfg.timeout_ms);
         r->timed_out = true;
-        kill(-r->pid, SIGTERM);
+        zka_child_stop(&r->child);
         r->phase = 1;
         r->kill_at = now + h->o.kill_grace_ms;
     } else if (r->phase == 1 && now >= r->kill_at) {
         zka_log(ZKC_LOG_WARN, "%s: still running %d ms after SIGTERM, sending SIGKILL", s->label,
                 h->o.kill_grace_ms);
-        kill(-r->pid, SIGKILL);
+        zka_child_kill(&r->child);
         r->phase = 2;
+        r->kill_at = now + 1000;
+    } else if (r->phase == 2 && now >= r->kill_at) {
+        /* The guard itself does not answer: its command dies with it
+         * (parent-death signal) and leftovers come to the agent. */
+        zka_log(ZKC_LOG_ERROR, "%s: guard %d does not exit: killed", s->label, (int)r->child.pid);
+        kill(r->child.pid, SIGKILL);
+        r->phase = 3;
     }
 }
 
@@ -471,6 +544,8 @@ static void *worker(void *arg)
         int timeout;
         bool poll_exit = false;
 
+        if (!h->stop && build_docs(h))
+            continue;
         if (!h->stop)
             for (i = 0; i < h->n; i++)
                 if (!h->slots[i]->r && h->slots[i]->npending)
@@ -496,7 +571,7 @@ static void *worker(void *arg)
         pfd[npfd++].events = POLLIN;
         for (i = 0; i < nact; i++) {
             run *r = act[i]->r;
-            long long t = r->phase == 0 ? r->deadline : r->phase == 1 ? r->kill_at : -1;
+            long long t = r->phase == 0 ? r->deadline : r->phase <= 2 ? r->kill_at : -1;
 
             pfd[npfd].fd = r->out_fd;
             pfd[npfd++].events = POLLIN;
@@ -608,11 +683,38 @@ fail_slots:
     return rc;
 }
 
+/* Give `e` its document (json with the trailing newline, members). */
+static void evt_set_doc(evt *e, char *json, char *members)
+{
+    size_t n;
+
+    if (!json) {
+        /* Never a handler without its document: say what happened. */
+        zka_log(ZKC_LOG_ERROR, "cannot build the %s document: the handler gets a short one",
+                zka_event_name(e->event));
+        if (asprintf(&json, "{\"event\":\"%s\",\"error\":\"document could not be built\"}",
+                     zka_event_name(e->event)) < 0)
+            json = NULL;
+    }
+    n = json ? strlen(json) : 0;
+    e->json = json ? realloc(json, n + 2) : NULL;
+    if (!e->json) {
+        free(json);
+        e->json = strdup("{}\n");
+        n = 2;
+    } else {
+        e->json[n] = '\n';
+        e->json[n + 1] = '\0';
+    }
+    e->json_len = n + 1;
+    e->members = members;
+}
+
 static evt *evt_new(const zka_event_info *ev)
 {
-    static const char *const names[N_ENV] = {"ZKCOORD_EVENT",         "ZKCOORD_CLUSTER",
-                                             "ZKCOORD_MEMBER_ID",     "ZKCOORD_LEADER_ID",
-                                             "ZKCOORD_FENCING_TOKEN", "ZKCOORD_MEMBERS"};
+    static const char *const names[N_ENV] = {"ZKCOORD_EVENT", "ZKCOORD_CLUSTER",
+                                             "ZKCOORD_MEMBER_ID", "ZKCOORD_LEADER_ID",
+                                             "ZKCOORD_FENCING_TOKEN"};
     const char *vals[N_ENV];
     evt *e = calloc(1, sizeof(*e));
     int i;
@@ -626,22 +728,73 @@ static evt *evt_new(const zka_event_info *ev)
     vals[2] = ev->member_id;
     vals[3] = ev->leader_id;
     vals[4] = ev->fencing_token;
-    vals[5] = ev->members;
     for (i = 0; i < N_ENV; i++)
         if (asprintf(&e->env[i], "%s=%s", names[i], vals[i] ? vals[i] : "") < 0) {
             e->env[i] = NULL;
             evt_unref(e);
             return NULL;
         }
-    e->json_len = strlen(ev->json) + 1;
-    if (!(e->json = malloc(e->json_len + 1))) {
-        evt_unref(e);
-        return NULL;
+    if (ev->json) {
+        char *j = strdup(ev->json), *m = strdup(ev->members ? ev->members : "[]");
+        if (!j || !m) {
+            free(j);
+            free(m);
+            evt_unref(e);
+            return NULL;
+        }
+        evt_set_doc(e, j, m);
+    } else {
+        e->build = ev->build;
+        e->ctx = ev->ctx;
+        e->ctx_free = ev->ctx_free;
     }
-    memcpy(e->json, ev->json, e->json_len - 1);
-    e->json[e->json_len - 1] = '\n';
-    e->json[e->json_len] = '\0';
     return e;
+}
+
+/* Build the document of the next run of every idle slot whose event has
+ * none yet, with the lock dropped: a document of 10,000 members must not
+ * hold up zka_handlers_fire() (the library's dispatcher). Returns true if
+ * it dropped the lock (the caller re-reads its state). */
+static bool build_docs(zka_handlers *h)
+{
+    size_t i;
+
+    for (i = 0; i < h->n; i++) {
+        slot *s = h->slots[i];
+        evt *e;
+        char *json = NULL, *members = NULL;
+
+        if (s->r || !s->npending || s->pending[0]->json)
+            continue;
+        e = s->pending[0];
+        e->refs++;
+        pthread_mutex_unlock(&h->mu);
+        e->build(e->ctx, &json, &members);
+        pthread_mutex_lock(&h->mu);
+        if (!e->json)
+            evt_set_doc(e, json, members);
+        else {
+            free(json);
+            free(members);
+        }
+        evt_unref(e);
+        return true;
+    }
+    return false;
+}
+
+bool zka_handlers_wants(zka_handlers *h, zka_event ev)
+{
+    size_t i;
+    bool w = false;
+
+    if (!h)
+        return false;
+    pthread_mutex_lock(&h->mu);
+    for (i = 0; i < h->n && !w; i++)
+        w = (h->slots[i]->cfg.events & (1u << ev)) != 0;
+    pthread_mutex_unlock(&h->mu);
+    return w;
 }
 
 int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
@@ -650,10 +803,16 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
     size_t i;
     int queued = 0;
 
-    if (!ev || !ev->json || !zka_event_name(ev->event))
+    if (!ev || (!ev->json && !ev->build) || !zka_event_name(ev->event)) {
+        if (ev && ev->ctx_free)
+            ev->ctx_free(ev->ctx);
         return ZKC_EINVAL;
-    if (!(e = evt_new(ev)))
+    }
+    if (!(e = evt_new(ev))) {
+        if (!ev->json && ev->ctx_free)
+            ev->ctx_free(ev->ctx);
         return ZKC_ENOMEM;
+    }
     pthread_mutex_lock(&h->mu);
     if (h->stop) {
         pthread_mutex_unlock(&h->mu);
@@ -795,7 +954,7 @@ void zka_handlers_free(zka_handlers *h)
         if (s->r && s->r->phase == 0) {
             /* Leaving: a run is not allowed to outlive the agent by more
              * than the grace. */
-            kill(-s->r->pid, SIGTERM);
+            zka_child_stop(&s->r->child);
             s->r->phase = 1;
             s->r->kill_at = now + h->o.kill_grace_ms;
         }

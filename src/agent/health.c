@@ -93,8 +93,9 @@ static int check_args(zka_health *h, char *reason, size_t rlen)
     char *path = NULL, **envp = NULL;
     char out[200];
     size_t outn = 0;
-    int p[2] = {-1, -1}, pidfd, outfd, st = 0, rc = 0, w;
-    pid_t pid;
+    int p[2] = {-1, -1}, pidfd, outfd, st = 0, rc = 0, w, eno = 0;
+    zka_child c;
+    zka_spawn_opts so;
 
     if (!(path = zka_proc_resolve(h->cfg.args[0]))) {
         snprintf(reason, rlen, "cannot run %s: %s", h->cfg.args[0], strerror(errno));
@@ -104,18 +105,20 @@ static int check_args(zka_health *h, char *reason, size_t rlen)
         snprintf(reason, rlen, "cannot start check: %s", strerror(errno));
         goto out;
     }
-    pid = zka_proc_spawn(path, h->cfg.args, envp, -1, p[1], p[1]);
-    close(p[1]);
-    if (pid < 0) {
+    zka_spawn_opts_init(&so);
+    so.out_fd = so.err_fd = p[1];
+    so.grace_ms = 500;
+    if (zka_child_spawn(&c, path, h->cfg.args, envp, &so) != 0) {
         snprintf(reason, rlen, "fork: %s", strerror(errno));
+        close(p[1]);
         goto out;
     }
-    pidfd = zka_proc_pidfd(pid);
+    close(p[1]);
+    pidfd = c.pidfd;
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     outfd = p[0];
     for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
+        if (zka_child_done(&c, false, &st, &eno))
             break;
         /* Keep the first bytes of output for the log; drain the rest so the
          * check never blocks on a full pipe. */
@@ -138,9 +141,8 @@ static int check_args(zka_health *h, char *reason, size_t rlen)
                      pidfd >= 0 ? deadline
                                 : (zka_now_ms() + 10 < deadline ? zka_now_ms() + 10 : deadline));
         if (w < 0 || zka_now_ms() >= deadline) {
-            kill(-pid, SIGKILL);
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-            }
+            zka_child_kill(&c);
+            (void)zka_child_done(&c, true, &st, &eno);
             if (w < 0)
                 rc = -1;
             else
@@ -148,7 +150,9 @@ static int check_args(zka_health *h, char *reason, size_t rlen)
             goto reaped;
         }
     }
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    if (eno) {
+        snprintf(reason, rlen, "cannot execute %s: %s", path, strerror(eno));
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         rc = 1;
     } else {
         char how[96];
@@ -162,10 +166,7 @@ static int check_args(zka_health *h, char *reason, size_t rlen)
             reason[rlen - 1] = '\0'; /* cut: the head is what matters */
     }
 reaped:
-    kill(-pid, SIGKILL); /* leftovers of the check's process group */
-    zka_proc_reap_group(pid);
-    if (pidfd >= 0)
-        close(pidfd);
+    zka_child_close(&c);
 out:
     if (p[0] >= 0)
         close(p[0]);

@@ -1,6 +1,8 @@
 /* Agent logging (see log.h). */
 #include "log.h"
 
+#include "text.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,11 +61,15 @@ static int syslog_prio(zkc_log_level level)
     return LOG_DEBUG;
 }
 
-static void emit(zkc_log_level level, const char *msg)
+static void emit(zkc_log_level level, const char *raw)
 {
-    char line[2048];
+    char line[2048], msg[1800];
     int n;
 
+    /* Whatever reached the message (peer ids, handler output, library
+     * lines quoting peer data) cannot start a new line, forge a journald
+     * priority prefix or send terminal escapes: escape it as a whole. */
+    zka_text_escape(msg, sizeof(msg), raw, strlen(raw));
     /* Checked per line, not cached: stderr may be redirected by a test. */
     if (to_syslog) {
         syslog(syslog_prio(level), "%s", msg);

@@ -6,7 +6,12 @@
  *    (sd-daemon(3) style) so journald files it at the right level;
  *  - stderr, a tty: "zkcoord: level: msg" for a human;
  *  - syslog(3) (ident "zkcoord", facility daemon) when configured.
- * All functions are thread-safe; a line is written with one write(2). */
+ * All functions are thread-safe; a line is written with one write(2).
+ * Every message is escaped before it is written (zka_text_escape: control
+ * characters, C1, bidi overrides, invalid UTF-8), so no text that reaches a
+ * line -- a peer's id, a handler's output -- can end it, forge a priority
+ * prefix or carry terminal escapes. Peer strings are also cut to
+ * ZKA_PEER_LOG_MAX bytes where they are logged (zka_peer, text.h). */
 #ifndef ZKA_LOG_H
 #define ZKA_LOG_H
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,14 +36,20 @@
 #include "notify.h"
 #include "proc.h"
 #include "supervise.h"
+#include "text.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4 };
+
+/* How long the watchdog keeps being fed while the main thread reloads or
+ * stops (the unit's TimeoutStopSec). */
+#define RELOAD_BUDGET_MS 60000
 
 struct held_lock {
     struct agent *a;
     zka_lock_cfg cfg; /* borrowed from a->cfg */
     zkc_lock *lock;
     int held;
+    int pending; /* an acquire is queued */
     int64_t token;
 };
 
@@ -60,7 +67,14 @@ struct agent {
     char *members_path;
     char *leader_path;
 
+    /* Library callbacks (dispatcher lanes, health thread) read `cfg` under
+     * the read side; reload takes the write side only to switch `cfg` and
+     * to free the previous one, so no callback still reading it sees it
+     * freed (a use after free TSan found). Held briefly: no waits inside. */
+    pthread_rwlock_t cfg_lock;
+
     pthread_mutex_t mu; /* everything below */
+    int eligible;       /* health passed `rise` times: may register, campaign, lock */
     int joined;         /* we want to be registered (healthy) */
     int campaigning;
     int leading;
@@ -69,7 +83,8 @@ struct agent {
     int64_t leader_token;
     int leader_known; /* the observer's first answer is the baseline */
     zkc_group_view *view;
-    int baseline; /* the first view is the baseline: no events for it */
+    int baseline;  /* the first view is the baseline: no events for it */
+    int self_seen; /* our own node is in the view */
     int ready_sent;
     int connected;
 };
@@ -84,6 +99,16 @@ static long long epoch_ms(void)
 
 /* ------------------------------------------------------------- events */
 
+/* Set `key` of `o` to `v`; a NULL `v` (out of memory) becomes null so the
+ * key is never missing. */
+static void set(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new(o, key, v ? v : json_null());
+}
+
+/* A member as JSON. Every string in it is a peer's: zka_json_str keeps
+ * bytes that are not UTF-8 (as U+FFFD) where json_string would fail and
+ * drop the key. */
 static json_t *member_json(const zkc_member *m)
 {
     json_t *o = json_object(), *eps = json_object(), *meta = NULL;
@@ -91,96 +116,171 @@ static json_t *member_json(const zkc_member *m)
     int i, n = zkc_member_endpoint_count(m);
     unsigned flags = zkc_member_flags(m);
 
+    if (!o || !eps) {
+        json_decref(o);
+        json_decref(eps);
+        return NULL;
+    }
     for (i = 0; i < n; i++) {
         const char *name, *host;
         int port;
-        if (zkc_member_endpoint(m, i, &name, &host, &port) == 0)
-            json_object_set_new(eps, name,
-                                json_pack("{s:s, s:i}", "host", host ? host : "", "port", port));
+        if (zkc_member_endpoint(m, i, &name, &host, &port) == 0) {
+            json_t *ep = json_object(), *nm = zka_json_str(name);
+            set(ep, "host", zka_json_str(host));
+            set(ep, "port", json_integer(port));
+            if (nm)
+                json_object_set_new(eps, json_string_value(nm), ep);
+            else
+                json_decref(ep);
+            json_decref(nm);
+        }
     }
-    if (md)
-        meta = json_loads(md, 0, NULL);
-    json_object_set_new(o, "id", json_string(zkc_member_id(m) ? zkc_member_id(m) : ""));
-    json_object_set_new(o, "node", json_string(zkc_member_node(m)));
-    json_object_set_new(o, "host", json_string(zkc_member_host(m) ? zkc_member_host(m) : ""));
-    json_object_set_new(o, "port", json_integer(zkc_member_port(m)));
-    json_object_set_new(o, "status", json_string(zkc_member_status(m) ? zkc_member_status(m) : ""));
-    json_object_set_new(o, "shard", json_integer(zkc_member_shard(m)));
-    json_object_set_new(o, "endpoints", eps);
-    json_object_set_new(o, "metadata", meta ? meta : json_object());
-    json_object_set_new(o, "session", json_integer(zkc_member_owner(m)));
-    json_object_set_new(o, "malformed",
-                        json_boolean(flags & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE)));
-    json_object_set_new(o, "duplicate", json_boolean(flags & ZKC_MEMBER_DUPLICATE));
+    if (md && !(meta = json_loads(md, JSON_DECODE_ANY, NULL)))
+        meta = zka_json_str(md); /* not JSON: kept as text, not dropped */
+    set(o, "id", zka_json_str(zkc_member_id(m)));
+    set(o, "node", zka_json_str(zkc_member_node(m)));
+    set(o, "host", zka_json_str(zkc_member_host(m)));
+    set(o, "port", json_integer(zkc_member_port(m)));
+    set(o, "status", zka_json_str(zkc_member_status(m)));
+    set(o, "shard", json_integer(zkc_member_shard(m)));
+    set(o, "endpoints", eps);
+    set(o, "metadata", meta ? meta : json_object());
+    set(o, "session", json_integer(zkc_member_owner(m)));
+    set(o, "malformed", json_boolean(flags & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE)));
+    set(o, "duplicate", json_boolean(flags & ZKC_MEMBER_DUPLICATE));
     return o;
 }
 
-/* Fire `ev` to the handlers with a document built from the agent's state
- * plus `extra` (stolen; may be NULL). */
+/* What a handler's document is built from, captured when the event
+ * happens and turned into text only if a run takes it (handlers.c builds
+ * it on its own thread; a coalesced event is never built). Holding the
+ * view is one reference: the dispatcher's cost per event does not grow
+ * with the number of members. */
+struct doc_ctx {
+    zka_event ev;
+    char *cluster, *member_id;
+    char leader_id[ZKC_ELECTION_ID_MAX + 1];
+    int64_t leader_token;
+    int leading;
+    long long time_ms;
+    zkc_group_view *view;
+    json_t *extra; /* without "token" */
+    char token[32];
+};
+
+static void doc_ctx_free(void *p)
+{
+    struct doc_ctx *c = p;
+
+    if (!c)
+        return;
+    zkc_group_view_free(c->view);
+    json_decref(c->extra);
+    free(c->cluster);
+    free(c->member_id);
+    free(c);
+}
+
+static void doc_build(void *p, char **json, char **members)
+{
+    struct doc_ctx *c = p;
+    json_t *doc = json_object(), *arr = json_array(), *ids = json_array();
+    int i, n = c->view ? zkc_group_view_count(c->view) : 0;
+
+    *json = *members = NULL;
+    if (!doc || !arr || !ids)
+        goto out;
+    for (i = 0; i < n; i++) {
+        const zkc_member *m = zkc_group_view_at(c->view, i);
+        json_t *mj = member_json(m);
+        if (mj)
+            json_array_append_new(arr, mj);
+        if (zkc_member_id(m))
+            json_array_append_new(ids, zka_json_str(zkc_member_id(m)));
+    }
+    set(doc, "event", json_string(zka_event_name(c->ev)));
+    set(doc, "cluster", zka_json_str(c->cluster));
+    set(doc, "member_id", zka_json_str(c->member_id));
+    set(doc, "time_ms", json_integer(c->time_ms));
+    if (c->leader_id[0]) {
+        json_t *l = json_object();
+        if (l) {
+            set(l, "id", zka_json_str(c->leader_id));
+            set(l, "token", json_integer(c->leader_token));
+        }
+        set(doc, "leader", l);
+    } else {
+        set(doc, "leader", json_null());
+    }
+    set(doc, "leading", json_boolean(c->leading));
+    json_object_set(doc, "members", arr);
+    if (c->extra)
+        json_object_update(doc, c->extra);
+    if (c->token[0])
+        set(doc, "fencing_token", json_string(c->token));
+    *json = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    *members = json_dumps(ids, JSON_COMPACT);
+out:
+    json_decref(doc);
+    json_decref(arr);
+    json_decref(ids);
+}
+
+/* Fire `ev` to the handlers with a document of the agent's state plus
+ * `extra` (stolen; may be NULL). Nothing is built when no handler
+ * subscribes to `ev`. */
 static void fire(struct agent *a, zka_event ev, json_t *extra)
 {
-    json_t *doc = json_object(), *members = json_array();
-    char *ids = NULL, *text;
-    size_t ids_len = 0;
-    FILE *idf = open_memstream(&ids, &ids_len);
-    char token[32] = "";
+    struct doc_ctx *c;
     zka_event_info info;
-    int i, n;
+    char leader[ZKC_ELECTION_ID_MAX + 1];
 
-    pthread_mutex_lock(&a->mu);
-    n = a->view ? zkc_group_view_count(a->view) : 0;
-    for (i = 0; i < n; i++) {
-        const zkc_member *m = zkc_group_view_at(a->view, i);
-        json_array_append_new(members, member_json(m));
-        if (idf && zkc_member_id(m))
-            fprintf(idf, "%s%s", i ? "," : "", zkc_member_id(m));
+    zka_log(ZKC_LOG_DEBUG, "event %s", zka_event_name(ev));
+    if (!a->handlers || !zka_handlers_wants(a->handlers, ev) || !(c = calloc(1, sizeof(*c)))) {
+        json_decref(extra);
+        return;
     }
-    json_object_set_new(doc, "event", json_string(zka_event_name(ev)));
-    json_object_set_new(doc, "cluster", json_string(a->cfg->cluster));
-    json_object_set_new(doc, "member_id", json_string(a->cfg->member.id));
-    json_object_set_new(doc, "time_ms", json_integer(epoch_ms()));
-    if (a->leader_id[0])
-        json_object_set_new(
-            doc, "leader",
-            json_pack("{s:s, s:I}", "id", a->leader_id, "token", (json_int_t)a->leader_token));
-    else
-        json_object_set_new(doc, "leader", json_null());
-    json_object_set_new(doc, "leading", json_boolean(a->leading));
+    c->ev = ev;
+    c->cluster = strdup(a->cfg->cluster);
+    c->member_id = strdup(a->cfg->member.id ? a->cfg->member.id : "");
+    c->time_ms = epoch_ms();
+    pthread_mutex_lock(&a->mu);
+    memcpy(c->leader_id, a->leader_id, sizeof(c->leader_id));
+    c->leader_token = a->leader_token;
+    c->leading = a->leading;
     if (a->leading)
-        snprintf(token, sizeof(token), "%" PRId64, a->token);
+        snprintf(c->token, sizeof(c->token), "%" PRId64, a->token);
+    c->view = a->view ? zkc_group_view_ref(a->view) : NULL;
     pthread_mutex_unlock(&a->mu);
-    if (idf)
-        fclose(idf);
-    json_object_set_new(doc, "members", members);
     if (extra) {
         json_t *tok = json_object_get(extra, "token");
         if (json_is_integer(tok))
-            snprintf(token, sizeof(token), "%" JSON_INTEGER_FORMAT, json_integer_value(tok));
-        /* "token" only carries the event's token to fencing_token below. */
+            snprintf(c->token, sizeof(c->token), "%" JSON_INTEGER_FORMAT, json_integer_value(tok));
+        /* "token" only carries the event's token to fencing_token. */
         json_object_del(extra, "token");
-        json_object_update(doc, extra);
-        json_decref(extra);
+        c->extra = extra;
     }
-    if (token[0])
-        json_object_set_new(doc, "fencing_token", json_string(token));
-    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(doc);
+    memcpy(leader, c->leader_id, sizeof(leader));
     memset(&info, 0, sizeof(info));
     info.event = ev;
-    info.json = text ? text : "{}";
     info.cluster = a->cfg->cluster;
     info.member_id = a->cfg->member.id;
-    pthread_mutex_lock(&a->mu);
-    info.leader_id = strdup(a->leader_id);
-    pthread_mutex_unlock(&a->mu);
-    info.fencing_token = token;
-    info.members = ids ? ids : "";
-    zka_log(ZKC_LOG_INFO, "event %s", zka_event_name(ev));
-    if (a->handlers)
-        zka_handlers_fire(a->handlers, &info);
-    free((char *)info.leader_id);
-    free(ids);
-    free(text);
+    info.leader_id = leader;
+    info.fencing_token = c->token;
+    info.build = doc_build;
+    info.ctx = c;
+    info.ctx_free = doc_ctx_free;
+    if (!c->cluster || !c->member_id) {
+        doc_ctx_free(c);
+        return;
+    }
+    zka_handlers_fire(a->handlers, &info);
+}
+
+/* Does a handler take `ev`? (Build its extras only then.) */
+static int wanted(struct agent *a, zka_event ev)
+{
+    return a->handlers && zka_handlers_wants(a->handlers, ev);
 }
 
 /* ------------------------------------------------------- supervising */
@@ -245,7 +345,7 @@ static void on_app_exit(pid_t pid, int status, bool stopped, void *user_data)
 
 /* ------------------------------------------------------------ election */
 
-static void on_election(zkc_election *e, const zkc_election_event *ev, void *user_data)
+static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void *user_data)
 {
     struct agent *a = user_data;
     int changed;
@@ -276,8 +376,13 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
         zka_notifyf("STATUS=member of %s", a->cfg->cluster);
         /* Before this callback returns: a resigning leader's node goes only
          * after it, so no other member's app can start meanwhile. */
-        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
+        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER) {
+            long long t0 = zka_now_ms();
             stop_app_now(a);
+            /* The figure issue 11 asks for: DEMOTED heard -> app gone. */
+            zka_log(ZKC_LOG_INFO, "demoted: supervised app stopped %lld ms after DEMOTED",
+                    zka_now_ms() - t0);
+        }
         fire(a, ZKA_EV_DEMOTED,
              json_pack("{s:s, s:I}", "reason", zkc_election_demote_reason_name(ev->reason), "token",
                        (json_int_t)ev->token));
@@ -299,7 +404,8 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
         a->leader_token = ev->token;
         pthread_mutex_unlock(&a->mu);
         if (changed) {
-            zka_log(ZKC_LOG_INFO, "leader is now %s", ev->leader_id ? ev->leader_id : "(none)");
+            char pb[ZKA_PEER_BUF];
+            zka_log(ZKC_LOG_INFO, "leader is now %s", zka_peer(pb, ev->leader_id));
             fire(a, ZKA_EV_LEADER_CHANGED, NULL);
         }
         break;
@@ -310,49 +416,79 @@ static void on_election(zkc_election *e, const zkc_election_event *ev, void *use
     }
 }
 
-/* Campaign only while registered and healthy. */
+static void on_election(zkc_election *e, const zkc_election_event *ev, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_election_cfg(e, ev, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+/* Campaign only while eligible (healthy). The participant is created on
+ * the first wish to campaign, not at start: zkc_election_new() enters the
+ * race at once, and an agent that has not passed its health check must never
+ * be elected, not even for the moment before a resign. */
 static void campaign(struct agent *a, int want)
 {
-    int was;
+    zkc_election_opts eo;
+    int was, rc;
 
-    if (!a->election)
+    if (!a->cfg->election.enabled || !a->s)
         return;
     pthread_mutex_lock(&a->mu);
     was = a->campaigning;
     a->campaigning = want;
     pthread_mutex_unlock(&a->mu);
-    if (want && !was)
+    if (want && !was && !a->election) {
+        zkc_election_opts_init(&eo);
+        eo.id = a->cfg->member.id;
+        eo.on_suspend = a->cfg->election.on_suspend == ZKA_SUSPEND_WAIT ? ZKC_ELECTION_WAIT
+                                                                        : ZKC_ELECTION_STEP_DOWN;
+        eo.fn = on_election;
+        eo.user_data = a;
+        rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
+        if (rc) {
+            zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
+            pthread_mutex_lock(&a->mu);
+            a->campaigning = 0;
+            pthread_mutex_unlock(&a->mu);
+        }
+    } else if (want && !was) {
         zkc_election_rejoin(a->election);
-    else if (!want && was)
+    } else if (!want && was && a->election) {
         zkc_election_resign(a->election);
+    }
 }
 
+static int eligible(struct agent *a)
+{
+    int e;
+
+    pthread_mutex_lock(&a->mu);
+    e = a->eligible;
+    pthread_mutex_unlock(&a->mu);
+    return e;
+}
+
+/* The observer only watches (every agent hears every leader change); the
+ * participant comes with eligibility (campaign()). */
 static int start_election(struct agent *a)
 {
-    zkc_election_opts eo;
     int rc;
 
     if (!a->cfg->election.enabled)
         return 0;
-    zkc_election_opts_init(&eo);
-    eo.id = a->cfg->member.id;
-    eo.on_suspend = a->cfg->election.on_suspend == ZKA_SUSPEND_WAIT ? ZKC_ELECTION_WAIT
-                                                                    : ZKC_ELECTION_STEP_DOWN;
-    eo.fn = on_election;
-    eo.user_data = a;
     rc = zkc_election_observer_new(&a->observer, a->s, a->leader_path, on_election, a);
-    if (rc == 0)
-        rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
     if (rc) {
-        zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
+        zka_log(ZKC_LOG_ERROR, "cannot observe %s: %s", a->leader_path, zkc_strerror(rc));
         return rc;
     }
     pthread_mutex_lock(&a->mu);
-    a->campaigning = 1;
+    a->campaigning = 0;
     pthread_mutex_unlock(&a->mu);
-    /* Until the health check says so, stay out of the race. */
-    if (a->health && zka_health_get(a->health) != ZKA_HEALTH_HEALTHY)
-        campaign(a, 0);
+    if (eligible(a))
+        campaign(a, 1);
     return 0;
 }
 
@@ -381,26 +517,81 @@ static void stop_election(struct agent *a)
 
 static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data);
 
-static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
+static int supervises_lock(struct agent *a, const struct held_lock *h)
+{
+    return a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LOCK &&
+           strcmp(a->cfg->supervise.lock, h->cfg.name) == 0;
+}
+
+/* Queue for lock `h` (mu not held). Only while eligible. */
+static void lock_queue(struct held_lock *h)
+{
+    struct agent *a = h->a;
+    int go;
+
+    pthread_mutex_lock(&a->mu);
+    go = a->eligible && !h->pending && !h->held;
+    if (go)
+        h->pending = 1;
+    pthread_mutex_unlock(&a->mu);
+    if (go && zkc_lock_acquire_async(h->lock, lock_granted, h) != 0) {
+        zka_log(ZKC_LOG_ERROR, "cannot queue for lock %s", h->cfg.name);
+        pthread_mutex_lock(&a->mu);
+        h->pending = 0;
+        pthread_mutex_unlock(&a->mu);
+    }
+}
+
+/* Give up lock `h` (held or queued): the app it supervises stops first. */
+static void lock_leave(struct held_lock *h)
+{
+    struct agent *a = h->a;
+    int held, pending;
+
+    pthread_mutex_lock(&a->mu);
+    held = h->held;
+    pending = h->pending;
+    h->held = 0;
+    pthread_mutex_unlock(&a->mu);
+    if (held && supervises_lock(a, h))
+        stop_app_now(a);
+    if (held)
+        zkc_lock_release(h->lock);
+    else if (pending && zkc_lock_cancel(h->lock) == 0) {
+        pthread_mutex_lock(&a->mu);
+        h->pending = 0;
+        pthread_mutex_unlock(&a->mu);
+    }
+    /* A grant already on its way is released by lock_granted, which sees
+     * the agent is no longer eligible. */
+}
+
+static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
 {
     struct held_lock *h = user_data;
     struct agent *a = h->a;
+    int ok;
 
+    (void)lock;
     switch (ev) {
     case ZKC_LOCK_SUSPENDED:
         /* Can no longer be sure: the app must not act on the lock. */
         pthread_mutex_lock(&a->mu);
         h->held = 0;
         pthread_mutex_unlock(&a->mu);
-        if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LOCK &&
-            strcmp(a->cfg->supervise.lock, h->cfg.name) == 0)
+        if (supervises_lock(a, h))
             stop_app_now(a);
         break;
     case ZKC_LOCK_RECONNECTED:
         pthread_mutex_lock(&a->mu);
-        h->held = 1;
-        h->token = token;
+        ok = a->eligible;
+        if (ok) {
+            h->held = 1;
+            h->token = token;
+        }
         pthread_mutex_unlock(&a->mu);
+        if (!ok)
+            zkc_lock_release(h->lock);
         resupervise(a);
         break;
     case ZKC_LOCK_LOST:
@@ -412,27 +603,46 @@ static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *u
         fire(a, ZKA_EV_LOCK_LOST,
              json_pack("{s:{s:s, s:s, s:I}}", "lock", "name", h->cfg.name, "path", h->cfg.path,
                        "token", (json_int_t)token));
-        zkc_lock_release(lock); /* quiet after loss; then queue again */
-        if (zkc_lock_acquire_async(lock, lock_granted, h) != 0)
-            zka_log(ZKC_LOG_ERROR, "cannot queue for lock %s again", h->cfg.name);
+        zkc_lock_release(h->lock); /* quiet after loss; then queue again */
+        lock_queue(h);
         break;
     }
 }
 
-static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
+static void lock_event(zkc_lock *lock, zkc_lock_event ev, int64_t token, void *user_data)
+{
+    struct agent *ag = ((struct held_lock *)user_data)->a;
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    lock_event_cfg(lock, ev, token, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+static void lock_granted_cfg(zkc_lock *lock, int rc, int64_t token, void *user_data)
 {
     struct held_lock *h = user_data;
     struct agent *a = h->a;
+    int ok;
 
     (void)lock;
+    pthread_mutex_lock(&a->mu);
+    h->pending = 0;
+    ok = rc == 0 && a->eligible;
+    if (ok) {
+        h->held = 1;
+        h->token = token;
+    }
+    pthread_mutex_unlock(&a->mu);
     if (rc != 0) {
-        zka_log(ZKC_LOG_ERROR, "lock %s: %s", h->cfg.name, zkc_strerror(rc));
+        if (rc != ZKC_ECANCELED)
+            zka_log(ZKC_LOG_ERROR, "lock %s: %s", h->cfg.name, zkc_strerror(rc));
         return;
     }
-    pthread_mutex_lock(&a->mu);
-    h->held = 1;
-    h->token = token;
-    pthread_mutex_unlock(&a->mu);
+    if (!ok) {
+        /* Health fell while the grant was on its way. */
+        zkc_lock_release(h->lock);
+        return;
+    }
     zka_log(ZKC_LOG_INFO, "holding lock %s (fencing token %" PRId64 ")", h->cfg.name, token);
     resupervise(a);
     fire(a, ZKA_EV_LOCK_ACQUIRED,
@@ -440,6 +650,16 @@ static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
                    "token", (json_int_t)token, "token", (json_int_t)token));
 }
 
+static void lock_granted(zkc_lock *lock, int rc, int64_t token, void *user_data)
+{
+    struct agent *ag = ((struct held_lock *)user_data)->a;
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    lock_granted_cfg(lock, rc, token, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+/* Make the lock handles; queue for them only once eligible (locks_want). */
 static int start_locks(struct agent *a)
 {
     size_t i;
@@ -453,6 +673,7 @@ static int start_locks(struct agent *a)
         int rc;
         h->a = a;
         h->cfg = a->cfg->locks[i];
+        a->n_locks = i + 1;
         if (!h->cfg.hold)
             continue;
         zkc_lock_opts_init(&lo);
@@ -460,16 +681,28 @@ static int start_locks(struct agent *a)
         lo.on_event = lock_event;
         lo.user_data = h;
         rc = zkc_lock_new(&h->lock, a->s, h->cfg.path, &lo);
-        if (rc == 0)
-            rc = zkc_lock_acquire_async(h->lock, lock_granted, h);
         if (rc) {
             zka_log(ZKC_LOG_ERROR, "lock %s (%s): %s", h->cfg.name, h->cfg.path, zkc_strerror(rc));
             return rc;
         }
-        a->n_locks = i + 1;
+        lock_queue(h);
     }
-    a->n_locks = a->cfg->n_locks;
     return 0;
+}
+
+/* Queue for every held lock (want) or give them all up (!want). */
+static void locks_want(struct agent *a, int want)
+{
+    size_t i;
+
+    for (i = 0; i < a->n_locks; i++) {
+        if (!a->locks[i].lock)
+            continue;
+        if (want)
+            lock_queue(&a->locks[i]);
+        else
+            lock_leave(&a->locks[i]);
+    }
 }
 
 static void stop_locks(struct agent *a)
@@ -508,43 +741,55 @@ static void fill_member_info(const zka_config *c, zkc_member_info *mi, zkc_endpo
     mi->metadata = *metadata;
 }
 
-static int set_registered(struct agent *a, int want)
+/* Register, campaign and queue for locks, or leave all of them. Health is
+ * the gate: nothing of it happens before the check passed `rise` times, and
+ * it all goes when health falls (the supervised app first, before the
+ * leadership or the lock it runs under is given up). */
+static int set_eligible(struct agent *a, int want)
 {
     zkc_member_info mi;
     zkc_endpoint *eps;
     char *metadata = NULL;
     int rc = 0, was;
 
-    if (!a->cfg->member.registers || !a->group)
-        return 0;
     pthread_mutex_lock(&a->mu);
-    was = a->joined;
-    a->joined = want;
+    was = a->eligible;
+    a->eligible = want;
+    if (a->cfg->member.registers && a->group)
+        a->joined = want;
     pthread_mutex_unlock(&a->mu);
     if (want == was)
         return 0;
     if (!want) {
-        zka_log(ZKC_LOG_WARN, "deregistering %s", a->cfg->member.id);
+        zka_log(ZKC_LOG_WARN, "unhealthy: leaving the election, locks and membership of %s",
+                a->cfg->cluster);
+        zka_notifyf("STATUS=waiting for health");
         campaign(a, 0);
+        locks_want(a, 0);
         resupervise(a);
+        if (!a->cfg->member.registers || !a->group)
+            return 0;
+        zka_log(ZKC_LOG_WARN, "deregistering %s", a->cfg->member.id);
         rc = zkc_group_leave(a->group, 0);
         return rc == ZKC_ENOTHELD ? 0 : rc;
     }
-    eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
-    if (!eps)
-        return ZKC_ENOMEM;
-    fill_member_info(a->cfg, &mi, eps, &metadata);
-    rc = zkc_group_join(a->group, &mi);
-    free(eps);
-    free(metadata);
-    if (rc && rc != ZKC_EBUSY) {
-        zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
-        return rc;
+    if (a->cfg->member.registers && a->group) {
+        eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
+        if (!eps)
+            return ZKC_ENOMEM;
+        fill_member_info(a->cfg, &mi, eps, &metadata);
+        rc = zkc_group_join(a->group, &mi);
+        free(eps);
+        free(metadata);
+        if (rc && rc != ZKC_EBUSY)
+            zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
+        else
+            zka_log(ZKC_LOG_INFO, "registering %s in %s", a->cfg->member.id, a->members_path);
     }
-    zka_log(ZKC_LOG_INFO, "registering %s in %s", a->cfg->member.id, a->members_path);
     campaign(a, 1);
+    locks_want(a, 1);
     resupervise(a);
-    return 0;
+    return rc == ZKC_EBUSY ? 0 : rc;
 }
 
 static void update_payload(struct agent *a)
@@ -564,7 +809,7 @@ static void update_payload(struct agent *a)
     free(metadata);
 }
 
-static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
+static void on_group_cfg(zkc_group *g, const zkc_group_event *ev, void *user_data)
 {
     struct agent *a = user_data;
     int baseline, self;
@@ -579,13 +824,9 @@ static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
         zkc_group_view_free(a->view);
         a->view = zkc_group_view_ref(ev->view);
         a->baseline = 0;
-        self = 0;
-        if (a->view) {
-            int i;
-            for (i = 0; i < zkc_group_view_count(a->view); i++)
-                if (zkc_member_flags(zkc_group_view_at(a->view, i)) & ZKC_MEMBER_SELF)
-                    self = 1;
-        }
+        /* Our own node was seen in a JOINED event of this or an earlier
+         * batch: no walk of the view (O(members) per change). */
+        self = a->self_seen;
         if (self && !a->ready_sent) {
             a->ready_sent = 1;
             pthread_mutex_unlock(&a->mu);
@@ -599,46 +840,77 @@ static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
     case ZKC_GROUP_JOINED:
     case ZKC_GROUP_LEFT:
     case ZKC_GROUP_UPDATED:
+        if (ev->member && (zkc_member_flags(ev->member) & ZKC_MEMBER_SELF)) {
+            pthread_mutex_lock(&a->mu);
+            a->self_seen = ev->type != ZKC_GROUP_LEFT;
+            pthread_mutex_unlock(&a->mu);
+        }
         if (baseline)
             break; /* members already there at start: no change to report */
         {
+            /* O(1) per member event: a view reference, and the member's
+             * JSON only when a handler takes the event. */
             zka_event kind = ev->type == ZKC_GROUP_JOINED ? ZKA_EV_MEMBER_JOINED
                              : ev->type == ZKC_GROUP_LEFT ? ZKA_EV_MEMBER_LEFT
                                                           : ZKA_EV_MEMBER_UPDATED;
-            json_t *extra = json_pack("{s:o}", "member", member_json(ev->member));
-            if (ev->previous)
-                json_object_set_new(extra, "previous", member_json(ev->previous));
+            json_t *extra = NULL;
             /* The view of the batch, not the one before it. */
             pthread_mutex_lock(&a->mu);
             zkc_group_view_free(a->view);
             a->view = zkc_group_view_ref(ev->view);
             pthread_mutex_unlock(&a->mu);
+            if (!wanted(a, kind))
+                break;
+            extra = json_object();
+            set(extra, "member", member_json(ev->member));
+            if (ev->previous)
+                set(extra, "previous", member_json(ev->previous));
             fire(a, kind, extra);
         }
         break;
-    case ZKC_GROUP_DUPLICATE:
+    case ZKC_GROUP_DUPLICATE: {
+        char pb[ZKA_PEER_BUF];
         zka_log(ZKC_LOG_ERROR, "member id %s is claimed by more than one node",
-                zkc_member_id(ev->member) ? zkc_member_id(ev->member) : "?");
+                zka_peer(pb, zkc_member_id(ev->member)));
         break;
+    }
     case ZKC_GROUP_ERROR:
         zka_log(ZKC_LOG_ERROR, "our member node: %s", zkc_strerror(ev->rc));
         break;
     }
 }
 
-static void on_health(zka_health_state st, const char *reason, void *user_data)
+static void on_group(zkc_group *g, const zkc_group_event *ev, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_group_cfg(g, ev, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+static void on_health_cfg(zka_health_state st, const char *reason, void *user_data)
 {
     struct agent *a = user_data;
 
     zka_log(st == ZKA_HEALTH_HEALTHY ? ZKC_LOG_INFO : ZKC_LOG_WARN, "health: %s (%s)",
             zka_health_state_name(st), reason);
     if (st == ZKA_HEALTH_HEALTHY)
-        set_registered(a, 1);
+        set_eligible(a, 1);
     else if (st == ZKA_HEALTH_UNHEALTHY)
-        set_registered(a, 0);
+        set_eligible(a, 0);
 }
 
-static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+static void on_health(zka_health_state st, const char *reason, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_health_cfg(st, reason, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+static void on_state_cfg(zkc_session *s, zkc_conn_state st, void *user_data)
 {
     struct agent *a = user_data;
 
@@ -666,6 +938,15 @@ static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
         resupervise(a);
 }
 
+static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_state_cfg(s, st, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
 /* ------------------------------------------------------ set-up, tear-down */
 
 static char *join_path(const char *root, const char *cluster, const char *leaf)
@@ -688,7 +969,7 @@ static int start_health(struct agent *a)
     /* Without a health section the state is HEALTHY from the start and no
      * callback comes: register now. */
     if (zka_health_get(a->health) == ZKA_HEALTH_HEALTHY)
-        set_registered(a, 1);
+        set_eligible(a, 1);
     return 0;
 }
 
@@ -752,7 +1033,20 @@ static int start_cluster(struct agent *a, int connect_timeout_ms)
         a->ready_sent = 1;
         pthread_mutex_unlock(&a->mu);
     }
-    return start_health(a);
+    if ((rc = start_health(a)))
+        return rc;
+    /* Up and configured but not healthy yet: systemd must not take the
+     * wait for a failing check as a failed start (and restart in a loop). */
+    pthread_mutex_lock(&a->mu);
+    if (!a->ready_sent && !a->eligible) {
+        a->ready_sent = 1;
+        pthread_mutex_unlock(&a->mu);
+        zka_notify("READY=1\nSTATUS=waiting for health");
+        zka_log(ZKC_LOG_INFO, "waiting for the health check to pass %d times", a->cfg->health.rise);
+    } else {
+        pthread_mutex_unlock(&a->mu);
+    }
+    return 0;
 }
 
 static void stop_cluster(struct agent *a)
@@ -765,6 +1059,9 @@ static void stop_cluster(struct agent *a)
         stop_app_now(a);
     zkc_group_free(a->group); /* deletes our member node at once */
     a->group = NULL;
+    pthread_mutex_lock(&a->mu);
+    a->eligible = 0;
+    pthread_mutex_unlock(&a->mu);
     if (a->s)
         zkc_session_close(a->s);
     a->s = NULL;
@@ -772,6 +1069,7 @@ static void stop_cluster(struct agent *a)
     zkc_group_view_free(a->view);
     a->view = NULL;
     a->joined = 0;
+    a->self_seen = 0;
     a->leader_id[0] = '\0';
     pthread_mutex_unlock(&a->mu);
     free(a->members_path);
@@ -780,6 +1078,21 @@ static void stop_cluster(struct agent *a)
 }
 
 /* ------------------------------------------------------- HUP, USR1 */
+
+static void set_cfg(struct agent *a, zka_config *next)
+{
+    pthread_rwlock_wrlock(&a->cfg_lock);
+    a->cfg = next;
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
+
+/* Waits for callbacks that began before the switch and may still read it. */
+static void free_cfg(struct agent *a, zka_config *prev)
+{
+    pthread_rwlock_wrlock(&a->cfg_lock);
+    zka_config_free(prev);
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
 
 static void reload(struct agent *a, const char *file)
 {
@@ -804,11 +1117,11 @@ static void reload(struct agent *a, const char *file)
         stop_cluster(a);
         zka_supervise_free(a->sv);
         a->sv = NULL;
-        a->cfg = next;
+        set_cfg(a, next);
         zka_handlers_reconfigure(a->handlers, next->handlers, next->n_handlers);
         if (start_supervise(a) || start_cluster(a, next->zookeeper.session_timeout_ms))
             zka_log(ZKC_LOG_ERROR, "reload: the new cluster settings did not start cleanly");
-        zka_config_free(prev);
+        free_cfg(a, prev);
         return;
     }
     /* Same session, same membership: change only what differs. The parts
@@ -826,7 +1139,7 @@ static void reload(struct agent *a, const char *file)
         zka_supervise_free(a->sv);
         a->sv = NULL;
     }
-    a->cfg = next;
+    set_cfg(a, next);
     if (diff & ZKA_DIFF_LOG)
         zka_log_setup(next->log.level, next->log.syslog);
     if (diff & ZKA_DIFF_HANDLERS)
@@ -841,10 +1154,8 @@ static void reload(struct agent *a, const char *file)
         update_payload(a);
     if (diff & ZKA_DIFF_HEALTH)
         start_health(a);
-    else if (a->election && (!a->health || zka_health_get(a->health) == ZKA_HEALTH_HEALTHY))
-        campaign(a, a->joined);
     resupervise(a);
-    zka_config_free(prev);
+    free_cfg(a, prev);
 }
 
 static void dump_state(struct agent *a)
@@ -860,7 +1171,7 @@ static void dump_state(struct agent *a)
     json_object_set_new(st, "connected", json_boolean(a->connected));
     json_object_set_new(st, "leading", json_boolean(a->leading));
     json_object_set_new(st, "token", json_integer(a->leading ? a->token : 0));
-    json_object_set_new(st, "leader", json_string(a->leader_id));
+    set(st, "leader", zka_json_str(a->leader_id));
     json_object_set_new(st, "members", json_integer(a->view ? zkc_group_view_count(a->view) : 0));
     for (i = 0; i < a->n_locks; i++)
         json_array_append_new(locks,
@@ -878,6 +1189,93 @@ static void dump_state(struct agent *a)
     zka_log(ZKC_LOG_WARN, "state %s", text ? text : "{}");
     free(text);
     json_decref(st);
+}
+
+/* ------------------------------------------------------------ watchdog */
+
+/* WATCHDOG=1 comes from a thread of its own, every half interval, while
+ * the main loop beats (it wakes at least every second) or is busy in a
+ * reload or a stop, each with a bound: a slow reload (a config of 80k
+ * elements, a cluster change that waits for the server) or a long stop
+ * (stop_grace_ms) must not get the agent killed, but a main loop stuck
+ * for good must. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t usec;
+    long long beat, busy_until;
+    int quit;
+    pthread_t th;
+} wd = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0};
+
+static void wd_beat(long long busy_ms)
+{
+    pthread_mutex_lock(&wd.mu);
+    wd.beat = zka_now_ms();
+    wd.busy_until = busy_ms ? wd.beat + busy_ms : 0;
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void *wd_main(void *arg)
+{
+    long long half = (long long)(wd.usec / 2000);
+
+    (void)arg;
+    pthread_mutex_lock(&wd.mu);
+    while (!wd.quit) {
+        struct timespec ts;
+        long long now = zka_now_ms();
+        int ok = now - wd.beat < (long long)(wd.usec / 1000) || now < wd.busy_until;
+        pthread_mutex_unlock(&wd.mu);
+        if (ok)
+            zka_notify("WATCHDOG=1");
+        else
+            zka_log(ZKC_LOG_ERROR, "main loop stuck: not feeding the watchdog");
+        pthread_mutex_lock(&wd.mu);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(half / 1000);
+        ts.tv_nsec += (long)(half % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!wd.quit)
+            pthread_cond_timedwait(&wd.cv, &wd.mu, &ts);
+    }
+    pthread_mutex_unlock(&wd.mu);
+    return NULL;
+}
+
+static int wd_start(void)
+{
+    pthread_condattr_t ca;
+
+    wd.usec = zka_notify_watchdog_usec();
+    if (!wd.usec)
+        return 0;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&wd.cv);
+    pthread_cond_init(&wd.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    wd_beat(0);
+    if (pthread_create(&wd.th, NULL, wd_main, NULL) != 0) {
+        wd.usec = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void wd_stop(void)
+{
+    if (!wd.usec)
+        return;
+    pthread_mutex_lock(&wd.mu);
+    wd.quit = 1;
+    pthread_cond_broadcast(&wd.cv);
+    pthread_mutex_unlock(&wd.mu);
+    pthread_join(wd.th, NULL);
+    wd.usec = 0;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -907,7 +1305,6 @@ int main(int argc, char **argv)
     zka_config_error err;
     zka_handlers_opts ho;
     sigset_t sigs;
-    uint64_t wd_usec;
 
     memset(a, 0, sizeof(*a));
     while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
@@ -964,9 +1361,16 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
     sigaddset(&sigs, SIGPIPE);
+    sigaddset(&sigs, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* Every command runs under a guard that is itself a subreaper (proc.h);
+     * the agent is one too, so what is left of a killed guard comes here,
+     * is killed and reaped (SIGCHLD below), and never becomes a zombie of
+     * an init that might not reap. */
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
     pthread_mutex_init(&a->mu, NULL);
+    pthread_rwlock_init(&a->cfg_lock, NULL);
     memset(&ho, 0, sizeof(ho));
     rc = zka_handlers_new(&a->handlers, a->cfg->handlers, a->cfg->n_handlers, &ho);
     if (rc == 0)
@@ -988,39 +1392,48 @@ int main(int argc, char **argv)
     }
     zka_log(ZKC_LOG_INFO, "running for cluster %s as %s", a->cfg->cluster, a->cfg->member.id);
 
-    wd_usec = zka_notify_watchdog_usec();
+    if (wd_start() != 0)
+        zka_log(ZKC_LOG_ERROR, "cannot start the watchdog thread");
     for (;;) {
         siginfo_t si;
         struct timespec ts = {1, 0};
         int sig;
-        if (wd_usec) {
-            ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
-            ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
+        /* Beat at least four times per watchdog interval. */
+        if (wd.usec && wd.usec < 4000000) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long)(wd.usec / 4) * 1000;
         }
+        wd_beat(0);
         sig = sigtimedwait(&sigs, &si, &ts);
-        if (sig < 0) {
-            if (wd_usec && errno == EAGAIN)
-                zka_notify("WATCHDOG=1");
+        if (sig < 0)
             continue;
-        }
         if (sig == SIGTERM || sig == SIGINT) {
             zka_log(ZKC_LOG_INFO, "%s: leaving the cluster", sig == SIGTERM ? "TERM" : "INT");
             break;
         } else if (sig == SIGHUP) {
+            /* Bounded like a stop: the worst case of a reload is leaving
+             * the cluster and joining it again. */
+            wd_beat(RELOAD_BUDGET_MS);
             reload(a, file);
         } else if (sig == SIGUSR1) {
             dump_state(a);
+        } else if (sig == SIGCHLD) {
+            zka_proc_reap_adopted();
         }
     }
 
 out:
     zka_notify("STOPPING=1");
+    wd_beat(RELOAD_BUDGET_MS);
     stop_cluster(a);
     zka_supervise_free(a->sv);
     if (a->handlers && zka_handlers_wait_idle(a->handlers, 3000) != 0)
         zka_log(ZKC_LOG_WARN, "handlers still running at exit: stopped");
     zka_handlers_free(a->handlers);
+    zka_proc_reap_adopted();
+    wd_stop();
     pthread_mutex_destroy(&a->mu);
+    pthread_rwlock_destroy(&a->cfg_lock);
     zka_config_free(a->cfg);
     return status;
 }

@@ -41,9 +41,10 @@ struct zka_supervise {
     char *want_token;
     /* the app */
     enum sv_state st;
-    pid_t pid; /* group leader = pgid; 0 when IDLE */
+    zka_child child;
+    pid_t pid; /* the guard's; 0 when IDLE */
     int pidfd;
-    bool leader_reaped;
+    bool leader_reaped; /* the guard exited: nothing of the app is left */
     int wstatus;
     bool stopped_by_us;
     char *run_token;
@@ -110,13 +111,20 @@ static void start_app(zka_supervise *sv)
     free(extra[k]);
     if (!envp)
         goto fail;
-    sv->pid = zka_proc_spawn(path, sv->cfg.args, envp, -1, STDOUT_FILENO, STDERR_FILENO);
-    if (sv->pid < 0) {
-        zka_log(ZKC_LOG_ERROR, "supervise: fork: %s", strerror(errno));
-        sv->pid = 0;
-        goto fail;
+    {
+        zka_spawn_opts so;
+        zka_spawn_opts_init(&so);
+        so.out_fd = STDOUT_FILENO;
+        so.err_fd = STDERR_FILENO;
+        so.grace_ms = sv->cfg.stop_grace_ms > 0 ? sv->cfg.stop_grace_ms : 1;
+        if (zka_child_spawn(&sv->child, path, sv->cfg.args, envp, &so) != 0) {
+            zka_log(ZKC_LOG_ERROR, "supervise: fork: %s", strerror(errno));
+            sv->pid = 0;
+            goto fail;
+        }
     }
-    sv->pidfd = zka_proc_pidfd(sv->pid);
+    sv->pid = sv->child.app_pid;
+    sv->pidfd = sv->child.pidfd;
     sv->leader_reaped = false;
     sv->stopped_by_us = false;
     free(sv->run_token);
@@ -137,24 +145,19 @@ fail:
     zka_proc_free_strv(envp);
 }
 
-/* Lock held. Is any process of the app's group left? Reaps what it can. */
+/* Lock held. Is any process of the app left? (Its guard exits only when
+ * nothing below it is.) Reaps the guard when it is gone. */
 static bool group_alive(zka_supervise *sv)
 {
-    if (!sv->leader_reaped) {
-        pid_t p = waitpid(sv->pid, &sv->wstatus, WNOHANG);
-        if (p == sv->pid || (p < 0 && errno == ECHILD))
-            sv->leader_reaped = true;
-    }
-    zka_proc_reap_group(sv->pid);
-    if (!sv->leader_reaped)
-        return true;
-    return kill(-sv->pid, 0) == 0 || errno != ESRCH;
-}
+    int eno = 0;
 
-static void signal_group(zka_supervise *sv, int sig)
-{
-    if (kill(-sv->pid, sig) < 0 && errno == ESRCH && !sv->leader_reaped)
-        kill(sv->pid, sig);
+    if (!sv->leader_reaped && zka_child_done(&sv->child, false, &sv->wstatus, &eno)) {
+        sv->leader_reaped = true;
+        if (eno)
+            zka_log(ZKC_LOG_ERROR, "supervise: cannot execute %s: %s", sv->cfg.args[0],
+                    strerror(eno));
+    }
+    return !sv->leader_reaped;
 }
 
 /* One step of the state machine; returns how long poll may sleep (ms, -1
@@ -185,11 +188,10 @@ static int step(zka_supervise *sv, bool *report)
                 (sv->cfg.restart == ZKA_RESTART_ON_FAILURE && !failed))
                 sv->blocked = true;
             sv->restart_at = now + sv->cfg.restart_delay_ms;
-            /* Leftovers of its group are stopped like the app itself. */
-            sv->st = STOPPING;
-            sv->kill_at = now + sv->cfg.stop_grace_ms;
-            if (group_alive(sv))
-                signal_group(sv, SIGTERM);
+            /* Its leftovers were stopped by its guard before it exited. */
+            zka_child_close(&sv->child);
+            sv->pidfd = -1;
+            sv->st = IDLE;
             return 0;
         }
         if (sv->quit || !sv->want || !str_eq(sv->want_token, sv->run_token)) {
@@ -197,9 +199,9 @@ static int step(zka_supervise *sv, bool *report)
                     (int)sv->pid,
                     sv->quit || !sv->want ? "condition no longer holds" : "new fencing token");
             sv->stopped_by_us = true;
-            signal_group(sv, SIGTERM);
+            zka_child_stop(&sv->child); /* its guard: TERM to all, KILL after the grace */
             sv->st = STOPPING;
-            sv->kill_at = now + sv->cfg.stop_grace_ms;
+            sv->kill_at = now + sv->cfg.stop_grace_ms + 200;
             sv->restart_at = 0;
             return 0;
         }
@@ -209,25 +211,31 @@ static int step(zka_supervise *sv, bool *report)
         if (!group_alive(sv)) {
             if (sv->stopped_by_us)
                 *report = true;
-            if (sv->pidfd >= 0)
-                close(sv->pidfd);
+            zka_child_close(&sv->child);
             sv->pidfd = -1;
             sv->st = IDLE;
-            zka_log(ZKC_LOG_DEBUG, "supervise: process group %d is gone", (int)sv->pid);
+            zka_log(ZKC_LOG_DEBUG, "supervise: the app's tree (guard %d) is gone",
+                    (int)sv->child.pid);
             return 0;
         }
         if (sv->st == STOPPING && now >= sv->kill_at) {
             zka_log(ZKC_LOG_WARN,
-                    "supervise: %s (pid %d) still running %d ms after SIGTERM, "
-                    "sending SIGKILL to its process group",
-                    sv->cfg.args[0], (int)sv->pid, sv->cfg.stop_grace_ms);
-            signal_group(sv, SIGKILL);
+                    "supervise: %s (guard %d) still running %d ms after SIGTERM, "
+                    "sending SIGKILL to all its processes",
+                    sv->cfg.args[0], (int)sv->child.pid, sv->cfg.stop_grace_ms);
+            zka_child_kill(&sv->child);
             sv->st = KILLING;
+            sv->kill_at = now + 1000;
             return 0;
         }
-        /* No event tells that the last grandchild left the group: look. */
-        if (sv->st == STOPPING && sv->kill_at - now < 10)
-            return (int)(sv->kill_at - now);
+        if (sv->st == KILLING && now >= sv->kill_at) {
+            /* The guard does not answer: kill it; the app dies with it
+             * (parent-death signal) and leftovers come to the agent. */
+            kill(sv->child.pid, SIGKILL);
+            sv->kill_at = now + 60000;
+        }
+        if (sv->pidfd >= 0)
+            return (int)(sv->kill_at - now > 0 ? sv->kill_at - now : 1);
         return 10;
     }
     return -1;
@@ -269,7 +277,7 @@ static void *worker(void *arg)
             continue;
         p[0].fd = sv->wake[0];
         p[0].events = POLLIN;
-        p[1].fd = sv->st == RUNNING ? sv->pidfd : -1;
+        p[1].fd = sv->st != IDLE ? sv->pidfd : -1;
         p[1].events = POLLIN;
         pthread_mutex_unlock(&sv->mu);
         (void)poll(p, 2, timeout);
@@ -391,8 +399,6 @@ void zka_supervise_free(zka_supervise *sv)
     pthread_mutex_unlock(&sv->mu);
     wake(sv);
     pthread_join(sv->th, NULL);
-    if (sv->pidfd >= 0)
-        close(sv->pidfd);
     close(sv->wake[0]);
     close(sv->wake[1]);
     pthread_cond_destroy(&sv->changed);

@@ -1,19 +1,18 @@
 /* The supervisor: runs the app only while a condition holds (leader, member,
  * lock held), the `consul lock` behaviour.
  *
- * The app is started in its own process group with the configured env plus
+ * The app runs under a guard (proc.h) with the configured env plus
  * ZKCOORD_FENCING_TOKEN. When the condition stops holding it is stopped at
- * once: SIGTERM to the whole group, up to stop_grace_ms, then SIGKILL to the
- * group; "stopped" means no process of the group is left. For that the
- * supervisor makes the agent a child subreaper (prctl PR_SET_CHILD_SUBREAPER,
- * process-wide): grandchildren orphaned by the app become the agent's
- * children and are reaped by their group here, instead of lingering as
- * zombies under an init that may not reap. When the app exits by itself it
- * is reported and restarted per the restart policy after restart_delay_ms.
+ * once: SIGTERM to the app and everything it started (also what called
+ * setsid or ignores TERM), up to stop_grace_ms, then SIGKILL to all of it;
+ * "stopped" means the guard exited, so nothing of the app is left. When the
+ * app exits by itself, what it left running is stopped the same way, then
+ * the exit is reported and the app restarted per the restart policy after
+ * restart_delay_ms.
  *
- * A worker thread (poll on a self-pipe and the app's pidfd) does all of it;
- * the functions below only post wishes and may be called from any thread,
- * including the library's dispatcher. */
+ * A worker thread (poll on a self-pipe and the guard's pidfd) does all of
+ * it; the functions below only post wishes and may be called from any
+ * thread, including the library's dispatcher. */
 #ifndef ZKA_SUPERVISE_H
 #define ZKA_SUPERVISE_H
 
@@ -45,7 +44,7 @@ int zka_supervise_new(zka_supervise **out, const zka_supervise_cfg *cfg, char *c
  * state left by restart policy never / on-failure. */
 void zka_supervise_want(zka_supervise *sv, bool should_run, const char *fencing_token);
 
-/* want(false) and wait until the app's whole process group is gone, up to
+/* want(false) and wait until nothing of the app is left, up to
  * timeout_ms (-1 = forever). Returns 0 (nothing of the app runs) or
  * ZKC_ETIMEDOUT. Call it before giving up leadership or a lock, so the app
  * is gone before another member's app can start. */

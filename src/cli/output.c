@@ -262,7 +262,10 @@ json_t *out_jstrn(const char *s, size_t len)
 
     if (!s)
         return json_null();
-    j = json_stringn(s, len);
+    /* json_stringn accepts NUL and would print it as \u0000, which many
+     * readers (jansson's own json_loads among them) refuse: escape it too
+     * (found by tests/fuzz/fuzz_output). */
+    j = memchr(s, '\0', len) ? NULL : json_stringn(s, len);
     if (j)
         return j;
     /* Not UTF-8 (or contains NUL): show the bytes escaped rather than fail. */

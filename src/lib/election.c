@@ -1293,12 +1293,15 @@ int zkc_election_observer_new(zkc_election **out, zkc_session *s, const char *pa
     rc = zkc__add_hook(s, on_state, e);
     if (rc)
         goto fail;
+    zkc__session_attach(s);
+    /* Before the first request: its answer may reach the callback before
+     * this function returns, and a callback comparing its handle with the
+     * caller's copy must see it stored (TSan caught the agent doing so). */
+    *out = e;
     set_watch(e);
     pthread_mutex_lock(&e->mu);
     send_list(e, 0);
     pthread_mutex_unlock(&e->mu);
-    zkc__session_attach(s);
-    *out = e;
     return 0;
 
 fail:

@@ -77,10 +77,13 @@ int zkc__seq_parse(const char *name, int32_t *out)
     if (*p == '-') {
         neg = 1;
         p++;
-    } else if (len >= ZKC_SEQ_LEN + 2 && p[-1] == '-' && is_separator(p[-2])) {
+    } else if (len >= ZKC_SEQ_LEN + 2 && p[-1] == '-' && is_separator(p[-2]) && *p != '0') {
         /* "%010d" of a number below -999999999 takes 11 characters: the
          * sign stands before the last ten, right after the prefix's own
-         * separator ("lock-" + "-2147483647"). */
+         * separator ("lock-" + "-2147483647"). Only those numbers: ten
+         * digits with a leading 0 after a '-' are positive, the '-' being
+         * the prefix's ("x--0803742851" is 803742851, found by
+         * tests/fuzz/fuzz_naming). */
         neg = 1;
     }
     if (*p == '\0')
@@ -90,6 +93,8 @@ int zkc__seq_parse(const char *name, int32_t *out)
             return ZKC_EBADDATA;
         v = v * 10 + (*p - '0');
     }
+    if (neg && v == 0)
+        return ZKC_EBADDATA; /* "%010d" never prints "-000000000" */
     if (neg)
         v = -v;
     if (v > INT32_MAX || v < INT32_MIN)

@@ -4,6 +4,7 @@
  * supervisor (process group stop, restart policy, fencing token) and
  * sd_notify. Waits are on callbacks (condvars) and FIFOs, with deadlines. */
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +28,7 @@
 #include "agent/log.h"
 #include "agent/notify.h"
 #include "agent/supervise.h"
+#include "agent/text.h"
 #include "internal.h"
 
 static char dir[200];
@@ -1029,6 +1032,244 @@ static int suite_init(void)
     return 0;
 }
 
+/* ------------------------------------------- issue 11: processes, peers */
+
+/* Children of this process right now: all of them, and the zombies. */
+static int my_children(int *zombies)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int n = 0;
+
+    *zombies = 0;
+    if (!d)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        size_t k;
+        int ppid;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        k = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[k] = '\0';
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1 || ppid != (int)getpid())
+            continue;
+        n++;
+        if (p[2] == 'Z')
+            (*zombies)++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* 1,000 runs of a handler that leaves a background child and a setsid'd
+ * one behind: every run's leftovers are stopped with it and reaped, so this
+ * process (a subreaper, as the agent is) ends with no child and no zombie. */
+static void test_handler_no_zombies(void)
+{
+    enum { RUNS = 1000 };
+    zka_handler_cfg c =
+        hcfg(NULL, "sleep 1 & setsid sleep 2 & exit 0", 1u << ZKA_EV_MEMBER_JOINED, 5000, 4096);
+    zka_handlers_opts o = {0, hrec_done, NULL};
+    zka_handlers *h = NULL;
+    zka_event_info ev = ev_info(ZKA_EV_MEMBER_JOINED, "{}");
+    hrec rec;
+    int i, ok = 0, n, z;
+
+    hrec_init(&rec);
+    o.user_data = &rec;
+    o.kill_grace_ms = 500;
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(zka_handlers_new(&h, &c, 1, &o), 0);
+    for (i = 0; i < RUNS; i++) {
+        if (zka_handlers_fire(h, &ev) != 1 || zka_handlers_wait_idle(h, 10000) != 0)
+            break;
+        ok++;
+    }
+    CU_ASSERT_EQUAL(ok, RUNS);
+    zka_handlers_free(h);
+    n = my_children(&z);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(z, 0);
+    if (n || z)
+        fprintf(stderr, "    after %d runs: %d children, %d zombies\n", ok, n, z);
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+    hrec_destroy(&rec);
+}
+
+/* execve's errno reaches the log (close-on-exec pipe from the guard), and
+ * the run counts as not started. */
+static void test_handler_exec_errno(void)
+{
+    char script[PATH_MAX], *args[2];
+    zka_handler_cfg c;
+    zka_handlers_opts o = {0, hrec_done, NULL};
+    zka_handlers *h = NULL;
+    zka_event_info ev = ev_info(ZKA_EV_ELECTED, "{}");
+    hrec rec;
+    int i, seen = 0;
+
+    hrec_init(&rec);
+    o.user_data = &rec;
+    path_in(script, "noexec.sh");
+    CU_ASSERT_EQUAL_FATAL(write_file("noexec.sh", "#!/bin/sh\nexit 0\n", 0644), 0);
+    args[0] = script;
+    args[1] = NULL;
+    c = hcfg(args, NULL, 1u << ZKA_EV_ELECTED, 5000, 4096);
+    logs_clear();
+    CU_ASSERT_EQUAL_FATAL(zka_handlers_new(&h, &c, 1, &o), 0);
+    CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 1);
+    CU_ASSERT_EQUAL(hrec_wait(&rec, 1, 5000), 1);
+    zka_handlers_free(h);
+    if (rec.n == 1)
+        CU_ASSERT_TRUE(rec.r[0].spawn_failed);
+    pthread_mutex_lock(&logs.mu);
+    for (i = 0; i < logs.n; i++)
+        seen += strstr(logs.lines[i], "cannot execute: Permission denied") != NULL;
+    pthread_mutex_unlock(&logs.mu);
+    CU_ASSERT_EQUAL(seen, 1);
+    hrec_destroy(&rec);
+}
+
+struct big_members {
+    size_t n;
+};
+
+static void big_build(void *ctx, char **json, char **members)
+{
+    struct big_members *b = ctx;
+    size_t i, off = 1;
+    char *m = malloc(b->n * 12 + 8);
+
+    *json = strdup("{\"event\":\"members_changed\"}");
+    m[0] = '[';
+    for (i = 0; i < b->n; i++)
+        off += (size_t)sprintf(m + off, "%s\"m%08zu\"", i ? "," : "", i);
+    m[off++] = ']';
+    m[off] = '\0';
+    *members = m;
+}
+
+/* ZKCOORD_MEMBERS is a JSON array; past ZKA_MEMBERS_ENV_MAX it comes in a
+ * file (/dev/fd/3) named by ZKCOORD_MEMBERS_FILE, and the handler runs (it
+ * used to exit 127: E2BIG from execve). */
+static void test_handler_members_bounded(void)
+{
+    char script[PATH_MAX], out[PATH_MAX], *args[3], *env = NULL, *file = NULL;
+    zka_handler_cfg c;
+    zka_handlers_opts o = {0, hrec_done, NULL};
+    zka_handlers *h = NULL;
+    zka_event_info ev;
+    struct big_members *b = malloc(sizeof(*b));
+    hrec rec;
+
+    hrec_init(&rec);
+    o.user_data = &rec;
+    b->n = 20000; /* 12 bytes each: 240 KB */
+    path_in(script, "members.sh");
+    path_in(out, "members.out");
+    CU_ASSERT_EQUAL_FATAL(write_file("members.sh",
+                                     "#!/bin/sh\n"
+                                     "printf '%s|%s' \"$ZKCOORD_MEMBERS\" "
+                                     "\"$ZKCOORD_MEMBERS_FILE\" > \"$1.env\"\n"
+                                     "cat \"$ZKCOORD_MEMBERS_FILE\" > \"$1.file\"\n",
+                                     0755),
+                          0);
+    args[0] = script;
+    args[1] = out;
+    args[2] = NULL;
+    c = hcfg(args, NULL, 1u << ZKA_EV_MEMBERS_CHANGED, 5000, 4096);
+    CU_ASSERT_EQUAL_FATAL(zka_handlers_new(&h, &c, 1, &o), 0);
+    memset(&ev, 0, sizeof(ev));
+    ev.event = ZKA_EV_MEMBERS_CHANGED;
+    ev.cluster = "orders";
+    ev.member_id = "m1";
+    ev.build = big_build;
+    ev.ctx = b;
+    ev.ctx_free = free;
+    CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 1);
+    CU_ASSERT_EQUAL(hrec_wait(&rec, 1, 10000), 1);
+    zka_handlers_free(h);
+    if (rec.n == 1) {
+        CU_ASSERT_FALSE(rec.r[0].spawn_failed);
+        CU_ASSERT_TRUE(WIFEXITED(rec.r[0].wait_status) && WEXITSTATUS(rec.r[0].wait_status) == 0);
+        CU_ASSERT_STRING_EQUAL(rec.r[0].json, "{\"event\":\"members_changed\"}\n");
+    }
+    env = read_file("members.out.env");
+    file = read_file("members.out.file");
+    CU_ASSERT_PTR_NOT_NULL(env);
+    CU_ASSERT_PTR_NOT_NULL(file);
+    if (env)
+        CU_ASSERT_STRING_EQUAL(env, "|/dev/fd/3");
+    if (file) {
+        CU_ASSERT_EQUAL(strlen(file), 20000 * 12 + 1);
+        CU_ASSERT_EQUAL(strncmp(file, "[\"m00000000\",\"m00000001\",", 25), 0);
+        CU_ASSERT_EQUAL(strcmp(file + strlen(file) - 13, ",\"m00019999\"]"), 0);
+    }
+    free(env);
+    free(file);
+    hrec_destroy(&rec);
+}
+
+/* A log line cannot be forged or garbled by peer text: control characters,
+ * C1 (CSI U+009B), bidi overrides and invalid UTF-8 are escaped, and a peer
+ * string is cut. */
+static void test_log_escapes_peer_text(void)
+{
+    const char *evil = "evil\n<0>zkcoord: FORGED\x1b]0;pwned\x07 \xc2\x9b"
+                       "31m \xe2\x80\xae"
+                       "rev \xe2\x81\xa6x \xff\xfe ok \xc3\xa9";
+    char pb[ZKA_PEER_BUF], longid[600];
+    int i;
+
+    logs_clear();
+    zka_log(ZKC_LOG_WARN, "leader is now %s", zka_peer(pb, evil));
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    zka_log(ZKC_LOG_WARN, "member id %s", zka_peer(pb, longid));
+    /* Raw text straight into zka_log (e.g. a handler's output) too. */
+    zka_log(ZKC_LOG_INFO, "handler[0] x: %s", "a\rb\x1b[2Jc\xc2\x85");
+    CU_ASSERT_EQUAL(logs_count("leader is now evil\\x0a<0>zkcoord: FORGED\\x1b]0;pwned\\x07 "
+                               "\\u009b31m \\u202erev \\u2066x \\xff\\xfe ok \xc3\xa9"),
+                    1);
+    CU_ASSERT_EQUAL(logs_count("handler[0] x: a\\x0db\\x1b[2Jc\\u0085"), 1);
+    pthread_mutex_lock(&logs.mu);
+    for (i = 0; i < logs.n; i++) {
+        if (strncmp(logs.lines[i], "member id ", 10) == 0) {
+            CU_ASSERT_EQUAL(strlen(logs.lines[i]), 10 + ZKA_PEER_LOG_MAX + 3);
+            CU_ASSERT_STRING_EQUAL(logs.lines[i] + strlen(logs.lines[i]) - 3, "...");
+        }
+    }
+    pthread_mutex_unlock(&logs.mu);
+}
+
+/* Invalid UTF-8 in peer data still makes a JSON string: replaced, not
+ * dropped (json_string would fail and the key would go missing). */
+static void test_json_str_invalid_utf8(void)
+{
+    json_t *j = zka_json_str("ab\xff"
+                             "c\xc3");
+    json_t *ok = zka_json_str("caf\xc3\xa9");
+    char *txt;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(j), "ab\xef\xbf\xbd"
+                                                 "c\xef\xbf\xbd");
+    CU_ASSERT_STRING_EQUAL(json_string_value(ok), "caf\xc3\xa9");
+    txt = json_dumps(j, JSON_ENCODE_ANY);
+    CU_ASSERT_PTR_NOT_NULL(txt);
+    free(txt);
+    json_decref(j);
+    json_decref(ok);
+    CU_ASSERT_PTR_NULL(json_string("ab\xff"));
+}
+
 static int suite_clean(void)
 {
     char cmd[PATH_MAX + 16];
@@ -1058,7 +1299,14 @@ int main(void)
         !CU_add_test(s, "supervise stops the whole group", test_supervise_group_stop) ||
         !CU_add_test(s, "supervise restarts on a new token", test_supervise_token_change) ||
         !CU_add_test(s, "supervise restart policy", test_supervise_restart_policy) ||
-        !CU_add_test(s, "sd_notify", test_notify)) {
+        !CU_add_test(s, "sd_notify", test_notify) ||
+        !CU_add_test(s, "1,000 handler runs leave no process, no zombie",
+                     test_handler_no_zombies) ||
+        !CU_add_test(s, "execve errno reported", test_handler_exec_errno) ||
+        !CU_add_test(s, "ZKCOORD_MEMBERS bounded: file past the limit",
+                     test_handler_members_bounded) ||
+        !CU_add_test(s, "log lines escape peer text", test_log_escapes_peer_text) ||
+        !CU_add_test(s, "JSON strings from invalid UTF-8", test_json_str_invalid_utf8)) {
         fprintf(stderr, "cannot register tests: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 1;

@@ -7,6 +7,7 @@
  * watching zkc_group) and waits on conditions with deadlines. Every agent
  * started is stopped by pid and every temp dir removed, also on failure. */
 #include <CUnit/CUnit.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -16,14 +17,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/testutil.h"
+#include "zkcoord/election.h"
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
 
 #define SESSION_MS 2000 /* agents' session timeout: SIGKILL failover in ~2 s */
 #define MAX_AGENTS 5
@@ -195,6 +211,16 @@ static const char app_sh[] =
     "trap 'echo \"stop $1 $ZKCOORD_FENCING_TOKEN $(date +%s%N) $$\" >>\"$2\"; exit 0' TERM\n"
     "while :; do sleep 1; done\n";
 
+/* $1: member id, $2: shared file. An app that ignores TERM and starts a
+ * child in its own session that ignores TERM too ("kid PID" line): nothing
+ * but SIGKILL to each of them stops it. */
+static const char nasty_sh[] =
+    "#!/bin/sh\n"
+    "trap '' TERM\n"
+    "setsid sh -c 'echo \"kid $$\" >>\"$0\"; exec sleep 1000' \"$2\" &\n"
+    "echo \"start $1 $ZKCOORD_FENCING_TOKEN $(date +%s%N) $$\" >>\"$2\"\n"
+    "while :; do sleep 1; done\n";
+
 /* ------------------------------------------------------- one test dir */
 
 typedef struct agent_proc {
@@ -236,6 +262,9 @@ static int world_init(world *w, const char *root)
     snprintf(path, sizeof(path), "%s/app.sh", w->dir);
     if (write_file(path, app_sh))
         return -1;
+    snprintf(path, sizeof(path), "%s/nasty.sh", w->dir);
+    if (write_file(path, nasty_sh))
+        return -1;
     return tu_session(&w->s, NULL, 10000, NULL) == 0 ? 0 : -1;
 }
 
@@ -260,8 +289,11 @@ typedef struct acfg {
     int handler_timeout; /* ms, 0: default */
     int health;          /* health.sh on <dir>/<id>.ok */
     int rise, fall;
-    int supervise;    /* app.sh while leader (or while holding `lock`) */
-    const char *lock; /* locks: [{"name": lock}] (hold defaults to true) */
+    int supervise;            /* app.sh while leader (or while holding `lock`) */
+    const char *lock;         /* locks: [{"name": lock}] (hold defaults to true) */
+    int nasty;                /* supervise nasty.sh instead of app.sh */
+    int stop_grace;           /* supervise.stop_grace_ms; 0: 3000 */
+    const char *handler_path; /* handler args[0] instead of /bin/sh handler.sh */
 } acfg;
 
 static json_t *config_json(world *w, const char *id, const acfg *c)
@@ -286,8 +318,12 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
         json_t *h;
         snprintf(buf, sizeof(buf), "%s/handler.sh", w->dir);
         snprintf(buf2, sizeof(buf2), "%s/%s.events", w->dir, id);
-        h = json_pack("{s:o, s:[s, s, s]}", "on", json_loads(c->on, 0, NULL), "args", "/bin/sh",
-                      buf, buf2);
+        if (c->handler_path)
+            h = json_pack("{s:o, s:[s]}", "on", json_loads(c->on, 0, NULL), "args",
+                          c->handler_path);
+        else
+            h = json_pack("{s:o, s:[s, s, s]}", "on", json_loads(c->on, 0, NULL), "args", "/bin/sh",
+                          buf, buf2);
         if (c->handler_timeout)
             json_object_set_new(h, "timeout_ms", json_integer(c->handler_timeout));
         json_object_set_new(j, "handlers", json_pack("[o]", h));
@@ -306,12 +342,13 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
         json_object_set_new(j, "locks", json_pack("[{s:s}]", "name", c->lock));
     if (c->supervise) {
         char when[128];
-        snprintf(buf, sizeof(buf), "%s/app.sh", w->dir);
+        snprintf(buf, sizeof(buf), "%s/%s", w->dir, c->nasty ? "nasty.sh" : "app.sh");
         snprintf(buf2, sizeof(buf2), "%s/apps", w->dir);
         snprintf(when, sizeof(when), "%s%s", c->lock ? "lock:" : "leader", c->lock ? c->lock : "");
         json_object_set_new(j, "supervise",
                             json_pack("{s:[s, s, s, s], s:s, s:i}", "args", "/bin/sh", buf, id,
-                                      buf2, "while", when, "stop_grace_ms", 3000));
+                                      buf2, "while", when, "stop_grace_ms",
+                                      c->stop_grace ? c->stop_grace : 3000));
     }
     json_object_set_new(j, "log", json_pack("{s:s}", "level", "info"));
     return j;
@@ -674,6 +711,33 @@ static int wait_recs(const char *path, const char *event, const char *about, int
     return n;
 }
 
+/* ZKCOORD_MEMBERS (a JSON array of ids) as sorted CSV into out; "?" when it
+ * is not an array of strings. */
+static void members_csv(const char *arr, char *out, size_t len)
+{
+    json_t *a = json_loads(arr ? arr : "", 0, NULL), *v;
+    char csv[2048] = "";
+    size_t i, off = 0;
+
+    if (!json_is_array(a)) {
+        snprintf(out, len, "?");
+        json_decref(a);
+        return;
+    }
+    json_array_foreach(a, i, v)
+    {
+        if (!json_is_string(v) || off >= sizeof(csv)) {
+            snprintf(out, len, "?");
+            json_decref(a);
+            return;
+        }
+        off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%s%s", i ? "," : "",
+                                json_string_value(v));
+    }
+    json_decref(a);
+    sort_csv(csv, out, len);
+}
+
 /* Wait until the last `event` record's sorted ZKCOORD_MEMBERS is `want`. */
 static int wait_last_members(const char *path, const char *event, const char *want, int timeout_ms)
 {
@@ -690,7 +754,7 @@ static int wait_last_members(const char *path, const char *event, const char *wa
         recs_load(rs, path);
         for (i = rs->n - 1; i >= 0; i--)
             if (rec_is(&rs->r[i], event, NULL)) {
-                sort_csv(rs->r[i].members, have, sizeof(have));
+                members_csv(rs->r[i].members, have, sizeof(have));
                 break;
             }
         if (strcmp(have, sorted) == 0) {
@@ -739,7 +803,7 @@ static int check_joined_rec(const rec *r, const char *self, const char *who, int
     json_t *d = r->doc, *m = json_object_get(d, "member");
     int ok = 1;
 
-    sort_csv(r->members, sorted, sizeof(sorted));
+    members_csv(r->members, sorted, sizeof(sorted));
     sort_csv(all, want, sizeof(want));
     ok &= strcmp(r->event, "member_joined") == 0;
     ok &= strcmp(r->member_id, self) == 0;
@@ -1748,6 +1812,660 @@ out:
     free(rs);
 }
 
+/* A datagram socket standing in for systemd's $NOTIFY_SOCKET. */
+static int notify_open(world *w, char *path, size_t len)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    path_of(w, path, len, "notify");
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Read datagrams until one contains `needle`; everything read is appended
+ * to `all` (NUL-terminated). 0 when seen within timeout_ms. */
+static int notify_wait(int fd, const char *needle, char *all, size_t len, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    while (tu_now_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        char buf[1024];
+        ssize_t n;
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        if (strlen(all) + (size_t)n + 2 < len) {
+            strcat(all, buf);
+            strcat(all, "\n");
+        }
+        if (strstr(buf, needle))
+            return 0;
+    }
+    return -1;
+}
+
+static int leader_now(world *w, char *id, size_t len)
+{
+    char path[128];
+    zkc_election_leader_info li;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/c/leader", w->root);
+    id[0] = '\0';
+    rc = zkc_election_observe_leader(w->s, path, &li, 5000);
+    if (rc == 0 && len > 0) {
+        strncpy(id, li.id, len - 1);
+        id[len - 1] = '\0';
+    }
+    return rc;
+}
+
+/* Entries (holder and waiters) of the lock at `path`; 0 when it does not
+ * exist, -1 on error. */
+static int lock_entries(world *w, const char *path)
+{
+    zkc_lock_info *li = NULL;
+    int rc = zkc_lock_inspect(w->s, path, 5000, &li), n;
+
+    if (rc == ZKC_ENONODE)
+        return 0;
+    if (rc != 0)
+        return -1;
+    n = li->count;
+    zkc_lock_info_free(li);
+    return n;
+}
+
+/* Issue 11 item 1: an agent whose health check fails never registers,
+ * campaigns, queues for a lock or starts a `while: leader|lock` app; it
+ * still tells systemd READY=1 ("waiting for health"). Once the check passes
+ * it does all of it; when the check fails again it leaves all of it. */
+static void test_unhealthy_never_leads(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL, *a2 = NULL;
+    char checks1[512], checks2[512], apps[512], lpath[256], owner[256], leader[256];
+    char notify_path[512], seen[4096] = "";
+    int64_t ltok = 0, lsess = 0;
+    int nfd = -1, n, i, starts, stops;
+    app_line lines[64];
+    long long end;
+
+    TU_CHECK(world_init(&w, "/e2e-unhealthy") == 0, out);
+    path_of(&w, checks1, sizeof(checks1), "a1.checks");
+    path_of(&w, checks2, sizeof(checks2), "a2.checks");
+    path_of(&w, apps, sizeof(apps), "apps");
+    snprintf(lpath, sizeof(lpath), "%s/c/locks/batch", w.root);
+    TU_CHECK((nfd = notify_open(&w, notify_path, sizeof(notify_path))) >= 0, out);
+
+    /* a1 campaigns and runs its app while leader; a2 holds lock "batch" and
+     * runs its app while holding it. Neither has its ok file: every check
+     * fails, like /bin/false. */
+    memset(&c, 0, sizeof(c));
+    c.health = 1;
+    c.rise = 2;
+    c.fall = 1;
+    c.election = 1;
+    c.supervise = 1;
+    c.on = "[\"elected\", \"demoted\", \"lock_acquired\", \"lock_lost\"]";
+    c.port = 7001;
+    setenv("NOTIFY_SOCKET", notify_path, 1);
+    a1 = agent_start(&w, "a1", &c);
+    unsetenv("NOTIFY_SOCKET");
+    TU_CHECK(a1 != NULL, out);
+    c.election = 0;
+    c.lock = "batch";
+    c.port = 7002;
+    TU_CHECK((a2 = agent_start(&w, "a2", &c)) != NULL, out);
+
+    /* Up and configured: READY=1 with the reason it is not a member. */
+    TU_CHECK(notify_wait(nfd, "READY=1", seen, sizeof(seen), 15000) == 0, out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(seen, "STATUS=waiting for health"));
+    /* Many failed checks later: nothing of the cluster is theirs. */
+    end = tu_now_ms() + 20000;
+    while ((count_lines(checks1) < 8 || count_lines(checks2) < 8) && tu_now_ms() < end)
+        pause_ms(20);
+    TU_CHECK(count_lines(checks1) >= 8 && count_lines(checks2) >= 8, out);
+    CU_ASSERT_FALSE(file_has(checks1, "pass"));
+    CU_ASSERT_EQUAL(members_now(&w, owner, sizeof(owner)), 0);
+    CU_ASSERT_STRING_EQUAL(owner, "");
+    CU_ASSERT_EQUAL(leader_now(&w, leader, sizeof(leader)), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(lock_entries(&w, lpath), 0);
+    CU_ASSERT_EQUAL(count_recs(a1->events, "elected", NULL), 0);
+    CU_ASSERT_EQUAL(count_recs(a2->events, "lock_acquired", NULL), 0);
+    CU_ASSERT_EQUAL(count_lines(apps), 0);
+    CU_ASSERT(agent_running(a1));
+    CU_ASSERT(agent_running(a2));
+
+    /* Healthy: registers, campaigns, leads, holds, runs the apps. */
+    TU_CHECK(touch(&w, "a1.ok") == 0 && touch(&w, "a2.ok") == 0, out);
+    TU_CHECK(wait_members(&w, "a1,a2", 10000) == 0, out);
+    TU_CHECK(wait_recs(a1->events, "elected", NULL, 1, 10000) == 1, out);
+    TU_CHECK(wait_recs(a2->events, "lock_acquired", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(leader_now(&w, leader, sizeof(leader)), 0);
+    CU_ASSERT_STRING_EQUAL(leader, "a1");
+    TU_CHECK(wait_lock(&w, lpath, "a2", 1, 10000, owner, sizeof(owner), &ltok, &lsess) == 0, out);
+    TU_CHECK(wait_file_has(apps, "start a1 ", 10000) == 0, out);
+    TU_CHECK(wait_file_has(apps, "start a2 ", 10000) == 0, out);
+
+    /* Unhealthy again: the apps stop, leadership and lock go, not members. */
+    unlink_leaf(&w, "a1.ok");
+    unlink_leaf(&w, "a2.ok");
+    TU_CHECK(wait_members(&w, "", 10000) == 0, out);
+    TU_CHECK(wait_file_has(apps, "stop a1 ", 10000) == 0, out);
+    TU_CHECK(wait_file_has(apps, "stop a2 ", 10000) == 0, out);
+    TU_CHECK(wait_recs(a1->events, "demoted", NULL, 1, 10000) == 1, out);
+    end = tu_now_ms() + 10000;
+    while (leader_now(&w, leader, sizeof(leader)) != ZKC_ENONODE && tu_now_ms() < end)
+        pause_ms(30);
+    CU_ASSERT_EQUAL(leader_now(&w, leader, sizeof(leader)), ZKC_ENONODE);
+    end = tu_now_ms() + 10000;
+    while (lock_entries(&w, lpath) != 0 && tu_now_ms() < end)
+        pause_ms(30);
+    CU_ASSERT_EQUAL(lock_entries(&w, lpath), 0);
+    n = load_apps(&w, lines, 64);
+    for (i = starts = stops = 0; i < n; i++) {
+        starts += lines[i].start;
+        stops += !lines[i].start;
+    }
+    CU_ASSERT_EQUAL(starts, 2);
+    CU_ASSERT_EQUAL(stops, 2);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a2, SIGTERM, 8000), 0);
+out:
+    if (nfd >= 0)
+        close(nfd);
+    world_destroy(&w);
+}
+
+/* Pids of the n-th (1-based) "start ID" line and n-th "kid" line of the
+ * shared apps file; 0 when not there yet. */
+static void nasty_pids(world *w, const char *id, int n, int *app, int *kid)
+{
+    char path[512], *s, *line, *save = NULL, kind[16], who[32];
+    int starts = 0, kids = 0, pid;
+    long long tok, ns;
+
+    *app = *kid = 0;
+    path_of(w, path, sizeof(path), "apps");
+    s = slurp(path);
+    for (line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (sscanf(line, "kid %d", &pid) == 1 && ++kids == n)
+            *kid = pid;
+        else if (sscanf(line, "%15s %31s %lld %lld %d", kind, who, &tok, &ns, &pid) == 5 &&
+                 strcmp(kind, "start") == 0 && strcmp(who, id) == 0 && ++starts == n)
+            *app = pid;
+    }
+    free(s);
+}
+
+static int wait_nasty(world *w, const char *id, int n, int *app, int *kid, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    for (;;) {
+        nasty_pids(w, id, n, app, kid);
+        if (*app > 0 && *kid > 0)
+            return 0;
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+}
+
+/* Zombie children of `pid`. */
+static int zombies_of(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int z = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        size_t k;
+        int ppid;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        k = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[k] = '\0';
+        p = strrchr(buf, ')');
+        if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == (int)pid && p[2] == 'Z')
+            z++;
+    }
+    closedir(d);
+    return z;
+}
+
+/* No zombie child of `pid` (a guard that just exited is one until the
+ * thread that started it reaps it, a moment later): 0 once none is seen
+ * within timeout_ms. */
+static int wait_no_zombies(pid_t pid, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    while (zombies_of(pid) != 0) {
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+    return 0;
+}
+
+/* Issue 11 item 3: a supervised app that ignores TERM and has a child in
+ * its own session (ignoring TERM too) is gone, child and all, within the
+ * grace after demotion, SIGKILL of the agent, a HUP that drops the
+ * supervise section, and TERM of the agent. */
+static void test_no_process_left(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    int app = 0, kid = 0, round = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-leftover") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.supervise = 1;
+    c.nasty = 1;
+    c.stop_grace = 500;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+
+    /* Demotion (health falls). */
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
+    CU_ASSERT(pid_alive(app) && pid_alive(kid));
+    unlink_leaf(&w, "a1.ok");
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_no_zombies(a1->pid, 3000), 0);
+
+    /* SIGKILL of the agent. */
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGKILL, 5000), 128 + SIGKILL);
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
+
+    /* A HUP that drops the supervise section stops the app. */
+    TU_CHECK(agent_spawn(a1, NULL, NULL) == 0, out);
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 20000) == 0, out);
+    c.supervise = 0;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 500 + 5000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 500 + 5000), 0);
+
+    /* TERM of the agent. */
+    c.supervise = 1;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    TU_CHECK(wait_nasty(&w, "a1", ++round, &app, &kid, 15000) == 0, out);
+    CU_ASSERT_EQUAL(wait_no_zombies(a1->pid, 3000), 0);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(app, 1000), 0);
+    CU_ASSERT_EQUAL(wait_pid_gone(kid, 1000), 0);
+out:
+    if (kid > 0 && pid_alive(kid))
+        kill(kid, SIGKILL);
+    if (app > 0 && pid_alive(app))
+        kill(app, SIGKILL);
+    world_destroy(&w);
+}
+
+/* The last line of `path` that parses as a JSON object with "event" ==
+ * `event` (new reference), or NULL. */
+static json_t *last_doc(const char *path, const char *event)
+{
+    char *s = slurp(path), *line, *save = NULL;
+    json_t *found = NULL;
+
+    for (line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *d = json_loads(line, 0, NULL);
+        const char *ev = json_string_value(json_object_get(d, "event"));
+        if (ev && strcmp(ev, event) == 0) {
+            json_decref(found);
+            found = d;
+        } else {
+            json_decref(d);
+        }
+    }
+    free(s);
+    return found;
+}
+
+/* Issue 11 item 4: peers write hostile bytes. A member id "a,b,c" is one
+ * member in ZKCOORD_MEMBERS (a JSON array); a leader id with a newline, a
+ * forged journald priority, terminal escapes, C1, a bidi override and a
+ * byte that is not UTF-8 is escaped in the agent's log and still present
+ * (replaced, not dropped) in the handler's document. */
+static void test_hostile_peer_bytes(void)
+{
+    static const char evil[] = "evil\n<0>zkcoord: FORGED\x1b]0;pwned\x07\xff\xc2\x9b\xe2\x80\xae";
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_election_opts eo;
+    char script[400], docs[512], mems[512], path[256], leader[256], *log = NULL, *m = NULL;
+    json_t *d = NULL, *arr = NULL;
+    long long end;
+    int found = 0;
+    size_t i;
+
+    TU_CHECK(world_init(&w, "/e2e-hostile") == 0, out);
+    snprintf(script, sizeof(script), "%.300s/hostile.sh", w.dir);
+    snprintf(docs, sizeof(docs), "%s.docs", script);
+    snprintf(mems, sizeof(mems), "%s.members", script);
+    TU_CHECK(write_file(script, "#!/bin/sh\ncat >>\"$0.docs\"\n"
+                                "printf '%s\\n' \"$ZKCOORD_MEMBERS\" >>\"$0.members\"\n") == 0,
+             out);
+    TU_CHECK(chmod(script, 0755) == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.on = "[\"leader_changed\", \"member_joined\"]";
+    c.handler_path = script;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1", 10000) == 0, out);
+    end = tu_now_ms() + 10000;
+    while ((leader_now(&w, leader, sizeof(leader)) != 0 || strcmp(leader, "a1") != 0) &&
+           tu_now_ms() < end)
+        pause_ms(30);
+    TU_CHECK(strcmp(leader, "a1") == 0, out);
+
+    /* One member whose id has commas. */
+    TU_CHECK(lib_join(&w, &g, "a,b,c") == 0, out);
+    TU_CHECK(wait_file_has(mems, "a,b,c", 10000) == 0, out);
+    m = slurp(mems); /* the first line naming a,b,c: the member_joined run */
+    {
+        char *hit = strstr(m, "a,b,c"), *bol = hit;
+        while (bol && bol > m && bol[-1] != '\n')
+            bol--;
+        arr = json_loads(bol ? bol : "", JSON_DISABLE_EOF_CHECK, NULL);
+    }
+    CU_ASSERT(json_is_array(arr));
+    CU_ASSERT_EQUAL(json_array_size(arr), 2);
+    for (i = 0; i < json_array_size(arr); i++)
+        found += json_string_value(json_array_get(arr, i)) &&
+                 strcmp(json_string_value(json_array_get(arr, i)), "a,b,c") == 0;
+    CU_ASSERT_EQUAL(found, 1);
+
+    /* A hostile participant queues behind a1, then a1 steps down. */
+    snprintf(path, sizeof(path), "%s/c/leader", w.root);
+    zkc_election_opts_init(&eo);
+    eo.id = evil;
+    TU_CHECK(zkc_election_new(&e, w.s, path, &eo) == 0, out);
+    unlink_leaf(&w, "a1.ok");
+    end = tu_now_ms() + 10000;
+    for (;;) {
+        const char *lid;
+        d = last_doc(docs, "leader_changed");
+        lid = json_string_value(json_object_get(json_object_get(d, "leader"), "id"));
+        if ((lid && strncmp(lid, "evil", 4) == 0) || tu_now_ms() > end)
+            break;
+        json_decref(d);
+        d = NULL;
+        pause_ms(30);
+    }
+    TU_CHECK(d != NULL, out);
+    CU_ASSERT(json_is_object(json_object_get(d, "leader")));
+    {
+        const char *lid = json_string_value(json_object_get(json_object_get(d, "leader"), "id"));
+        CU_ASSERT_PTR_NOT_NULL(lid);
+        if (lid)
+            CU_ASSERT_STRING_EQUAL(
+                lid, "evil\n<0>zkcoord: FORGED\x1b]0;pwned\x07\xef\xbf\xbd\xc2\x9b\xe2\x80\xae");
+    }
+    TU_CHECK(wait_file_has(a1->log, "leader is now evil", 10000) == 0, out);
+    log = slurp(a1->log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        log, "leader is now evil\\x0a<0>zkcoord: FORGED\\x1b]0;pwned\\x07\\xff\\u009b\\u202e"));
+    CU_ASSERT_PTR_NULL(strstr(log, "\n<0>"));
+    CU_ASSERT_PTR_NULL(strchr(log, 0x1b));
+    CU_ASSERT_PTR_NULL(strstr(log, "\xc2\x9b"));
+    CU_ASSERT_PTR_NULL(strstr(log, "\xe2\x80\xae"));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+out:
+    free(log);
+    free(m);
+    json_decref(d);
+    json_decref(arr);
+    zkc_election_close(e);
+    zkc_group_free(g);
+    world_destroy(&w);
+}
+
+/* Start bench/bench_flood writing n members into the world's member folder
+ * (a raw ZooKeeper client); it holds them until *hold is closed. */
+static pid_t flood_start(world *w, int n, int *hold, const char *out)
+{
+    char exe[1100], folder[256], num[16];
+    const char *top = getenv("top_builddir");
+    int p[2];
+    pid_t pid;
+
+    snprintf(exe, sizeof(exe), "%s/bench/bench_flood", top && *top ? top : ".");
+    members_path(w, folder, sizeof(folder));
+    snprintf(num, sizeof(num), "%d", n);
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(p[0], 0);
+        if (fd >= 0)
+            dup2(fd, 1);
+        close(p[1]);
+        execl(exe, exe, zkh_connect_string(tu_zk), folder, num, (char *)NULL);
+        _exit(126);
+    }
+    close(p[0]);
+    *hold = p[1];
+    return pid;
+}
+
+/* Issue 11 item 2: 3,000 members join at once while the leader's health
+ * fails: its DEMOTED callback stops the app within 100 ms (the agent logs
+ * the figure), and TERM is quick with the members there. */
+static void test_flood_demotion(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    char out[512], *log = NULL, *hit;
+    int hold = -1, ms = -1, st;
+    pid_t fl = -1;
+    long long t0;
+    struct timespec rm_at;
+
+    TU_CHECK(world_init(&w, "/e2e-flood") == 0, out);
+    path_of(&w, out, sizeof(out), "flood.out");
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.health = 1;
+    c.rise = 1;
+    c.fall = 1;
+    c.supervise = 1;
+    TU_CHECK(touch(&w, "a1.ok") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    {
+        char apps[512];
+        path_of(&w, apps, sizeof(apps), "apps");
+        TU_CHECK(wait_file_has(apps, "start a1 ", 15000) == 0, out);
+    }
+    /* Health fails while the agent digests the 3,000 new members. */
+    TU_CHECK((fl = flood_start(&w, 3000, &hold, out)) > 0, out);
+    TU_CHECK(wait_file_has(out, "created 3000", 60000) == 0, out);
+    clock_gettime(CLOCK_REALTIME, &rm_at);
+    unlink_leaf(&w, "a1.ok");
+    TU_CHECK(wait_file_has(a1->log, "ms after DEMOTED", 60000) == 0, out);
+    log = slurp(a1->log);
+    hit = strstr(log, "supervised app stopped ");
+    TU_CHECK(hit && sscanf(hit, "supervised app stopped %d ms after DEMOTED", &ms) == 1, out);
+    fprintf(stderr, "(DEMOTED -> app stopped: %d ms) ", ms);
+    /* 100 ms is the requirement; a sanitizer build runs everything (the
+     * guard, the shell of the app) several times slower. */
+    CU_ASSERT(ms >= 0 && ms <= (SANITIZED ? 500 : 100));
+    /* End to end (health file gone -> the app's stop line), generous: the
+     * agent that built every member's JSON per event took tens of seconds. */
+    {
+        app_line lines[16];
+        int i, n = load_apps(&w, lines, 16);
+        long long stop_ns = 0;
+        for (i = 0; i < n; i++)
+            if (!lines[i].start)
+                stop_ns = lines[i].ns;
+        TU_CHECK(stop_ns > 0, out);
+        fprintf(stderr, "(health gone -> app stopped: %lld ms) ",
+                (stop_ns - ((long long)rm_at.tv_sec * 1000000000LL + rm_at.tv_nsec)) / 1000000);
+        CU_ASSERT((stop_ns - ((long long)rm_at.tv_sec * 1000000000LL + rm_at.tv_nsec)) / 1000000 <
+                  5000);
+    }
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 10000), 0);
+    fprintf(stderr, "(TERM with 3,000 members: %lld ms) ", tu_now_ms() - t0);
+    CU_ASSERT(tu_now_ms() - t0 <= 2000);
+out:
+    if (hold >= 0)
+        close(hold);
+    if (fl > 0)
+        waitpid(fl, &st, 0);
+    free(log);
+    world_destroy(&w);
+}
+
+/* Issue 11 item 8: a reload that takes seconds (a new ensemble that does
+ * not answer) does not starve the systemd watchdog: WATCHDOG=1 keeps
+ * coming every half interval. */
+static void test_watchdog_during_reload(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    char notify_path[512], seen[4096] = "";
+    int nfd = -1, pings = 0;
+    long long last = 0, gap = 0, end;
+
+    TU_CHECK(world_init(&w, "/e2e-watchdog") == 0, out);
+    TU_CHECK((nfd = notify_open(&w, notify_path, sizeof(notify_path))) >= 0, out);
+    memset(&c, 0, sizeof(c));
+    setenv("NOTIFY_SOCKET", notify_path, 1);
+    setenv("WATCHDOG_USEC", "400000", 1);
+    a1 = agent_start(&w, "a1", &c);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    TU_CHECK(a1 != NULL, out);
+    TU_CHECK(notify_wait(nfd, "READY=1", seen, sizeof(seen), 15000) == 0, out);
+
+    /* Reload into an ensemble that never answers: the reload waits its
+     * session timeout (3 s) on the main thread. */
+    c.servers = "127.0.0.1:1";
+    c.session_ms = 3000;
+    TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+    kill(a1->pid, SIGHUP);
+    end = tu_now_ms() + 5000;
+    last = tu_now_ms();
+    while (tu_now_ms() < end) {
+        char one[256] = "";
+        if (notify_wait(nfd, "WATCHDOG=1", one, sizeof(one), 200) == 0) {
+            long long t = tu_now_ms();
+            if (t - last > gap)
+                gap = t - last;
+            last = t;
+            pings++;
+        }
+    }
+    if (tu_now_ms() - last > gap)
+        gap = tu_now_ms() - last;
+    CU_ASSERT(file_has(a1->log, "reload: the new cluster settings did not start cleanly"));
+    fprintf(stderr, "(%d pings, longest gap %lld ms) ", pings, gap);
+    CU_ASSERT(pings >= 10);
+    CU_ASSERT(gap < 1000);
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 15000), 0);
+out:
+    if (nfd >= 0)
+        close(nfd);
+    world_destroy(&w);
+}
+
+/* Issue 11 item 2: 10,000 members join after the agent is up; then TERM
+ * exits at once (it took 60 s when every member event built the whole
+ * view on the dispatcher, which TERM then waited for). */
+static void test_term_with_10000_members(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    char out[512], want[64];
+    int hold = -1, st;
+    pid_t fl = -1;
+    long long t0, took, end;
+
+    TU_CHECK(world_init(&w, "/e2e-term10k") == 0, out);
+    path_of(&w, out, sizeof(out), "flood.out");
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "a1", 15000) == 0, out);
+    /* USR1 before the agent blocked it would kill it. */
+    TU_CHECK(wait_file_has(a1->log, "running for cluster", 30000) == 0, out);
+    /* The members join once the agent is up: each is an event for it. */
+    TU_CHECK((fl = flood_start(&w, 10000, &hold, out)) > 0, out);
+    TU_CHECK(wait_file_has(out, "created 10000", 120000) == 0, out);
+    snprintf(want, sizeof(want), "\"members\":%d", 10001);
+    end = tu_now_ms() + 60000;
+    while (!file_has(a1->log, want) && tu_now_ms() < end) {
+        kill(a1->pid, SIGUSR1);
+        pause_ms(250);
+    }
+    TU_CHECK(file_has(a1->log, want), out);
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 30000), 0);
+    took = tu_now_ms() - t0;
+    fprintf(stderr, "(TERM with 10,000 members: %lld ms) ", took);
+    /* The requirement: 1 s (a sanitizer build is several times slower). */
+    CU_ASSERT(took <= (SANITIZED ? 20000 : 1000));
+out:
+    if (hold >= 0)
+        close(hold);
+    if (fl > 0)
+        waitpid(fl, &st, 0);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -1775,7 +2493,13 @@ int register_agent_suite(void)
         !add(s, "HUP with a broken file keeps running", test_reload) ||
         !add(s, "--check and unreachable exit codes", test_check_and_unreachable) ||
         !add(s, "lock:batch supervises on the holder only", test_lock_supervise) ||
-        !add(s, "server restart: suspended, reconnected", test_suspended_reconnected))
+        !add(s, "server restart: suspended, reconnected", test_suspended_reconnected) ||
+        !add(s, "unhealthy: never a member, leader or lock holder", test_unhealthy_never_leads) ||
+        !add(s, "no process left: demotion, SIGKILL, HUP, TERM", test_no_process_left) ||
+        !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes) ||
+        !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion) ||
+        !add(s, "a slow reload does not starve the watchdog", test_watchdog_during_reload) ||
+        !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members))
         return -1;
     return 0;
 }

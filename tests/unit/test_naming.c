@@ -71,6 +71,13 @@ static void test_seq_parse(void)
     /* A positive ten-digit number after a single separator stays positive. */
     CU_ASSERT_EQUAL(zkc__seq_parse("lock-1000000000", &v), 0);
     CU_ASSERT_EQUAL(v, 1000000000);
+    /* Ten digits with a leading 0 after "--": the sign would make a number
+     * "%010d" prints in ten characters, so the '-' is the prefix's
+     * (found by tests/fuzz/fuzz_naming). */
+    CU_ASSERT_EQUAL(zkc__seq_parse("orders--0803742851", &v), 0);
+    CU_ASSERT_EQUAL(v, 803742851);
+    CU_ASSERT_EQUAL(zkc__seq_parse("lock--0000000005", &v), 0);
+    CU_ASSERT_EQUAL(v, 5);
 }
 
 static void test_seq_parse_malformed(void)
@@ -86,7 +93,8 @@ static void test_seq_parse_malformed(void)
     CU_ASSERT_EQUAL(zkc__seq_parse("lock-2147483648", &v), ZKC_EBADDATA); /* no sign */
     CU_ASSERT_EQUAL(zkc__seq_parse("lock-+000000001", &v), ZKC_EBADDATA);
     CU_ASSERT_EQUAL(zkc__seq_parse("lock------------", &v), ZKC_EBADDATA);
-    CU_ASSERT_EQUAL(v, 42); /* untouched on error */
+    CU_ASSERT_EQUAL(zkc__seq_parse("lock--000000000", &v), ZKC_EBADDATA); /* no "-0" */
+    CU_ASSERT_EQUAL(v, 42);                                               /* untouched on error */
 }
 
 static void test_seq_cmp_wrap(void)
