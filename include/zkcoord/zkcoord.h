@@ -22,7 +22,12 @@
  *    A callback may call any library function, including blocking ones,
  *    except zkc_session_close() on its own session. Keep safety callbacks
  *    short: a blocking one delays the next safety event, and freeing a
- *    recipe handle from a safety callback waits for the ordinary lane.
+ *    recipe handle from a safety callback waits for the callback running
+ *    on the ordinary lane (and the other way round). When callbacks on
+ *    both lanes free handles at the same time, neither waits for the other
+ *    (no deadlock); the freed handles' callbacks still queued are then
+ *    never run, but a callback that is itself freeing a handle finishes
+ *    after that free returns.
  */
 #ifndef ZKCOORD_ZKCOORD_H
 #define ZKCOORD_ZKCOORD_H

@@ -128,6 +128,9 @@ void cli_locks_free(cli_lock *locks, int n);
 json_t *cli_lock_json(const cli_lock *l);
 /* Summary table: one row per lock (status, `locks CLUSTER`). */
 out_table *cli_locks_table(const cli_lock *locks, int n);
+/* Warnings for a table reader: foreign nodes in a line, a sequence counter
+ * near its wrap (JSON carries them as "foreign", "near_wrap"). */
+void cli_locks_warn(const cli_lock *locks, int n, FILE *f);
 /* A string that changes whenever the queue of `l` changes (for watch). */
 char *cli_lock_signature(const cli_lock *l);
 

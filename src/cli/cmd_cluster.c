@@ -374,6 +374,7 @@ int cmd_status(cli *c, int argc, char **argv)
         t = cli_locks_table(locks, nlocks);
         out_table_print(t, stdout, 0);
         out_table_free(t);
+        cli_locks_warn(locks, nlocks, stderr);
     }
 out:
     cli_locks_free(locks, nlocks);

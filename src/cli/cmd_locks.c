@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,18 +142,24 @@ static json_t *entry_json(const zkc_lock_entry *e)
     out_jset(o, "seq", json_integer(e->seq));
     out_jset(o, "token", json_integer(e->token));
     out_jset(o, "session", out_jsession(e->session_id));
+    out_jset(o, "foreign", json_boolean(e->foreign));
     return o;
 }
 
 json_t *cli_lock_json(const cli_lock *l)
 {
     json_t *o = json_object(), *holders = json_array(), *queue = json_array();
+    json_t *foreign = json_array();
     int i, waiting = 0;
 
     for (i = 0; l->info && i < l->info->count; i++) {
         const zkc_lock_entry *e = &l->info->entries[i];
 
-        if (e->holds) {
+        /* A foreign node (not ephemeral: planted by another client) neither
+         * holds nor waits: listed apart, never as a holder. */
+        if (e->foreign) {
+            json_array_append_new(foreign, entry_json(e));
+        } else if (e->holds) {
             json_array_append_new(holders, entry_json(e));
         } else {
             json_array_append_new(queue, entry_json(e));
@@ -165,7 +172,34 @@ json_t *cli_lock_json(const cli_lock *l)
     out_jset(o, "holders", holders);
     out_jset(o, "waiting", json_integer(waiting));
     out_jset(o, "queue", queue);
+    out_jset(o, "foreign", foreign);
+    out_jset(o, "cversion", l->info ? json_integer(l->info->cversion) : json_null());
+    out_jset(o, "near_wrap", json_boolean(l->info && l->info->near_wrap));
     return o;
+}
+
+void cli_locks_warn(const cli_lock *locks, int n, FILE *f)
+{
+    int i, j, nforeign;
+
+    for (i = 0; i < n; i++) {
+        const cli_lock *l = &locks[i];
+
+        if (!l->info)
+            continue;
+        for (j = nforeign = 0; j < l->info->count; j++)
+            nforeign += l->info->entries[j].foreign != 0;
+        if (nforeign)
+            fprintf(f,
+                    "warning: lock %s: %d foreign node%s in its line (not ephemeral: never a "
+                    "holder, nobody waits behind %s)\n",
+                    l->name, nforeign, nforeign > 1 ? "s" : "", nforeign > 1 ? "them" : "it");
+        if (l->info->near_wrap)
+            fprintf(f,
+                    "warning: lock %s: sequence counter (cversion %" PRId32 ") within 2^24 "
+                    "of the 2^31 wrap: recreate %s while it is idle\n",
+                    l->name, l->info->cversion, l->path);
+    }
 }
 
 char *cli_lock_signature(const cli_lock *l)
@@ -182,7 +216,9 @@ char *cli_lock_signature(const cli_lock *l)
     s[0] = '\0';
     for (i = 0; l->info && i < l->info->count; i++)
         off += (size_t)sprintf(s + off, "%s%c,", l->info->entries[i].name,
-                               l->info->entries[i].holds ? 'H' : 'W');
+                               l->info->entries[i].foreign ? 'F'
+                               : l->info->entries[i].holds ? 'H'
+                                                           : 'W');
     return s;
 }
 
@@ -199,6 +235,8 @@ out_table *cli_locks_table(const cli_lock *locks, int n)
         char holder[1100];
 
         for (j = 0; l->info && j < l->info->count; j++) {
+            if (l->info->entries[j].foreign)
+                continue; /* neither holds nor waits (cli_locks_warn) */
             if (l->info->entries[j].holds) {
                 if (!h)
                     h = &l->info->entries[j];
@@ -233,7 +271,11 @@ static out_table *queue_table(const cli_lock *l)
 
         snprintf(pos, sizeof(pos), "%d", i);
         snprintf(tok, sizeof(tok), "%" PRId64, e->token);
-        out_table_row(t, pos, e->holds ? "holds" : "waits", e->owner_id, kind_name(e->kind), tok,
+        out_table_row(t, pos,
+                      e->foreign ? "foreign"
+                      : e->holds ? "holds"
+                                 : "waits",
+                      e->owner_id, kind_name(e->kind), tok,
                       out_session(sess, sizeof(sess), e->session_id), e->name);
     }
     return t;
@@ -295,6 +337,7 @@ int cmd_locks(cli *c, int argc, char **argv)
             printf("%s (%s)\n", locks[0].path, locks[0].type ? locks[0].type : "empty");
         out_table_print(t, stdout, 1);
         out_table_free(t);
+        cli_locks_warn(locks, n, stderr);
     }
 out:
     cli_locks_free(locks, n);

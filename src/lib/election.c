@@ -22,6 +22,7 @@
  */
 #include "internal.h"
 #include "naming.h"
+#include "cache.h"
 #include "pcreate.h"
 #include "queue.h"
 #include "zkcoord/election.h"
@@ -1491,81 +1492,28 @@ int zkc_election_fenced_multi(zkc_election *e, const zkc_op *ops, int nops, int 
 
 /* ------------------------------------------------ one-shot observation */
 
-/* Send one request through a zkc__call and wait for it: 0 with c->rc the
+/* Send one read through a zkc__call and wait for it: 0 with c->rc the
  * ZooKeeper answer, or ZKC_ECONNLOSS / ZKC_ETIMEDOUT / another ZKC_* code
- * when it could not be sent or answered in time. */
-static int call_children(zkc_session *s, const char *path, zkc__call *c, int64_t deadline)
+ * when it could not be sent or answered in time. The read is registered
+ * with zkc__pending (zkc__read_send): a completion the client drops at a
+ * handle close completes it with ZCLOSING, so a caller waiting without a
+ * deadline is never left waiting. */
+static int call_read(zkc_session *s, int kind, const char *path, zkc__call *c, int64_t deadline)
 {
-    zhandle_t *zh = zkc__zh_lock(s, NULL);
+    unsigned gen;
+    zhandle_t *zh = zkc__zh_lock(s, &gen);
     int zrc;
 
     if (!zh)
         return ZKC_ECONNLOSS;
-    zkc__call_ref(c);
-    zrc = zoo_aget_children(zh, path, 0, zkc__call_strings_done, c);
+    zrc = zkc__read_send(s, zh, gen, kind, path, c);
     zkc__zh_unlock(s);
-    if (zrc != ZOK) {
-        zkc__call_unref(c);
+    if (zrc != ZOK)
         return zkc__err_from_zk(zrc);
-    }
-    return zkc__call_wait(c, zkc__remaining(deadline));
-}
-
-struct getres {
-    char *data;
-    int len;
-};
-
-static void getres_free(void *arg)
-{
-    struct getres *g = arg;
-
-    if (g) {
-        free(g->data);
-        free(g);
-    }
-}
-
-static void get_done(int rc, const char *value, int len, const struct Stat *st, const void *data)
-{
-    zkc__call *c = (zkc__call *)data;
-    struct getres *g = c->extra;
-
-    pthread_mutex_lock(&c->mu);
-    if (rc == ZOK && !c->done) {
-        c->stat = *st;
-        if (len > ZKC_ELECTION_ID_MAX)
-            len = ZKC_ELECTION_ID_MAX;
-        if (len > 0 && value && (g->data = malloc((size_t)len)) != NULL) {
-            memcpy(g->data, value, (size_t)len);
-            g->len = len;
-        }
-    }
-    pthread_mutex_unlock(&c->mu);
-    zkc__call_complete(c, rc);
-    zkc__call_unref(c);
-}
-
-static int call_get(zkc_session *s, const char *path, zkc__call *c, int64_t deadline)
-{
-    zhandle_t *zh;
-    int zrc;
-
-    c->extra = calloc(1, sizeof(struct getres));
-    if (!c->extra)
-        return ZKC_ENOMEM;
-    c->extra_free = getres_free;
-    zh = zkc__zh_lock(s, NULL);
-    if (!zh)
-        return ZKC_ECONNLOSS;
-    zkc__call_ref(c);
-    zrc = zoo_aget(zh, path, 0, get_done, c);
-    zkc__zh_unlock(s);
-    if (zrc != ZOK) {
-        zkc__call_unref(c);
-        return zkc__err_from_zk(zrc);
-    }
-    return zkc__call_wait(c, zkc__remaining(deadline));
+    zrc = zkc__call_wait(c, zkc__remaining(deadline));
+    if (zrc == 0 && c->rc == ZCLOSING)
+        return ZKC_ECONNLOSS; /* the handle was closed under it: transient */
+    return zrc;
 }
 
 /* The leader is the first node of the line (queue.h's one order) that is
@@ -1585,7 +1533,7 @@ int zkc_election_observe_leader(zkc_session *s, const char *path, zkc_election_l
         lc = zkc__call_new();
         if (!lc)
             return ZKC_ENOMEM;
-        rc = call_children(s, path, lc, deadline);
+        rc = call_read(s, ZKC__READ_CHILDREN, path, lc, deadline);
         if (rc == 0 && lc->rc != ZOK)
             rc = zkc__err_from_zk(lc->rc);
         if (rc)
@@ -1604,7 +1552,7 @@ int zkc_election_observe_leader(zkc_session *s, const char *path, zkc_election_l
                 rc = ZKC_ENOMEM;
                 goto out;
             }
-            rc = call_get(s, full, gc, deadline);
+            rc = call_read(s, ZKC__READ_DATA, full, gc, deadline);
             free(full);
             if (rc)
                 goto out;
@@ -1620,9 +1568,13 @@ int zkc_election_observe_leader(zkc_session *s, const char *path, zkc_election_l
                 goto out;
             }
             {
-                struct getres *g = gc->extra;
-                memcpy(info->id, g->data ? g->data : "", (size_t)g->len);
-                info->id[g->len] = '\0';
+                const struct zkc__got *g = gc->extra;
+                int len = g ? g->len : 0;
+                if (len > ZKC_ELECTION_ID_MAX)
+                    len = ZKC_ELECTION_ID_MAX;
+                if (len > 0)
+                    memcpy(info->id, g->data, (size_t)len);
+                info->id[len] = '\0';
             }
             snprintf(info->node, sizeof(info->node), "%s", names[i]);
             info->token = gc->stat.czxid;

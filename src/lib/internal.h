@@ -77,10 +77,19 @@ int zkc__on_dispatcher(zkc_session *s);
 /* Wait until every callback posted to either lane before this call has run:
  * after it, a recipe being freed knows none of its callbacks is running. On
  * a lane thread it does not wait for that lane (it would wait for itself),
- * only for the other one. So the two lanes must never both be in a barrier
- * at once: a safety-lane callback freeing a handle while an ordinary one
- * does the same deadlocks. Recipes keep their safety callbacks short
- * (deliver and return); users are told the same in zkcoord.h. */
+ * only for the other one -- and only until that lane's current callback is
+ * itself waiting in a barrier (zkc__dispatch_barrier or a listener
+ * removal): both lanes freeing a handle at once would otherwise wait for
+ * each other forever. In that case what is queued behind the other lane's
+ * blocked callback runs after the barrier returned, so every recipe
+ * callback holds a reference to its recipe and checks, under the recipe's
+ * lock when it runs, that the recipe was not freed (freed / closed /
+ * closing) before it calls the user; the flag is set before the barrier.
+ * That was already needed for the caller's own lane. The blocked callback
+ * itself resumes after the barrier returned: if it belongs to the recipe
+ * being freed (two callbacks freeing each other's handles), the user code
+ * after its free call still runs. From a thread that is not a lane the
+ * barrier waits for both lanes fully, as before. */
 void zkc__dispatch_barrier(zkc_session *s);
 
 /* Open recipe handles of a session: every recipe constructor calls attach
@@ -123,6 +132,21 @@ typedef struct zkc__pending {
 void zkc__pending_add(zkc_session *s, zkc__pending *pd, unsigned gen,
                       void (*dropped)(zkc__pending *pd));
 void zkc__pending_done(zkc_session *s, zkc__pending *pd);
+
+/* Test hooks (tests only; the library never calls them, so they cost
+ * nothing in production). pending_count: requests registered now.
+ * expire_now: act as if the local session timer ran out now -- the
+ * manager announces LOST and closes the handle, connected or not, as it
+ * does when a disconnection outlasts the session timeout. */
+int zkc__test_pending_count(zkc_session *s);
+void zkc__test_expire_now(zkc_session *s);
+/* Hook pointers, NULL but in tests (one load where they sit).
+ * test_grant_sid: the session id lock.c's grant() compares the node's
+ * owner with (given the real one). test_sem_counted: called after the
+ * semaphore counted its lease among the first `max`, before it checks the
+ * generation and grants. */
+extern int64_t (*zkc__test_grant_sid)(int64_t sid);
+extern void (*zkc__test_sem_counted)(zkc_session *s);
 
 /* ACL for nodes the library creates. */
 const struct ACL_vector *zkc__acl(zkc_session *s);

@@ -28,6 +28,7 @@
  * never with l->mu held, because the session routes watch events with its
  * sub_mu held and our watch function takes l->mu (session.c lock order).
  */
+#include "cache.h"
 #include "queue.h"
 #include "naming.h"
 #include "pcreate.h"
@@ -539,9 +540,14 @@ static unsigned line_kinds(const zkc_lock *l)
 }
 
 /* mu held: our node is verified to be ours; grant. */
+int64_t (*zkc__test_grant_sid)(int64_t sid);
+
 static void grant(zkc_lock *l)
 {
     int64_t sid = zkc_session_id(l->s);
+
+    if (zkc__test_grant_sid)
+        sid = zkc__test_grant_sid(sid);
 
     /* Between two ZooKeeper sessions there is nothing to compare with:
      * never grant blind. Look again once connected. */
@@ -1245,6 +1251,8 @@ void zkc_lock_free(zkc_lock *l)
 /* --------------------------------------------------------- inspection */
 
 struct islot {
+    zkc__pending pend; /* completes once, also when the handle is closed */
+    zkc_session *s;
     zkc__call *c;
     int rc;
     struct Stat st;
@@ -1267,9 +1275,10 @@ static void ibatch_free(void *arg)
     }
 }
 
-static void islot_done(int rc, const char *value, int len, const struct Stat *st, const void *data)
+/* One node's read ended (reply, or ZCLOSING when the handle was closed
+ * with it in flight). */
+static void islot_end(struct islot *sl, int rc, const char *value, int len, const struct Stat *st)
 {
-    struct islot *sl = (struct islot *)data;
     zkc__call *c = sl->c;
     struct ibatch *b = c->extra;
 
@@ -1292,6 +1301,20 @@ static void islot_done(int rc, const char *value, int len, const struct Stat *st
     zkc__call_unref(c);
 }
 
+static void islot_done(int rc, const char *value, int len, const struct Stat *st, const void *data)
+{
+    struct islot *sl = (struct islot *)data;
+
+    zkc__pending_done(sl->s, &sl->pend);
+    islot_end(sl, rc, value, len, st);
+}
+
+static void islot_dropped(zkc__pending *pd)
+{
+    islot_end((struct islot *)(void *)((char *)pd - offsetof(struct islot, pend)), ZCLOSING, NULL,
+              0, NULL);
+}
+
 void zkc_lock_info_free(zkc_lock_info *info)
 {
     int i;
@@ -1306,21 +1329,6 @@ void zkc_lock_info_free(zkc_lock_info *info)
     free(info);
 }
 
-/* getChildren2 into a zkc__call: the children, and the parent's Stat. */
-static void inspect_listed(int rc, const struct String_vector *v, const struct Stat *st,
-                           const void *data)
-{
-    zkc__call *c = (zkc__call *)data;
-
-    if (rc == ZOK && st) {
-        pthread_mutex_lock(&c->mu);
-        if (!c->done)
-            c->stat = *st;
-        pthread_mutex_unlock(&c->mu);
-    }
-    zkc__call_strings_done(rc, v, data);
-}
-
 int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_info **out)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zkc__now_ms() + timeout_ms;
@@ -1329,6 +1337,7 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
     zkc_lock_info *info = NULL;
     char **names = NULL;
     int rc, i, n = 0, writer_seen = 0, ahead = 0, sent = 0;
+    unsigned gen;
     zhandle_t *zh;
 
     if (!s || !out || zkc__path_check(path) != 0)
@@ -1336,22 +1345,27 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
     gc = zkc__call_new();
     if (!gc)
         return ZKC_ENOMEM;
-    zh = zkc__zh_lock(s, NULL);
+    /* Every read is registered with zkc__pending (zkc__read_send, islot):
+     * a completion the client drops at a handle close still completes, with
+     * ZCLOSING, so even a wait without deadline ends. */
+    zh = zkc__zh_lock(s, &gen);
     if (!zh) {
         rc = ZKC_ECONNLOSS;
         goto out;
     }
-    zkc__call_ref(gc);
-    rc = zoo_aget_children2(zh, path, 0, inspect_listed, gc);
+    rc = zkc__read_send(s, zh, gen, ZKC__READ_CHILDREN, path, gc);
     zkc__zh_unlock(s);
     if (rc != ZOK) {
-        zkc__call_unref(gc);
         rc = zkc__err_from_zk(rc);
         goto out;
     }
     rc = zkc__call_wait(gc, zkc__remaining(deadline));
     if (rc)
         goto out;
+    if (gc->rc == ZCLOSING) {
+        rc = ZKC_ECONNLOSS; /* the handle was closed under it: transient */
+        goto out;
+    }
     if (gc->rc != ZOK) {
         rc = zkc__err_from_zk(gc->rc);
         goto out;
@@ -1377,13 +1391,18 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
     b->pending = n + 1; /* +1 until every request is sent */
     dc->extra = b;
     dc->extra_free = ibatch_free;
-    zh = zkc__zh_lock(s, NULL);
+    zh = zkc__zh_lock(s, &gen);
     for (i = 0; zh && i < n; i++) {
         char *full = zkc__path_join(path, names[i]);
+        b->slots[i].s = s;
         b->slots[i].c = dc;
         b->slots[i].rc = ZNONODE;
         zkc__call_ref(dc);
+        if (full)
+            zkc__pending_add(s, &b->slots[i].pend, gen, islot_dropped);
         if (!full || zoo_aget(zh, full, 0, islot_done, &b->slots[i]) != ZOK) {
+            if (full)
+                zkc__pending_done(s, &b->slots[i].pend);
             zkc__call_unref(dc);
             pthread_mutex_lock(&dc->mu);
             b->pending--;
@@ -1420,6 +1439,10 @@ int zkc_lock_inspect(zkc_session *s, const char *path, int timeout_ms, zkc_lock_
         int k = zkc__q_kind(names[i]);
         if (sl->rc == ZNONODE)
             continue; /* left while we looked */
+        if (sl->rc == ZCLOSING) {
+            rc = ZKC_ECONNLOSS; /* the handle was closed under it: transient */
+            goto out;
+        }
         if (sl->rc != ZOK) {
             rc = zkc__err_from_zk(sl->rc);
             goto out;

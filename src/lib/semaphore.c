@@ -20,6 +20,7 @@
 #include "naming.h"
 #include "pcreate.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,8 @@ struct sem_note {
     int64_t token;
 };
 
+void (*zkc__test_sem_counted)(zkc_session *s);
+
 static void run_note(void *arg)
 {
     struct sem_note *n = arg;
@@ -117,13 +120,15 @@ static void post_event(zkc_semaphore *m, zkc_lock_event ev)
 }
 
 struct vreq {
+    zkc__pending pend; /* ends once, also when the handle is closed */
     zkc_semaphore *m;
     unsigned epoch;
 };
 
-static void verified(int rc, const struct Stat *st, const void *data)
+/* The check of our lease after RECONNECTED ended: rc ZCLOSING when the
+ * handle was closed with it in flight (the hook then hears the rest). */
+static void verify_end(struct vreq *v, int rc, const struct Stat *st)
 {
-    struct vreq *v = (struct vreq *)data;
     zkc_semaphore *m = v->m;
 
     pthread_mutex_lock(&m->mu);
@@ -140,11 +145,74 @@ static void verified(int rc, const struct Stat *st, const void *data)
     free(v);
 }
 
+static void verified(int rc, const struct Stat *st, const void *data)
+{
+    struct vreq *v = (struct vreq *)data;
+
+    zkc__pending_done(v->m->s, &v->pend);
+    verify_end(v, rc, st);
+}
+
+static void verify_dropped(zkc__pending *pd)
+{
+    verify_end((struct vreq *)(void *)((char *)pd - offsetof(struct vreq, pend)), ZCLOSING, NULL);
+}
+
+/* A watched getChildren of the leases through a zkc__call, registered with
+ * zkc__pending: a completion the client drops at a handle close completes
+ * the call with ZCLOSING, so its waiter never waits for nothing and its
+ * reference is given back. */
+struct lreq {
+    zkc__pending pend;
+    zkc_session *s;
+    zkc__call *c;
+};
+
+static void leases_listed(int rc, const struct String_vector *v, const void *data)
+{
+    struct lreq *r = (struct lreq *)data;
+
+    zkc__pending_done(r->s, &r->pend);
+    zkc__call_strings_done(rc, v, r->c);
+    free(r);
+}
+
+static void leases_dropped(zkc__pending *pd)
+{
+    struct lreq *r = (struct lreq *)(void *)((char *)pd - offsetof(struct lreq, pend));
+
+    zkc__call_complete(r->c, ZCLOSING);
+    zkc__call_unref(r->c);
+    free(r);
+}
+
+/* zh locked, of generation gen. A zoo_a* code (not ZOK: nothing sent). */
+static int list_leases(zkc_semaphore *m, zhandle_t *zh, unsigned gen, zkc__call *c)
+{
+    struct lreq *r = malloc(sizeof(*r));
+    int rc;
+
+    if (!r)
+        return ZSYSTEMERROR;
+    r->s = m->s;
+    r->c = c;
+    zkc__call_ref(c);
+    zkc__pending_add(m->s, &r->pend, gen, leases_dropped);
+    rc = zoo_aget_children(zh, m->leases, 1, leases_listed, r);
+    if (rc != ZOK) {
+        zkc__pending_done(m->s, &r->pend);
+        zkc__call_unref(c);
+        free(r);
+    }
+    return rc;
+}
+
 static void hook(void *arg, zkc_conn_state st, unsigned gen)
 {
     zkc_semaphore *m = arg;
     struct vreq *v;
     zhandle_t *zh;
+    unsigned zgen;
 
     pthread_mutex_lock(&m->mu);
     /* Wake a waiter: its leases watch may have died with the session. */
@@ -160,8 +228,12 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
             v->m = m;
             v->epoch = m->epoch;
             sem_ref(m);
-            zh = zkc__zh_lock(m->s, NULL);
+            zh = zkc__zh_lock(m->s, &zgen);
+            if (zh)
+                zkc__pending_add(m->s, &v->pend, zgen, verify_dropped);
             if (!zh || zoo_aexists(zh, m->node, 0, verified, v) != ZOK) {
+                if (zh)
+                    zkc__pending_done(m->s, &v->pend);
                 sem_unref(m);
                 free(v);
             }
@@ -470,10 +542,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
         if (zh && gen_now != gen) {
             rc = ZSESSIONEXPIRED;
         } else if (zh) {
-            zkc__call_ref(gc);
-            rc = zoo_aget_children(zh, m->leases, 1, zkc__call_strings_done, gc);
-            if (rc != ZOK)
-                zkc__call_unref(gc);
+            rc = list_leases(m, zh, gen_now, gc);
         }
         if (zh)
             zkc__zh_unlock(m->s);
@@ -514,6 +583,8 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             /* Counted in session `gen`: grant only if that is still the
              * session we have (a lease counted before a session change is
              * gone, and so may be the others' view of it). */
+            if (zkc__test_sem_counted)
+                zkc__test_sem_counted(m->s);
             rc = zkc_session_generation(m->s) == gen ? 0 : AGAIN;
             break;
         }

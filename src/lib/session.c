@@ -324,13 +324,37 @@ int zkc__on_dispatcher(zkc_session *s)
     return zkc__dispatcher_is_current(s->disp) || zkc__dispatcher_is_current(s->safety);
 }
 
+/* The lane the caller runs on, or NULL. */
+static zkc__dispatcher *own_lane(zkc_session *s)
+{
+    if (zkc__dispatcher_is_current(s->disp))
+        return s->disp;
+    if (zkc__dispatcher_is_current(s->safety))
+        return s->safety;
+    return NULL;
+}
+
+/* Wait for `other` (a lane of s) as a barrier: from a lane thread, say so
+ * while waiting and stop waiting for a lane whose current callback is
+ * itself in a barrier (the two would wait for each other forever). */
+static void lane_barrier(zkc__dispatcher *own, zkc__dispatcher *other)
+{
+    if (own)
+        zkc__dispatcher_enter_barrier(own);
+    zkc__dispatcher_barrier(other, own != NULL);
+    if (own)
+        zkc__dispatcher_leave_barrier(own);
+}
+
 void zkc__dispatch_barrier(zkc_session *s)
 {
+    zkc__dispatcher *own = own_lane(s);
+
     /* Each lane but the caller's own (it would wait for itself). */
-    if (!zkc__dispatcher_is_current(s->disp))
-        zkc__dispatcher_barrier(s->disp);
-    if (!zkc__dispatcher_is_current(s->safety))
-        zkc__dispatcher_barrier(s->safety);
+    if (own != s->disp)
+        lane_barrier(own, s->disp);
+    if (own != s->safety)
+        lane_barrier(own, s->safety);
 }
 
 /* --------------------------------------------------------- the handle */
@@ -378,6 +402,28 @@ void zkc__pending_done(zkc_session *s, zkc__pending *pd)
  * client's threads are joined, so no completion of that handle can race
  * with this. Newest first is fine: requests of one generation are
  * independent once their handle is gone. */
+/* ---- test hooks: never called by the library itself */
+
+int zkc__test_pending_count(zkc_session *s)
+{
+    zkc__pending *pd;
+    int n = 0;
+
+    pthread_mutex_lock(&s->pend_mu);
+    for (pd = s->pending.next; pd != &s->pending; pd = pd->next)
+        n++;
+    pthread_mutex_unlock(&s->pend_mu);
+    return n;
+}
+
+void zkc__test_expire_now(zkc_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->lost_at_ms = zkc__now_ms();
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void sweep_pending(zkc_session *s, unsigned gen)
 {
     zkc__pending *pd;
@@ -1071,7 +1117,7 @@ int zkc_session_remove_listener(zkc_session *s, zkc_state_fn fn, void *user_data
      * its snapshot; once a barrier behind it has run, none is. Listeners run
      * nowhere else, so the ordinary lane (maybe blocked) is not waited for. */
     if (!zkc__dispatcher_is_current(s->safety))
-        zkc__dispatcher_barrier(s->safety);
+        lane_barrier(own_lane(s), s->safety);
     return 0;
 }
 

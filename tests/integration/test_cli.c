@@ -931,6 +931,98 @@ out:
     zkc_session_close(s);
 }
 
+/* Issue 9, bugs 6 and 7 in the CLI: a persistent node planted in a lock's
+ * line by another client is shown as foreign, never as the holder nor as
+ * waiting; the path's sequence counter (cversion) and near_wrap are shown. */
+static void test_locks_foreign(void)
+{
+    zkc_session *s = NULL;
+    zkc_lock *a = NULL, *b = NULL;
+    zkc_lock_opts lo;
+    zkc_op op;
+    json_t *j = NULL;
+    char hdr[256], line[256];
+    const char *row;
+    long long bseq;
+    proc p;
+
+    memset(&p, 0, sizeof(p));
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 10000, NULL), 0);
+    zkc_lock_opts_init(&lo);
+    lo.owner_id = "first";
+    /* A first hold and release makes the folders (and moves the counter). */
+    TU_CHECK(zkc_lock_new(&a, s, "/t_fl/c/locks/db", &lo) == 0, out);
+    TU_CHECK(zkc_lock_acquire(a, 10000, NULL) == 0, out);
+    TU_CHECK(zkc_lock_release(a) == 0, out);
+    /* Planted raw: persistent, a lock node's name, ahead of the next one. */
+    memset(&op, 0, sizeof(op));
+    op.type = ZKC_OP_CREATE;
+    op.path = "/t_fl/c/locks/db/_c_0123456789abcdef-lock-";
+    op.data = "planted";
+    op.len = 7;
+    op.flags = ZKC_CREATE_PERSISTENT | ZKC_CREATE_SEQUENTIAL;
+    TU_CHECK(zkc_fenced_multi(s, "/t_fl/c/locks/db", &op, 1, 10000) == 0, out);
+    lo.owner_id = "holder-1";
+    TU_CHECK(zkc_lock_new(&b, s, "/t_fl/c/locks/db", &lo) == 0, out);
+    TU_CHECK(zkc_lock_acquire(b, 10000, NULL) == 0, out); /* the planted node is skipped */
+
+    CU_ASSERT_EQUAL(run(&p, "/t_fl", "-f", "json", "locks", "c", NULL), 0);
+    j = parse(p.buf[0]);
+    TU_CHECK(j != NULL, out);
+    TU_CHECK(json_array_size(json_object_get(j, "locks")) == 1, out);
+    CU_ASSERT_EQUAL(json_array_size(jget(j, "locks.0.holders")), 1);
+    CU_ASSERT_STRING_EQUAL(jstr(j, "locks.0.holders.0.owner"), "holder-1");
+    CU_ASSERT(json_is_false(jget(j, "locks.0.holders.0.foreign")));
+    CU_ASSERT_EQUAL(jint(j, "locks.0.waiting"), 0);
+    CU_ASSERT_EQUAL(json_array_size(jget(j, "locks.0.queue")), 0);
+    CU_ASSERT_EQUAL(json_array_size(jget(j, "locks.0.foreign")), 1);
+    TU_CHECK(json_array_size(jget(j, "locks.0.foreign")) == 1, out);
+    CU_ASSERT_STRING_EQUAL(jstr(j, "locks.0.foreign.0.owner"), "planted");
+    CU_ASSERT(json_is_true(jget(j, "locks.0.foreign.0.foreign")));
+    bseq = jint(j, "locks.0.holders.0.seq");
+    /* planted ahead of the holder, which holds anyway */
+    CU_ASSERT(jint(j, "locks.0.foreign.0.seq") < bseq);
+    /* cversion: at least the sequence number the next node gets (the
+     * first's delete counts too, before or after the planted create) */
+    CU_ASSERT(jint(j, "locks.0.cversion") > bseq);
+    CU_ASSERT(jint(j, "locks.0.cversion") <= bseq + 2);
+    CU_ASSERT(json_is_false(jget(j, "locks.0.near_wrap")));
+    json_decref(j);
+    j = NULL;
+
+    /* Tables: the holder is holder-1, nobody waits, a warning names the
+     * foreign node; the queue of the lock shows it as foreign. */
+    CU_ASSERT_EQUAL(run(&p, "/t_fl", "locks", "c", NULL), 0);
+    TU_CHECK(line_starting(p.buf[0], "NAME ", hdr, sizeof(hdr)) != NULL, out);
+    row = line_starting(p.buf[0], "db ", line, sizeof(line));
+    TU_CHECK(row != NULL, out);
+    CU_ASSERT_EQUAL(col(row, "holder-1"), col(hdr, "HOLDER"));
+    CU_ASSERT_EQUAL(row[strlen(row) - 1], '0'); /* WAITING */
+    CU_ASSERT_PTR_NULL(strstr(p.buf[0], "planted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "warning: lock db: 1 foreign node in its line"));
+    CU_ASSERT_PTR_NULL(strstr(p.buf[1], "wrap"));
+
+    CU_ASSERT_EQUAL(run(&p, "/t_fl", "locks", "c", "db", NULL), 0);
+    TU_CHECK(line_starting(p.buf[0], "POS ", hdr, sizeof(hdr)) != NULL, out);
+    row = line_starting(p.buf[0], "0 ", line, sizeof(line));
+    TU_CHECK(row != NULL, out);
+    CU_ASSERT_EQUAL(col(row, "foreign"), col(hdr, "STATE"));
+    CU_ASSERT_EQUAL(col(row, "planted"), col(hdr, "OWNER"));
+    row = line_starting(p.buf[0], "1 ", line, sizeof(line));
+    TU_CHECK(row != NULL, out);
+    CU_ASSERT_EQUAL(col(row, "holds"), col(hdr, "STATE"));
+    CU_ASSERT_EQUAL(col(row, "holder-1"), col(hdr, "OWNER"));
+
+    /* status shows the same summary and warning */
+    CU_ASSERT_EQUAL(run(&p, "/t_fl", "status", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.buf[1], "warning: lock db: 1 foreign node in its line"));
+out:
+    json_decref(j);
+    zkc_lock_free(b);
+    zkc_lock_free(a);
+    zkc_session_close(s);
+}
+
 /* Lines of a stamp file ("start X" / "stop X"): 0 when they alternate start,
  * stop of the same X, `n` of each. */
 static int check_alternation(const char *file, int n, char *order, size_t olen)
@@ -1686,7 +1778,8 @@ int register_cli_suite(void)
         !CU_add_test(s, "lock/elect: CMD gets only fds 0, 1, 2", test_child_fds) ||
         !CU_add_test(s, "--on-suspend wait/kill across server restarts", test_on_suspend) ||
         !CU_add_test(s, "digest auth: secured cluster, readers, --auth-file", test_secured) ||
-        !CU_add_test(s, "lost lock / leadership: TERM, exit 5", test_lost))
+        !CU_add_test(s, "lost lock / leadership: TERM, exit 5", test_lost) ||
+        !CU_add_test(s, "locks: foreign nodes, cversion", test_locks_foreign))
         return -1;
     return 0;
 }

@@ -257,6 +257,86 @@ out:
     pthread_mutex_destroy(&w.mu);
 }
 
+/* Issue 9, bug 10: a lock's grant() must not declare a hold while the
+ * session id is 0 (between two ZooKeeper sessions there is no owner to
+ * compare the node with). The hook makes the first grant see id 0: that
+ * grant must not hold; a later one (the real id) does. */
+static int sid0_calls;
+
+static int64_t sid0_hook(int64_t sid)
+{
+    return __atomic_add_fetch(&sid0_calls, 1, __ATOMIC_SEQ_CST) == 1 ? 0 : sid;
+}
+
+static void test_grant_not_blind(void)
+{
+    zkc_session *s = NULL;
+    zkc_lock *l = NULL;
+    int64_t token = 0;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 10000, NULL), 0);
+    TU_CHECK(zkc_lock_new(&l, s, "/sid0/lock", NULL) == 0, out);
+    sid0_calls = 0;
+    zkc__test_grant_sid = sid0_hook;
+    CU_ASSERT_EQUAL(zkc_lock_acquire(l, 20000, &token), 0);
+    zkc__test_grant_sid = NULL;
+    /* the blind grant was refused, the next one held */
+    CU_ASSERT(__atomic_load_n(&sid0_calls, __ATOMIC_SEQ_CST) >= 2);
+    CU_ASSERT(token > 0);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(l), 1);
+    CU_ASSERT_EQUAL(zkc_lock_release(l), 0);
+out:
+    zkc__test_grant_sid = NULL;
+    zkc_lock_free(l);
+    zkc_session_close(s);
+}
+
+/* Issue 9, bug 10: the semaphore grants only in the session generation it
+ * counted the leases in. The hook ends the session right after the first
+ * count (local timer run out at once) and waits for the generation to
+ * move: that count must not grant; a new round in the new session does. */
+static int gen_calls;
+
+static void gen_hook(zkc_session *s)
+{
+    unsigned g = zkc_session_generation(s);
+    int64_t deadline;
+
+    if (__atomic_add_fetch(&gen_calls, 1, __ATOMIC_SEQ_CST) != 1)
+        return;
+    zkc__test_expire_now(s);
+    deadline = tu_now_ms() + 20000;
+    while (zkc_session_generation(s) == g && tu_now_ms() < deadline)
+        sched_yield();
+}
+
+static void test_sem_grant_same_generation(void)
+{
+    zkc_session *s = NULL;
+    zkc_semaphore *m = NULL;
+    unsigned gen0;
+    int rc;
+
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 10000, NULL), 0);
+    TU_CHECK(zkc_semaphore_new(&m, s, "/semgen", 1, NULL) == 0, out);
+    gen0 = zkc_session_generation(s);
+    gen_calls = 0;
+    zkc__test_sem_counted = gen_hook;
+    rc = zkc_semaphore_acquire(m, 30000, NULL);
+    zkc__test_sem_counted = NULL;
+    CU_ASSERT_EQUAL(rc, 0);
+    /* counted in gen0, refused; counted again in the new session, granted */
+    CU_ASSERT(__atomic_load_n(&gen_calls, __ATOMIC_SEQ_CST) >= 2);
+    CU_ASSERT(zkc_session_generation(s) > gen0);
+    CU_ASSERT_EQUAL(zkc_semaphore_is_held(m), 1);
+    if (rc == 0)
+        CU_ASSERT_EQUAL(zkc_semaphore_release(m), 0);
+out:
+    zkc__test_sem_counted = NULL;
+    zkc_semaphore_free(m);
+    zkc_session_close(s);
+}
+
 int register_semaphore_suite(void)
 {
     CU_pSuite s = CU_add_suite("semaphore", NULL, NULL);
@@ -264,7 +344,9 @@ int register_semaphore_suite(void)
     if (!s || !CU_add_test(s, "never more than N holders under churn", test_never_more_than_n) ||
         !CU_add_test(s, "timeout and try leave nothing", test_semaphore_timeout) ||
         !CU_add_test(s, "acquire(-1) across a lost session", test_waiter_session_lost) ||
-        !CU_add_test(s, "free wakes a blocked acquire: ECANCELED", test_free_wakes_waiter))
+        !CU_add_test(s, "free wakes a blocked acquire: ECANCELED", test_free_wakes_waiter) ||
+        !CU_add_test(s, "lock grant: never with session id 0", test_grant_not_blind) ||
+        !CU_add_test(s, "grant only in the generation counted in", test_sem_grant_same_generation))
         return -1;
     return 0;
 }

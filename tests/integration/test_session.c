@@ -2,6 +2,7 @@
  * reconnect, the local LOST timer, digest auth, chroot, mkdir -p. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "naming.h"
 #include "pcreate.h"
 #include "suites.h"
+#include "zkcoord/election.h"
+#include "zkcoord/lock.h"
 
 static void test_connect_wait_close(void)
 {
@@ -916,6 +919,114 @@ static void test_completions_at_close(void)
     pthread_mutex_destroy(&p.mu);
 }
 
+/* Blocking reads without a deadline (zkc_lock_inspect, election
+ * observe_leader) while their handle is closed under them: the client may
+ * drop their completions (test above), which left the caller waiting
+ * forever. Registered with zkc__pending they end, as a connection loss.
+ * The server is paused so the reads stay in flight; the local session
+ * timer is made to run out at once (test hook), which closes the connected
+ * handle. A trivial request goes first so that the client's completion
+ * thread takes it and leaves the reads' completions to be dropped. */
+struct rac {
+    zkc_session *s;
+    int which; /* 0: lock inspect, 1: observe leader */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done;
+    int rc;
+};
+
+static void *rac_thread(void *arg)
+{
+    struct rac *r = arg;
+    zkc_lock_info *info = NULL;
+    zkc_election_leader_info li;
+    int rc;
+
+    if (r->which == 0)
+        rc = zkc_lock_inspect(r->s, "/rac/lock", -1, &info);
+    else
+        rc = zkc_election_observe_leader(r->s, "/rac/election", &li, -1);
+    zkc_lock_info_free(info);
+    pthread_mutex_lock(&r->mu);
+    r->done = 1;
+    r->rc = rc;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static void rac_first_done(int rc, const struct Stat *st, const void *data)
+{
+    (void)rc;
+    (void)st;
+    (void)data;
+}
+
+static void test_blocking_reads_at_close(void)
+{
+    enum { ROUNDS = 4 };
+    static struct rac r; /* outlives a stuck reader */
+    zkc_session *s = NULL;
+    struct timespec ts;
+    pthread_t t;
+    zhandle_t *zh;
+    int64_t deadline;
+    int round, done, rc, paused;
+
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.mu, NULL);
+    zkc__cond_init(&r.cond);
+    /* A long session timeout: the client's own receive timeout (2/3 of it)
+     * must not fail the reads with a connection loss first. */
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 60000, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc__mkdirs_sync(s, "/rac/lock", 5000), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc__mkdirs_sync(s, "/rac/election", 5000), 0);
+    r.s = s;
+    for (round = 0; round < ROUNDS; round++) {
+        r.which = round % 2;
+        r.done = 0;
+        r.rc = 0;
+        CU_ASSERT_EQUAL_FATAL(zkc_session_wait_connected(s, 30000), 0);
+        paused = zkh_pause_server(tu_zk, 0) == 0;
+        CU_ASSERT_FATAL(paused);
+        zh = zkc__zh_lock(s, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(zh);
+        CU_ASSERT_EQUAL(zoo_aexists(zh, "/", 0, rac_first_done, NULL), ZOK);
+        zkc__zh_unlock(s);
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rac_thread, &r), 0);
+        /* Until the reader's request is registered and sent (it is sent
+         * under the handle lock, taken here after it). */
+        deadline = tu_now_ms() + 10000;
+        while (zkc__test_pending_count(s) < 1 && tu_now_ms() < deadline)
+            sched_yield();
+        CU_ASSERT(zkc__test_pending_count(s) >= 1);
+        if (zkc__zh_lock(s, NULL))
+            zkc__zh_unlock(s);
+        zkc__test_expire_now(s);
+        zkc__deadline(&ts, 20000);
+        pthread_mutex_lock(&r.mu);
+        while (!r.done && pthread_cond_timedwait(&r.cond, &r.mu, &ts) != ETIMEDOUT)
+            ;
+        done = r.done;
+        rc = r.rc;
+        pthread_mutex_unlock(&r.mu);
+        zkh_resume_server(tu_zk, 0);
+        CU_ASSERT_EQUAL(done, 1);
+        if (!done) {
+            fprintf(stderr, "    [%s] still waiting 20 s after its handle closed\n",
+                    r.which ? "observe_leader" : "lock_inspect");
+            return; /* the reader is stuck: leave the session */
+        }
+        pthread_join(t, NULL);
+        CU_ASSERT_EQUAL(rc, ZKC_ECONNLOSS);
+    }
+    CU_ASSERT_EQUAL(zkc_session_wait_connected(s, 30000), 0);
+    CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+}
+
 /* Requests in flight when their handle closes complete exactly once: the
  * 3.8 client drops most of their completions (test above), so the session
  * runs the dropped ones itself (zkc__pending) and a protected create still
@@ -1063,6 +1174,81 @@ static void test_barrier_covers_safety_lane(void)
     pthread_mutex_destroy(&b.mu);
 }
 
+/* A callback on each lane frees a recipe handle at the same moment: each
+ * free's barrier waits for the other lane, whose current callback is the
+ * other free. Both must return (they once waited for each other forever). */
+struct xfree_test {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int arrived;
+    int freed;
+    zkc_lock *l[2];
+};
+
+struct xfree_arg {
+    struct xfree_test *t;
+    int i;
+};
+
+static void xfree_fn(void *arg)
+{
+    struct xfree_arg *a = arg;
+    struct xfree_test *t = a->t;
+    struct timespec ts;
+
+    /* Both callbacks running before either frees. */
+    zkc__deadline(&ts, 30000);
+    pthread_mutex_lock(&t->mu);
+    t->arrived++;
+    pthread_cond_broadcast(&t->cond);
+    while (t->arrived < 2 && pthread_cond_timedwait(&t->cond, &t->mu, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&t->mu);
+    zkc_lock_free(t->l[a->i]);
+    pthread_mutex_lock(&t->mu);
+    t->freed++;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void test_free_from_both_lanes(void)
+{
+    static struct xfree_test t; /* outlives a failed (deadlocked) run */
+    static struct xfree_arg a[2];
+    zkc_session *s = NULL;
+    struct timespec ts;
+    int arrived, freed;
+
+    memset(&t, 0, sizeof(t));
+    pthread_mutex_init(&t.mu, NULL);
+    zkc__cond_init(&t.cond);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc_lock_new(&t.l[0], s, "/xfree/a", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc_lock_new(&t.l[1], s, "/xfree/b", NULL), 0);
+    a[0].t = a[1].t = &t;
+    a[0].i = 0;
+    a[1].i = 1;
+    CU_ASSERT_EQUAL_FATAL(zkc__dispatch_safety(s, xfree_fn, &a[0]), 0);
+    CU_ASSERT_EQUAL_FATAL(zkc__dispatch(s, xfree_fn, &a[1]), 0);
+    zkc__deadline(&ts, 20000);
+    pthread_mutex_lock(&t.mu);
+    while (t.freed < 2 && pthread_cond_timedwait(&t.cond, &t.mu, &ts) != ETIMEDOUT)
+        ;
+    arrived = t.arrived;
+    freed = t.freed;
+    pthread_mutex_unlock(&t.mu);
+    CU_ASSERT_EQUAL(arrived, 2);
+    CU_ASSERT_EQUAL(freed, 2);
+    if (freed != 2) {
+        /* Deadlocked lanes: the session cannot be closed; leave it. */
+        fprintf(stderr, "    both lanes stuck freeing handles: %d of 2 frees returned\n", freed);
+        return;
+    }
+    CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+    pthread_cond_destroy(&t.cond);
+    pthread_mutex_destroy(&t.mu);
+}
+
 int register_session_suite(void)
 {
     CU_pSuite s = CU_add_suite("session", NULL, NULL);
@@ -1080,9 +1266,12 @@ int register_session_suite(void)
         !CU_add_test(s, "safety lane: LOST within 100 ms behind a blocked lane",
                      test_safety_lane) ||
         !CU_add_test(s, "barrier covers the safety lane", test_barrier_covers_safety_lane) ||
+        !CU_add_test(s, "handles freed from both lanes at once", test_free_from_both_lanes) ||
         !CU_add_test(s, "close with recipe handles open: EBUSY", test_close_with_open_handles) ||
         !CU_add_test(s, "client log routed past 64 sessions", test_zk_log_past_64_sessions) ||
         !CU_add_test(s, "completions at handle close", test_completions_at_close) ||
+        !CU_add_test(s, "blocking reads without deadline end at handle close",
+                     test_blocking_reads_at_close) ||
         !CU_add_test(s, "protected creates in flight at close complete once",
                      test_pcreate_at_close))
         return -1;
