@@ -26,7 +26,7 @@
 
 /* One event, shared by every handler it was queued for. */
 typedef struct evt {
-    int refs;
+    int refs; /* atomic: zka_handlers_fire drops its own after unlocking */
     zka_event event;
     char *json; /* with the trailing newline; NULL until built */
     size_t json_len;
@@ -85,7 +85,7 @@ static void evt_unref(evt *e)
 {
     int i;
 
-    if (!e || --e->refs > 0)
+    if (!e || __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     free(e->json);
     free(e->members);
@@ -767,7 +767,7 @@ static bool build_docs(zka_handlers *h)
         if (s->r || !s->npending || s->pending[0]->json)
             continue;
         e = s->pending[0];
-        e->refs++;
+        __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&h->mu);
         e->build(e->ctx, &json, &members);
         pthread_mutex_lock(&h->mu);
@@ -844,7 +844,7 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
                     break;
                 }
             }
-            e->refs++;
+            __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
             s->pending[s->npending] = e;
             s->pending_coalesced[s->npending] = merged;
             s->npending++;
