@@ -1424,6 +1424,10 @@ static void test_reload(void)
     c.port = 7001;
     c.election = 1;
     TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    /* a1 registered before a2 starts: a2's first view holds it, so any
+     * member_joined for a1 below would be a re-join (what this test rules
+     * out), not a2 starting before a1 had joined. */
+    TU_CHECK(wait_members(&w, "a1", 10000) == 0, out);
     c.on = "[\"member_updated\", \"member_left\", \"member_joined\"]";
     c.port = 7002;
     TU_CHECK((a2 = agent_start(&w, "a2", &c)) != NULL, out);
