@@ -185,3 +185,143 @@ int zkc__work_weight(const char *metadata, int64_t *weight, char *why, size_t wh
     json_decref(doc);
     return rc;
 }
+
+/* ------------------------------------------------------------ plan codec */
+
+int zkc__work_item_ok(const char *item)
+{
+    size_t n;
+    const unsigned char *p;
+
+    if (!item)
+        return ZKC_EINVAL;
+    n = strlen(item);
+    if (n == 0 || n > ZKC__WORK_MAX_ITEM || strcmp(item, ".") == 0 || strcmp(item, "..") == 0)
+        return ZKC_EINVAL;
+    for (p = (const unsigned char *)item; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '/')
+            return ZKC_EINVAL;
+    return 0;
+}
+
+void zkc__wplan_clear(zkc__wplan *p)
+{
+    int i;
+
+    for (i = 0; i < p->n; i++) {
+        free((char *)p->lines[i].item);
+        free((char *)p->lines[i].member);
+    }
+    free(p->lines);
+    free(p->leader);
+    memset(p, 0, sizeof(*p));
+}
+
+int zkc__wplan_find(const zkc__wplan *p, const char *item)
+{
+    if (!p->n)
+        return -1;
+    return find(&p->lines[0].item, sizeof(p->lines[0]), p->n, item);
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    return strcmp(((const zkc__wp_line *)a)->item, ((const zkc__wp_line *)b)->item);
+}
+
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        if (why && why_len)                                                                        \
+            snprintf(why, why_len, __VA_ARGS__);                                                   \
+        rc = ZKC_EBADDATA;                                                                         \
+        goto out;                                                                                  \
+    } while (0)
+
+int zkc__wplan_decode(const char *data, int len, zkc__wplan *p, char *why, size_t why_len)
+{
+    json_error_t err;
+    json_t *doc = NULL, *ver, *assign, *leader, *val;
+    const char *key;
+    int rc = 0;
+    size_t cap;
+
+    zkc__wplan_clear(p);
+    if (why && why_len)
+        why[0] = '\0';
+    if (!data || len <= 0)
+        BAD("empty");
+    doc = json_loadb(data, (size_t)len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc)
+        BAD("not JSON (line %d column %d: %s)", err.line, err.column, err.text);
+    if (!json_is_object(doc))
+        BAD("not a JSON object");
+    ver = json_object_get(doc, "version");
+    if (!json_is_integer(ver) || json_integer_value(ver) < 1)
+        BAD("no positive integer \"version\"");
+    assign = json_object_get(doc, "assign");
+    if (!json_is_object(assign))
+        BAD("\"assign\" is not an object");
+    leader = json_object_get(doc, "leader");
+    if (leader && !json_is_string(leader) && !json_is_null(leader))
+        BAD("\"leader\" is not a string");
+    if (json_is_string(leader) && json_string_length(leader) > 255)
+        BAD("\"leader\" is longer than 255 bytes");
+    cap = json_object_size(assign);
+    p->version = json_integer_value(ver);
+    if (json_is_string(leader) && !(p->leader = strdup(json_string_value(leader))))
+        goto oom;
+    if (cap && !(p->lines = calloc(cap, sizeof(*p->lines))))
+        goto oom;
+    json_object_foreach(assign, key, val)
+    {
+        if (zkc__work_item_ok(key) != 0)
+            BAD("bad item name in \"assign\"");
+        if (!json_is_string(val) || json_string_length(val) == 0 || json_string_length(val) > 255 ||
+            strlen(json_string_value(val)) != json_string_length(val))
+            BAD("member of item '%s' is not an id string", key);
+        p->lines[p->n].item = strdup(key);
+        p->lines[p->n].member = strdup(json_string_value(val));
+        p->n++;
+        if (!p->lines[p->n - 1].item || !p->lines[p->n - 1].member)
+            goto oom;
+    }
+    if (p->n > 1)
+        qsort(p->lines, (size_t)p->n, sizeof(*p->lines), line_cmp);
+out:
+    json_decref(doc);
+    if (rc)
+        zkc__wplan_clear(p);
+    return rc;
+oom:
+    rc = ZKC_ENOMEM;
+    goto out;
+}
+
+int zkc__wplan_encode(const zkc__wplan *p, char **out, size_t *len)
+{
+    json_t *doc = json_object(), *assign = json_object();
+    char *text;
+    int i, bad = !doc || !assign;
+
+    if (!bad) {
+        bad |= json_object_set_new(doc, "version", json_integer(p->version));
+        bad |= json_object_set_new(doc, "leader", p->leader ? json_string(p->leader) : json_null());
+        for (i = 0; i < p->n && !bad; i++)
+            if (p->lines[i].member)
+                bad |=
+                    json_object_set_new(assign, p->lines[i].item, json_string(p->lines[i].member));
+        bad |= json_object_set(doc, "assign", assign);
+    }
+    json_decref(assign);
+    if (bad) {
+        json_decref(doc);
+        return ZKC_ENOMEM;
+    }
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    if (!text)
+        return ZKC_ENOMEM;
+    *out = text;
+    *len = strlen(text);
+    return 0;
+}

@@ -21,6 +21,8 @@
 
 /* Largest weight a member may carry; larger ones are clamped by the caller. */
 #define ZKC__WORK_MAX_WEIGHT 1000000
+/* Longest item name (as ZKC_WORK_MAX_ITEM in zkcoord/work.h). */
+#define ZKC__WORK_MAX_ITEM 200
 
 typedef struct zkc__wp_member {
     const char *id;
@@ -48,5 +50,28 @@ int zkc__work_plan(const char *const *items, int n_items, const zkc__wp_member *
  * (returns 0), else 1 with a one-line reason in `why` (returns 1: the
  * caller warns). A missing "weight" is 1 without a reason (returns 0). */
 int zkc__work_weight(const char *metadata, int64_t *weight, char *why, size_t why_len);
+
+/* 0 when `item` is a usable item name (see zkc_work_item_name_check). */
+int zkc__work_item_ok(const char *item);
+
+/* A plan as read from (or written to) the plan node. */
+typedef struct zkc__wplan {
+    int64_t version;
+    char *leader;        /* may be NULL */
+    zkc__wp_line *lines; /* sorted by item, unique; strings owned */
+    int n;
+} zkc__wplan;
+
+void zkc__wplan_clear(zkc__wplan *p);
+/* Index of `item` in p->lines, -1 when absent. */
+int zkc__wplan_find(const zkc__wplan *p, const char *item);
+/* Decode untrusted plan node data (capped by the caller) into *p (cleared
+ * first). 0, ZKC_EBADDATA (reason in `why`: not JSON, not an object, no
+ * positive integer "version", "assign" not an object of member-id strings,
+ * a bad item name, an id longer than 255 bytes), ZKC_ENOMEM. */
+int zkc__wplan_decode(const char *data, int len, zkc__wplan *p, char *why, size_t why_len);
+/* Encode a plan as compact JSON (keys sorted): a new string in *out.
+ * 0 or ZKC_ENOMEM. */
+int zkc__wplan_encode(const zkc__wplan *p, char **out, size_t *len);
 
 #endif

@@ -1,0 +1,950 @@
+/* Work assignment against a real server: members (each a session with a
+ * group member, an election participant and a work handle) share items.
+ * Every test records a history of ASSIGNED (when a member starts running
+ * an item) and REVOKED (when its callback returns, i.e. when it stopped)
+ * on CLOCK_MONOTONIC, and checks "never two holders of an item": a new
+ * owner's ASSIGNED comes after the old owner's REVOKED returned. Waits are
+ * for conditions with deadlines, read from the cluster (zkc_work_view_read).
+ * The adversary test prints its seed (ZKC_WORK_SEED replays it). */
+#include <CUnit/CUnit.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/testutil.h"
+#include "internal.h" /* the synchronous ZooKeeper API, for foreign writes */
+
+int register_work_suite(void);
+
+#define MAXM      12
+#define SESS_MS   4000
+#define SETTLE_MS 20000
+
+/* ---- history */
+
+enum { H_ASSIGNED = 1, H_REVOKED = 2 };
+
+struct hev {
+    long long t_ns;
+    int member;
+    int kind;
+    int reason;
+    int64_t token;
+    char item[32];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct hev *v;
+    int n, cap;
+    int lost_events;
+} hist = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void hist_add(int member, int kind, const char *item, int64_t token, int reason)
+{
+    pthread_mutex_lock(&hist.mu);
+    if (hist.n == hist.cap) {
+        int cap = hist.cap ? hist.cap * 2 : 1024;
+        struct hev *v = realloc(hist.v, sizeof(*v) * (size_t)cap);
+
+        if (!v) {
+            pthread_mutex_unlock(&hist.mu);
+            return;
+        }
+        hist.v = v;
+        hist.cap = cap;
+    }
+    hist.v[hist.n].t_ns = now_ns();
+    hist.v[hist.n].member = member;
+    hist.v[hist.n].kind = kind;
+    hist.v[hist.n].token = token;
+    hist.v[hist.n].reason = reason;
+    snprintf(hist.v[hist.n].item, sizeof(hist.v[hist.n].item), "%s", item);
+    hist.n++;
+    pthread_mutex_unlock(&hist.mu);
+}
+
+static void hist_reset(void)
+{
+    pthread_mutex_lock(&hist.mu);
+    free(hist.v);
+    hist.v = NULL;
+    hist.n = hist.cap = 0;
+    hist.lost_events = 0;
+    pthread_mutex_unlock(&hist.mu);
+}
+
+/* Check the history: per item, holds [ASSIGNED, REVOKED] of different
+ * member incarnations never overlap, and tokens grow from one hold to the
+ * next. A hold that ended by session loss (the server gave the claim away
+ * on its own) is exempt from the overlap rule but not from the token rule.
+ * Each member's holds of one item alternate ASSIGNED, REVOKED. Returns the
+ * number of violations (printed). */
+static int hist_check(void)
+{
+    struct open_hold {
+        char item[32];
+        int member;
+        int64_t token;
+        long long since;
+        int conflicts; /* ASSIGNED elsewhere while open */
+        int with;      /* the member it conflicts with */
+    } open[4096];
+    struct last {
+        char item[32];
+        int64_t token;
+    } last[4096];
+    int n_open = 0, n_last = 0, bad = 0, i, k;
+
+    pthread_mutex_lock(&hist.mu);
+    for (i = 0; i < hist.n; i++) {
+        struct hev *e = &hist.v[i];
+
+        if (e->kind == H_ASSIGNED) {
+            for (k = 0; k < n_open; k++)
+                if (strcmp(open[k].item, e->item) == 0) {
+                    fprintf(stderr, "  VIOLATION: %s ASSIGNED to m%d while m%d holds it\n", e->item,
+                            e->member, open[k].member);
+                    bad++;
+                }
+            for (k = 0; k < n_last; k++)
+                if (strcmp(last[k].item, e->item) == 0)
+                    break;
+            if (k < n_last && e->token <= last[k].token) {
+                fprintf(stderr, "  VIOLATION: %s token %" PRId64 " after %" PRId64 "\n", e->item,
+                        e->token, last[k].token);
+                bad++;
+            }
+            if (k == n_last && n_last < 4096)
+                snprintf(last[n_last++].item, sizeof(last[0].item), "%s", e->item);
+            if (k < 4096)
+                last[k].token = e->token;
+            if (n_open < 4096) {
+                snprintf(open[n_open].item, sizeof(open[0].item), "%s", e->item);
+                open[n_open].member = e->member;
+                open[n_open].token = e->token;
+                open[n_open].conflicts = 0;
+                open[n_open++].since = e->t_ns;
+            }
+        } else {
+            for (k = 0; k < n_open; k++)
+                if (strcmp(open[k].item, e->item) == 0 && open[k].member == e->member &&
+                    open[k].token == e->token)
+                    break;
+            if (k == n_open) {
+                /* A session-loss REVOKED may come after the item was given
+                 * away: its hold was closed when the new owner's ASSIGNED
+                 * was checked against... it; see below. */
+                if (e->reason != ZKC_WORK_SESSION) {
+                    fprintf(stderr, "  VIOLATION: %s REVOKED at m%d without a hold\n", e->item,
+                            e->member);
+                    bad++;
+                }
+                continue;
+            }
+            if (open[k].conflicts && e->reason != ZKC_WORK_SESSION) {
+                fprintf(stderr, "  VIOLATION: %s ASSIGNED to m%d while m%d held it (revoked: %s)\n",
+                        e->item, open[k].with, e->member, zkc_work_revoke_reason_name(e->reason));
+                bad++;
+            }
+            open[k] = open[--n_open];
+        }
+    }
+    for (k = 0; k < n_open; k++)
+        if (open[k].conflicts) {
+            /* still open: never revoked, while someone else got it */
+            fprintf(stderr, "  VIOLATION: %s ASSIGNED to m%d while m%d holds it (still)\n",
+                    open[k].item, open[k].with, open[k].member);
+            bad++;
+        }
+    pthread_mutex_unlock(&hist.mu);
+    return bad;
+}
+
+/* ---- members */
+
+struct mb {
+    int idx;
+    int up;
+    char id[32];
+    zkc_session *s;
+    zkc_group *g;
+    zkc_election *e;
+    zkc_work *w;
+    pthread_mutex_t mu;
+    int assigned, revoked, lost;
+};
+
+static struct mb mbs[MAXM];
+static char cluster[128];
+static int cluster_no;
+
+/* ASSIGNED: the member starts running the item (recorded first); REVOKED:
+ * it stops (recorded as the callback returns). A REVOKED for session loss
+ * closes the open hold before the check sees the next ASSIGNED only if it
+ * came first: the exemption in hist_check() covers the other order. */
+static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
+{
+    struct mb *m = ud;
+
+    (void)w;
+    switch (ev->type) {
+    case ZKC_WORK_ASSIGNED:
+        hist_add(m->idx, H_ASSIGNED, ev->item, ev->token, 0);
+        pthread_mutex_lock(&m->mu);
+        m->assigned++;
+        pthread_mutex_unlock(&m->mu);
+        break;
+    case ZKC_WORK_REVOKED:
+        pthread_mutex_lock(&m->mu);
+        m->revoked++;
+        pthread_mutex_unlock(&m->mu);
+        hist_add(m->idx, H_REVOKED, ev->item, ev->token, ev->reason);
+        break;
+    case ZKC_WORK_LOST:
+        pthread_mutex_lock(&m->mu);
+        m->lost++;
+        pthread_mutex_unlock(&m->mu);
+        break;
+    default:
+        break;
+    }
+}
+
+static void path_of(char *buf, size_t len, const char *sub)
+{
+    snprintf(buf, len, "%s/%s", cluster, sub);
+}
+
+static void capture_log(zkc_log_level level, const char *msg, void *ud);
+
+/* Start member `idx`: session, member node (metadata `meta`, NULL: the
+ * weight), election participant, work handle. With `capture`, its library
+ * log goes to capture_log() at WARN. */
+static int mb_start_ex(int idx, int weight, const char *meta_text, int capture)
+{
+    struct mb *m = &mbs[idx];
+    zkc_member_info info;
+    zkc_election_opts eo;
+    zkc_work_opts wo;
+    char path[256], meta[64];
+
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_init(&m->mu, NULL);
+    m->idx = idx;
+    snprintf(m->id, sizeof(m->id), "m%02d", idx);
+    if (capture) {
+        zkc_session_opts so;
+
+        zkc_session_opts_init(&so);
+        so.servers = zkh_connect_string(tu_zk);
+        so.session_timeout_ms = SESS_MS;
+        so.log_fn = capture_log;
+        so.log_level = ZKC_LOG_WARN;
+        if (zkc_session_new(&m->s, &so) != 0)
+            return -1;
+        if (zkc_session_wait_connected(m->s, 10000) != 0)
+            return -1;
+    } else if (tu_session(&m->s, NULL, SESS_MS, NULL) != 0) {
+        return -1;
+    }
+    path_of(path, sizeof(path), "members");
+    if (zkc_group_new(&m->g, m->s, path, NULL) != 0)
+        return -1;
+    memset(&info, 0, sizeof(info));
+    info.id = m->id;
+    info.host = "127.0.0.1";
+    info.port = 1000 + idx;
+    snprintf(meta, sizeof(meta), "{\"weight\":%d}", weight);
+    info.metadata = meta_text ? meta_text : meta;
+    if (zkc_group_join(m->g, &info) != 0 || zkc_group_wait_joined(m->g, 10000) != 0)
+        return -1;
+    zkc_election_opts_init(&eo);
+    eo.id = m->id;
+    path_of(path, sizeof(path), "leader");
+    if (zkc_election_new(&m->e, m->s, path, &eo) != 0)
+        return -1;
+    zkc_work_opts_init(&wo);
+    wo.member_id = m->id;
+    wo.election = m->e;
+    wo.on_event = on_work;
+    wo.user_data = m;
+    if (zkc_work_new(&m->w, m->s, cluster, &wo) != 0)
+        return -1;
+    m->up = 1;
+    return 0;
+}
+
+static int mb_start(int idx, int weight)
+{
+    return mb_start_ex(idx, weight, NULL, 0);
+}
+
+static void mb_stop(int idx)
+{
+    struct mb *m = &mbs[idx];
+
+    zkc_work_free(m->w);
+    zkc_election_close(m->e);
+    zkc_group_free(m->g);
+    if (m->s)
+        CU_ASSERT_EQUAL(zkc_session_close(m->s), 0);
+    m->w = NULL;
+    m->e = NULL;
+    m->g = NULL;
+    m->s = NULL;
+    m->up = 0;
+    pthread_mutex_destroy(&m->mu);
+}
+
+static void stop_all(void)
+{
+    int i;
+
+    for (i = 0; i < MAXM; i++)
+        if (mbs[i].up)
+            mb_stop(i);
+}
+
+static zkc_session *admin;
+
+static void new_cluster(void)
+{
+    snprintf(cluster, sizeof(cluster), "/zkcoord/work%d-%lld", ++cluster_no, tu_now_ms());
+    hist_reset();
+    memset(mbs, 0, sizeof(mbs));
+}
+
+static void add_items(int from, int to)
+{
+    int i;
+    char item[32], spec[64];
+
+    for (i = from; i < to; i++) {
+        snprintf(item, sizeof(item), "p%02d", i);
+        snprintf(spec, sizeof(spec), "{\"partition\":%d}", i);
+        CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, item, spec, (int)strlen(spec), 10000), 0);
+    }
+}
+
+/* The planned owner of every item, as member index (-1 none). */
+static void owners_of(const zkc_work_view *v, int *owner, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        owner[i] = -1;
+    for (i = 0; i < zkc_work_view_count(v); i++) {
+        const zkc_work_entry *e = zkc_work_view_at(v, i);
+        int it;
+
+        if (sscanf(e->item, "p%d", &it) == 1 && it >= 0 && it < n && e->planned)
+            owner[it] = atoi(e->planned + 1);
+    }
+}
+
+/* Settled: every existing item RUNNING (claimed by its planned owner), the
+ * owners live and up, no stray claims, and each owner within one item of
+ * its weighted share. Waits up to `ms`; on 0 fills owner[] (n items). */
+static int wait_settled(int n_items, int ms, int *owner, const int *weight)
+{
+    long long end = tu_now_ms() + ms;
+    int ok = 0;
+
+    while (!ok && tu_now_ms() < end) {
+        zkc_work_view *v = NULL;
+        int i, count[MAXM] = {0}, total_w = 0, n = 0;
+
+        if (zkc_work_view_read(admin, cluster, 5000, &v) != 0) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+            continue;
+        }
+        ok = zkc_work_view_plan(v, NULL, NULL, NULL) == ZKC_WORK_PLAN_OK;
+        for (i = 0; ok && i < zkc_work_view_count(v); i++) {
+            const zkc_work_entry *e = zkc_work_view_at(v, i);
+            int mi;
+
+            if (e->state != ZKC_WORK_RUNNING || !e->planned || e->planned[0] != 'm')
+                ok = 0;
+            else if ((mi = atoi(e->planned + 1)) < 0 || mi >= MAXM || !mbs[mi].up)
+                ok = 0;
+            else
+                count[mi]++;
+            n++;
+        }
+        ok = ok && n == n_items;
+        for (i = 0; i < MAXM; i++)
+            if (mbs[i].up)
+                total_w += weight ? weight[i] : 1;
+        for (i = 0; ok && i < MAXM; i++) {
+            long long d;
+
+            if (!mbs[i].up)
+                continue;
+            d = (long long)count[i] * total_w - (long long)n_items * (weight ? weight[i] : 1);
+            if (d < 0)
+                d = -d;
+            if (d >= total_w)
+                ok = 0;
+        }
+        if (ok && owner)
+            owners_of(v, owner, n_items);
+        zkc_work_view_free(v);
+        if (!ok) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+        }
+    }
+    if (!ok) {
+        zkc_work_view *v = NULL;
+        int i;
+
+        if (zkc_work_view_read(admin, cluster, 5000, &v) == 0) {
+            int64_t ver = 0;
+            const char *ldr = NULL;
+
+            zkc_work_view_plan(v, &ver, &ldr, NULL);
+            fprintf(stderr, "  not settled: plan %lld by %s, members:", (long long)ver,
+                    ldr ? ldr : "-");
+            for (i = 0; i < zkc_work_view_member_count(v); i++)
+                fprintf(stderr, " %s", zkc_work_view_member(v, i, NULL));
+            fprintf(stderr, "\n");
+            for (i = 0; i < zkc_work_view_count(v); i++) {
+                const zkc_work_entry *e = zkc_work_view_at(v, i);
+
+                fprintf(stderr, "    %s planned %s claimed %s (%s)\n", e->item,
+                        e->planned ? e->planned : "-", e->claimed_by ? e->claimed_by : "-",
+                        zkc_work_item_state_name(e->state));
+            }
+            zkc_work_view_free(v);
+        }
+    }
+    return ok ? 0 : -1;
+}
+
+/* And every member's own idea of what it holds agrees with the plan. */
+static int held_matches(const int *owner, int n_items)
+{
+    long long end = tu_now_ms() + 5000;
+
+    for (;;) {
+        int i, ok = 1;
+
+        for (i = 0; i < MAXM && ok; i++) {
+            char **items = NULL;
+            int n = 0, k, want = 0;
+
+            if (!mbs[i].up)
+                continue;
+            if (zkc_work_held(mbs[i].w, &items, &n) != 0)
+                return -1;
+            for (k = 0; k < n_items; k++)
+                want += owner[k] == i;
+            if (n != want)
+                ok = 0;
+            for (k = 0; k < n && ok; k++) {
+                int it = -1;
+
+                if (sscanf(items[k], "p%d", &it) != 1 || it < 0 || it >= n_items || owner[it] != i)
+                    ok = 0;
+            }
+            zkc_strings_free(items, n);
+        }
+        if (ok)
+            return 0;
+        if (tu_now_ms() > end)
+            return -1;
+        {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+        }
+    }
+}
+
+/* ---- tests */
+
+static void test_three_members_twelve_items(void)
+{
+    int owner[12], i, count[3] = {0};
+    zkc_work_view *v = NULL;
+
+    new_cluster();
+    for (i = 0; i < 3; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    add_items(0, 12);
+    TU_CHECK(wait_settled(12, SETTLE_MS, owner, NULL) == 0, out);
+    for (i = 0; i < 12; i++)
+        count[owner[i]]++;
+    CU_ASSERT_EQUAL(count[0], 4);
+    CU_ASSERT_EQUAL(count[1], 4);
+    CU_ASSERT_EQUAL(count[2], 4);
+    CU_ASSERT_EQUAL(held_matches(owner, 12), 0);
+    /* the token in ASSIGNED is the claim's czxid */
+    TU_CHECK(zkc_work_view_read(admin, cluster, 5000, &v) == 0, out);
+    for (i = 0; i < zkc_work_view_count(v); i++) {
+        const zkc_work_entry *e = zkc_work_view_at(v, i);
+        int k, found = 0;
+
+        CU_ASSERT_EQUAL(strcmp(e->claimed_by, e->planned), 0);
+        pthread_mutex_lock(&hist.mu);
+        for (k = 0; k < hist.n; k++)
+            if (hist.v[k].kind == H_ASSIGNED && strcmp(hist.v[k].item, e->item) == 0 &&
+                hist.v[k].token == e->token)
+                found = 1;
+        pthread_mutex_unlock(&hist.mu);
+        CU_ASSERT(found);
+    }
+    zkc_work_view_free(v);
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+}
+
+/* A join moves about items/n: exactly 3 of 12 go to the 4th member, and
+ * nothing else moves. */
+static void test_join_moves_about_n(void)
+{
+    int before[12], after[12], i, moved = 0;
+
+    new_cluster();
+    for (i = 0; i < 3; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    add_items(0, 12);
+    TU_CHECK(wait_settled(12, SETTLE_MS, before, NULL) == 0, out);
+    TU_CHECK(mb_start(3, 1) == 0, out);
+    TU_CHECK(wait_settled(12, SETTLE_MS, after, NULL) == 0, out);
+    for (i = 0; i < 12; i++)
+        if (after[i] != before[i]) {
+            moved++;
+            CU_ASSERT_EQUAL(after[i], 3);
+        }
+    CU_ASSERT_EQUAL(moved, 3);
+    CU_ASSERT_EQUAL(held_matches(after, 12), 0);
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+}
+
+/* A member leaves (its handles and session closed: its claims go at once):
+ * only its items move, and they are claimed again in time. */
+static void test_leave_moves_only_its_items(void)
+{
+    int before[12], after[12], i, victim;
+    long long t0;
+
+    new_cluster();
+    for (i = 0; i < 3; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    add_items(0, 12);
+    TU_CHECK(wait_settled(12, SETTLE_MS, before, NULL) == 0, out);
+    victim = before[0];
+    t0 = tu_now_ms();
+    mb_stop(victim);
+    TU_CHECK(wait_settled(12, SESS_MS + 1000, after, NULL) == 0, out);
+    printf("\n    leave: all 12 items claimed again %lld ms after the member left\n",
+           tu_now_ms() - t0);
+    for (i = 0; i < 12; i++) {
+        CU_ASSERT(after[i] != victim);
+        if (before[i] != victim)
+            CU_ASSERT_EQUAL(after[i], before[i]);
+    }
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+}
+
+/* A member's session expires: it hears REVOKED (reason session) for each
+ * item, then LOST; items of the others never move; all 12 are claimed again
+ * within session timeout + 1 s; the member re-enters by itself. */
+static void test_expiry(void)
+{
+    int before[12], after[12], i, victim, n_victim = 0, k, rev_session = 0;
+    long long t0;
+
+    new_cluster();
+    for (i = 0; i < 3; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    add_items(0, 12);
+    TU_CHECK(wait_settled(12, SETTLE_MS, before, NULL) == 0, out);
+    /* expire a member that does not lead, so the leader does the re-plan */
+    victim = -1;
+    for (i = 0; i < 3 && victim < 0; i++)
+        if (!zkc_election_is_leader(mbs[i].e, NULL))
+            victim = i;
+    TU_CHECK(victim >= 0, out);
+    for (i = 0; i < 12; i++)
+        n_victim += before[i] == victim;
+    t0 = tu_now_ms();
+    TU_CHECK(tu_expire(mbs[victim].s) == 0, out);
+    TU_CHECK(wait_settled(12, SESS_MS + 1000, after, NULL) == 0, out);
+    printf("\n    expiry: all 12 items claimed again %lld ms after the expiry\n", tu_now_ms() - t0);
+    /* The member comes back by itself with the same id: the others keep
+     * what they had, or give items back to it (a join after the leave),
+     * and never lose one to each other. */
+    for (i = 0; i < 12; i++)
+        if (before[i] != victim)
+            CU_ASSERT(after[i] == before[i] || after[i] == victim);
+    pthread_mutex_lock(&hist.mu);
+    for (k = 0; k < hist.n; k++) {
+        if (hist.v[k].kind == H_REVOKED && hist.v[k].member == victim &&
+            hist.v[k].reason == ZKC_WORK_SESSION)
+            rev_session++;
+        if (hist.v[k].kind == H_REVOKED && hist.v[k].member != victim)
+            CU_ASSERT_EQUAL(hist.v[k].reason, ZKC_WORK_MOVED);
+        if (hist.v[k].kind == H_ASSIGNED && hist.v[k].member != victim && hist.v[k].t_ns > 0) {
+            int it = atoi(hist.v[k].item + 1);
+            /* a survivor gained only the victim's items */
+            if (before[it] != hist.v[k].member)
+                CU_ASSERT_EQUAL(before[it], victim);
+        }
+    }
+    pthread_mutex_unlock(&hist.mu);
+    CU_ASSERT_EQUAL(rev_session, n_victim);
+    pthread_mutex_lock(&mbs[victim].mu);
+    CU_ASSERT_EQUAL(mbs[victim].lost, 1);
+    pthread_mutex_unlock(&mbs[victim].mu);
+    CU_ASSERT_EQUAL(held_matches(after, 12), 0);
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+}
+
+/* A deposed leader cannot write the plan: after it resigned, its fenced
+ * write is refused and the plan node is unchanged. */
+static void test_deposed_leader(void)
+{
+    int i, lead = -1, rc;
+    long long end;
+    char path[256];
+    zkc_stat st0, st1;
+    zkc_op op;
+
+    new_cluster();
+    for (i = 0; i < 2; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    add_items(0, 4);
+    TU_CHECK(wait_settled(4, SETTLE_MS, NULL, NULL) == 0, out);
+    for (i = 0; i < 2; i++)
+        if (zkc_election_is_leader(mbs[i].e, NULL))
+            lead = i;
+    TU_CHECK(lead >= 0, out);
+    path_of(path, sizeof(path), "work/plan");
+    TU_CHECK(zkc_get(admin, path, 5000, NULL, NULL, &st0) == 0, out);
+    CU_ASSERT_EQUAL(zkc_election_resign(mbs[lead].e), 0);
+    end = tu_now_ms() + 10000;
+    while (zkc_election_is_leader(mbs[lead].e, NULL) && tu_now_ms() < end) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+    }
+    memset(&op, 0, sizeof(op));
+    op.type = ZKC_OP_SET;
+    op.path = path;
+    op.data = "{\"version\":999,\"assign\":{}}";
+    op.len = (int)strlen(op.data);
+    op.version = -1;
+    rc = zkc_election_fenced_multi(mbs[lead].e, &op, 1, 5000);
+    CU_ASSERT_EQUAL(rc, ZKC_ENOTHELD);
+    /* the other member leads now and the assignment stays whole */
+    TU_CHECK(wait_settled(4, SETTLE_MS, NULL, NULL) == 0, out);
+    TU_CHECK(zkc_get(admin, path, 5000, NULL, NULL, &st1) == 0, out);
+    {
+        char *d = NULL;
+        int len = 0;
+
+        TU_CHECK(zkc_get(admin, path, 5000, &d, &len, NULL) == 0, out);
+        CU_ASSERT(strstr(d, "999") == NULL);
+        free(d);
+    }
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+}
+
+/* ---- foreign garbage */
+
+static void raw_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)type;
+    (void)state;
+    (void)path;
+    (void)ctx;
+}
+
+static zhandle_t *raw_open(void)
+{
+    zhandle_t *zh;
+    long long end = tu_now_ms() + 10000;
+    char buf[8];
+    int len = sizeof(buf);
+
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zh = zookeeper_init(zkh_connect_string(tu_zk), raw_watcher, 10000, NULL, NULL, 0);
+    if (!zh)
+        return NULL;
+    while (tu_now_ms() < end) {
+        int rc = zoo_get(zh, "/zookeeper", 0, buf, &len, NULL);
+        if (rc == ZOK || rc == ZNONODE)
+            return zh;
+        len = sizeof(buf);
+    }
+    zookeeper_close(zh);
+    return NULL;
+}
+
+static pthread_mutex_t warn_mu = PTHREAD_MUTEX_INITIALIZER;
+static int warn_plan;
+
+static void capture_log(zkc_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    (void)level;
+    if (strstr(msg, "is not a plan")) {
+        pthread_mutex_lock(&warn_mu);
+        warn_plan++;
+        pthread_mutex_unlock(&warn_mu);
+    }
+}
+
+static void test_garbage_plan_and_claim(void)
+{
+    zhandle_t *zh = raw_open();
+    char path[256], claim[256];
+    int owner[8], i, k, revoked_before, rc;
+    zkc_work_view *v = NULL;
+    long long end;
+
+    new_cluster();
+    TU_CHECK(zh != NULL, out);
+    /* member 0 logs through the capture, at WARN; a bad weight counts as 1 */
+    TU_CHECK(mb_start_ex(0, 1, "{\"weight\":\"heavy\"}", 1) == 0, out);
+    TU_CHECK(mb_start(1, 1) == 0, out);
+    add_items(0, 6);
+    TU_CHECK(wait_settled(6, SETTLE_MS, owner, NULL) == 0, out);
+
+    /* garbage in the plan: reported, replaced by the leader, and nobody
+     * loses an item meanwhile */
+    pthread_mutex_lock(&hist.mu);
+    revoked_before = 0;
+    for (k = 0; k < hist.n; k++)
+        revoked_before += hist.v[k].kind == H_REVOKED;
+    pthread_mutex_unlock(&hist.mu);
+    path_of(path, sizeof(path), "work/plan");
+    TU_CHECK(zoo_set(zh, path, "\x01garbage{", 9, -1) == ZOK, out);
+    end = tu_now_ms() + 10000;
+    for (;;) {
+        zkc_work_plan_status ps;
+
+        v = NULL;
+        rc = zkc_work_view_read(admin, cluster, 5000, &v);
+        ps = rc == 0 ? zkc_work_view_plan(v, NULL, NULL, NULL) : ZKC_WORK_PLAN_MISSING;
+        zkc_work_view_free(v);
+        pthread_mutex_lock(&warn_mu);
+        k = warn_plan;
+        pthread_mutex_unlock(&warn_mu);
+        if ((ps == ZKC_WORK_PLAN_OK && k > 0) || tu_now_ms() > end)
+            break;
+        {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+        }
+    }
+    CU_ASSERT(k > 0);
+    TU_CHECK(wait_settled(6, SETTLE_MS, owner, NULL) == 0, out);
+    pthread_mutex_lock(&hist.mu);
+    for (k = 0; k < hist.n; k++)
+        revoked_before -= hist.v[k].kind == H_REVOKED;
+    pthread_mutex_unlock(&hist.mu);
+    CU_ASSERT_EQUAL(revoked_before, 0);
+
+    /* a foreign persistent claim with garbage data on a new item: reported
+     * as bad_claim, nobody runs it; once it is gone, its owner claims it */
+    path_of(claim, sizeof(claim), "work/claims/p06");
+    TU_CHECK(zoo_create(zh, claim, "\xff\xfe", 2, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    /* and a stray claim for an item that does not exist */
+    path_of(path, sizeof(path), "work/claims/ghost");
+    TU_CHECK(zoo_create(zh, path, "m01", 3, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    add_items(6, 7);
+    end = tu_now_ms() + 10000;
+    for (;;) {
+        int bad = 0, stray = 0;
+
+        v = NULL;
+        if (zkc_work_view_read(admin, cluster, 5000, &v) == 0)
+            for (i = 0; i < zkc_work_view_count(v); i++) {
+                const zkc_work_entry *e = zkc_work_view_at(v, i);
+
+                if (strcmp(e->item, "p06") == 0 && e->state == ZKC_WORK_BAD_CLAIM && e->planned)
+                    bad = 1;
+                if (strcmp(e->item, "ghost") == 0 && e->state == ZKC_WORK_STRAY_CLAIM)
+                    stray = 1;
+            }
+        zkc_work_view_free(v);
+        if ((bad && stray) || tu_now_ms() > end) {
+            CU_ASSERT(bad && stray);
+            break;
+        }
+        {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+        }
+    }
+    pthread_mutex_lock(&hist.mu);
+    for (k = 0; k < hist.n; k++)
+        CU_ASSERT(!(hist.v[k].kind == H_ASSIGNED && strcmp(hist.v[k].item, "p06") == 0));
+    pthread_mutex_unlock(&hist.mu);
+    TU_CHECK(zoo_delete(zh, claim, -1) == ZOK, out);
+    TU_CHECK(zoo_delete(zh, path, -1) == ZOK, out);
+    TU_CHECK(wait_settled(7, SETTLE_MS, owner, NULL) == 0, out);
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+    if (zh)
+        zookeeper_close(zh);
+}
+
+/* Items: names checked, spec capped, add twice, remove missing. */
+static void test_items_api(void)
+{
+    char *big = calloc(1, ZKC_WORK_MAX_SPEC + 2);
+
+    new_cluster();
+    TU_CHECK(big != NULL, out);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "a/b", NULL, 0, 5000), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "..", NULL, 0, 5000), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "", NULL, 0, 5000), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "x y", NULL, 0, 5000), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "big", big, ZKC_WORK_MAX_SPEC + 1, 5000),
+                    ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "big", big, ZKC_WORK_MAX_SPEC, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "i1", "s", 1, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_work_item_add(admin, cluster, "i1", "s", 1, 5000), ZKC_ENODEEXISTS);
+    CU_ASSERT_EQUAL(zkc_work_item_remove(admin, cluster, "i1", 5000), 0);
+    CU_ASSERT_EQUAL(zkc_work_item_remove(admin, cluster, "i1", 5000), ZKC_ENONODE);
+    CU_ASSERT_EQUAL(zkc_work_item_remove(admin, "/zkcoord/no-such-cluster", "i1", 5000),
+                    ZKC_ENONODE);
+out:
+    free(big);
+}
+
+/* ---- adversary */
+
+static uint64_t rng;
+static int rnd_below(int n)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (int)((rng * 2685821657736338717ULL) % (uint64_t)n);
+}
+
+static void test_adversary(void)
+{
+    const char *env = getenv("ZKC_WORK_SEED");
+    unsigned seed = env && *env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
+    int alive[40] = {0}, n_items = 0, step, i, weight[MAXM];
+    int owner[40];
+
+    rng = 0x9E3779B97F4A7C15ULL ^ seed;
+    printf("\n    adversary seed %u (ZKC_WORK_SEED=%u to replay)\n", seed, seed);
+    new_cluster();
+    for (i = 0; i < MAXM; i++)
+        weight[i] = 1;
+    for (i = 0; i < 3; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    for (step = 0; step < 24; step++) {
+        int op = rnd_below(6), k = rnd_below(MAXM < 6 ? MAXM : 6), up = 0;
+
+        for (i = 0; i < MAXM; i++)
+            up += mbs[i].up;
+        if (op == 0 && !mbs[k].up) {
+            weight[k] = 1 + rnd_below(3);
+            TU_CHECK(mb_start(k, weight[k]) == 0, out);
+        } else if (op == 1 && mbs[k].up && up > 1) {
+            mb_stop(k);
+        } else if (op == 2 && mbs[k].up) {
+            TU_CHECK(tu_expire(mbs[k].s) == 0, out);
+        } else if (op == 3 || op == 4) {
+            int it = rnd_below(40);
+            char item[16];
+
+            snprintf(item, sizeof(item), "p%02d", it);
+            if (!alive[it] && zkc_work_item_add(admin, cluster, item, "s", 1, 5000) == 0)
+                alive[it] = 1;
+        } else if (op == 5) {
+            int it = rnd_below(40);
+            char item[16];
+
+            snprintf(item, sizeof(item), "p%02d", it);
+            if (alive[it] && zkc_work_item_remove(admin, cluster, item, 5000) == 0)
+                alive[it] = 0;
+        }
+    }
+    for (i = 0; i < 40; i++)
+        n_items += alive[i];
+    /* settled: every item claimed by its planned, live owner, balanced by
+     * weight; nobody held anything twice */
+    {
+        int found = 0;
+        zkc_work_view *v = NULL;
+
+        TU_CHECK(wait_settled(n_items, SETTLE_MS, NULL, weight) == 0, out);
+        TU_CHECK(zkc_work_view_read(admin, cluster, 5000, &v) == 0, out);
+        for (i = 0; i < zkc_work_view_count(v); i++) {
+            int it = -1;
+
+            sscanf(zkc_work_view_at(v, i)->item, "p%d", &it);
+            CU_ASSERT(it >= 0 && it < 40 && alive[it]);
+            found++;
+        }
+        zkc_work_view_free(v);
+        CU_ASSERT_EQUAL(found, n_items);
+    }
+    /* items are named p00..p39 here; held_matches() wants 0..n-1 dense */
+    (void)owner;
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+}
+
+static int suite_init(void)
+{
+    return tu_session(&admin, NULL, 10000, NULL) == 0 ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+    zkc_session_close(admin);
+    hist_reset();
+    return 0;
+}
+
+int register_work_suite(void)
+{
+    CU_pSuite s = CU_add_suite("work", suite_init, suite_clean);
+
+    if (!s || !CU_add_test(s, "items: names, spec cap, add/remove", test_items_api) ||
+        !CU_add_test(s, "3 members, 12 items: 4 each, claimed as planned",
+                     test_three_members_twelve_items) ||
+        !CU_add_test(s, "a join moves items/n, only to the newcomer", test_join_moves_about_n) ||
+        !CU_add_test(s, "a leave moves only the leaver's items", test_leave_moves_only_its_items) ||
+        !CU_add_test(s, "session expiry: REVOKED then LOST, only its items move", test_expiry) ||
+        !CU_add_test(s, "a deposed leader's plan write is refused", test_deposed_leader) ||
+        !CU_add_test(s, "garbage plan and claims: reported and survived",
+                     test_garbage_plan_and_claim) ||
+        !CU_add_test(s, "adversary: joins, leaves, expiries, item churn", test_adversary))
+        return -1;
+    return 0;
+}
