@@ -554,6 +554,8 @@ static void state_hook(void *arg, zkc_conn_state st, unsigned gen)
         job_free(j);
 }
 
+static int claim_data_ok(const char *d, int len);
+
 /* -------------------------------------------------------------- views */
 
 /* A child of a cache view, looked up by name (views are sorted by name). */
@@ -703,10 +705,41 @@ static zkc_work_plan_status plan_from(const zkc_cache_view *wv, zkc__wplan *p, i
 
 /* -------------------------------------------------------------- leader */
 
+/* Without a readable plan, the previous assignment is who runs what now:
+ * the claims (ephemeral, data a member id), so replacing a lost or
+ * garbled plan moves nothing that need not move. */
+static int prev_from_claims(const zkc_cache_view *cv, zkc__wplan *p)
+{
+    int n = cv ? zkc_cache_view_count(cv) : 0, i;
+
+    zkc__wplan_clear(p);
+    if (!n)
+        return 0;
+    p->lines = calloc((size_t)n, sizeof(*p->lines));
+    if (!p->lines)
+        return ZKC_ENOMEM;
+    for (i = 0; i < n; i++) {
+        int len = 0;
+        const char *d = zkc_cache_view_data(cv, i, &len);
+        const zkc_stat *st = zkc_cache_view_stat(cv, i);
+
+        if (!st || st->owner == 0 || !claim_data_ok(d, len))
+            continue; /* foreign or garbage: not an assignment */
+        p->lines[p->n].item = strdup(zkc_cache_view_name(cv, i));
+        p->lines[p->n].member = strdup(d);
+        p->n++;
+        if (!p->lines[p->n - 1].item || !p->lines[p->n - 1].member) {
+            zkc__wplan_clear(p);
+            return ZKC_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* One planning step. Returns 1 when it should be retried soon (views not
  * yet in line with the server, a write failed), else 0. */
 static int leader_pass(zkc_work *w, const zkc_cache_view *mv, const zkc_cache_view *iv,
-                       const zkc_cache_view *wv)
+                       const zkc_cache_view *wv, const zkc_cache_view *cv)
 {
     zkc__wplan prev = {0}, next = {0};
     zkc_work_plan_status pst;
@@ -745,6 +778,8 @@ static int leader_pass(zkc_work *w, const zkc_cache_view *mv, const zkc_cache_vi
         zkc_session_log(w->s, ZKC_LOG_WARN,
                         "work: the plan node %s is not a plan (%s); replacing it", w->plan_path,
                         why);
+    if (pst != ZKC_WORK_PLAN_OK && prev_from_claims(cv, &prev) != 0)
+        return 1;
     if (members_from(w->s, mv ? zkc_cache_view_count(mv) : 0, cv_name, cv_data, cv_owner,
                      (void *)mv, &mem, &nm) != 0)
         return 1;
@@ -1009,7 +1044,7 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
     if (pst == ZKC_WORK_PLAN_OK && connected) {
         for (i = 0; i < plan.n; i++) {
             const char *item = plan.lines[i].item, *spec;
-            int k = view_find(iv, item), len = 0, zrc, held_now;
+            int k = view_find(iv, item), len = 0, zrc, held_now, stale;
             int64_t owner = 0, czxid = 0, token = 0;
             struct Stat st;
             unsigned cgen = gen;
@@ -1068,9 +1103,23 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
             nh->gen = cgen;
             nh->state = H_ASSIGNING;
             pthread_mutex_lock(&w->mu);
-            nh->next = w->held;
-            w->held = nh;
+            /* The session may have been LOST since the create: its hook
+             * has forgotten every hold, and would not see this one. LOST
+             * moves the generation on before the hook runs, and the hook
+             * takes this lock: checked here, under it, nothing slips
+             * through. */
+            stale = cgen != zkc_session_generation(w->s) || w->closing;
+            if (!stale) {
+                nh->next = w->held;
+                w->held = nh;
+            }
             pthread_mutex_unlock(&w->mu);
+            if (stale) {
+                free(nh->item);
+                free(nh);
+                job_free(j);
+                continue;
+            }
             post(w, j, 0, run_assigned);
         }
     }
@@ -1150,7 +1199,7 @@ static void *worker(void *arg)
                 pthread_mutex_unlock(&w->mu);
             }
         }
-        if (lead && leader_pass(w, mv, iv, wv))
+        if (lead && leader_pass(w, mv, iv, wv, cv))
             retry = 1;
         if (member_pass(w, iv, wv, cv))
             retry = 1;

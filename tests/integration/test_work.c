@@ -112,11 +112,13 @@ static int hist_check(void)
         struct hev *e = &hist.v[i];
 
         if (e->kind == H_ASSIGNED) {
+            /* judged when the open hold ends: fine only if it ended by
+             * the loss of its session (the server gave the claim away
+             * before the client heard it was gone) */
             for (k = 0; k < n_open; k++)
                 if (strcmp(open[k].item, e->item) == 0) {
-                    fprintf(stderr, "  VIOLATION: %s ASSIGNED to m%d while m%d holds it\n", e->item,
-                            e->member, open[k].member);
-                    bad++;
+                    open[k].conflicts++;
+                    open[k].with = e->member;
                 }
             for (k = 0; k < n_last; k++)
                 if (strcmp(last[k].item, e->item) == 0)
@@ -143,9 +145,6 @@ static int hist_check(void)
                     open[k].token == e->token)
                     break;
             if (k == n_open) {
-                /* A session-loss REVOKED may come after the item was given
-                 * away: its hold was closed when the new owner's ASSIGNED
-                 * was checked against... it; see below. */
                 if (e->reason != ZKC_WORK_SESSION) {
                     fprintf(stderr, "  VIOLATION: %s REVOKED at m%d without a hold\n", e->item,
                             e->member);
@@ -875,6 +874,8 @@ static void test_adversary(void)
         } else if (op == 1 && mbs[k].up && up > 1) {
             mb_stop(k);
         } else if (op == 2 && mbs[k].up) {
+            /* an expiry right after the last one: let the new session come */
+            TU_CHECK(zkc_session_wait_connected(mbs[k].s, 10000) == 0, out);
             TU_CHECK(tu_expire(mbs[k].s) == 0, out);
         } else if (op == 3 || op == 4) {
             int it = rnd_below(40);
