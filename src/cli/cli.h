@@ -145,6 +145,8 @@ int cmd_elect(cli *c, int argc, char **argv);
 int cmd_watch(cli *c, int argc, char **argv);
 int cmd_tree(cli *c, int argc, char **argv);
 int cmd_counter(cli *c, int argc, char **argv);
+int cmd_work(cli *c, int argc, char **argv);  /* cmd_work.c */
+int cmd_items(cli *c, int argc, char **argv); /* cmd_work.c */
 
 /* ---- running CMD under a lock or leadership (cmd_locks.c) */
 

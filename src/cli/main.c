@@ -97,6 +97,19 @@ static const struct command commands[] = {
      "  cas OLD NEW   set to NEW only if it holds OLD (a missing node holds 0);\n"
      "                when it does not: prints the current value, exit 1\n"
      "  --long        8-byte counter\n"},
+    {"work", cmd_work, "work CLUSTER",
+     "The work assignment of CLUSTER: the plan (version, leader that wrote it),\n"
+     "and for each item the member the plan names, the member that claims it,\n"
+     "the claim's fencing token and the state: running, or why not (unplanned,\n"
+     "owner_down, waiting, handover, bad_claim, bad_spec, stray_claim). Exit 3\n"
+     "when the cluster does not exist.\n"},
+    {"items", cmd_items, "items CLUSTER list | add ITEM [SPEC|-] | remove ITEM",
+     "The work items of CLUSTER (under <root>/CLUSTER/work/items).\n"
+     "  list              items and their specs\n"
+     "  add ITEM [SPEC]   add an item with an opaque spec (at most 65536 bytes;\n"
+     "                    - reads it from stdin); exit 1 when it exists\n"
+     "  remove ITEM       remove an item (its owner is told to stop); exit 3\n"
+     "                    when there is no such item\n"},
 };
 
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))

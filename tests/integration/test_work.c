@@ -9,10 +9,17 @@
 #include <CUnit/CUnit.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/testutil.h"
 #include "internal.h" /* the synchronous ZooKeeper API, for foreign writes */
@@ -920,6 +927,196 @@ out:
     stop_all();
 }
 
+/* ---- zkcoordctl work / items (the built binary, run as a process) */
+
+extern char **environ;
+
+struct cli_out {
+    int status; /* exit code, 128 + signal, -1 on timeout */
+    char out[65536];
+    char err[8192];
+};
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+
+    if (f) {
+        n = fread(buf, 1, cap - 1, f);
+        fclose(f);
+    }
+    buf[n] = '\0';
+    unlink(path);
+}
+
+/* zkcoordctl -s <servers> --root /zkcoord args... (NULL-terminated); stdout
+ * and stderr to files, read after the exit (20 s at most). */
+static int cli_run(struct cli_out *o, ...)
+{
+    const char *argv[32];
+    const char *top = getenv("top_builddir");
+    char bin[1024], fo[] = "/tmp/zkc-work-cli-XXXXXX", fe[] = "/tmp/zkc-work-cli-XXXXXX";
+    posix_spawn_file_actions_t fa;
+    va_list ap;
+    pid_t pid;
+    int n = 0, fdo = mkstemp(fo), fde = mkstemp(fe), st;
+    long long end = tu_now_ms() + 20000;
+    const char *a;
+
+    memset(o, 0, sizeof(*o));
+    o->status = -2;
+    if (fdo < 0 || fde < 0)
+        return -2;
+    snprintf(bin, sizeof(bin), "%s/zkcoordctl", top && *top ? top : ".");
+    argv[n++] = bin;
+    argv[n++] = "-s";
+    argv[n++] = zkh_connect_string(tu_zk);
+    argv[n++] = "--root";
+    argv[n++] = "/zkcoord";
+    va_start(ap, o);
+    while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fdo, 1);
+    posix_spawn_file_actions_adddup2(&fa, fde, 2);
+    if (posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, environ) != 0)
+        pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fdo);
+    close(fde);
+    while (pid > 0) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+
+        if (r == pid) {
+            o->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        if (tu_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            o->status = -1;
+            break;
+        }
+        {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL); /* polling a child's exit, not synchronisation */
+        }
+    }
+    slurp(fo, o->out, sizeof(o->out));
+    slurp(fe, o->err, sizeof(o->err));
+    CU_ASSERT_PTR_NULL(strstr(o->err, "Sanitizer"));
+    CU_ASSERT_PTR_NULL(strstr(o->err, "runtime error:"));
+    return o->status;
+}
+
+static void test_cli(void)
+{
+    static struct cli_out o;
+    const char *name;
+    json_t *doc = NULL, *items;
+    json_error_t je;
+    int i;
+    zkc_work_view *v = NULL;
+
+    new_cluster();
+    name = cluster + strlen("/zkcoord/");
+    /* usage errors: 2 */
+    CU_ASSERT_EQUAL(cli_run(&o, "work", NULL), 2);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "frob", NULL), 2);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "add", "a b", NULL), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "bad item name"));
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "add", "a/b", NULL), 2);
+    /* no such cluster: 3 */
+    CU_ASSERT_EQUAL(cli_run(&o, "work", name, NULL), 3);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "list", NULL), 3);
+    /* add (creates the folders), twice: 1; list */
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "add", "p00", "{\"x\":1}", NULL), 0);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "add", "p00", "other", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.err, "already exists"));
+    CU_ASSERT_EQUAL(cli_run(&o, "--format", "json", "items", name, "add", "p01", NULL), 0);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "add", "p02", "two", NULL), 0);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "add", "p03", "three", NULL), 0);
+    CU_ASSERT_EQUAL(cli_run(&o, "--format", "json", "items", name, "list", NULL), 0);
+    doc = json_loads(o.out, 0, &je);
+    TU_CHECK(doc != NULL, out);
+    items = json_object_get(doc, "items");
+    CU_ASSERT_EQUAL(json_array_size(items), 4);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(items, 0), "item")),
+                           "p00");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(items, 0), "spec")),
+                           "{\"x\":1}");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(items, 0), "size")), 7);
+    CU_ASSERT(json_is_null(json_object_get(json_array_get(items, 1), "spec")));
+    json_decref(doc);
+    doc = NULL;
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "list", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "ITEM"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "three"));
+    /* no plan yet: said so, items unplanned */
+    CU_ASSERT_EQUAL(cli_run(&o, "work", name, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "plan: none yet"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "unplanned"));
+
+    /* two members: every item running, as the library's view says */
+    TU_CHECK(mb_start(0, 1) == 0, out);
+    TU_CHECK(mb_start(1, 1) == 0, out);
+    TU_CHECK(wait_settled(4, SETTLE_MS, NULL, NULL) == 0, out);
+    TU_CHECK(zkc_work_view_read(admin, cluster, 5000, &v) == 0, out);
+    CU_ASSERT_EQUAL(cli_run(&o, "--format", "json", "work", name, NULL), 0);
+    doc = json_loads(o.out, 0, &je);
+    TU_CHECK(doc != NULL, out);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "cluster")), name);
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_object_get(json_object_get(doc, "plan"), "status")), "ok");
+    CU_ASSERT(json_integer_value(json_object_get(json_object_get(doc, "plan"), "version")) >= 1);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(doc, "members")), 2);
+    items = json_object_get(doc, "items");
+    CU_ASSERT_EQUAL(json_array_size(items), 4);
+    for (i = 0; i < 4 && i < zkc_work_view_count(v); i++) {
+        json_t *it = json_array_get(items, (size_t)i);
+        const zkc_work_entry *e = zkc_work_view_at(v, i);
+
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(it, "state")), "running");
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(it, "planned")), e->planned);
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(it, "claimed_by")), e->planned);
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(it, "token")), e->token);
+    }
+    json_decref(doc);
+    doc = NULL;
+    CU_ASSERT_EQUAL(cli_run(&o, "work", name, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "plan: version"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "running as planned: 4"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.out, "CLAIMED BY"));
+
+    /* remove through the CLI: the owner is told, the item goes; twice: 3 */
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "remove", "p03", NULL), 0);
+    CU_ASSERT_EQUAL(cli_run(&o, "items", name, "remove", "p03", NULL), 3);
+    TU_CHECK(wait_settled(3, SETTLE_MS, NULL, NULL) == 0, out);
+
+    /* both members gone: the plan stays, the claims go: owner_down */
+    mb_stop(0);
+    mb_stop(1);
+    CU_ASSERT_EQUAL(cli_run(&o, "--format", "json", "work", name, NULL), 0);
+    doc = json_loads(o.out, 0, &je);
+    TU_CHECK(doc != NULL, out);
+    items = json_object_get(doc, "items");
+    CU_ASSERT_EQUAL(json_array_size(items), 3);
+    for (i = 0; i < 3; i++) {
+        json_t *it = json_array_get(items, (size_t)i);
+
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(it, "state")), "owner_down");
+        CU_ASSERT(json_is_null(json_object_get(it, "claimed_by")));
+    }
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    json_decref(doc);
+    zkc_work_view_free(v);
+    stop_all();
+}
+
 static int suite_init(void)
 {
     return tu_session(&admin, NULL, 10000, NULL) == 0 ? 0 : -1;
@@ -945,7 +1142,8 @@ int register_work_suite(void)
         !CU_add_test(s, "a deposed leader's plan write is refused", test_deposed_leader) ||
         !CU_add_test(s, "garbage plan and claims: reported and survived",
                      test_garbage_plan_and_claim) ||
-        !CU_add_test(s, "adversary: joins, leaves, expiries, item churn", test_adversary))
+        !CU_add_test(s, "adversary: joins, leaves, expiries, item churn", test_adversary) ||
+        !CU_add_test(s, "zkcoordctl work / items: tables, JSON, exit codes", test_cli))
         return -1;
     return 0;
 }
