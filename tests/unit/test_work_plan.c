@@ -177,7 +177,7 @@ static int plan_and_check(struct world *w, const char *what)
     for (i = 0; i < in.n_items; i++) {
         int o = w->prev_owner[in.item_ix[i]];
 
-        if (o >= 0 && in.member_ix[owner[i]] != o)
+        if (o >= 0 && in.n_members > 0 && in.member_ix[owner[i]] != o)
             moved++;
     }
     if (in.n_members > 0) {
