@@ -87,6 +87,10 @@ struct zkc_work {
     int hooked;
 
     zkc_cache *c_members, *c_items, *c_work, *c_claims;
+    /* Claims (by item) read once and found to be another session's: not
+     * read again while they stay in the claims view (the worker's own). */
+    char **foreign;
+    int n_foreign;
     zkc_election *obs;
 };
 
@@ -308,6 +312,7 @@ static void work_unref(zkc_work *w)
         free(h->item);
         free(h);
     }
+    zkc_strings_free(w->foreign, w->n_foreign);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mu);
     free(w->cluster);
@@ -707,10 +712,11 @@ static zkc_work_plan_status plan_from(const zkc_cache_view *wv, zkc__wplan *p, i
 
 /* Without a readable plan, the previous assignment is who runs what now:
  * the claims (ephemeral, data a member id), so replacing a lost or
- * garbled plan moves nothing that need not move. */
-static int prev_from_claims(const zkc_cache_view *cv, zkc__wplan *p)
+ * garbled plan moves nothing that need not move. One read per claim: the
+ * claims cache holds names only, and this is the rare path. */
+static int prev_from_claims(zkc_work *w, const zkc_cache_view *cv, zkc__wplan *p)
 {
-    int n = cv ? zkc_cache_view_count(cv) : 0, i;
+    int n = cv ? zkc_cache_view_count(cv) : 0, i, rc;
 
     zkc__wplan_clear(p);
     if (!n)
@@ -719,16 +725,30 @@ static int prev_from_claims(const zkc_cache_view *cv, zkc__wplan *p)
     if (!p->lines)
         return ZKC_ENOMEM;
     for (i = 0; i < n; i++) {
+        char *path = join(w->claims_path, zkc_cache_view_name(cv, i)), *d = NULL;
         int len = 0;
-        const char *d = zkc_cache_view_data(cv, i, &len);
-        const zkc_stat *st = zkc_cache_view_stat(cv, i);
+        zkc_stat st;
 
-        if (!st || st->owner == 0 || !claim_data_ok(d, len))
-            continue; /* foreign or garbage: not an assignment */
+        if (!path) {
+            zkc__wplan_clear(p);
+            return ZKC_ENOMEM;
+        }
+        rc = zkc_get(w->s, path, zkc_session_timeout_ms(w->s), &d, &len, &st);
+        free(path);
+        if (rc == ZKC_ENONODE)
+            continue;
+        if (rc != 0) {
+            zkc__wplan_clear(p);
+            return rc;
+        }
+        if (st.owner == 0 || len > ZKC_PAYLOAD_MAX_ID || !claim_data_ok(d, len)) {
+            free(d); /* foreign or garbage: not an assignment */
+            continue;
+        }
         p->lines[p->n].item = strdup(zkc_cache_view_name(cv, i));
-        p->lines[p->n].member = strdup(d);
+        p->lines[p->n].member = d;
         p->n++;
-        if (!p->lines[p->n - 1].item || !p->lines[p->n - 1].member) {
+        if (!p->lines[p->n - 1].item) {
             zkc__wplan_clear(p);
             return ZKC_ENOMEM;
         }
@@ -778,7 +798,7 @@ static int leader_pass(zkc_work *w, const zkc_cache_view *mv, const zkc_cache_vi
         zkc_session_log(w->s, ZKC_LOG_WARN,
                         "work: the plan node %s is not a plan (%s); replacing it", w->plan_path,
                         why);
-    if (pst != ZKC_WORK_PLAN_OK && prev_from_claims(cv, &prev) != 0)
+    if (pst != ZKC_WORK_PLAN_OK && prev_from_claims(w, cv, &prev) != 0)
         return 1;
     if (members_from(w->s, mv ? zkc_cache_view_count(mv) : 0, cv_name, cv_data, cv_owner,
                      (void *)mv, &mem, &nm) != 0)
@@ -876,19 +896,46 @@ out:
 
 /* -------------------------------------------------------------- member */
 
-/* Claim state of `item` from the claims view: 1 present (owner, czxid),
- * 0 absent. */
-static int claim_in(const zkc_cache_view *cv, const char *item, int64_t *owner, int64_t *czxid)
+/* Is there a claim of `item` in the claims view (names only)? */
+static int claim_in(const zkc_cache_view *cv, const char *item)
 {
-    int i = view_find(cv, item);
-    const zkc_stat *st;
+    return view_find(cv, item) >= 0;
+}
 
-    if (i < 0)
-        return 0;
-    st = zkc_cache_view_stat(cv, i);
-    *owner = st ? st->owner : 0;
-    *czxid = st ? st->czxid : 0;
-    return 1;
+static int foreign_has(const zkc_work *w, const char *item)
+{
+    int i;
+
+    for (i = 0; i < w->n_foreign; i++)
+        if (strcmp(w->foreign[i], item) == 0)
+            return 1;
+    return 0;
+}
+
+/* Forget the foreign claims that left the view (they may come back as
+ * anyone's); worker thread only. */
+static void foreign_prune(zkc_work *w, const zkc_cache_view *cv)
+{
+    int i, k = 0;
+
+    for (i = 0; i < w->n_foreign; i++) {
+        if (claim_in(cv, w->foreign[i]))
+            w->foreign[k++] = w->foreign[i];
+        else
+            free(w->foreign[i]);
+    }
+    w->n_foreign = k;
+}
+
+static void foreign_add(zkc_work *w, const char *item)
+{
+    char **v = realloc(w->foreign, sizeof(*v) * (size_t)(w->n_foreign + 1));
+
+    if (!v)
+        return; /* read again next time */
+    w->foreign = v;
+    if ((v[w->n_foreign] = strdup(item)))
+        w->n_foreign++;
 }
 
 /* Is our claim of `h` still there? A read, for when a view suggests it is
@@ -969,6 +1016,8 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
         }
     }
 
+    foreign_prune(w, cv);
+
     /* 1. What we hold: free the forgotten, delete revoked claims, revoke
      * what we lost. The list is changed only by this thread (entries are
      * never freed elsewhere), so `h` stays valid while unlocked. */
@@ -987,7 +1036,6 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
     }
     for (h = w->held; h; h = h->next) {
         enum hstate st = h->state;
-        int64_t owner = 0, czxid = 0;
         int reason = 0, gone;
 
         if (st == H_REVOKED) {
@@ -1019,8 +1067,10 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
             if (k < 0 || strcmp(plan.lines[k].member, w->id) != 0)
                 reason = ZKC_WORK_MOVED;
         }
-        if (!reason && (verify || !claim_in(cv, h->item, &owner, &czxid) || owner != h->sid ||
-                        czxid != h->token)) {
+        /* A claim of ours leaves only with our session or by a foreign
+         * delete; a view without it (or a reconnect) is checked by a read,
+         * as the view may be behind our own create. */
+        if (!reason && (verify || !claim_in(cv, h->item))) {
             pthread_mutex_unlock(&w->mu);
             gone = claim_still_ours(w, h->item, h->sid, h->token);
             pthread_mutex_lock(&w->mu);
@@ -1045,7 +1095,7 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
         for (i = 0; i < plan.n; i++) {
             const char *item = plan.lines[i].item, *spec;
             int k = view_find(iv, item), len = 0, zrc, held_now, stale;
-            int64_t owner = 0, czxid = 0, token = 0;
+            int64_t token = 0;
             struct Stat st;
             unsigned cgen = gen;
             struct job *j;
@@ -1061,10 +1111,31 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
             spec = zkc_cache_view_data(iv, k, &len);
             if (len > ZKC_WORK_MAX_SPEC)
                 continue;
-            if (claim_in(cv, item, &owner, &czxid)) {
-                if (owner != sid || sid == 0)
-                    continue;  /* someone holds it: the claims cache wakes us when it goes */
-                token = czxid; /* ours (a create whose reply was lost): adopt it */
+            if (claim_in(cv, item)) {
+                char *path;
+                zkc_stat cst;
+
+                if (foreign_has(w, item))
+                    continue; /* someone holds it: the claims cache wakes us when it goes */
+                path = join(w->claims_path, item);
+                zrc = path ? zkc_get(w->s, path, zkc_session_timeout_ms(w->s), NULL, NULL, &cst)
+                           : ZKC_ENOMEM;
+                free(path);
+                if (zrc == ZKC_ENONODE) {
+                    pthread_mutex_lock(&w->mu);
+                    w->dirty = 1; /* gone meanwhile: the next pass creates ours */
+                    pthread_mutex_unlock(&w->mu);
+                    continue;
+                }
+                if (zrc != 0) {
+                    retry = 1;
+                    continue;
+                }
+                if (cst.owner != sid || sid == 0) {
+                    foreign_add(w, item);
+                    continue;
+                }
+                token = cst.czxid; /* ours (a create whose reply was lost): adopt it */
             } else {
                 zrc = claim_op(w, CLAIM_CREATE, item, 0, &st, &cgen);
                 if (zrc == ZNODEEXISTS)
@@ -1280,7 +1351,7 @@ int zkc_work_new(zkc_work **out, zkc_session *s, const char *cluster_path, const
     if ((rc = start_cache(w, &w->c_members, w->members_path, 1)) != 0 ||
         (rc = start_cache(w, &w->c_items, w->items_path, 1)) != 0 ||
         (rc = start_cache(w, &w->c_work, w->work_path, 1)) != 0 ||
-        (rc = start_cache(w, &w->c_claims, w->claims_path, 1)) != 0)
+        (rc = start_cache(w, &w->c_claims, w->claims_path, 0)) != 0)
         goto fail_parts;
     if (w->el && (rc = zkc_election_observer_new(&w->obs, s, w->leader_path, on_leader, w)) != 0)
         goto fail_parts;
