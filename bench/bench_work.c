@@ -43,13 +43,23 @@ struct member {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static long assigned, revoked;
-static int view_reads; /* confirming reads: their requests are taken out */
+static int view_reads;
+static long long first_new_ms, last_new_ms;
+    /* the newcomer's ASSIGNED (monotonic ms) */ /* confirming reads: their requests are taken out
+                                                  */
 
 static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
 {
     (void)w;
-    (void)ud;
     pthread_mutex_lock(&mu);
+    if (ev->type == ZKC_WORK_ASSIGNED && ud) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        last_new_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (!first_new_ms)
+            first_new_ms = last_new_ms;
+    }
     if (ev->type == ZKC_WORK_ASSIGNED)
         assigned++;
     else if (ev->type == ZKC_WORK_REVOKED)
@@ -112,6 +122,7 @@ static int member_start(struct member *m, const char *servers, const char *id, i
     wo.member_id = m->id;
     wo.election = m->e;
     wo.on_event = on_work;
+    wo.user_data = strcmp(id, "w-new") == 0 ? (void *)m : NULL;
     return zkc_work_new(&m->w, m->s, cluster, &wo);
 }
 
@@ -315,6 +326,8 @@ int main(int argc, char **argv)
     }
     p1 = packets() - mntr_cost - view_reads * view_cost;
     pthread_mutex_lock(&mu);
+    printf("  (the newcomer's first ASSIGNED after %lld ms, its last after %lld ms)\n",
+           first_new_ms - t0, last_new_ms - t0);
     printf("join of an %dth member: every item running as planned after %lld ms; %ld items "
            "moved to it (ideal %d); %ld REVOKED in this process (the child's not counted)\n",
            nm + 1, fit, assigned - a0, n_items / (nm + 1), revoked - r0);
