@@ -1215,6 +1215,12 @@ static void *worker(void *arg)
 {
     zkc_work *w = arg;
     int folders = 0, retry = 0;
+    /* The views and term of the last leader pass that finished: a pass
+     * on the same ones (a claim changed, say) has nothing to plan, and
+     * skipping it saves its two listings. References held, so an address
+     * cannot come back as another view. */
+    zkc_cache_view *done_mv = NULL, *done_iv = NULL, *done_wv = NULL;
+    int64_t done_term = 0;
 
     for (;;) {
         zkc_cache_view *mv = NULL, *iv = NULL, *wv = NULL, *cv = NULL;
@@ -1270,8 +1276,28 @@ static void *worker(void *arg)
                 pthread_mutex_unlock(&w->mu);
             }
         }
-        if (lead && leader_pass(w, mv, iv, wv, cv))
-            retry = 1;
+        if (lead) {
+            int64_t term = 0;
+
+            zkc_election_is_leader(w->el, &term);
+            if (!(term == done_term && mv && mv == done_mv && iv == done_iv && wv == done_wv)) {
+                int r = leader_pass(w, mv, iv, wv, cv);
+
+                zkc_cache_view_free(done_mv);
+                zkc_cache_view_free(done_iv);
+                zkc_cache_view_free(done_wv);
+                done_mv = done_iv = done_wv = NULL;
+                done_term = 0;
+                if (r) {
+                    retry = 1;
+                } else {
+                    done_mv = mv ? zkc_cache_view_ref(mv) : NULL;
+                    done_iv = iv ? zkc_cache_view_ref(iv) : NULL;
+                    done_wv = wv ? zkc_cache_view_ref(wv) : NULL;
+                    done_term = term;
+                }
+            }
+        }
         if (member_pass(w, iv, wv, cv))
             retry = 1;
         zkc_cache_view_free(mv);
@@ -1279,6 +1305,9 @@ static void *worker(void *arg)
         zkc_cache_view_free(wv);
         zkc_cache_view_free(cv);
     }
+    zkc_cache_view_free(done_mv);
+    zkc_cache_view_free(done_iv);
+    zkc_cache_view_free(done_wv);
     return NULL;
 }
 
