@@ -45,8 +45,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static long assigned, revoked;
 static int view_reads;
 static long long first_new_ms, last_new_ms;
-    /* the newcomer's ASSIGNED (monotonic ms) */ /* confirming reads: their requests are taken out
-                                                  */
+/* the newcomer's ASSIGNED (monotonic ms) */ /* confirming reads: their requests are taken out
+                                              */
 
 static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
 {
