@@ -44,9 +44,11 @@
  * Threads: ASSIGNED runs on the session's ordinary dispatcher lane;
  * REVOKED, SUSPENDED, RECONNECTED and LOST on the safety lane (see
  * zkcoord.h), so a revocation never waits behind slow ordinary callbacks.
- * For one item, REVOKED never starts before its ASSIGNED returned, except
- * for LOST, which cannot wait (the claim is gone already). The handle's own
- * work (reads, plan writes, claims) runs on a thread of the handle.
+ * For one item, REVOKED never starts before its ASSIGNED returned: when
+ * the session is lost while an ASSIGNED callback runs, that item's REVOKED
+ * (reason SESSION) comes as soon as it returns, so after LOST. The
+ * handle's own work (reads, plan writes, claims) runs on a thread of the
+ * handle.
  */
 #ifndef ZKCOORD_WORK_H
 #define ZKCOORD_WORK_H

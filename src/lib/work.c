@@ -62,6 +62,7 @@ struct held {
     int64_t sid;  /* session that created the claim */
     unsigned gen; /* its generation */
     enum hstate state;
+    int lost; /* the session was lost while ASSIGNED ran: REVOKED once it returned */
 };
 
 struct zkc_work {
@@ -409,9 +410,22 @@ static void call_user(zkc_work *w, const zkc_work_event *ev)
 
 /* Ordinary lane: ASSIGNED, unless the hold ended (LOST) or the handle is
  * closing by the time it runs. */
-static void run_assigned(void *arg)
+static void post(zkc_work *w, struct job *j, int safety, void (*fn)(void *));
+
+/* Safety lane: one REVOKED whatever `closing` says (the hold is over). */
+static void run_closed_one(void *arg)
 {
     struct job *j = arg;
+    zkc_work *w = j->w;
+
+    call_user(w, &j->ev);
+    job_free(j);
+    work_unref(w);
+}
+
+static void run_assigned(void *arg)
+{
+    struct job *j = arg, *lost = NULL;
     zkc_work *w = j->w;
     struct held *h;
     int go;
@@ -426,11 +440,23 @@ static void run_assigned(void *arg)
         call_user(w, &j->ev);
     pthread_mutex_lock(&w->mu);
     h = held_find_token(w, j->item, j->ev.token);
-    if (go && h && h->state == H_DELIVERING)
-        h->state = H_RUNNING;
+    if (go && h && h->state == H_DELIVERING) {
+        if (h->lost) {
+            /* LOST came while the user was starting the item: REVOKED
+             * now, after ASSIGNED returned, never during it. */
+            h->state = H_DEAD;
+            lost = job_new(w, ZKC_WORK_REVOKED, h->item, h->token);
+            if (lost)
+                lost->ev.reason = ZKC_WORK_SESSION;
+        } else {
+            h->state = H_RUNNING;
+        }
+    }
     w->dirty = 1; /* a revocation may be waiting for RUNNING */
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    if (lost)
+        post(w, lost, 1, run_closed_one);
     job_free(j);
     work_unref(w);
 }
@@ -536,7 +562,11 @@ static void state_hook(void *arg, zkc_conn_state st, unsigned gen)
          * being revoked gets its REVOKED from its own job, which runs
          * before this one on the same lane. */
         for (h = w->held; h; h = h->next) {
-            if ((h->state == H_DELIVERING || h->state == H_RUNNING) && j) {
+            if (h->state == H_DELIVERING) {
+                h->lost = 1; /* its REVOKED follows its ASSIGNED's return */
+                continue;
+            }
+            if (h->state == H_RUNNING && j) {
                 r = job_new(w, ZKC_WORK_REVOKED, h->item, h->token);
                 if (r) {
                     r->ev.reason = ZKC_WORK_SESSION;

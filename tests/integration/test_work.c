@@ -50,6 +50,10 @@ static struct {
     int lost_events;
 } hist = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
 
+/* REVOKED callbacks that found their claim already gone (or another's):
+ * the claim must be deleted only after REVOKED returned. */
+static int claim_gone_in_revoked;
+
 static long long now_ns(void)
 {
     struct timespec ts;
@@ -89,6 +93,7 @@ static void hist_reset(void)
     hist.v = NULL;
     hist.n = hist.cap = 0;
     hist.lost_events = 0;
+    claim_gone_in_revoked = 0;
     pthread_mutex_unlock(&hist.mu);
 }
 
@@ -174,6 +179,7 @@ static int hist_check(void)
                     open[k].item, open[k].with, open[k].member);
             bad++;
         }
+    bad += claim_gone_in_revoked;
     pthread_mutex_unlock(&hist.mu);
     return bad;
 }
@@ -195,6 +201,7 @@ struct mb {
 static struct mb mbs[MAXM];
 static char cluster[128];
 static int cluster_no;
+static zkc_session *admin;
 
 /* ASSIGNED: the member starts running the item (recorded first); REVOKED:
  * it stops (recorded as the callback returns). A REVOKED for session loss
@@ -213,6 +220,22 @@ static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
         pthread_mutex_unlock(&m->mu);
         break;
     case ZKC_WORK_REVOKED:
+        if (ev->reason != ZKC_WORK_SESSION && ev->reason != ZKC_WORK_CLAIM_GONE) {
+            /* still ours while the callback runs: the claim goes after */
+            char path[256];
+            zkc_stat st;
+            int rc;
+
+            snprintf(path, sizeof(path), "%s/work/claims/%s", cluster, ev->item);
+            rc = zkc_get(admin, path, 5000, NULL, NULL, &st);
+            if (rc != 0 || st.czxid != ev->token) {
+                fprintf(stderr, "  VIOLATION: %s claim (token %lld) gone during REVOKED at m%d\n",
+                        ev->item, (long long)ev->token, m->idx);
+                pthread_mutex_lock(&hist.mu);
+                claim_gone_in_revoked++;
+                pthread_mutex_unlock(&hist.mu);
+            }
+        }
         pthread_mutex_lock(&m->mu);
         m->revoked++;
         pthread_mutex_unlock(&m->mu);
@@ -322,8 +345,6 @@ static void stop_all(void)
         if (mbs[i].up)
             mb_stop(i);
 }
-
-static zkc_session *admin;
 
 static void new_cluster(void)
 {
