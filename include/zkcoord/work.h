@@ -35,6 +35,11 @@
  *    claims with its session; the leader re-plans. A plan that members
  *    cannot parse is reported and ignored (they keep what they hold).
  *
+ * Claims are the members' own: a claim deleted or planted by hand is
+ * reported (CLAIM_GONE to its holder; bad_claim / stray_claim in the
+ * view) and survived, but while it lasts the one-holder guarantee is only
+ * as good as what was done by hand.
+ *
  * Connection states, as for locks: SUSPENDED (the member can no longer be
  * sure it still holds its items), RECONNECTED (same session back, every
  * claim verified ours), LOST (the session is gone: REVOKED for every held

@@ -479,8 +479,10 @@ static void run_revoked(void *arg)
         call_user(w, &j->ev);
     pthread_mutex_lock(&w->mu);
     h = held_find_token(w, j->item, j->ev.token);
+    /* A claim found gone is not deleted: the node at its path now may be
+     * the next owner's. */
     if (h && h->state == H_REVOKING)
-        h->state = H_REVOKED;
+        h->state = j->ev.reason == ZKC_WORK_CLAIM_GONE ? H_DEAD : H_REVOKED;
     w->dirty = 1;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
@@ -512,11 +514,13 @@ static void run_state(void *arg)
     pthread_mutex_lock(&w->mu);
     closing = w->closing;
     pthread_mutex_unlock(&w->mu);
-    if (!closing) {
-        for (r = j->next; r; r = r->next)
-            call_user(w, &r->ev);
+    /* The REVOKED of a LOST are told even while closing: those holds are
+     * over, and zkc_work_free() does not revoke them again (it waits for
+     * this job with its barrier). */
+    for (r = j->next; r; r = r->next)
+        call_user(w, &r->ev);
+    if (!closing)
         call_user(w, &j->ev);
-    }
     job_free(j);
     work_unref(w);
 }
@@ -1053,7 +1057,8 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
      * never freed elsewhere), so `h` stays valid while unlocked. */
     pthread_mutex_lock(&w->mu);
     verify = w->verify && connected;
-    w->verify = 0;
+    if (verify)
+        w->verify = 0; /* else kept for the first pass once connected */
     pp = &w->held;
     while ((h = *pp)) {
         if (h->state == H_DEAD) {

@@ -842,6 +842,59 @@ out:
         zookeeper_close(zh);
 }
 
+/* A claim deleted by hand: its holder hears REVOKED (claim_gone), then
+ * claims the item again with a new token. */
+static void test_claim_deleted_by_hand(void)
+{
+    zhandle_t *zh = raw_open();
+    char path[256];
+    int owner[4], k, holder, revoked_gone = 0, reassigned = 0;
+    int64_t old_token = 0;
+    zkc_stat st;
+
+    new_cluster();
+    TU_CHECK(zh != NULL, out);
+    TU_CHECK(mb_start(0, 1) == 0, out);
+    TU_CHECK(mb_start(1, 1) == 0, out);
+    add_items(0, 4);
+    TU_CHECK(wait_settled(4, SETTLE_MS, owner, NULL) == 0, out);
+    holder = owner[0];
+    path_of(path, sizeof(path), "work/claims/p00");
+    TU_CHECK(zkc_get(admin, path, 5000, NULL, NULL, &st) == 0, out);
+    old_token = st.czxid;
+    TU_CHECK(zoo_delete(zh, path, -1) == ZOK, out);
+    {
+        long long end = tu_now_ms() + 10000;
+
+        while (tu_now_ms() < end && !(revoked_gone && reassigned)) {
+            pthread_mutex_lock(&hist.mu);
+            for (k = 0; k < hist.n; k++) {
+                if (strcmp(hist.v[k].item, "p00") != 0)
+                    continue;
+                if (hist.v[k].kind == H_REVOKED && hist.v[k].reason == ZKC_WORK_CLAIM_GONE &&
+                    hist.v[k].member == holder && hist.v[k].token == old_token)
+                    revoked_gone = 1;
+                if (hist.v[k].kind == H_ASSIGNED && revoked_gone && hist.v[k].token > old_token)
+                    reassigned = 1;
+            }
+            pthread_mutex_unlock(&hist.mu);
+            if (!(revoked_gone && reassigned)) {
+                struct timespec ts = {0, 20 * 1000000};
+                nanosleep(&ts, NULL); /* a poll interval, not synchronisation */
+            }
+        }
+    }
+    CU_ASSERT(revoked_gone);
+    CU_ASSERT(reassigned);
+    TU_CHECK(wait_settled(4, SETTLE_MS, owner, NULL) == 0, out);
+    CU_ASSERT_EQUAL(owner[0], holder);
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
+    if (zh)
+        zookeeper_close(zh);
+}
+
 /* Items: names checked, spec capped, add twice, remove missing. */
 static void test_items_api(void)
 {
@@ -1163,6 +1216,8 @@ int register_work_suite(void)
         !CU_add_test(s, "a deposed leader's plan write is refused", test_deposed_leader) ||
         !CU_add_test(s, "garbage plan and claims: reported and survived",
                      test_garbage_plan_and_claim) ||
+        !CU_add_test(s, "a claim deleted by hand: REVOKED, claimed again",
+                     test_claim_deleted_by_hand) ||
         !CU_add_test(s, "adversary: joins, leaves, expiries, item churn", test_adversary) ||
         !CU_add_test(s, "zkcoordctl work / items: tables, JSON, exit codes", test_cli))
         return -1;
