@@ -446,6 +446,78 @@ static void test_thousand_items(void)
     CU_ASSERT(moved == 90 || moved == 91);
 }
 
+/* The plan node's codec: round trip, and hostile data refused with a
+ * reason (never a crash, nothing half-filled). */
+static void test_plan_codec(void)
+{
+    zkc__wp_line lines[] = {{"a", "m1"}, {"b", "m2"}, {"c", NULL}};
+    zkc__wplan p = {0}, q = {0};
+    char *text = NULL, why[200];
+    size_t len = 0;
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[1,2]",
+        "{\"assign\":{}}",
+        "{\"version\":0,\"assign\":{}}",
+        "{\"version\":\"3\",\"assign\":{}}",
+        "{\"version\":3}",
+        "{\"version\":3,\"assign\":[]}",
+        "{\"version\":3,\"assign\":{\"a\":1}}",
+        "{\"version\":3,\"assign\":{\"a\":\"\"}}",
+        "{\"version\":3,\"assign\":{\"a/b\":\"m\"}}",
+        "{\"version\":3,\"assign\":{\"a b\":\"m\"}}",
+        "{\"version\":3,\"assign\":{\"a\":\"m\",\"a\":\"n\"}}",
+        "{\"version\":3,\"leader\":7,\"assign\":{}}",
+    };
+    char longid[400];
+    size_t i;
+
+    p.version = 7;
+    p.leader = "m1";
+    p.lines = lines;
+    p.n = 3;
+    CU_ASSERT_EQUAL_FATAL(zkc__wplan_encode(&p, &text, &len), 0);
+    CU_ASSERT_EQUAL(strlen(text), len);
+    CU_ASSERT_EQUAL(zkc__wplan_decode(text, (int)len, &q, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(q.version, 7);
+    CU_ASSERT_STRING_EQUAL(q.leader, "m1");
+    CU_ASSERT_EQUAL(q.n, 2); /* "c" goes to nobody: not written */
+    CU_ASSERT_EQUAL(zkc__wplan_find(&q, "b"), 1);
+    CU_ASSERT_STRING_EQUAL(q.lines[1].member, "m2");
+    CU_ASSERT_EQUAL(zkc__wplan_find(&q, "c"), -1);
+    free(text);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        CU_ASSERT_EQUAL(zkc__wplan_decode(bad[i], (int)strlen(bad[i]), &q, why, sizeof(why)),
+                        ZKC_EBADDATA);
+        CU_ASSERT(why[0] != '\0');
+        CU_ASSERT_EQUAL(q.n, 0);
+        CU_ASSERT_PTR_NULL(q.lines);
+    }
+    /* a member id longer than 255 bytes */
+    memset(longid, 'x', sizeof(longid));
+    {
+        static const char head[] = "{\"version\":1,\"assign\":{\"a\":\"";
+
+        memcpy(longid, head, sizeof(head) - 1);
+    }
+    memcpy(longid + sizeof(longid) - 3, "\"}}", 3);
+    CU_ASSERT_EQUAL(zkc__wplan_decode(longid, (int)sizeof(longid), &q, why, sizeof(why)),
+                    ZKC_EBADDATA);
+    /* NUL bytes inside the data, a NULL buffer */
+    CU_ASSERT_EQUAL(zkc__wplan_decode("{\"version\":1,\0}", 15, &q, why, sizeof(why)),
+                    ZKC_EBADDATA);
+    CU_ASSERT_EQUAL(zkc__wplan_decode(NULL, 0, &q, why, sizeof(why)), ZKC_EBADDATA);
+    zkc__wplan_clear(&q);
+    /* item names */
+    CU_ASSERT_EQUAL(zkc__work_item_ok("p-00_a.b:c"), 0);
+    CU_ASSERT_EQUAL(zkc__work_item_ok(""), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc__work_item_ok(".."), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc__work_item_ok("a\x7f"), ZKC_EINVAL);
+    CU_ASSERT_EQUAL(zkc__work_item_ok("\xc3\xa9"), ZKC_EINVAL);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -463,6 +535,7 @@ int main(void)
     if (!s || !CU_add_test(s, "fixed cases", test_fixed_cases) ||
         !CU_add_test(s, "bad input", test_bad_input) ||
         !CU_add_test(s, "weight from metadata", test_weight_parse) ||
+        !CU_add_test(s, "plan node codec, hostile plans", test_plan_codec) ||
         !CU_add_test(s, "join and leave, equal weights", test_join_leave_equal_weights) ||
         !CU_add_test(s, "random joins/leaves/weights/items", test_random_sequences) ||
         !CU_add_test(s, "1,000 items, a join", test_thousand_items)) {
