@@ -229,6 +229,7 @@ void zka_metrics_reset(void)
     free(m.member);
     free(m.leader_id);
     d = m.daemon;
+    /* Everything after the mutex (the struct's first member) to zero. */
     memset((char *)&m + sizeof(m.mu), 0, sizeof(m) - sizeof(m.mu));
     m.daemon = d;
     pthread_mutex_unlock(&m.mu);
