@@ -361,9 +361,10 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         changed = strcmp(a->leader_id, a->cfg->member.id) != 0 || a->leader_token != ev->token;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", a->cfg->member.id);
         a->leader_token = ev->token;
-        pthread_mutex_unlock(&a->mu);
+        /* Under mu, like the state they mirror: the last change wins. */
         zka_metrics_leading(true);
         zka_metrics_leader(a->cfg->member.id, ev->token);
+        pthread_mutex_unlock(&a->mu);
         if (changed)
             zka_metrics_leader_changed();
         zka_log(ZKC_LOG_INFO, "elected leader of %s (fencing token %" PRId64 ")", a->cfg->cluster,
@@ -377,8 +378,8 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
     case ZKC_ELECTION_DEMOTED:
         pthread_mutex_lock(&a->mu);
         a->leading = 0;
-        pthread_mutex_unlock(&a->mu);
         zka_metrics_leading(false);
+        pthread_mutex_unlock(&a->mu);
         zka_log(ZKC_LOG_WARN, "demoted (%s)", zkc_election_demote_reason_name(ev->reason));
         zka_notifyf("STATUS=member of %s", a->cfg->cluster);
         /* Before this callback returns: a resigning leader's node goes only
@@ -409,8 +410,8 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         a->leader_known = 1;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", ev->leader_id ? ev->leader_id : "");
         a->leader_token = ev->token;
-        pthread_mutex_unlock(&a->mu);
         zka_metrics_leader(ev->leader_id, ev->token);
+        pthread_mutex_unlock(&a->mu);
         if (changed)
             zka_metrics_leader_changed();
         if (changed) {
@@ -520,8 +521,8 @@ static void stop_election(struct agent *a)
     pthread_mutex_lock(&a->mu);
     a->leading = 0;
     a->campaigning = 0;
-    pthread_mutex_unlock(&a->mu);
     zka_metrics_leading(false);
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* --------------------------------------------------------------- locks */
@@ -1106,9 +1107,9 @@ static void stop_cluster(struct agent *a)
     a->joined = 0;
     a->self_seen = 0;
     a->leader_id[0] = '\0';
-    pthread_mutex_unlock(&a->mu);
     zka_metrics_members(0);
     zka_metrics_leader(NULL, 0);
+    pthread_mutex_unlock(&a->mu);
     zka_metrics_conn_state(ZKC_CONN_NONE, 0);
     free(a->members_path);
     free(a->leader_path);
