@@ -133,6 +133,13 @@ typedef struct zka_config {
         zkc_log_level level; /* info */
         bool syslog;         /* false */
     } log;
+    struct {
+        bool enabled; /* a metrics section is present */
+        char *listen; /* as written: "127.0.0.1:9431" by default */
+        char *host;   /* the address part, an IP literal without brackets */
+        int port;     /* 1-65535 */
+        bool ipv6;    /* host is an IPv6 literal */
+    } metrics;
 } zka_config;
 
 typedef struct zka_config_error {
@@ -177,7 +184,8 @@ enum {
     ZKA_DIFF_LOCKS = 1 << 5,
     ZKA_DIFF_HANDLERS = 1 << 6,
     ZKA_DIFF_SUPERVISE = 1 << 7,
-    ZKA_DIFF_LOG = 1 << 8
+    ZKA_DIFF_LOG = 1 << 8,
+    ZKA_DIFF_METRICS = 1 << 9 /* the metrics section: restart the endpoint */
 };
 
 /* Bitmask of the parts that differ between `a` and `b` (0: nothing). */

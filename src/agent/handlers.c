@@ -18,6 +18,7 @@
 
 #include "monotime.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 
 #define N_ENV          5           /* set when the event is queued */
@@ -376,6 +377,7 @@ fail:
     free(path);
     zka_proc_free_strv(envp);
     free(r);
+    zka_metrics_handler_run(ev->event, ZKA_RUN_SPAWN_ERROR, 0);
     /* Report it so a caller counting runs sees the failure. */
     if (h->o.done) {
         zka_handler_result res;
@@ -429,6 +431,13 @@ static void finish_run(zka_handlers *h, slot *s)
     res.coalesced = r->coalesced;
     res.output_bytes = r->out_bytes;
     res.duration_ms = zka_now_ms() - r->started;
+    zka_metrics_handler_run(r->ev->event,
+                            r->exec_errno  ? ZKA_RUN_SPAWN_ERROR
+                            : r->timed_out ? ZKA_RUN_TIMEOUT
+                            : WIFEXITED(r->wstatus) && WEXITSTATUS(r->wstatus) == 0
+                                ? ZKA_RUN_SUCCESS
+                                : ZKA_RUN_FAILURE,
+                            res.duration_ms * 1000);
     zka_log(r->exec_errno                                                            ? ZKC_LOG_ERROR
             : r->timed_out || !WIFEXITED(r->wstatus) || WEXITSTATUS(r->wstatus) != 0 ? ZKC_LOG_WARN
                                                                                      : ZKC_LOG_INFO,
@@ -460,6 +469,7 @@ static void check_timer(zka_handlers *h, slot *s, long long now)
         zka_log(ZKC_LOG_WARN, "%s: timeout after %d ms, sending SIGTERM", s->label,
                 s->cfg.timeout_ms);
         r->timed_out = true;
+        zka_metrics_handler_timeout();
         zka_child_stop(&r->child);
         r->phase = 1;
         r->kill_at = now + h->o.kill_grace_ms;
@@ -467,6 +477,7 @@ static void check_timer(zka_handlers *h, slot *s, long long now)
         zka_log(ZKC_LOG_WARN, "%s: still running %d ms after SIGTERM, sending SIGKILL", s->label,
                 h->o.kill_grace_ms);
         zka_child_kill(&r->child);
+        zka_metrics_handler_kill();
         r->phase = 2;
         r->kill_at = now + 1000;
     } else if (r->phase == 2 && now >= r->kill_at) {

@@ -28,11 +28,13 @@
 #include "zkcoord/election.h"
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
+#include "zkcoord/read.h"
 
 #include "config.h"
 #include "handlers.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "proc.h"
 #include "supervise.h"
@@ -359,7 +361,12 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         changed = strcmp(a->leader_id, a->cfg->member.id) != 0 || a->leader_token != ev->token;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", a->cfg->member.id);
         a->leader_token = ev->token;
+        /* Under mu, like the state they mirror: the last change wins. */
+        zka_metrics_leading(true);
+        zka_metrics_leader(a->cfg->member.id, ev->token);
         pthread_mutex_unlock(&a->mu);
+        if (changed)
+            zka_metrics_leader_changed();
         zka_log(ZKC_LOG_INFO, "elected leader of %s (fencing token %" PRId64 ")", a->cfg->cluster,
                 ev->token);
         zka_notifyf("STATUS=leader of %s (token %" PRId64 ")", a->cfg->cluster, ev->token);
@@ -371,6 +378,7 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
     case ZKC_ELECTION_DEMOTED:
         pthread_mutex_lock(&a->mu);
         a->leading = 0;
+        zka_metrics_leading(false);
         pthread_mutex_unlock(&a->mu);
         zka_log(ZKC_LOG_WARN, "demoted (%s)", zkc_election_demote_reason_name(ev->reason));
         zka_notifyf("STATUS=member of %s", a->cfg->cluster);
@@ -402,7 +410,10 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         a->leader_known = 1;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", ev->leader_id ? ev->leader_id : "");
         a->leader_token = ev->token;
+        zka_metrics_leader(ev->leader_id, ev->token);
         pthread_mutex_unlock(&a->mu);
+        if (changed)
+            zka_metrics_leader_changed();
         if (changed) {
             char pb[ZKA_PEER_BUF];
             zka_log(ZKC_LOG_INFO, "leader is now %s", zka_peer(pb, ev->leader_id));
@@ -510,6 +521,7 @@ static void stop_election(struct agent *a)
     pthread_mutex_lock(&a->mu);
     a->leading = 0;
     a->campaigning = 0;
+    zka_metrics_leading(false);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -542,6 +554,19 @@ static void lock_queue(struct held_lock *h)
     }
 }
 
+/* zkcoord_locks_held from the `held` flags. mu held (the metrics mutex
+ * nests inside it and never the other way round), so the last change is
+ * the one published. */
+static void publish_locks_locked(struct agent *a)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < a->n_locks; i++)
+        n += a->locks[i].held != 0;
+    zka_metrics_locks_held(n);
+}
+
 /* Give up lock `h` (held or queued): the app it supervises stops first. */
 static void lock_leave(struct held_lock *h)
 {
@@ -552,6 +577,7 @@ static void lock_leave(struct held_lock *h)
     held = h->held;
     pending = h->pending;
     h->held = 0;
+    publish_locks_locked(a);
     pthread_mutex_unlock(&a->mu);
     if (held && supervises_lock(a, h))
         stop_app_now(a);
@@ -578,6 +604,7 @@ static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, voi
         /* Can no longer be sure: the app must not act on the lock. */
         pthread_mutex_lock(&a->mu);
         h->held = 0;
+        publish_locks_locked(a);
         pthread_mutex_unlock(&a->mu);
         if (supervises_lock(a, h))
             stop_app_now(a);
@@ -589,6 +616,7 @@ static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, voi
             h->held = 1;
             h->token = token;
         }
+        publish_locks_locked(a);
         pthread_mutex_unlock(&a->mu);
         if (!ok)
             zkc_lock_release(h->lock);
@@ -597,6 +625,7 @@ static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, voi
     case ZKC_LOCK_LOST:
         pthread_mutex_lock(&a->mu);
         h->held = 0;
+        publish_locks_locked(a);
         pthread_mutex_unlock(&a->mu);
         resupervise(a);
         zka_log(ZKC_LOG_WARN, "lock %s lost", h->cfg.name);
@@ -632,6 +661,7 @@ static void lock_granted_cfg(zkc_lock *lock, int rc, int64_t token, void *user_d
         h->held = 1;
         h->token = token;
     }
+    publish_locks_locked(a);
     pthread_mutex_unlock(&a->mu);
     if (rc != 0) {
         if (rc != ZKC_ECANCELED)
@@ -713,9 +743,12 @@ static void stop_locks(struct agent *a)
         stop_app_now(a);
     for (i = 0; i < a->n_locks; i++)
         zkc_lock_free(a->locks[i].lock);
+    pthread_mutex_lock(&a->mu);
     free(a->locks);
     a->locks = NULL;
     a->n_locks = 0;
+    publish_locks_locked(a);
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* ---------------------------------------------------------- membership */
@@ -824,6 +857,7 @@ static void on_group_cfg(zkc_group *g, const zkc_group_event *ev, void *user_dat
         zkc_group_view_free(a->view);
         a->view = zkc_group_view_ref(ev->view);
         a->baseline = 0;
+        zka_metrics_members(ev->view ? zkc_group_view_count(ev->view) : 0);
         /* Our own node was seen in a JOINED event of this or an earlier
          * batch: no walk of the view (O(members) per change). */
         self = a->self_seen;
@@ -858,7 +892,9 @@ static void on_group_cfg(zkc_group *g, const zkc_group_event *ev, void *user_dat
             pthread_mutex_lock(&a->mu);
             zkc_group_view_free(a->view);
             a->view = zkc_group_view_ref(ev->view);
+            zka_metrics_members(ev->view ? zkc_group_view_count(ev->view) : 0);
             pthread_mutex_unlock(&a->mu);
+            zka_metrics_membership_change(kind);
             if (!wanted(a, kind))
                 break;
             extra = json_object();
@@ -914,10 +950,10 @@ static void on_state_cfg(zkc_session *s, zkc_conn_state st, void *user_data)
 {
     struct agent *a = user_data;
 
-    (void)s;
     pthread_mutex_lock(&a->mu);
     a->connected = (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED);
     pthread_mutex_unlock(&a->mu);
+    zka_metrics_conn_state(st, zkc_session_generation(s));
     switch (st) {
     case ZKC_CONN_SUSPENDED:
         zka_log(ZKC_LOG_WARN, "ZooKeeper connection suspended");
@@ -1071,10 +1107,58 @@ static void stop_cluster(struct agent *a)
     a->joined = 0;
     a->self_seen = 0;
     a->leader_id[0] = '\0';
+    zka_metrics_members(0);
+    zka_metrics_leader(NULL, 0);
     pthread_mutex_unlock(&a->mu);
+    zka_metrics_conn_state(ZKC_CONN_NONE, 0);
     free(a->members_path);
     free(a->leader_path);
     a->members_path = a->leader_path = NULL;
+}
+
+/* ------------------------------------------------------------- metrics */
+
+/* Serve the metrics section of `c` (none: nothing). 0 or the error, said. */
+static int start_metrics(const zka_config *c)
+{
+    char why[256];
+    int rc;
+
+    zka_metrics_identity(c->cluster, c->member.id);
+    if (!c->metrics.enabled)
+        return 0;
+    rc = zka_metrics_start(c->metrics.host, c->metrics.port, c->metrics.ipv6, why, sizeof(why));
+    if (rc)
+        zka_log(ZKC_LOG_ERROR, "%s", why);
+    else
+        zka_log(ZKC_LOG_INFO, "metrics: serving http://%s/metrics", c->metrics.listen);
+    return rc;
+}
+
+/* ZooKeeper request latency: the library has no per-request hook (its
+ * requests are sent from 38 places in 11 files), so the agent times a
+ * request of its own: a getData of the members node, every
+ * PROBE_INTERVAL_MS while connected, from the main thread (the only thread
+ * that may use a->s across a reload). Bounded by PROBE_TIMEOUT_MS; a
+ * failure other than "no node" is not a latency and is not counted. */
+#define PROBE_INTERVAL_MS 5000
+#define PROBE_TIMEOUT_MS  500
+
+static void probe_zookeeper(struct agent *a)
+{
+    zkc_conn_state st;
+    long long t0;
+    int rc;
+
+    if (!a->s || !a->members_path)
+        return;
+    st = zkc_session_state(a->s);
+    if (st != ZKC_CONN_CONNECTED && st != ZKC_CONN_RECONNECTED)
+        return;
+    t0 = zka_metrics_now_us();
+    rc = zkc_get(a->s, a->members_path, PROBE_TIMEOUT_MS, NULL, NULL, NULL);
+    if (rc == 0 || rc == ZKC_ENONODE)
+        zka_metrics_zk_request(zka_metrics_now_us() - t0);
 }
 
 /* ------------------------------------------------------- HUP, USR1 */
@@ -1112,6 +1196,14 @@ static void reload(struct agent *a, const char *file)
     }
     zka_log(ZKC_LOG_INFO, "reload: applying changes (0x%x)", diff);
     prev = a->cfg;
+    if (diff & ZKA_DIFF_METRICS) {
+        /* A failure to bind the new address leaves the endpoint off (the
+         * error is logged); counting goes on either way. */
+        zka_metrics_stop();
+        (void)start_metrics(next);
+    } else if (diff & ZKA_DIFF_IDENTITY) {
+        zka_metrics_identity(next->cluster, next->member.id);
+    }
     if (diff & (ZKA_DIFF_ZOOKEEPER | ZKA_DIFF_IDENTITY)) {
         /* A new identity or ensemble: leave as the old one, join as the new. */
         stop_cluster(a);
@@ -1302,6 +1394,7 @@ int main(int argc, char **argv)
     struct agent agent, *a = &agent;
     const char *file = NULL;
     int check = 0, verbose = 0, connect_timeout_ms = 15000, opt, rc, status = EXIT_OK;
+    long long next_probe = 0;
     zka_config_error err;
     zka_handlers_opts ho;
     sigset_t sigs;
@@ -1371,6 +1464,11 @@ int main(int argc, char **argv)
 
     pthread_mutex_init(&a->mu, NULL);
     pthread_rwlock_init(&a->cfg_lock, NULL);
+    /* After the signal mask: libmicrohttpd's thread inherits it. */
+    if (start_metrics(a->cfg) != 0) {
+        status = EXIT_RUNTIME;
+        goto out;
+    }
     memset(&ho, 0, sizeof(ho));
     rc = zka_handlers_new(&a->handlers, a->cfg->handlers, a->cfg->n_handlers, &ho);
     if (rc == 0)
@@ -1398,6 +1496,10 @@ int main(int argc, char **argv)
         siginfo_t si;
         struct timespec ts = {1, 0};
         int sig;
+        if (a->cfg->metrics.enabled && zka_now_ms() >= next_probe) {
+            probe_zookeeper(a);
+            next_probe = zka_now_ms() + PROBE_INTERVAL_MS;
+        }
         /* Beat at least four times per watchdog interval. */
         if (wd.usec && wd.usec < 4000000) {
             ts.tv_sec = 0;
@@ -1430,6 +1532,7 @@ out:
     if (a->handlers && zka_handlers_wait_idle(a->handlers, 3000) != 0)
         zka_log(ZKC_LOG_WARN, "handlers still running at exit: stopped");
     zka_handlers_free(a->handlers);
+    zka_metrics_stop();
     zka_proc_reap_adopted();
     wd_stop();
     pthread_mutex_destroy(&a->mu);

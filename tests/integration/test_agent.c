@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -294,6 +295,7 @@ typedef struct acfg {
     int nasty;                /* supervise nasty.sh instead of app.sh */
     int stop_grace;           /* supervise.stop_grace_ms; 0: 3000 */
     const char *handler_path; /* handler args[0] instead of /bin/sh handler.sh */
+    int metrics_port;         /* metrics.listen 127.0.0.1:PORT; 0: no metrics section */
 } acfg;
 
 static json_t *config_json(world *w, const char *id, const acfg *c)
@@ -351,6 +353,10 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
                                       c->stop_grace ? c->stop_grace : 3000));
     }
     json_object_set_new(j, "log", json_pack("{s:s}", "level", "info"));
+    if (c->metrics_port) {
+        snprintf(buf, sizeof(buf), "127.0.0.1:%d", c->metrics_port);
+        json_object_set_new(j, "metrics", json_pack("{s:s}", "listen", buf));
+    }
     return j;
 }
 
@@ -2470,6 +2476,233 @@ out:
     world_destroy(&w);
 }
 
+/* --------------------------------------------------------------- metrics */
+
+/* A free loopback port (bind 0, read it back, close). */
+static int metrics_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* GET /metrics from 127.0.0.1:port: the whole response (new string), or
+ * NULL when it does not come within 2 s. */
+static char *metrics_get(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    struct sockaddr_in a;
+    long long end = tu_now_ms() + 2000;
+    size_t n = 0, cap = 65536;
+    char *b = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1) ||
+        !(b = malloc(cap + 1)))
+        goto fail;
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ssize_t k;
+        if (tu_now_ms() >= end || poll(&pf, 1, (int)(end - tu_now_ms())) < 0)
+            goto fail;
+        if (!pf.revents)
+            continue;
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb)
+                goto fail;
+            b = nb;
+            cap *= 2;
+        }
+        k = recv(fd, b + n, cap - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            goto fail;
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    b[n] = '\0';
+    close(fd);
+    return b;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(b);
+    return NULL;
+}
+
+/* The value of the sample written exactly as `series`, or -1 (no answer,
+ * no such sample). */
+static double metric(int port, const char *series)
+{
+    char *t = metrics_get(port), *l;
+    size_t n = strlen(series);
+    double v = -1;
+
+    if (!t || !strstr(t, "HTTP/1.1 200") || !strstr(t, "version=0.0.4")) {
+        free(t);
+        return -1;
+    }
+    for (l = t; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, series, n) == 0 && l[n] == ' ') {
+            v = strtod(l + n + 1, NULL);
+            break;
+        }
+    free(t);
+    return v;
+}
+
+/* Wait until `series` is `want` (scraped every 50 ms); 0, or -1 with the
+ * last value said. */
+static int wait_metric(int port, const char *series, double want, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    double v;
+
+    for (;;) {
+        v = metric(port, series);
+        if (v == want)
+            return 0;
+        if (tu_now_ms() >= end)
+            break;
+        pause_ms(50);
+    }
+    fprintf(stderr, "\n    %s: %g, wanted %g\n", series, v, want);
+    return -1;
+}
+
+/* What the agent does shows in its metrics, scraped over HTTP: a lock held,
+ * its app started; a hung handler's timeout and kill; an app that dies
+ * restarted; the ZooKeeper server stopped past the session timeout
+ * (suspended, then lost, locks released, the endpoint answering all along)
+ * and started again (a new session generation, the lock held again). */
+static void test_metrics(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    zkc_group *g = NULL;
+    char hang[600], hang_pid[600], *pidtext = NULL;
+    app_line lines[16];
+    double gen;
+    int port, down = 0, pid, n, i, app_pid = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-metrics") == 0, out);
+    TU_CHECK((port = metrics_free_port()) > 0, out);
+    memset(&c, 0, sizeof(c));
+    c.on = "[\"member_joined\", \"lock_acquired\"]";
+    c.handler_timeout = 1000;
+    c.election = 1;
+    c.lock = "batch";
+    c.supervise = 1;
+    c.metrics_port = port;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_recs(a1->events, "lock_acquired", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_locks_held", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_starts_total", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_leader", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_members", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"connected\"}", 1, 5000), 0);
+    /* The run is counted when it ended, a little after its record. */
+    CU_ASSERT_EQUAL(
+        wait_metric(port, "zkcoord_handler_runs_total{event=\"lock_acquired\",outcome=\"success\"}",
+                    1, 5000),
+        0);
+    gen = metric(port, "zkcoord_session_generation");
+    CU_ASSERT(gen >= 1);
+
+    /* A hung handler: SIGTERM at its timeout, SIGKILL after the grace. */
+    snprintf(hang, sizeof(hang), "%s.hang", a1->events);
+    snprintf(hang_pid, sizeof(hang_pid), "%s.hang-pid", a1->events);
+    TU_CHECK(write_file(hang, "") == 0, out);
+    TU_CHECK(lib_join(&w, &g, "x0") == 0, out);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_members", 2, 5000), 0);
+    CU_ASSERT_EQUAL(
+        wait_metric(port, "zkcoord_membership_changes_total{change=\"joined\"}", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_handler_timeouts_total", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_handler_kills_total", 1, 8000), 0);
+    CU_ASSERT_EQUAL(
+        wait_metric(port, "zkcoord_handler_runs_total{event=\"member_joined\",outcome=\"timeout\"}",
+                    1, 8000),
+        0);
+    CU_ASSERT_EQUAL(metric(port, "zkcoord_handler_duration_seconds_count{event=\"member_joined\"}"),
+                    1);
+    pidtext = slurp(hang_pid);
+    pid = pidtext ? atoi(pidtext) : 0;
+    if (pid > 0)
+        CU_ASSERT_EQUAL(wait_pid_gone(pid, 3000), 0);
+
+    /* The app dies by itself: restarted (restart on-failure). */
+    n = load_apps(&w, lines, 16);
+    for (i = 0; i < n; i++)
+        if (lines[i].start)
+            app_pid = lines[i].pid;
+    TU_CHECK(app_pid > 0, out);
+    TU_CHECK(kill(app_pid, SIGKILL) == 0, out);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_restarts_total", 1, 8000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_starts_total", 2, 5000), 0);
+
+    /* ZooKeeper away past the session timeout: suspended, then lost; the
+     * endpoint answers throughout. */
+    TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
+    down = 1;
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"suspended\"}", 1, 10000),
+                    0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_locks_held", 0, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_leader", 0, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_sessions_lost_total", 1, SESSION_MS + 8000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"lost\"}", 1, 5000), 0);
+    TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
+    down = 0;
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_session_generation", gen + 1, 20000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"connected\"}", 1, 20000),
+                    0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_locks_held", 1, 20000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_leader", 1, 20000), 0);
+    /* The start after the new grant is a new term, not a restart. */
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_starts_total", 3, 10000), 0);
+    CU_ASSERT_EQUAL(metric(port, "zkcoord_app_restarts_total"), 1);
+    CU_ASSERT_EQUAL(metric(port, "zkcoord_sessions_lost_total"), 1);
+    CU_ASSERT(metric(port, "zkcoord_zookeeper_request_duration_seconds_count") >= 1);
+
+    /* HUP with a new listen address: the endpoint moves, the counts stay. */
+    {
+        int port2 = metrics_free_port();
+        TU_CHECK(port2 > 0 && port2 != port, out);
+        c.metrics_port = port2;
+        TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+        TU_CHECK(kill(a1->pid, SIGHUP) == 0, out);
+        CU_ASSERT_EQUAL(wait_metric(port2, "zkcoord_app_restarts_total", 1, 10000), 0);
+        CU_ASSERT_EQUAL(metric(port2, "zkcoord_sessions_lost_total"), 1);
+        CU_ASSERT_EQUAL(metric(port, "zkcoord_sessions_lost_total"), -1); /* old one closed */
+    }
+    CU_ASSERT(agent_running(a1));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+out:
+    if (down)
+        CU_ASSERT_EQUAL(zkh_start_server(tu_zk, 0), 0);
+    free(pidtext);
+    zkc_group_free(g);
+    world_destroy(&w);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2503,7 +2736,8 @@ int register_agent_suite(void)
         !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes) ||
         !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion) ||
         !add(s, "a slow reload does not starve the watchdog", test_watchdog_during_reload) ||
-        !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members))
+        !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members) ||
+        !add(s, "metrics follow locks, handlers, the app and the session", test_metrics))
         return -1;
     return 0;
 }

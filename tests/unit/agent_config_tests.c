@@ -82,7 +82,7 @@ static const struct bad_case bad_cases[] = {
      "zkcoord.json:2:58: handlers[0].timout_ms: unknown key, did you mean 'timeout_ms'?"},
     {"unknown key without suggestion", "{\"cluster\": \"a\", \"bogus\": 1}", ZKC_EINVAL,
      "zkcoord.json:1:18: bogus: unknown key (expected one of: zookeeper, cluster, member, health, "
-     "election, locks, handlers, supervise, log)"},
+     "election, locks, handlers, supervise, log, metrics)"},
     {"missing required", "{\"member\": {\"port\": 80}}", ZKC_EINVAL,
      "zkcoord.json:1:1: cluster: required key missing (expected a name of letters, digits, '.', "
      "'_' or '-')"},
@@ -169,6 +169,25 @@ static const struct bad_case bad_cases[] = {
     {"election without member", "{\"cluster\": \"a\", \"election\": {\"enabled\": true}}",
      ZKC_EINVAL,
      "zkcoord.json:1:42: election.enabled: needs a \"member\" section (only members campaign)"},
+    /* metrics (issue 13 item 1) */
+    {"metrics: a host name",
+     "{\"cluster\": \"a\",\n \"metrics\": {\"listen\": \"localhost:9431\"}}", ZKC_EINVAL,
+     "zkcoord.json:2:24: metrics.listen: expected \"IP:PORT\" with an IPv4 literal or [IPv6] "
+     "literal and a port 1-65535 (e.g. \"127.0.0.1:9431\"), got \"localhost:9431\""},
+    {"metrics: port out of range",
+     "{\"cluster\": \"a\", \"metrics\": {\"listen\": \"127.0.0.1:65536\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:40: metrics.listen: expected \"IP:PORT\" with an IPv4 literal or [IPv6] "
+     "literal and a port 1-65535 (e.g. \"127.0.0.1:9431\"), got \"127.0.0.1:65536\""},
+    {"metrics: IPv6 without brackets",
+     "{\"cluster\": \"a\", \"metrics\": {\"listen\": \"::1:9431\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:40: metrics.listen: expected \"IP:PORT\" with an IPv4 literal or [IPv6] "
+     "literal and a port 1-65535 (e.g. \"127.0.0.1:9431\"), got \"::1:9431\""},
+    {"metrics: not a string", "{\"cluster\": \"a\", \"metrics\": {\"listen\": 9431}}", ZKC_EINVAL,
+     "zkcoord.json:1:40: metrics.listen: expected a non-empty string, got 9431"},
+    {"metrics: unknown key", "{\"cluster\": \"a\", \"metrics\": {\"port\": 9431}}", ZKC_EINVAL,
+     "zkcoord.json:1:30: metrics.port: unknown key (expected one of: listen)"},
+    {"metrics: not an object", "{\"cluster\": \"a\", \"metrics\": true}", ZKC_EINVAL,
+     "zkcoord.json:1:29: metrics: expected an object, got true"},
 };
 
 static void test_bad_table(void)
@@ -409,6 +428,36 @@ static void test_diff(void)
         zka_config_free(b);
     }
     zka_config_free(a);
+}
+
+static void test_metrics_section(void)
+{
+    zka_config *c = load_text("{\"cluster\": \"a\"}");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FALSE(c->metrics.enabled); /* absent: off */
+    zka_config_free(c);
+    c = load_text("{\"cluster\": \"a\", \"metrics\": {}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->metrics.enabled); /* loopback by default */
+    CU_ASSERT_STRING_EQUAL(c->metrics.listen, "127.0.0.1:9431");
+    CU_ASSERT_STRING_EQUAL(c->metrics.host, "127.0.0.1");
+    CU_ASSERT_EQUAL(c->metrics.port, 9431);
+    CU_ASSERT_FALSE(c->metrics.ipv6);
+    zka_config_free(c);
+    c = load_text("{\"cluster\": \"a\", \"metrics\": {\"listen\": \"[::1]:19000\"}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->metrics.host, "::1");
+    CU_ASSERT_EQUAL(c->metrics.port, 19000);
+    CU_ASSERT_TRUE(c->metrics.ipv6);
+    {
+        zka_config *d =
+            load_text("{\"cluster\": \"a\", \"metrics\": {\"listen\": \"0.0.0.0:19000\"}}");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        CU_ASSERT_EQUAL(zka_config_diff(c, d), ZKA_DIFF_METRICS);
+        zka_config_free(d);
+    }
+    zka_config_free(c);
 }
 
 /* The shipped example must stay valid: it is what operators copy. */
@@ -777,6 +826,7 @@ int main(void)
         !CU_add_test(s, "missing file", test_missing_file) ||
         !CU_add_test(s, "good file round-trips", test_good_roundtrip) ||
         !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "diff", test_diff) ||
+        !CU_add_test(s, "metrics section", test_metrics_section) ||
         !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
         !CU_add_test(s, "event names", test_event_names) ||
         !CU_add_test(s, "--check refuses what registration refuses", test_runtime_limits) ||
