@@ -25,6 +25,7 @@ static const char *const event_names[ZKA_EV_COUNT] = {
     "member_joined",  "member_left", "member_updated", "members_changed",
     "leader_changed", "elected",     "demoted",        "lock_acquired",
     "lock_lost",      "suspended",   "reconnected",    "session_lost",
+    "drained",        "undrained",
 };
 
 const char *zka_event_name(zka_event ev)
@@ -1409,6 +1410,8 @@ static int load_handlers(ctx *c, json_t *root, zka_config *cfg)
                                                                   "suspended",
                                                                   "reconnected",
                                                                   "session_lost",
+                                                                  "drained",
+                                                                  "undrained",
                                                                   NULL};
                 const char *s = suggest(json_string_value(ev), all);
                 char names[512];
