@@ -862,8 +862,8 @@ static void registration(struct agent *a, int reg, int was_reg, int stopping)
         if (rc && rc != ZKC_EBUSY)
             zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
         else
-            zka_log(ZKC_LOG_INFO, "registering %s in %s (%s)", a->cfg->member.id,
-                    a->members_path, mi.status);
+            zka_log(ZKC_LOG_INFO, "registering %s in %s (%s)", a->cfg->member.id, a->members_path,
+                    mi.status);
     }
     free(eps);
     free(metadata);
@@ -1128,8 +1128,10 @@ static void drain_seen(struct agent *a, int drained, const char *data, int len)
     if (drained)
         zka_drain_parse(data, len, &n);
     if (drained && n.malformed)
-        zka_log(ZKC_LOG_WARN, "our drain note in %s is not what zkcoordctl writes: drained, "
-                              "with no reason", a->drain_path);
+        zka_log(ZKC_LOG_WARN,
+                "our drain note in %s is not what zkcoordctl writes: drained, "
+                "with no reason",
+                a->drain_path);
     pthread_mutex_lock(&a->mu);
     a->drain_known = 1;
     a->drained = drained;
@@ -1614,8 +1616,8 @@ static int local_drain(const zka_config *cfg, int drain, const char *reason, int
                 zkc_strerror(rc));
         status = EXIT_RUNTIME;
     } else if (drain) {
-        printf("%s %s of %s\n", was ? "still drained (reason updated):" : "drained:",
-               cfg->member.id, cfg->cluster);
+        printf("%s %s of %s\n",
+               was ? "still drained (reason updated):" : "drained:", cfg->member.id, cfg->cluster);
     } else {
         printf("%s %s of %s\n", was ? "undrained:" : "was not drained:", cfg->member.id,
                cfg->cluster);

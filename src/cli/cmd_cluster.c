@@ -443,8 +443,8 @@ int cmd_status(cli *c, int argc, char **argv)
                     out_age(since, sizeof(since), now - n->since_ms);
                 else
                     snprintf(since, sizeof(since), "-");
-                out_table_row(t, d.ids[i], zkc_group_view_find(v, d.ids[i]) ? "yes" : "no",
-                              since, n->by, n->malformed ? "(malformed note)" : n->reason);
+                out_table_row(t, d.ids[i], zkc_group_view_find(v, d.ids[i]) ? "yes" : "no", since,
+                              n->by, n->malformed ? "(malformed note)" : n->reason);
             }
             out_table_print(t, stdout, 0);
             out_table_free(t);

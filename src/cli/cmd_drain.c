@@ -72,7 +72,7 @@ static int parse(cli *c, int argc, char **argv, int drain, const char **reason, 
     int ch;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, "+", drain ? opts : opts + 2, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "", drain ? opts : opts + 2, NULL)) != -1) {
         switch (ch) {
         case 'r':
             *reason = optarg;
@@ -100,8 +100,7 @@ static int parse(cli *c, int argc, char **argv, int drain, const char **reason, 
     return 0;
 }
 
-static int report(cli *c, const char *op, const char *cluster, const char *id, int drained,
-                  int was)
+static int report(cli *c, const char *op, const char *cluster, const char *id, int drained, int was)
 {
     if (c->format == CLI_JSON) {
         json_t *doc = json_object();
