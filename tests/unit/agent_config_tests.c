@@ -438,6 +438,9 @@ static void test_event_names(void)
     for (i = 0; i < ZKA_EV_COUNT; i++)
         CU_ASSERT_EQUAL(zka_event_from_name(zka_event_name((zka_event)i)), i);
     CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_SESSION_LOST), "session_lost");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_DRAINED), "drained");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_UNDRAINED), "undrained");
+    CU_ASSERT_EQUAL(zka_event_from_name("undrained"), ZKA_EV_UNDRAINED);
     CU_ASSERT_EQUAL(zka_event_from_name("nope"), -1);
     CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
 }
