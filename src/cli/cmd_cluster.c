@@ -434,7 +434,7 @@ int cmd_status(cli *c, int argc, char **argv)
             int i;
 
             printf("\nDrained (%d):\n", d.n);
-            t = out_table_new("ID", "REGISTERED", "SINCE", "BY", "REASON", NULL);
+            t = out_table_new("ID", "REGISTERED", "AGE", "BY", "REASON", NULL);
             for (i = 0; i < d.n; i++) {
                 const zka_drain_note *n = &d.notes[i];
                 char since[32];
