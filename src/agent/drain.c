@@ -148,8 +148,7 @@ static int is_healthy(const zkc_member *m)
 {
     const char *st = zkc_member_status(m);
 
-    if (zkc_member_flags(m) &
-        (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE | ZKC_MEMBER_NO_ID | ZKC_MEMBER_DUPLICATE))
+    if (zkc_member_flags(m) & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE | ZKC_MEMBER_NO_ID))
         return 0;
     return !st || strcmp(st, "ALIVE") == 0;
 }

@@ -937,6 +937,7 @@ static int set_eligible(struct agent *a, int want)
 {
     pthread_mutex_lock(&a->mu);
     a->eligible = want;
+    a->may_act = a->may_act && want;
     pthread_mutex_unlock(&a->mu);
     apply(a);
     return 0;
@@ -1136,6 +1137,9 @@ static void drain_seen(struct agent *a, int drained, const char *data, int len)
     a->drain_known = 1;
     a->drained = drained;
     a->drain_note = n;
+    /* At once, not when apply() gets to it: a grant arriving meanwhile is
+     * given back (lock_granted) rather than held for a moment. */
+    a->may_act = a->may_act && !drained;
     pthread_mutex_unlock(&a->mu);
     apply(a);
 }

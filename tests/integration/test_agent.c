@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proxy.h"
 #include "common/testutil.h"
 #include "zkcoord/election.h"
 #include "zkcoord/group.h"
@@ -2945,6 +2946,46 @@ out:
     world_destroy(&w);
 }
 
+/* Drain while the agent is cut off from ZooKeeper: the CLI (connected)
+ * writes the note; the agent applies it when it is back. */
+static void test_drain_disconnected(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[2] = {NULL, NULL};
+    tu_proxy *px = NULL;
+
+    TU_CHECK(world_init(&w, "/e2e-draincut") == 0, out);
+    TU_CHECK(tu_proxy_start(&px, zkh_connect_string(tu_zk)) == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.on = "[\"elected\", \"demoted\", \"drained\", \"undrained\", \"suspended\", "
+           "\"reconnected\", \"session_lost\"]";
+    c.port = 7002;
+    TU_CHECK((a[1] = agent_start(&w, "d2", &c)) != NULL, out);
+    TU_CHECK(wait_recs(a[1]->events, "elected", NULL, 1, 10000) == 1, out);
+    c.servers = tu_proxy_address(px);
+    c.port = 7001;
+    TU_CHECK((a[0] = agent_start(&w, "d1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "d1,d2", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "d1", 1, 10000) == 0, out);
+
+    tu_proxy_block(px, 1);
+    TU_CHECK(wait_recs(a[0]->events, "suspended", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "d1", "--reason", "while away", NULL), 0);
+    CU_ASSERT_EQUAL(count_recs(a[0]->events, "drained", NULL), 0);
+    tu_proxy_block(px, 0);
+    TU_CHECK(wait_recs(a[0]->events, "drained", NULL, 1, 15000) == 1, out);
+    TU_CHECK(wait_status(&w, "d1", "STOPPING", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "d1", 0, 10000) == 0, out);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "undrain", "c", "d1", NULL), 0);
+    TU_CHECK(wait_status(&w, "d1", "ALIVE", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "d1", 1, 10000) == 0, out);
+out:
+    world_destroy(&w);
+    tu_proxy_stop(px);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2981,7 +3022,8 @@ int register_agent_suite(void)
         !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members) ||
         !add(s, "drain: leader demoted first, STOPPING, restart, undrain", test_drain_leader) ||
         !add(s, "drain: a lock holder releases; agent-side command", test_drain_lock) ||
-        !add(s, "drain: drain/undrain flapping, seeded", test_drain_flap))
+        !add(s, "drain: drain/undrain flapping, seeded", test_drain_flap) ||
+        !add(s, "drain: written while the agent is cut off", test_drain_disconnected))
         return -1;
     return 0;
 }
