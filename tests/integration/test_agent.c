@@ -29,6 +29,7 @@
 #include "common/proxy.h"
 #include "common/testutil.h"
 #include "zkcoord/election.h"
+#include "zkcoord/fence.h"
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
 #include "zkcoord/read.h"
@@ -2891,18 +2892,37 @@ out:
     world_destroy(&w);
 }
 
+/* Write or delete f1's drain note straight from the test's session: a
+ * flip in about one round trip, much faster than a zkcoordctl run. */
+static int raw_flip(world *w, int drain)
+{
+    char path[256];
+    zkc_op op;
+
+    snprintf(path, sizeof(path), "%s/c/drain/f1", w->root);
+    memset(&op, 0, sizeof(op));
+    op.type = drain ? ZKC_OP_CREATE : ZKC_OP_DELETE;
+    op.path = path;
+    op.data = "{\"reason\":\"flap\"}";
+    op.len = drain ? (int)strlen(op.data) : 0;
+    op.version = -1;
+    return zkc_fenced_multi(w->s, "/", &op, 1, 5000);
+}
+
 /* An adversary flaps drain/undrain of the leader many times at seeded
- * random intervals. At the end the agent's state is the last command's,
- * and its handlers saw drained/undrained alternate, never a "drained"
- * while leading. */
+ * random intervals: 40 zkcoordctl commands, then 300 raw flips (0-2 ms
+ * apart) while each handler run takes 30 ms, so changes coalesce in the
+ * agent's cache and queued handler runs cancel. At the end the agent's
+ * state is the last command's, and its handlers saw drained/undrained
+ * alternate, never a "drained" while leading. */
 static void test_drain_flap(void)
 {
     world w;
     acfg c;
     agent_proc *a[2] = {NULL, NULL};
-    char last[32] = "", want[32] = "";
+    char last[32] = "", want[32] = "", delay[600];
     unsigned seed = getenv("ZKA_SEED") ? (unsigned)atoi(getenv("ZKA_SEED")) : 13u;
-    int i, flips = 40, drained = 0;
+    int i, flips = 40, raw = 300, drained = 0;
 
     TU_CHECK(world_init(&w, "/e2e-drainflap") == 0, out);
     memset(&c, 0, sizeof(c));
@@ -2922,7 +2942,16 @@ static void test_drain_flap(void)
         if (r % 3 == 0)
             pause_ms((int)(r % 40)); /* the adversary's timing, not a synchronisation */
     }
-    /* One more drain or not, by the seed, so both end states occur. */
+    snprintf(delay, sizeof(delay), "%s.delay", a[0]->events);
+    TU_CHECK(write_file(delay, "0.03") == 0, out);
+    for (i = 0; i < raw; i++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        drained = !drained;
+        CU_ASSERT_EQUAL(raw_flip(&w, drained), 0);
+        if (r % 2 == 0)
+            pause_ms((int)(r % 3));
+    }
+    /* One more flip or not, by the seed, so both end states occur. */
     if (rand_r(&seed) % 2) {
         drained = !drained;
         CU_ASSERT_EQUAL(ctl(&w, NULL, 0, drained ? "drain" : "undrain", "c", "f1", NULL), 0);
@@ -2931,7 +2960,7 @@ static void test_drain_flap(void)
     TU_CHECK(wait_status(&w, "f1", drained ? "STOPPING" : "ALIVE", 10000) == 0, out);
     TU_CHECK(wait_latches(&w, "f1", drained ? 0 : 1, 10000) == 0, out);
     {
-        long long end = tu_now_ms() + 10000;
+        long long end = tu_now_ms() + 15000;
         while (drain_order_ok(a[0]->events, last, sizeof(last)) && strcmp(last, want) != 0 &&
                tu_now_ms() < end)
             pause_ms(30);
@@ -2939,9 +2968,9 @@ static void test_drain_flap(void)
     CU_ASSERT(drain_order_ok(a[0]->events, last, sizeof(last)));
     CU_ASSERT_STRING_EQUAL(last, want);
     CU_ASSERT(agent_running(a[0]));
-    fprintf(stderr, "    %d drained, %d undrained runs for %d commands\n",
+    fprintf(stderr, "    %d drained, %d undrained runs for %d flips; ends %s\n",
             count_recs(a[0]->events, "drained", NULL), count_recs(a[0]->events, "undrained", NULL),
-            flips);
+            flips + raw, want);
 out:
     world_destroy(&w);
 }
