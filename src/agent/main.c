@@ -1709,8 +1709,11 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!file || optind != argc || (drain_cmd && check) ||
-        ((reason || force) && drain_cmd != 'D')) {
+    if ((reason || force) && drain_cmd != 'D') {
+        fprintf(stderr, "zkcoord: --reason and --force go with --drain\n");
+        return EXIT_USAGE;
+    }
+    if (!file || optind != argc || (drain_cmd && check)) {
         usage(stderr);
         return EXIT_USAGE;
     }
