@@ -24,9 +24,9 @@
 #define PATH_MAX_LEN   256
 
 static const char *const event_names[ZKA_EV_COUNT] = {
-    "member_joined",  "member_left", "member_updated", "members_changed",
-    "leader_changed", "elected",     "demoted",        "lock_acquired",
-    "lock_lost",      "suspended",   "reconnected",    "session_lost",
+    "member_joined", "member_left",  "member_updated", "members_changed", "leader_changed",
+    "elected",       "demoted",      "lock_acquired",  "lock_lost",       "suspended",
+    "reconnected",   "session_lost", "drained",        "undrained",
 };
 
 const char *zka_event_name(zka_event ev)
@@ -1400,19 +1400,12 @@ static int load_handlers(ctx *c, json_t *root, zka_config *cfg)
             }
             id = zka_event_from_name(json_string_value(ev));
             if (id < 0) {
-                static const char *const all[ZKA_EV_COUNT + 1] = {"member_joined",
-                                                                  "member_left",
-                                                                  "member_updated",
-                                                                  "members_changed",
-                                                                  "leader_changed",
-                                                                  "elected",
-                                                                  "demoted",
-                                                                  "lock_acquired",
-                                                                  "lock_lost",
-                                                                  "suspended",
-                                                                  "reconnected",
-                                                                  "session_lost",
-                                                                  NULL};
+                static const char *const all[ZKA_EV_COUNT + 1] = {
+                    "member_joined",   "member_left",    "member_updated",
+                    "members_changed", "leader_changed", "elected",
+                    "demoted",         "lock_acquired",  "lock_lost",
+                    "suspended",       "reconnected",    "session_lost",
+                    "drained",         "undrained",      NULL};
                 const char *s = suggest(json_string_value(ev), all);
                 char names[512];
                 describe(ev, got, sizeof(got));

@@ -31,6 +31,8 @@ typedef enum zka_event {
     ZKA_EV_SUSPENDED,
     ZKA_EV_RECONNECTED,
     ZKA_EV_SESSION_LOST,
+    ZKA_EV_DRAINED,   /* our drain note appeared (zkcoordctl drain), after any demotion */
+    ZKA_EV_UNDRAINED, /* it went away */
     ZKA_EV_COUNT
 } zka_event;
 

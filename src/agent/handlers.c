@@ -122,6 +122,29 @@ static void slot_drop_pending(slot *s)
         evt_unref(s->pending[--s->npending]);
 }
 
+/* mu held. When `ev` is "drained" or "undrained" and its opposite is
+ * queued (not running) in `s`, drop that one and return 1. */
+static int drain_pair_cancels(slot *s, zka_event ev)
+{
+    zka_event other;
+    size_t j;
+
+    if (ev != ZKA_EV_DRAINED && ev != ZKA_EV_UNDRAINED)
+        return 0;
+    other = ev == ZKA_EV_DRAINED ? ZKA_EV_UNDRAINED : ZKA_EV_DRAINED;
+    for (j = 0; j < s->npending; j++) {
+        if (s->pending[j]->event == other) {
+            evt_unref(s->pending[j]);
+            s->npending--;
+            memmove(&s->pending[j], &s->pending[j + 1], (s->npending - j) * sizeof(s->pending[0]));
+            memmove(&s->pending_coalesced[j], &s->pending_coalesced[j + 1],
+                    (s->npending - j) * sizeof(s->pending_coalesced[0]));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void slot_free(slot *s)
 {
     if (!s)
@@ -843,6 +866,12 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
              * "leader_changed" that follows it. */
             unsigned merged = 0;
             size_t j;
+            /* "drained" and "undrained" toggle one state: a queued one and
+             * its opposite cancel out (the last run still says how things
+             * are), where per-type coalescing could run "drained" twice in
+             * a row after a quick drain, undrain, drain, undrain. */
+            if (drain_pair_cancels(s, ev->event))
+                continue;
             for (j = 0; j < s->npending; j++) {
                 if (s->pending[j]->event == ev->event) {
                     merged = s->pending_coalesced[j] + 1;

@@ -97,6 +97,21 @@ static const struct command commands[] = {
      "  cas OLD NEW   set to NEW only if it holds OLD (a missing node holds 0);\n"
      "                when it does not: prints the current value, exit 1\n"
      "  --long        8-byte counter\n"},
+    {"drain", cmd_drain, "drain CLUSTER ID [--reason TEXT] [--force]",
+     "Put member ID of CLUSTER in maintenance: its agent keeps it registered\n"
+     "with status STOPPING (ServerSet readers that route to ALIVE only stop\n"
+     "sending traffic), resigns leadership after its demotion work, releases\n"
+     "its locks and runs its `drained` handlers. The note lives in ZooKeeper\n"
+     "(<root>/CLUSTER/drain/ID): it holds across agent restarts until undrain.\n"
+     "Draining a drained member rewrites its reason. Exit 7 (refused) when ID\n"
+     "is the last healthy, undrained member, or when no member registers ID.\n"
+     "  --reason TEXT   why (at most 256 bytes), shown by status and members\n"
+     "  --force         drain anyway (the last healthy member, or an id that\n"
+     "                  is not registered yet)\n"},
+    {"undrain", cmd_undrain, "undrain CLUSTER ID",
+     "End the maintenance of member ID: its agent sets status ALIVE, campaigns\n"
+     "and queues for its locks again, and runs its `undrained` handlers.\n"
+     "Undraining a member that is not drained changes nothing (exit 0).\n"},
 };
 
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
@@ -168,7 +183,8 @@ int cli_help(const cli *c, const char *cmd)
            "      --version           print the version\n"
            "\nExit status: 0 ok, 1 error, 2 usage, 3 not found / no leader,\n"
            "4 ZooKeeper unreachable, 5 lock or leadership lost while CMD ran,\n"
-           "6 lock not acquired in time; lock and elect pass CMD's status through.\n"
+           "6 lock not acquired in time, 7 drain refused (last healthy member or\n"
+           "unknown id, without --force); lock and elect pass CMD's status through.\n"
            "See zkcoordctl(1).\n");
     return CLI_EXIT_OK;
 }

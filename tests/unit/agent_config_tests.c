@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "agent/drain.h"
 #include "payload.h" /* the runtime encoder --check must agree with */
 
 static char tmpdir[PATH_MAX];
@@ -487,6 +488,9 @@ static void test_event_names(void)
     for (i = 0; i < ZKA_EV_COUNT; i++)
         CU_ASSERT_EQUAL(zka_event_from_name(zka_event_name((zka_event)i)), i);
     CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_SESSION_LOST), "session_lost");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_DRAINED), "drained");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_UNDRAINED), "undrained");
+    CU_ASSERT_EQUAL(zka_event_from_name("undrained"), ZKA_EV_UNDRAINED);
     CU_ASSERT_EQUAL(zka_event_from_name("nope"), -1);
     CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
 }
@@ -814,6 +818,61 @@ static void test_large_positions(void)
     free(json);
 }
 
+/* ------------------------------------------------------------ drain notes */
+
+/* Peer data: whatever another client wrote in a drain note. */
+static void test_drain_parse(void)
+{
+    zka_drain_note n;
+    char big[ZKA_DRAIN_DATA_MAX + 64], reason[600], doc[1000], *path;
+    int i;
+
+    {
+        const char *ok = "{\"reason\":\"kernel\",\"since\":1795781000000,\"by\":\"ops@h1\"}";
+        zka_drain_parse(ok, (int)strlen(ok), &n);
+    }
+    CU_ASSERT_STRING_EQUAL(n.reason, "kernel");
+    CU_ASSERT_STRING_EQUAL(n.by, "ops@h1");
+    CU_ASSERT_EQUAL(n.since_ms, 1795781000000LL);
+    CU_ASSERT_EQUAL(n.malformed, 0);
+    zka_drain_parse(NULL, 0, &n); /* an empty node: drained, no reason */
+    CU_ASSERT_EQUAL(n.malformed, 0);
+    CU_ASSERT_STRING_EQUAL(n.reason, "");
+    zka_drain_parse("\x01not json", 9, &n);
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    zka_drain_parse("[1,2]", 5, &n);
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    zka_drain_parse("{\"reason\":7,\"since\":-1}", 23, &n);
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    CU_ASSERT_STRING_EQUAL(n.reason, "");
+    CU_ASSERT_EQUAL(n.since_ms, 0);
+    zka_drain_parse("{\"reason\":\"a\xff\"}", 15, &n); /* not UTF-8: jansson refuses */
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "{\"reason\":\"x\"}", 14);
+    zka_drain_parse(big, (int)sizeof(big), &n); /* above the cap: not parsed */
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    CU_ASSERT_STRING_EQUAL(n.reason, "");
+    /* A reason of 300 bytes of 3-byte characters is cut at a character. */
+    for (i = 0; i < 100; i++)
+        memcpy(reason + 3 * i, "\xe2\x82\xac", 3);
+    reason[300] = '\0';
+    snprintf(doc, sizeof(doc), "{\"reason\":\"%s\"}", reason);
+    zka_drain_parse(doc, (int)strlen(doc), &n);
+    CU_ASSERT_EQUAL(n.malformed, 0);
+    CU_ASSERT_EQUAL(strlen(n.reason), 255); /* 85 whole characters */
+    CU_ASSERT_EQUAL(memcmp(n.reason, reason, 255), 0);
+    CU_ASSERT_PTR_NULL(zka_drain_reason_check("kernel upgrade"));
+    CU_ASSERT_PTR_NOT_NULL(zka_drain_reason_check(reason)); /* 300 bytes */
+    CU_ASSERT_PTR_NOT_NULL(zka_drain_reason_check("a\xff"));
+    path = zka_drain_folder("/zkcoord", "orders");
+    CU_ASSERT_STRING_EQUAL(path, "/zkcoord/orders/drain");
+    free(path);
+    path = zka_drain_folder("/", "orders");
+    CU_ASSERT_STRING_EQUAL(path, "/orders/drain");
+    free(path);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -829,6 +888,7 @@ int main(void)
         !CU_add_test(s, "metrics section", test_metrics_section) ||
         !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
         !CU_add_test(s, "event names", test_event_names) ||
+        !CU_add_test(s, "drain notes: hostile data, caps", test_drain_parse) ||
         !CU_add_test(s, "--check refuses what registration refuses", test_runtime_limits) ||
         !CU_add_test(s, "limits agree with the payload encoder", test_runtime_agreement) ||
         !CU_add_test(s, "positions at 80k elements and 40k keys", test_large_positions) ||
