@@ -1784,6 +1784,10 @@ static void test_suspended_reconnected(void)
     TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
     down = 0;
     TU_CHECK(wait_recs(a1->events, "reconnected", NULL, 1, 15000) == 1, out);
+    /* The test's own session reconnects on its own schedule (its backoff
+     * can be seconds behind the agent's under load): wait for it before
+     * reading, rather than spending the read's deadline on it. */
+    TU_CHECK(zkc_session_wait_connected(w.s, 15000) == 0, out);
     TU_CHECK(member_node(&w, "a1", node2, sizeof(node2), &owner2) == 0, out);
     CU_ASSERT_STRING_EQUAL(node2, node);
     CU_ASSERT_EQUAL(owner2, owner);
