@@ -88,7 +88,7 @@ int zkc_task_result_parse(const char *data, size_t len, zkc_task_result **out)
         return ZKC_EINVAL;
     if (!data || len > RESULT_MAX)
         return ZKC_EBADDATA;
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root)
         return ZKC_EBADDATA;
     if (!json_is_object(root))
@@ -794,20 +794,33 @@ static int ensure_dirs(zkc_tasks *t)
 static int assign_write(zkc_tasks *t, const char *name, const char *member, int version)
 {
     char *path = zkc__path_join(t->dirs[D_ASSIGN], name);
+    char *tpath = zkc__path_join(t->dirs[D_TASKS], name);
+    char *probe = tpath ? zkc__path_join(tpath, "assigning") : NULL;
     char *doc = assign_encode(member, 0);
     struct plan *p = NULL;
-    zkc_op op;
+    zkc_op op[3];
     int rc = ZKC_ENOMEM;
 
-    if (!path || !doc)
+    if (!path || !probe || !doc)
         goto out;
-    memset(&op, 0, sizeof(op));
-    op.type = version < 0 ? ZKC_OP_CREATE : ZKC_OP_SET;
-    op.path = path;
-    op.data = doc;
-    op.len = (int)strlen(doc);
-    op.version = version;
-    rc = zkc_election_fenced_multi(t->el, &op, 1, WRITE_TIMEOUT);
+    memset(op, 0, sizeof(op));
+    op[0].type = version < 0 ? ZKC_OP_CREATE : ZKC_OP_SET;
+    op[0].path = path;
+    op[0].data = doc;
+    op[0].len = (int)strlen(doc);
+    op[0].version = version;
+    /* The task must still exist: the cache of tasks lags the result
+     * multis that delete them, and an assignment made for a finished task
+     * would be an orphan. A multi has no existence check we can express
+     * (fence.h has none besides the guard, which is the leadership), so
+     * create and delete a child of the task in the same transaction: it
+     * fails with ZKC_ENONODE when the task is gone, and leaves nothing. */
+    op[1].type = ZKC_OP_CREATE;
+    op[1].path = probe;
+    op[2].type = ZKC_OP_DELETE;
+    op[2].path = probe;
+    op[2].version = -1;
+    rc = zkc_election_fenced_multi(t->el, op, 3, WRITE_TIMEOUT);
     if (rc == 0) {
         if ((p = calloc(1, sizeof(*p)))) {
             p->version = version < 0 ? 0 : version + 1;
@@ -826,6 +839,8 @@ static int assign_write(zkc_tasks *t, const char *name, const char *member, int 
     }
 out:
     free(path);
+    free(tpath);
+    free(probe);
     free(doc);
     return rc;
 }
