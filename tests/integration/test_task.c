@@ -5,6 +5,8 @@
  * data, and a seeded random schedule of expiries and joins while tasks
  * flow. */
 #include <CUnit/CUnit.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
@@ -19,6 +21,7 @@
 #include "internal.h" /* the synchronous ZooKeeper API, for foreign writes */
 
 int register_task_suite(void);
+;
 
 /* ---- a recorded history of runs */
 
@@ -697,6 +700,155 @@ out:
         CU_ASSERT_EQUAL(zkc_session_close(s), 0);
 }
 
+/* ---- zkcoordctl submit / tasks: the built binary, run with posix_spawn */
+
+extern char **environ;
+
+/* Run `zkcoordctl -s <servers> args...` (NULL-terminated) with stdin from
+ * `in_file` (NULL: inherited); stdout and stderr into out (NUL-terminated,
+ * truncated). Exit status, or -1. */
+static int ctl(const char *in_file, char *out, size_t cap, ...)
+{
+    const char *top = getenv("top_builddir");
+    char bin[1024];
+    char *argv[32];
+    posix_spawn_file_actions_t fa;
+    va_list ap;
+    pid_t pid;
+    size_t got = 0;
+    ssize_t r;
+    int fds[2], n = 0, status;
+
+    snprintf(bin, sizeof(bin), "%s/zkcoordctl", top && *top ? top : ".");
+    argv[n++] = bin;
+    argv[n++] = (char *)"-s";
+    argv[n++] = (char *)zkh_connect_string(tu_zk);
+    va_start(ap, cap);
+    while (n < 31 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    if (in_file)
+        posix_spawn_file_actions_addopen(&fa, 0, in_file, O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawn(&pid, bin, &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    while (got < cap - 1 && (r = read(fds[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void test_cli(void)
+{
+    const char *cluster = "/zkcoord/tqc";
+    struct worker w;
+    struct leader l;
+    zkc_session *s = NULL;
+    char out[8192], in_file[] = "/tmp/zkc-task-in-XXXXXX";
+    json_t *doc = NULL, *res;
+    int fd = -1;
+
+    memset(&w, 0, sizeof(w));
+    memset(&l, 0, sizeof(l));
+    TU_CHECK(tu_session(&s, NULL, 5000, NULL) == 0, out);
+    TU_CHECK(leader_start(&l, cluster, "leader-1") == 0, out);
+    TU_CHECK(worker_start(&w, cluster, "w1", 0) == 0, out);
+
+    /* submit --wait: the result, and the task's status as exit code */
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "submit", "tqc", "--wait", "--timeout", "20000",
+                        "{\"n\":3}", NULL),
+                    3);
+    CU_ASSERT(strstr(out, "task-") != NULL);
+    CU_ASSERT(strstr(out, "w1:{\"n\":3}") != NULL);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "--format", "json", "submit", "tqc", "--wait",
+                        "--delete", "[0]", NULL),
+                    0);
+    doc = json_loads(out, 0, NULL);
+    TU_CHECK(doc != NULL, out);
+    res = json_object_get(doc, "result");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(res, "status")), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(res, "worker")), "w1");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(res, "output")), "w1:[0]");
+    CU_ASSERT(json_integer_value(json_object_get(res, "token")) > 0);
+    /* --delete removed that result */
+    {
+        zkc_task_result *r = NULL;
+        CU_ASSERT_EQUAL(
+            zkc_task_wait(s, cluster, json_string_value(json_object_get(doc, "task")), 0, &r),
+            ZKC_ETIMEDOUT);
+        zkc_task_result_free(r);
+    }
+    json_decref(doc);
+    doc = NULL;
+    /* stdin */
+    TU_CHECK((fd = mkstemp(in_file)) >= 0, out);
+    TU_CHECK(write(fd, "{\"x\": 7}", 8) == 8, out);
+    CU_ASSERT_EQUAL(ctl(in_file, out, sizeof(out), "submit", "tqc", "--wait", "-", NULL), 7);
+    CU_ASSERT(strstr(out, "w1:{\"x\": 7}") != NULL);
+    /* usage errors */
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "submit", "tqc", "not json", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "submit", "tqc", "--timeout", "5", "{}", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "submit", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "tasks", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "tasks", "nosuchcluster", NULL), 3);
+
+    /* no worker: the task stays pending, --wait gives up with 6 */
+    worker_stop(&w);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "submit", "tqc", "--wait", "--timeout", "300",
+                        "{\"later\":1}", NULL),
+                    6);
+    CU_ASSERT(strstr(out, "no result within 300 ms") != NULL);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "tasks", "tqc", NULL), 0);
+    CU_ASSERT(strstr(out, "TASK") != NULL && strstr(out, "pending") != NULL &&
+              strstr(out, "done") != NULL);
+    CU_ASSERT_EQUAL(ctl(NULL, out, sizeof(out), "--format", "json", "tasks", "tqc", NULL), 0);
+    doc = json_loads(out, 0, NULL);
+    TU_CHECK(doc != NULL, out);
+    {
+        json_t *arr = json_object_get(doc, "tasks"), *t;
+        size_t k;
+        int pending = 0, done = 0;
+        json_array_foreach(arr, k, t)
+        {
+            const char *st = json_string_value(json_object_get(t, "state"));
+            pending += st && !strcmp(st, "pending");
+            if (st && !strcmp(st, "done")) {
+                done++;
+                CU_ASSERT_STRING_EQUAL(
+                    json_string_value(json_object_get(json_object_get(t, "result"), "worker")),
+                    "w1");
+            }
+        }
+        CU_ASSERT_EQUAL(pending, 1);
+        CU_ASSERT_EQUAL(done, 2); /* the --delete one is gone */
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(in_file);
+    }
+    json_decref(doc);
+    worker_destroy(&w);
+    leader_stop(&l);
+    if (s)
+        CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+}
+
 int register_task_suite(void)
 {
     CU_pSuite s = CU_add_suite("task", NULL, NULL);
@@ -712,7 +864,8 @@ int register_task_suite(void)
                      test_worker_expired_mid_task) ||
         !CU_add_test(s, "deposed leader's assignment refused", test_deposed_leader) ||
         !CU_add_test(s, "foreign data reported and skipped", test_foreign_data) ||
-        !CU_add_test(s, "adversary: seeded expiries and joins while tasks flow", test_adversary))
+        !CU_add_test(s, "adversary: seeded expiries and joins while tasks flow", test_adversary) ||
+        !CU_add_test(s, "zkcoordctl submit and tasks", test_cli))
         return -1;
     return 0;
 }
