@@ -1213,15 +1213,14 @@ static void reap(zkc_tasks *t, int all)
 
 static void worker_pass(zkc_tasks *t)
 {
-    zkc_cache_view *av = NULL, *rv = NULL;
+    zkc_cache_view *av = NULL;
     struct live *l = NULL, *me;
     int nl = 0, i, n;
 
     if (live_members(t, &l, &nl) != 0)
         return;
     me = live_find(l, nl, t->member_id);
-    if (!me || zkc_cache_view_get(t->caches[C_ASSIGN], &av) ||
-        zkc_cache_view_get(t->caches[C_RUNNING], &rv))
+    if (!me || zkc_cache_view_get(t->caches[C_ASSIGN], &av))
         goto out;
     n = zkc_cache_view_count(av);
     for (i = 0; i < n; i++) {
@@ -1240,13 +1239,19 @@ static void worker_pass(zkc_tasks *t)
         pthread_mutex_unlock(&t->mu);
         if (busy)
             break;
-        if (mine || (a.claimed && view_find(rv, name) >= 0))
+        if (mine)
+            continue;
+        /* Claimed by us but not running here: a claim of our previous
+         * session (it died with it: take the task again), or the cache
+         * still shows a task we just finished. One read tells; a worker
+         * keeps no cache of the claims, which would cost every worker a
+         * listing per claim. */
+        if (a.claimed && exists_now(t, t->dirs[D_RUNNING], name) != 0)
             continue;
         claim(t, name, st->version);
     }
 out:
     zkc_cache_view_free(av);
-    zkc_cache_view_free(rv);
     live_free(l, nl);
 }
 
@@ -1367,8 +1372,8 @@ int zkc_tasks_new(zkc_tasks **out, zkc_session *s, const char *cluster_path,
             goto fail;
         if (i == C_ELECTION && !t->el)
             continue;
-        if (i == C_TASKS && !t->el)
-            continue; /* only the leader reads the tasks */
+        if ((i == C_TASKS || i == C_RUNNING) && !t->el)
+            continue; /* only the leader reads the tasks and the claims */
         zkc_cache_opts_init(&co);
         co.on_event = on_cache;
         co.user_data = t;
