@@ -1010,7 +1010,12 @@ static void claim_delete(zkc_tasks *t, const char *rpath)
     zkc_stat st;
     zkc_op op;
 
-    /* only our own claim, of the current session */
+    /* Only our own claim, of the current session. A delete cannot be made
+     * conditional on the owner: should our session expire between this
+     * read and the delete (sent then on the new session), and another
+     * worker claim the task in that gap, its claim would go. Its result
+     * multi would then fail on its guard and the task run again: the
+     * window costs a run, never a second result. */
     if (zkc_get(t->s, rpath, WRITE_TIMEOUT, NULL, NULL, &st) != 0 ||
         st.owner != zkc_session_id(t->s))
         return;
@@ -1049,6 +1054,14 @@ static void claim(zkc_tasks *t, const char *name, int version)
     /* the assignment is the guard; its version makes the claim exclusive
      * to this assignment, the create makes it exclusive among workers */
     rc = zkc_fenced_multi(t->s, apath, ops, 2, WRITE_TIMEOUT);
+    if (rc == ZKC_ENODEEXISTS && zkc_get(t->s, rpath, WRITE_TIMEOUT, NULL, NULL, &st) == 0 &&
+        st.owner == 0 && first_warning(t, rpath)) {
+        /* a persistent node is no claim of any worker: a foreign client's */
+        zkc__log(t->s, ZKC_LOG_WARN,
+                 "task queue: %s is a persistent node (not a claim): %s cannot run until it is "
+                 "deleted",
+                 rpath, name);
+    }
     if (rc != 0 && rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT) {
         zkc__log(t->s, ZKC_LOG_DEBUG, "task queue: claim of %s: %s", name, zkc_strerror(rc));
         goto out;
