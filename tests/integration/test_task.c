@@ -91,6 +91,15 @@ static int run_task(zkc_tasks *t, const zkc_task *task, char **output, size_t *o
     pthread_mutex_lock(&w->mu);
     w->cur--;
     pthread_mutex_unlock(&w->mu);
+    if (task->len == 3 && memcmp(task->payload, "big", 3) == 0) {
+        /* above the output cap, and not UTF-8 at its start */
+        *olen = ZKC_TASK_OUTPUT_MAX + 5000;
+        if ((*output = malloc(*olen))) {
+            memset(*output, 'a', *olen);
+            (*output)[0] = '\xff';
+        }
+        return 0;
+    }
     /* output: "<worker>:<payload>"; status: the payload's first digit */
     *olen = strlen(w->id) + 1 + task->len;
     if ((*output = malloc(*olen + 1))) {
@@ -331,6 +340,20 @@ static void test_one_worker(void)
     CU_ASSERT_EQUAL(nchildren(s, cluster, "assign"), 0);
     CU_ASSERT_EQUAL(nchildren(s, cluster, "running"), 0);
     CU_ASSERT_EQUAL(nchildren(s, cluster, "results"), 20);
+    /* output above the cap is cut, bytes that are not UTF-8 become '?' */
+    {
+        char id[ZKC_TASK_ID_MAX];
+        zkc_task_result *r = NULL;
+        CU_ASSERT_EQUAL(zkc_task_submit(s, cluster, "big", 3, id, sizeof(id), 5000), 0);
+        CU_ASSERT_EQUAL(zkc_task_wait(s, cluster, id, 20000, &r), 0);
+        if (r) {
+            CU_ASSERT_EQUAL(r->truncated, 1);
+            CU_ASSERT_EQUAL(r->output_len, ZKC_TASK_OUTPUT_MAX);
+            CU_ASSERT_EQUAL(r->output[0], '?');
+            CU_ASSERT_EQUAL(r->output[ZKC_TASK_OUTPUT_MAX - 1], 'a');
+        }
+        zkc_task_result_free(r);
+    }
 out:
     worker_destroy(&w);
     leader_stop(&l);
@@ -452,10 +475,13 @@ static void test_deposed_leader(void)
 {
     const char *cluster = "/zkcoord/tqd";
     struct leader l, l2;
+    struct worker w;
     zkc_session *s = NULL;
+    zkc_task_result *r = NULL;
     char node[512], apath[256], id[ZKC_TASK_ID_MAX];
     zkc_op op;
 
+    memset(&w, 0, sizeof(w));
     memset(&l, 0, sizeof(l));
     memset(&l2, 0, sizeof(l2));
     TU_CHECK(tu_session(&s, NULL, 5000, NULL) == 0, out);
@@ -481,7 +507,13 @@ static void test_deposed_leader(void)
      * from a client that does not know (a paused leader) */
     CU_ASSERT_EQUAL(zkc_fenced_multi(s, node, &op, 1, 5000), ZKC_ENOTHELD);
     CU_ASSERT_EQUAL(zkc_get(s, apath, 5000, NULL, NULL, NULL), ZKC_ENONODE);
+    /* the new leader plans: a worker joins and the queued task runs */
+    TU_CHECK(worker_start(&w, cluster, "w1", 0) == 0, out);
+    TU_CHECK(zkc_task_wait(s, cluster, id, 20000, &r) == 0, out);
+    CU_ASSERT_STRING_EQUAL(r->output, "w1:x");
 out:
+    zkc_task_result_free(r);
+    worker_destroy(&w);
     leader_stop(&l2);
     leader_stop(&l);
     if (s)
@@ -871,7 +903,8 @@ int register_task_suite(void)
                      test_three_workers_capacity) ||
         !CU_add_test(s, "worker expired mid-task: re-assigned, late result fenced",
                      test_worker_expired_mid_task) ||
-        !CU_add_test(s, "deposed leader's assignment refused", test_deposed_leader) ||
+        !CU_add_test(s, "deposed leader's assignment refused; the next leader plans",
+                     test_deposed_leader) ||
         !CU_add_test(s, "foreign data reported and skipped", test_foreign_data) ||
         !CU_add_test(s, "adversary: seeded expiries and joins while tasks flow", test_adversary) ||
         !CU_add_test(s, "zkcoordctl submit and tasks", test_cli))
