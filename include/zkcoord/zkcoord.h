@@ -230,5 +230,6 @@ ZKC_EXTERN int zkc_session_close(zkc_session *s);
 #include "zkcoord/fence.h"
 #include "zkcoord/read.h"    /* reads and the children cache */
 #include "zkcoord/counter.h" /* recipe headers: counter */
+#include "zkcoord/task.h"    /* recipe headers: task queue */
 
 #endif /* ZKCOORD_ZKCOORD_H */

@@ -164,6 +164,8 @@ int cmd_tree(cli *c, int argc, char **argv);
 int cmd_counter(cli *c, int argc, char **argv);
 int cmd_drain(cli *c, int argc, char **argv);
 int cmd_undrain(cli *c, int argc, char **argv);
+int cmd_submit(cli *c, int argc, char **argv);
+int cmd_tasks(cli *c, int argc, char **argv);
 
 /* ---- running CMD under a lock or leadership (cmd_locks.c) */
 

@@ -112,6 +112,22 @@ static const struct command commands[] = {
      "End the maintenance of member ID: its agent sets status ALIVE, campaigns\n"
      "and queues for its locks again, and runs its `undrained` handlers.\n"
      "Undraining a member that is not drained changes nothing (exit 0).\n"},
+    {"submit", cmd_submit, "submit CLUSTER [--wait [--timeout MS] [--delete]] [JSON|-]",
+     "Submit a task (a JSON document; - reads it from stdin; default {}) to the\n"
+     "task queue of CLUSTER and print its id. The cluster's leader assigns it to\n"
+     "a live worker with capacity; the worker writes the result.\n"
+     "  --wait        wait for the result, print it (status, worker, fencing\n"
+     "                token, output) and exit with the task's status (0-255;\n"
+     "                other values exit 1)\n"
+     "  --timeout MS  with --wait: give up after MS and exit 6 (the task stays\n"
+     "                queued); default: wait forever\n"
+     "  --delete      with --wait: delete the result once printed (results\n"
+     "                are kept until someone deletes them)\n"},
+    {"tasks", cmd_tasks, "tasks CLUSTER",
+     "The task queue of CLUSTER, one row per task: pending (not assigned yet),\n"
+     "assigned (to MEMBER), running (claimed; TOKEN is the claim's fencing\n"
+     "token), done (the result's worker, token and status). Exit 3 when the\n"
+     "cluster does not exist.\n"},
 };
 
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
