@@ -14,8 +14,8 @@
 #ifndef ZKCOORD_FENCE_H
 #define ZKCOORD_FENCE_H
 
-#include "zkcoord/zkcoord.h"
-
+/* The op types come before zkcoord.h: it includes the recipe headers, which
+ * use zkc_op, so <zkcoord/fence.h> included first must define it first. */
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,6 +40,16 @@ typedef struct zkc_op {
     int version;      /* SET, DELETE: expected version, -1 = any; ignored for CREATE */
     int flags;        /* CREATE: ZKC_CREATE_*; 0 = persistent. Ignored otherwise. */
 } zkc_op;
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "zkcoord/zkcoord.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Run `ops` (nops >= 0) as one ZooKeeper multi, preceded by a check that
  * `guard_path` exists. Either everything commits or nothing does. Blocks the

@@ -102,11 +102,11 @@ typedef struct zkc_work_event {
 typedef void (*zkc_work_fn)(zkc_work *w, const zkc_work_event *ev, void *user_data);
 
 typedef struct zkc_work_opts {
-    const char *member_id;  /* required: this member's id, as in its member node */
-    zkc_election *election; /* borrowed, may be NULL: this handle plans only while
+    const char *member_id;         /* required: this member's id, as in its member node */
+    struct zkc_election *election; /* borrowed, may be NULL: this handle plans only while
                                zkc_election_is_leader() says it leads. Must outlive the
                                handle. The election must be on <cluster>/leader. */
-    zkc_work_fn on_event;   /* may be NULL */
+    zkc_work_fn on_event;          /* may be NULL */
     void *user_data;
 } zkc_work_opts;
 

@@ -231,5 +231,6 @@ ZKC_EXTERN int zkc_session_close(zkc_session *s);
 #include "zkcoord/read.h"    /* reads and the children cache */
 #include "zkcoord/counter.h" /* recipe headers: counter */
 #include "zkcoord/work.h"    /* recipe headers: work assignment */
+#include "zkcoord/task.h"    /* recipe headers: task queue */
 
 #endif /* ZKCOORD_ZKCOORD_H */

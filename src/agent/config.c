@@ -8,6 +8,7 @@
  * can be lax about malformed input. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,9 +24,9 @@
 #define PATH_MAX_LEN   256
 
 static const char *const event_names[ZKA_EV_COUNT] = {
-    "member_joined",  "member_left", "member_updated", "members_changed",
-    "leader_changed", "elected",     "demoted",        "lock_acquired",
-    "lock_lost",      "suspended",   "reconnected",    "session_lost",
+    "member_joined", "member_left",  "member_updated", "members_changed", "leader_changed",
+    "elected",       "demoted",      "lock_acquired",  "lock_lost",       "suspended",
+    "reconnected",   "session_lost", "drained",        "undrained",
 };
 
 const char *zka_event_name(zka_event ev)
@@ -969,8 +971,9 @@ const char *zka_config_security_warning(const zka_config *cfg)
 
 /* ---------------------------------------------------------------- sections */
 
-static const char *const top_keys[] = {"zookeeper", "cluster",  "member",    "health", "election",
-                                       "locks",     "handlers", "supervise", "log",    NULL};
+static const char *const top_keys[] = {"zookeeper", "cluster", "member",   "health",
+                                       "election",  "locks",   "handlers", "supervise",
+                                       "log",       "metrics", NULL};
 
 static int load_zookeeper(ctx *c, json_t *root, zka_config *cfg)
 {
@@ -1397,19 +1400,12 @@ static int load_handlers(ctx *c, json_t *root, zka_config *cfg)
             }
             id = zka_event_from_name(json_string_value(ev));
             if (id < 0) {
-                static const char *const all[ZKA_EV_COUNT + 1] = {"member_joined",
-                                                                  "member_left",
-                                                                  "member_updated",
-                                                                  "members_changed",
-                                                                  "leader_changed",
-                                                                  "elected",
-                                                                  "demoted",
-                                                                  "lock_acquired",
-                                                                  "lock_lost",
-                                                                  "suspended",
-                                                                  "reconnected",
-                                                                  "session_lost",
-                                                                  NULL};
+                static const char *const all[ZKA_EV_COUNT + 1] = {
+                    "member_joined",   "member_left",    "member_updated",
+                    "members_changed", "leader_changed", "elected",
+                    "demoted",         "lock_acquired",  "lock_lost",
+                    "suspended",       "reconnected",    "session_lost",
+                    "drained",         "undrained",      NULL};
                 const char *s = suggest(json_string_value(ev), all);
                 char names[512];
                 describe(ev, got, sizeof(got));
@@ -1535,6 +1531,76 @@ static int load_log(ctx *c, json_t *root, zka_config *cfg)
     return 0;
 }
 
+/* "HOST:PORT" with HOST an IPv4 literal or a bracketed IPv6 literal: no
+ * name lookup at startup (a slow resolver must not hold the agent up), and
+ * what the endpoint binds is exactly what the file says. */
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port, bool *ipv6)
+{
+    const char *colon, *h = s, *he;
+    unsigned char addr[16];
+    long p = 0;
+    const char *q;
+
+    if (*s == '[') {
+        h = s + 1;
+        he = strchr(h, ']');
+        if (!he || he[1] != ':')
+            return -1;
+        colon = he + 1;
+        *ipv6 = true;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        he = colon;
+        *ipv6 = false;
+    }
+    if ((size_t)(he - h) == 0 || (size_t)(he - h) >= hostlen)
+        return -1;
+    memcpy(host, h, (size_t)(he - h));
+    host[he - h] = '\0';
+    if (inet_pton(*ipv6 ? AF_INET6 : AF_INET, host, addr) != 1)
+        return -1;
+    if (!colon[1])
+        return -1;
+    for (q = colon + 1; *q; q++) {
+        if (*q < '0' || *q > '9' || p > 65535)
+            return -1;
+        p = p * 10 + (*q - '0');
+    }
+    if (p < 1 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static int load_metrics(ctx *c, json_t *root, zka_config *cfg)
+{
+    static const char *const keys[] = {"listen", NULL};
+    char host[64];
+    json_t *m;
+    int rc;
+
+    if ((rc = opt_obj(c, root, "", "metrics", &m)) || !m)
+        return rc;
+    if ((rc = check_keys(c, m, "metrics", keys)))
+        return rc;
+    if (!(cfg->metrics.listen = strdup("127.0.0.1:9431")))
+        return ZKC_ENOMEM;
+    if ((rc = opt_str(c, m, "metrics", "listen", &cfg->metrics.listen)))
+        return rc;
+    if (parse_listen(cfg->metrics.listen, host, sizeof(host), &cfg->metrics.port,
+                     &cfg->metrics.ipv6) != 0)
+        return fail(c, "metrics.listen",
+                    "expected \"IP:PORT\" with an IPv4 literal or [IPv6] literal and a port "
+                    "1-65535 (e.g. \"127.0.0.1:9431\"), got \"%s\"",
+                    cfg->metrics.listen);
+    if (!(cfg->metrics.host = strdup(host)))
+        return ZKC_ENOMEM;
+    cfg->metrics.enabled = true;
+    return 0;
+}
+
 static int set_defaults(zka_config *cfg)
 {
     char host[256];
@@ -1568,7 +1634,8 @@ static int validate(ctx *c, json_t *root, zka_config *cfg)
         (rc = load_zookeeper(c, root, cfg)) || (rc = load_member(c, root, cfg)) ||
         (rc = load_health(c, root, cfg)) || (rc = load_election(c, root, cfg)) ||
         (rc = load_locks(c, root, cfg)) || (rc = load_handlers(c, root, cfg)) ||
-        (rc = load_supervise(c, root, cfg)) || (rc = load_log(c, root, cfg)))
+        (rc = load_supervise(c, root, cfg)) || (rc = load_log(c, root, cfg)) ||
+        (rc = load_metrics(c, root, cfg)))
         return rc;
     return 0;
 }
@@ -1727,6 +1794,8 @@ void zka_config_free(zka_config *c)
     free_strv(c->supervise.args);
     free(c->supervise.lock);
     free_strv(c->supervise.env);
+    free(c->metrics.listen);
+    free(c->metrics.host);
     free(c);
 }
 
@@ -1810,5 +1879,8 @@ unsigned zka_config_diff(const zka_config *a, const zka_config *b)
         d |= ZKA_DIFF_SUPERVISE;
     if (a->log.level != b->log.level || a->log.syslog != b->log.syslog)
         d |= ZKA_DIFF_LOG;
+    if (a->metrics.enabled != b->metrics.enabled || !str_eq(a->metrics.host, b->metrics.host) ||
+        a->metrics.port != b->metrics.port)
+        d |= ZKA_DIFF_METRICS;
     return d;
 }

@@ -31,6 +31,8 @@ typedef enum zka_event {
     ZKA_EV_SUSPENDED,
     ZKA_EV_RECONNECTED,
     ZKA_EV_SESSION_LOST,
+    ZKA_EV_DRAINED,   /* our drain note appeared (zkcoordctl drain), after any demotion */
+    ZKA_EV_UNDRAINED, /* it went away */
     ZKA_EV_COUNT
 } zka_event;
 
@@ -133,6 +135,13 @@ typedef struct zka_config {
         zkc_log_level level; /* info */
         bool syslog;         /* false */
     } log;
+    struct {
+        bool enabled; /* a metrics section is present */
+        char *listen; /* as written: "127.0.0.1:9431" by default */
+        char *host;   /* the address part, an IP literal without brackets */
+        int port;     /* 1-65535 */
+        bool ipv6;    /* host is an IPv6 literal */
+    } metrics;
 } zka_config;
 
 typedef struct zka_config_error {
@@ -177,7 +186,8 @@ enum {
     ZKA_DIFF_LOCKS = 1 << 5,
     ZKA_DIFF_HANDLERS = 1 << 6,
     ZKA_DIFF_SUPERVISE = 1 << 7,
-    ZKA_DIFF_LOG = 1 << 8
+    ZKA_DIFF_LOG = 1 << 8,
+    ZKA_DIFF_METRICS = 1 << 9 /* the metrics section: restart the endpoint */
 };
 
 /* Bitmask of the parts that differ between `a` and `b` (0: nothing). */

@@ -18,6 +18,7 @@
 
 #include "monotime.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 
 #define N_ENV          5           /* set when the event is queued */
@@ -119,6 +120,29 @@ static void slot_drop_pending(slot *s)
 {
     while (s->npending > 0)
         evt_unref(s->pending[--s->npending]);
+}
+
+/* mu held. When `ev` is "drained" or "undrained" and its opposite is
+ * queued (not running) in `s`, drop that one and return 1. */
+static int drain_pair_cancels(slot *s, zka_event ev)
+{
+    zka_event other;
+    size_t j;
+
+    if (ev != ZKA_EV_DRAINED && ev != ZKA_EV_UNDRAINED)
+        return 0;
+    other = ev == ZKA_EV_DRAINED ? ZKA_EV_UNDRAINED : ZKA_EV_DRAINED;
+    for (j = 0; j < s->npending; j++) {
+        if (s->pending[j]->event == other) {
+            evt_unref(s->pending[j]);
+            s->npending--;
+            memmove(&s->pending[j], &s->pending[j + 1], (s->npending - j) * sizeof(s->pending[0]));
+            memmove(&s->pending_coalesced[j], &s->pending_coalesced[j + 1],
+                    (s->npending - j) * sizeof(s->pending_coalesced[0]));
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void slot_free(slot *s)
@@ -376,6 +400,7 @@ fail:
     free(path);
     zka_proc_free_strv(envp);
     free(r);
+    zka_metrics_handler_run(ev->event, ZKA_RUN_SPAWN_ERROR, 0);
     /* Report it so a caller counting runs sees the failure. */
     if (h->o.done) {
         zka_handler_result res;
@@ -429,6 +454,13 @@ static void finish_run(zka_handlers *h, slot *s)
     res.coalesced = r->coalesced;
     res.output_bytes = r->out_bytes;
     res.duration_ms = zka_now_ms() - r->started;
+    zka_metrics_handler_run(r->ev->event,
+                            r->exec_errno  ? ZKA_RUN_SPAWN_ERROR
+                            : r->timed_out ? ZKA_RUN_TIMEOUT
+                            : WIFEXITED(r->wstatus) && WEXITSTATUS(r->wstatus) == 0
+                                ? ZKA_RUN_SUCCESS
+                                : ZKA_RUN_FAILURE,
+                            res.duration_ms * 1000);
     zka_log(r->exec_errno                                                            ? ZKC_LOG_ERROR
             : r->timed_out || !WIFEXITED(r->wstatus) || WEXITSTATUS(r->wstatus) != 0 ? ZKC_LOG_WARN
                                                                                      : ZKC_LOG_INFO,
@@ -460,6 +492,7 @@ static void check_timer(zka_handlers *h, slot *s, long long now)
         zka_log(ZKC_LOG_WARN, "%s: timeout after %d ms, sending SIGTERM", s->label,
                 s->cfg.timeout_ms);
         r->timed_out = true;
+        zka_metrics_handler_timeout();
         zka_child_stop(&r->child);
         r->phase = 1;
         r->kill_at = now + h->o.kill_grace_ms;
@@ -467,6 +500,7 @@ static void check_timer(zka_handlers *h, slot *s, long long now)
         zka_log(ZKC_LOG_WARN, "%s: still running %d ms after SIGTERM, sending SIGKILL", s->label,
                 h->o.kill_grace_ms);
         zka_child_kill(&r->child);
+        zka_metrics_handler_kill();
         r->phase = 2;
         r->kill_at = now + 1000;
     } else if (r->phase == 2 && now >= r->kill_at) {
@@ -832,6 +866,12 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
              * "leader_changed" that follows it. */
             unsigned merged = 0;
             size_t j;
+            /* "drained" and "undrained" toggle one state: a queued one and
+             * its opposite cancel out (the last run still says how things
+             * are), where per-type coalescing could run "drained" twice in
+             * a row after a quick drain, undrain, drain, undrain. */
+            if (drain_pair_cancels(s, ev->event))
+                continue;
             for (j = 0; j < s->npending; j++) {
                 if (s->pending[j]->event == ev->event) {
                     merged = s->pending_coalesced[j] + 1;

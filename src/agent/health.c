@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 
 struct zka_health {
@@ -241,7 +242,7 @@ static void *checker(void *arg)
     sigdelset(&all, SIGILL);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     while (!stopping(h)) {
-        long long start = zka_now_ms();
+        long long start = zka_now_ms(), t0 = zka_metrics_now_us();
         char reason[256] = "", why[320];
         zka_health_state old, nst;
         int ok;
@@ -250,6 +251,7 @@ static void *checker(void *arg)
                                            : check_args(h, reason, sizeof(reason));
         if (ok < 0)
             break;
+        zka_metrics_health_check(ok != 0, zka_metrics_now_us() - t0);
         if (ok) {
             passes++;
             fails = 0;

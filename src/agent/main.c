@@ -28,17 +28,20 @@
 #include "zkcoord/election.h"
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
+#include "zkcoord/read.h"
 
 #include "config.h"
+#include "drain.h"
 #include "handlers.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "proc.h"
 #include "supervise.h"
 #include "text.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4 };
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4, EXIT_REFUSED = 7 };
 
 /* How long the watchdog keeps being fed while the main thread reloads or
  * stops (the unit's TimeoutStopSec). */
@@ -66,6 +69,9 @@ struct agent {
     zka_supervise *sv;
     char *members_path;
     char *leader_path;
+    char *drain_path;    /* <root>/<cluster>/drain */
+    zkc_cache *drain;    /* the drain folder: is our note there? */
+    pthread_mutex_t dmu; /* orders DEMOTED and drained/undrained (before mu) */
 
     /* Library callbacks (dispatcher lanes, health thread) read `cfg` under
      * the read side; reload takes the write side only to switch `cfg` and
@@ -87,6 +93,17 @@ struct agent {
     int self_seen; /* our own node is in the view */
     int ready_sent;
     int connected;
+
+    /* Maintenance (drain.h). `may_act` = healthy and known not drained:
+     * may campaign and hold locks. apply() brings the registration, the
+     * campaign and the locks in line with the gates, one thread at a time. */
+    int drain_known; /* our drain note was read at least once */
+    int drained;     /* our drain note exists (as last seen) */
+    zka_drain_note drain_note;
+    int may_act;
+    int applying, reg_applied, stopping_applied, act_applied, drained_applied;
+    int drain_deferred; /* drained/undrained runs waiting for DEMOTED (dmu) */
+    int drain_fired;    /* the last one fired was "drained" (dmu) */
 };
 
 static long long epoch_ms(void)
@@ -283,6 +300,60 @@ static int wanted(struct agent *a, zka_event ev)
     return a->handlers && zka_handlers_wants(a->handlers, ev);
 }
 
+/* ------------------------------------------------------------- drain */
+
+/* The drain note of the document: {"reason", "since_ms", "by"}. */
+static json_t *drain_json(struct agent *a)
+{
+    zka_drain_note n;
+
+    pthread_mutex_lock(&a->mu);
+    n = a->drain_note;
+    pthread_mutex_unlock(&a->mu);
+    return json_pack("{s:{s:o, s:I, s:o, s:b}}", "drain", "reason", zka_json_str(n.reason),
+                     "since_ms", (json_int_t)n.since_ms, "by", zka_json_str(n.by), "malformed",
+                     n.malformed);
+}
+
+/* dmu held. Fire the next of drained/undrained: they alternate, as the
+ * state they report does. */
+static void drain_fire_next(struct agent *a)
+{
+    a->drain_fired = !a->drain_fired;
+    if (a->drain_fired)
+        fire(a, ZKA_EV_DRAINED, wanted(a, ZKA_EV_DRAINED) ? drain_json(a) : NULL);
+    else
+        fire(a, ZKA_EV_UNDRAINED, NULL);
+}
+
+/* dmu held. Fire what waited for a demotion. */
+static void drain_flush(struct agent *a)
+{
+    while (a->drain_deferred > 0) {
+        a->drain_deferred--;
+        drain_fire_next(a);
+    }
+}
+
+/* The drain state changed (and its work is done): fire drained or
+ * undrained. A leader that was just asked to resign fires it only after
+ * its DEMOTED handlers are queued (the brief's order: demotion work first);
+ * a->leading stays 1 until that DEMOTED is delivered, so it always comes. */
+static void drain_fire(struct agent *a)
+{
+    int later;
+
+    pthread_mutex_lock(&a->dmu);
+    pthread_mutex_lock(&a->mu);
+    later = a->leading || a->drain_deferred > 0;
+    if (later)
+        a->drain_deferred++;
+    pthread_mutex_unlock(&a->mu);
+    if (!later)
+        drain_fire_next(a);
+    pthread_mutex_unlock(&a->dmu);
+}
+
 /* ------------------------------------------------------- supervising */
 
 /* Does the supervise condition hold, and under which token? mu held. */
@@ -359,7 +430,12 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         changed = strcmp(a->leader_id, a->cfg->member.id) != 0 || a->leader_token != ev->token;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", a->cfg->member.id);
         a->leader_token = ev->token;
+        /* Under mu, like the state they mirror: the last change wins. */
+        zka_metrics_leading(true);
+        zka_metrics_leader(a->cfg->member.id, ev->token);
         pthread_mutex_unlock(&a->mu);
+        if (changed)
+            zka_metrics_leader_changed();
         zka_log(ZKC_LOG_INFO, "elected leader of %s (fencing token %" PRId64 ")", a->cfg->cluster,
                 ev->token);
         zka_notifyf("STATUS=leader of %s (token %" PRId64 ")", a->cfg->cluster, ev->token);
@@ -369,8 +445,12 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
             fire(a, ZKA_EV_LEADER_CHANGED, NULL);
         break;
     case ZKC_ELECTION_DEMOTED:
+        /* dmu: a "drained" decided meanwhile on another thread waits for
+         * this demotion's handlers to be queued first. */
+        pthread_mutex_lock(&a->dmu);
         pthread_mutex_lock(&a->mu);
         a->leading = 0;
+        zka_metrics_leading(false);
         pthread_mutex_unlock(&a->mu);
         zka_log(ZKC_LOG_WARN, "demoted (%s)", zkc_election_demote_reason_name(ev->reason));
         zka_notifyf("STATUS=member of %s", a->cfg->cluster);
@@ -386,6 +466,8 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         fire(a, ZKA_EV_DEMOTED,
              json_pack("{s:s, s:I}", "reason", zkc_election_demote_reason_name(ev->reason), "token",
                        (json_int_t)ev->token));
+        drain_flush(a);
+        pthread_mutex_unlock(&a->dmu);
         break;
     case ZKC_ELECTION_LEADER_CHANGED:
         /* A participant hears of a new leader only when the line reaches it
@@ -402,7 +484,10 @@ static void on_election_cfg(zkc_election *e, const zkc_election_event *ev, void 
         a->leader_known = 1;
         snprintf(a->leader_id, sizeof(a->leader_id), "%s", ev->leader_id ? ev->leader_id : "");
         a->leader_token = ev->token;
+        zka_metrics_leader(ev->leader_id, ev->token);
         pthread_mutex_unlock(&a->mu);
+        if (changed)
+            zka_metrics_leader_changed();
         if (changed) {
             char pb[ZKA_PEER_BUF];
             zka_log(ZKC_LOG_INFO, "leader is now %s", zka_peer(pb, ev->leader_id));
@@ -461,12 +546,12 @@ static void campaign(struct agent *a, int want)
     }
 }
 
-static int eligible(struct agent *a)
+static int may_act(struct agent *a)
 {
     int e;
 
     pthread_mutex_lock(&a->mu);
-    e = a->eligible;
+    e = a->may_act;
     pthread_mutex_unlock(&a->mu);
     return e;
 }
@@ -487,7 +572,7 @@ static int start_election(struct agent *a)
     pthread_mutex_lock(&a->mu);
     a->campaigning = 0;
     pthread_mutex_unlock(&a->mu);
-    if (eligible(a))
+    if (may_act(a))
         campaign(a, 1);
     return 0;
 }
@@ -507,10 +592,15 @@ static void stop_election(struct agent *a)
         stop_app_now(a);
     zkc_election_close(a->election);
     a->election = NULL;
+    /* Closing delivers no DEMOTED: what waited for one fires now. */
+    pthread_mutex_lock(&a->dmu);
     pthread_mutex_lock(&a->mu);
     a->leading = 0;
     a->campaigning = 0;
+    zka_metrics_leading(false);
     pthread_mutex_unlock(&a->mu);
+    drain_flush(a);
+    pthread_mutex_unlock(&a->dmu);
 }
 
 /* --------------------------------------------------------------- locks */
@@ -530,7 +620,7 @@ static void lock_queue(struct held_lock *h)
     int go;
 
     pthread_mutex_lock(&a->mu);
-    go = a->eligible && !h->pending && !h->held;
+    go = a->may_act && !h->pending && !h->held;
     if (go)
         h->pending = 1;
     pthread_mutex_unlock(&a->mu);
@@ -540,6 +630,19 @@ static void lock_queue(struct held_lock *h)
         h->pending = 0;
         pthread_mutex_unlock(&a->mu);
     }
+}
+
+/* zkcoord_locks_held from the `held` flags. mu held (the metrics mutex
+ * nests inside it and never the other way round), so the last change is
+ * the one published. */
+static void publish_locks_locked(struct agent *a)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < a->n_locks; i++)
+        n += a->locks[i].held != 0;
+    zka_metrics_locks_held(n);
 }
 
 /* Give up lock `h` (held or queued): the app it supervises stops first. */
@@ -552,6 +655,7 @@ static void lock_leave(struct held_lock *h)
     held = h->held;
     pending = h->pending;
     h->held = 0;
+    publish_locks_locked(a);
     pthread_mutex_unlock(&a->mu);
     if (held && supervises_lock(a, h))
         stop_app_now(a);
@@ -578,17 +682,19 @@ static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, voi
         /* Can no longer be sure: the app must not act on the lock. */
         pthread_mutex_lock(&a->mu);
         h->held = 0;
+        publish_locks_locked(a);
         pthread_mutex_unlock(&a->mu);
         if (supervises_lock(a, h))
             stop_app_now(a);
         break;
     case ZKC_LOCK_RECONNECTED:
         pthread_mutex_lock(&a->mu);
-        ok = a->eligible;
+        ok = a->may_act;
         if (ok) {
             h->held = 1;
             h->token = token;
         }
+        publish_locks_locked(a);
         pthread_mutex_unlock(&a->mu);
         if (!ok)
             zkc_lock_release(h->lock);
@@ -597,6 +703,7 @@ static void lock_event_cfg(zkc_lock *lock, zkc_lock_event ev, int64_t token, voi
     case ZKC_LOCK_LOST:
         pthread_mutex_lock(&a->mu);
         h->held = 0;
+        publish_locks_locked(a);
         pthread_mutex_unlock(&a->mu);
         resupervise(a);
         zka_log(ZKC_LOG_WARN, "lock %s lost", h->cfg.name);
@@ -627,11 +734,12 @@ static void lock_granted_cfg(zkc_lock *lock, int rc, int64_t token, void *user_d
     (void)lock;
     pthread_mutex_lock(&a->mu);
     h->pending = 0;
-    ok = rc == 0 && a->eligible;
+    ok = rc == 0 && a->may_act;
     if (ok) {
         h->held = 1;
         h->token = token;
     }
+    publish_locks_locked(a);
     pthread_mutex_unlock(&a->mu);
     if (rc != 0) {
         if (rc != ZKC_ECANCELED)
@@ -639,7 +747,7 @@ static void lock_granted_cfg(zkc_lock *lock, int rc, int64_t token, void *user_d
         return;
     }
     if (!ok) {
-        /* Health fell while the grant was on its way. */
+        /* Health fell, or a drain came, while the grant was on its way. */
         zkc_lock_release(h->lock);
         return;
     }
@@ -713,9 +821,12 @@ static void stop_locks(struct agent *a)
         stop_app_now(a);
     for (i = 0; i < a->n_locks; i++)
         zkc_lock_free(a->locks[i].lock);
+    pthread_mutex_lock(&a->mu);
     free(a->locks);
     a->locks = NULL;
     a->n_locks = 0;
+    publish_locks_locked(a);
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* ---------------------------------------------------------- membership */
@@ -741,55 +852,127 @@ static void fill_member_info(const zka_config *c, zkc_member_info *mi, zkc_endpo
     mi->metadata = *metadata;
 }
 
-/* Register, campaign and queue for locks, or leave all of them. Health is
- * the gate: nothing of it happens before the check passed `rise` times, and
- * it all goes when health falls (the supervised app first, before the
- * leadership or the lock it runs under is given up). */
-static int set_eligible(struct agent *a, int want)
+/* mu held: what the gates allow now. Health is the gate of everything:
+ * nothing happens before the check passed `rise` times, and it all goes
+ * when health falls. A drain (or a drain state not read yet) keeps the
+ * registration, as STOPPING, but no campaign and no lock. */
+static void gates(struct agent *a, int *reg, int *stopping, int *act, int *drained)
+{
+    *reg = a->eligible && a->cfg->member.registers && a->group;
+    *stopping = a->drained || !a->drain_known;
+    *act = a->eligible && !*stopping;
+    *drained = a->drain_known && a->drained;
+    a->may_act = *act;
+}
+
+static void registration(struct agent *a, int reg, int was_reg, int stopping)
 {
     zkc_member_info mi;
     zkc_endpoint *eps;
     char *metadata = NULL;
-    int rc = 0, was;
+    int rc;
 
-    pthread_mutex_lock(&a->mu);
-    was = a->eligible;
-    a->eligible = want;
-    if (a->cfg->member.registers && a->group)
-        a->joined = want;
-    pthread_mutex_unlock(&a->mu);
-    if (want == was)
-        return 0;
-    if (!want) {
-        zka_log(ZKC_LOG_WARN, "unhealthy: leaving the election, locks and membership of %s",
-                a->cfg->cluster);
-        zka_notifyf("STATUS=waiting for health");
-        campaign(a, 0);
-        locks_want(a, 0);
-        resupervise(a);
-        if (!a->cfg->member.registers || !a->group)
-            return 0;
+    if (!reg) {
         zka_log(ZKC_LOG_WARN, "deregistering %s", a->cfg->member.id);
         rc = zkc_group_leave(a->group, 0);
-        return rc == ZKC_ENOTHELD ? 0 : rc;
+        if (rc && rc != ZKC_ENOTHELD)
+            zka_log(ZKC_LOG_ERROR, "cannot deregister: %s", zkc_strerror(rc));
+        return;
     }
-    if (a->cfg->member.registers && a->group) {
-        eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
-        if (!eps)
-            return ZKC_ENOMEM;
-        fill_member_info(a->cfg, &mi, eps, &metadata);
+    eps = calloc(a->cfg->member.n_endpoints + 1, sizeof(*eps));
+    if (!eps)
+        return;
+    fill_member_info(a->cfg, &mi, eps, &metadata);
+    mi.status = stopping ? "STOPPING" : "ALIVE";
+    if (was_reg) {
+        zka_log(ZKC_LOG_INFO, "member status of %s: %s", a->cfg->member.id, mi.status);
+        rc = zkc_group_update(a->group, &mi, 0);
+        if (rc && rc != ZKC_ENOTHELD)
+            zka_log(ZKC_LOG_ERROR, "cannot update our member status: %s", zkc_strerror(rc));
+    } else {
         rc = zkc_group_join(a->group, &mi);
-        free(eps);
-        free(metadata);
         if (rc && rc != ZKC_EBUSY)
             zka_log(ZKC_LOG_ERROR, "cannot register %s: %s", a->cfg->member.id, zkc_strerror(rc));
         else
-            zka_log(ZKC_LOG_INFO, "registering %s in %s", a->cfg->member.id, a->members_path);
+            zka_log(ZKC_LOG_INFO, "registering %s in %s (%s)", a->cfg->member.id, a->members_path,
+                    mi.status);
     }
-    campaign(a, 1);
-    locks_want(a, 1);
-    resupervise(a);
-    return rc == ZKC_EBUSY ? 0 : rc;
+    free(eps);
+    free(metadata);
+}
+
+/* Bring the registration, the campaign and the locks in line with the
+ * gates. Called after a gate changed, from the health thread, the
+ * dispatcher (drain notes) or the main thread; one of them applies at a
+ * time and the others leave their change to it (it looks again before it
+ * stops), so a drain and a health change can never be applied out of
+ * order. Leaving goes first (the supervised app stops before the
+ * leadership or lock it runs under is given up), then the member status,
+ * then joining; "drained"/"undrained" fire last. */
+static void apply(struct agent *a)
+{
+    int reg, stopping, act, drained, was_reg, was_stopping, was_act, was_drained, healthy;
+
+    pthread_mutex_lock(&a->mu);
+    if (a->applying) {
+        a->applying = 2; /* look again */
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    for (;;) {
+        a->applying = 1;
+        gates(a, &reg, &stopping, &act, &drained);
+        if (reg == a->reg_applied && (!reg || stopping == a->stopping_applied) &&
+            act == a->act_applied && drained == a->drained_applied)
+            break;
+        was_reg = a->reg_applied;
+        was_stopping = a->stopping_applied;
+        was_act = a->act_applied;
+        was_drained = a->drained_applied;
+        a->reg_applied = reg;
+        a->stopping_applied = stopping;
+        a->act_applied = act;
+        a->drained_applied = drained;
+        a->joined = reg;
+        healthy = a->eligible;
+        pthread_mutex_unlock(&a->mu);
+        if (was_act && !act) {
+            zka_log(ZKC_LOG_WARN, "%s: leaving the election and locks of %s",
+                    healthy ? "drained" : "unhealthy", a->cfg->cluster);
+            zka_notifyf("STATUS=%s", healthy ? "drained" : "waiting for health");
+            campaign(a, 0);
+            locks_want(a, 0);
+            /* Work items (issue 13, work recipes): an agent that holds
+             * work gives it up here, with its locks. */
+            resupervise(a);
+        }
+        if (reg != was_reg || (reg && stopping != was_stopping))
+            registration(a, reg, was_reg, stopping);
+        if (act && !was_act) {
+            campaign(a, 1);
+            locks_want(a, 1);
+            resupervise(a);
+        }
+        if (drained != was_drained) {
+            zka_log(ZKC_LOG_WARN, "%s %s", drained ? "drained:" : "undrained:",
+                    drained ? "member status STOPPING, not campaigning, no locks"
+                            : "member status ALIVE, campaigning again");
+            drain_fire(a);
+        }
+        pthread_mutex_lock(&a->mu);
+    }
+    a->applying = 0;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static int set_eligible(struct agent *a, int want)
+{
+    pthread_mutex_lock(&a->mu);
+    a->eligible = want;
+    a->may_act = a->may_act && want;
+    pthread_mutex_unlock(&a->mu);
+    apply(a);
+    return 0;
 }
 
 static void update_payload(struct agent *a)
@@ -802,6 +985,9 @@ static void update_payload(struct agent *a)
     if (!eps)
         return;
     fill_member_info(a->cfg, &mi, eps, &metadata);
+    pthread_mutex_lock(&a->mu);
+    mi.status = a->stopping_applied ? "STOPPING" : "ALIVE";
+    pthread_mutex_unlock(&a->mu);
     rc = zkc_group_update(a->group, &mi, 0);
     if (rc && rc != ZKC_ENOTHELD)
         zka_log(ZKC_LOG_ERROR, "cannot update our member data: %s", zkc_strerror(rc));
@@ -824,6 +1010,7 @@ static void on_group_cfg(zkc_group *g, const zkc_group_event *ev, void *user_dat
         zkc_group_view_free(a->view);
         a->view = zkc_group_view_ref(ev->view);
         a->baseline = 0;
+        zka_metrics_members(ev->view ? zkc_group_view_count(ev->view) : 0);
         /* Our own node was seen in a JOINED event of this or an earlier
          * batch: no walk of the view (O(members) per change). */
         self = a->self_seen;
@@ -858,7 +1045,9 @@ static void on_group_cfg(zkc_group *g, const zkc_group_event *ev, void *user_dat
             pthread_mutex_lock(&a->mu);
             zkc_group_view_free(a->view);
             a->view = zkc_group_view_ref(ev->view);
+            zka_metrics_members(ev->view ? zkc_group_view_count(ev->view) : 0);
             pthread_mutex_unlock(&a->mu);
+            zka_metrics_membership_change(kind);
             if (!wanted(a, kind))
                 break;
             extra = json_object();
@@ -914,10 +1103,10 @@ static void on_state_cfg(zkc_session *s, zkc_conn_state st, void *user_data)
 {
     struct agent *a = user_data;
 
-    (void)s;
     pthread_mutex_lock(&a->mu);
     a->connected = (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED);
     pthread_mutex_unlock(&a->mu);
+    zka_metrics_conn_state(st, zkc_session_generation(s));
     switch (st) {
     case ZKC_CONN_SUSPENDED:
         zka_log(ZKC_LOG_WARN, "ZooKeeper connection suspended");
@@ -945,6 +1134,110 @@ static void on_state(zkc_session *s, zkc_conn_state st, void *user_data)
     pthread_rwlock_rdlock(&ag->cfg_lock);
     on_state_cfg(s, st, user_data);
     pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+/* ------------------------------------------------------ drain notes */
+
+/* Our note in a view of the drain folder (names sorted): its index or -1. */
+static int drain_find(const zkc_cache_view *v, const char *id)
+{
+    int lo = 0, hi = zkc_cache_view_count(v) - 1;
+
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(zkc_cache_view_name(v, mid), id);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Set the drain state as read (data NULL when not drained). */
+static void drain_seen(struct agent *a, int drained, const char *data, int len)
+{
+    zka_drain_note n;
+
+    memset(&n, 0, sizeof(n));
+    if (drained)
+        zka_drain_parse(data, len, &n);
+    if (drained && n.malformed)
+        zka_log(ZKC_LOG_WARN,
+                "our drain note in %s is not what zkcoordctl writes: drained, "
+                "with no reason",
+                a->drain_path);
+    pthread_mutex_lock(&a->mu);
+    a->drain_known = 1;
+    a->drained = drained;
+    a->drain_note = n;
+    /* At once, not when apply() gets to it: a grant arriving meanwhile is
+     * given back (lock_granted) rather than held for a moment. */
+    a->may_act = a->may_act && !drained;
+    pthread_mutex_unlock(&a->mu);
+    apply(a);
+}
+
+static void on_drain_cfg(zkc_cache *c, const zkc_cache_event *ev, void *user_data)
+{
+    struct agent *a = user_data;
+    int i, len = 0;
+    const char *data = NULL;
+
+    (void)c;
+    if (ev->type != ZKC_CACHE_CHANGED || !ev->view)
+        return;
+    i = drain_find(ev->view, a->cfg->member.id);
+    if (i >= 0)
+        data = zkc_cache_view_data(ev->view, i, &len);
+    drain_seen(a, i >= 0, data, len);
+}
+
+static void on_drain(zkc_cache *c, const zkc_cache_event *ev, void *user_data)
+{
+    struct agent *ag = ((struct agent *)user_data);
+
+    pthread_rwlock_rdlock(&ag->cfg_lock);
+    on_drain_cfg(c, ev, user_data);
+    pthread_rwlock_unlock(&ag->cfg_lock);
+}
+
+/* Read our drain note once (so a drained agent never campaigns, not even
+ * for a moment after a restart), then follow the folder. When the first
+ * read fails, the member registers as STOPPING and waits for the cache. */
+static int start_drain(struct agent *a)
+{
+    zkc_cache_opts co;
+    char *node = NULL, *data = NULL;
+    int rc, len = 0;
+
+    a->drain_path = zka_drain_folder(a->cfg->zookeeper.root, a->cfg->cluster);
+    if (!a->drain_path || asprintf(&node, "%s/%s", a->drain_path, a->cfg->member.id) < 0)
+        return ZKC_ENOMEM;
+    rc = zkc_get(a->s, node, a->cfg->zookeeper.session_timeout_ms, &data, &len, NULL);
+    if (rc == 0 || rc == ZKC_ENONODE) {
+        if (rc == 0)
+            zka_log(ZKC_LOG_WARN, "%s is drained (%s): not campaigning until undrained",
+                    a->cfg->member.id, node);
+        drain_seen(a, rc == 0, data, len);
+    } else {
+        zka_log(ZKC_LOG_WARN, "cannot read %s (%s): staying out until it is read", node,
+                zkc_strerror(rc));
+    }
+    free(data);
+    free(node);
+    zkc_cache_opts_init(&co);
+    co.on_event = on_drain;
+    co.user_data = a;
+    co.fetch_data = 1;
+    co.watch_data = 1;
+    rc = zkc_cache_new(&a->drain, a->s, a->drain_path, &co);
+    if (rc == 0)
+        rc = zkc_cache_start(a->drain);
+    if (rc)
+        zka_log(ZKC_LOG_ERROR, "cannot follow %s: %s", a->drain_path, zkc_strerror(rc));
+    return rc;
 }
 
 /* ------------------------------------------------------ set-up, tear-down */
@@ -1025,6 +1318,8 @@ static int start_cluster(struct agent *a, int connect_timeout_ms)
     rc = zkc_group_new(&a->group, a->s, a->members_path, &go);
     if (rc)
         return rc;
+    if ((rc = start_drain(a)))
+        return rc;
     if ((rc = start_election(a)) || (rc = start_locks(a)))
         return rc;
     if (!a->cfg->member.registers) {
@@ -1053,6 +1348,8 @@ static void stop_cluster(struct agent *a)
 {
     zka_health_free(a->health);
     a->health = NULL;
+    zkc_cache_free(a->drain);
+    a->drain = NULL;
     stop_election(a);
     stop_locks(a);
     if (a->sv)
@@ -1071,10 +1368,65 @@ static void stop_cluster(struct agent *a)
     a->joined = 0;
     a->self_seen = 0;
     a->leader_id[0] = '\0';
+    zka_metrics_members(0);
+    zka_metrics_leader(NULL, 0);
+    /* A new identity or ensemble starts from its own drain note. */
+    a->drain_known = a->drained = a->may_act = 0;
+    a->reg_applied = a->stopping_applied = a->act_applied = a->drained_applied = 0;
     pthread_mutex_unlock(&a->mu);
+    zka_metrics_conn_state(ZKC_CONN_NONE, 0);
+    pthread_mutex_lock(&a->dmu);
+    a->drain_deferred = a->drain_fired = 0;
+    pthread_mutex_unlock(&a->dmu);
     free(a->members_path);
     free(a->leader_path);
-    a->members_path = a->leader_path = NULL;
+    free(a->drain_path);
+    a->members_path = a->leader_path = a->drain_path = NULL;
+}
+
+/* ------------------------------------------------------------- metrics */
+
+/* Serve the metrics section of `c` (none: nothing). 0 or the error, said. */
+static int start_metrics(const zka_config *c)
+{
+    char why[256];
+    int rc;
+
+    zka_metrics_identity(c->cluster, c->member.id);
+    if (!c->metrics.enabled)
+        return 0;
+    rc = zka_metrics_start(c->metrics.host, c->metrics.port, c->metrics.ipv6, why, sizeof(why));
+    if (rc)
+        zka_log(ZKC_LOG_ERROR, "%s", why);
+    else
+        zka_log(ZKC_LOG_INFO, "metrics: serving http://%s/metrics", c->metrics.listen);
+    return rc;
+}
+
+/* ZooKeeper request latency: the library has no per-request hook (its
+ * requests are sent from 38 places in 11 files), so the agent times a
+ * request of its own: a getData of the members node, every
+ * PROBE_INTERVAL_MS while connected, from the main thread (the only thread
+ * that may use a->s across a reload). Bounded by PROBE_TIMEOUT_MS; a
+ * failure other than "no node" is not a latency and is not counted. */
+#define PROBE_INTERVAL_MS 5000
+#define PROBE_TIMEOUT_MS  500
+
+static void probe_zookeeper(struct agent *a)
+{
+    zkc_conn_state st;
+    long long t0;
+    int rc;
+
+    if (!a->s || !a->members_path)
+        return;
+    st = zkc_session_state(a->s);
+    if (st != ZKC_CONN_CONNECTED && st != ZKC_CONN_RECONNECTED)
+        return;
+    t0 = zka_metrics_now_us();
+    rc = zkc_get(a->s, a->members_path, PROBE_TIMEOUT_MS, NULL, NULL, NULL);
+    if (rc == 0 || rc == ZKC_ENONODE)
+        zka_metrics_zk_request(zka_metrics_now_us() - t0);
 }
 
 /* ------------------------------------------------------- HUP, USR1 */
@@ -1112,6 +1464,14 @@ static void reload(struct agent *a, const char *file)
     }
     zka_log(ZKC_LOG_INFO, "reload: applying changes (0x%x)", diff);
     prev = a->cfg;
+    if (diff & ZKA_DIFF_METRICS) {
+        /* A failure to bind the new address leaves the endpoint off (the
+         * error is logged); counting goes on either way. */
+        zka_metrics_stop();
+        (void)start_metrics(next);
+    } else if (diff & ZKA_DIFF_IDENTITY) {
+        zka_metrics_identity(next->cluster, next->member.id);
+    }
     if (diff & (ZKA_DIFF_ZOOKEEPER | ZKA_DIFF_IDENTITY)) {
         /* A new identity or ensemble: leave as the old one, join as the new. */
         stop_cluster(a);
@@ -1170,6 +1530,7 @@ static void dump_state(struct agent *a)
     json_object_set_new(st, "registered", json_boolean(a->joined));
     json_object_set_new(st, "connected", json_boolean(a->connected));
     json_object_set_new(st, "leading", json_boolean(a->leading));
+    json_object_set_new(st, "drained", a->drain_known ? json_boolean(a->drained) : json_null());
     json_object_set_new(st, "token", json_integer(a->leading ? a->token : 0));
     set(st, "leader", zka_json_str(a->leader_id));
     json_object_set_new(st, "members", json_integer(a->view ? zkc_group_view_count(a->view) : 0));
@@ -1280,9 +1641,93 @@ static void wd_stop(void)
 
 /* ---------------------------------------------------------------- main */
 
+/* `zkcoord -c FILE --drain [--reason TEXT] [--force]` / `--undrain`: write
+ * or delete this member's drain note with the agent's own servers, auth,
+ * root, cluster and id (the running agent follows the note), then exit. The
+ * same checks as `zkcoordctl drain`, except that the id is never unknown:
+ * it is this host's. */
+static int local_drain(const zka_config *cfg, int drain, const char *reason, int force,
+                       int connect_timeout_ms)
+{
+    zkc_session_opts so;
+    zkc_session *s = NULL;
+    zka_drain_refusal why = ZKA_DRAIN_REFUSED_NONE;
+    char *folder = NULL, *cluster_path = NULL, by[ZKA_DRAIN_BY_MAX + 1];
+    int rc, was = 0, status = EXIT_OK;
+
+    if (reason && zka_drain_reason_check(reason)) {
+        fprintf(stderr, "zkcoord: --reason: %s\n", zka_drain_reason_check(reason));
+        return EXIT_USAGE;
+    }
+    folder = zka_drain_folder(cfg->zookeeper.root, cfg->cluster);
+    if (!folder || !(cluster_path = strdup(folder))) {
+        free(folder);
+        return EXIT_RUNTIME;
+    }
+    *strrchr(cluster_path, '/') = '\0';
+    zkc_session_opts_init(&so);
+    so.servers = cfg->zookeeper.servers;
+    so.session_timeout_ms = cfg->zookeeper.session_timeout_ms;
+    so.digest_user = cfg->zookeeper.digest_user;
+    so.digest_password = cfg->zookeeper.digest_password;
+    so.log_level = ZKC_LOG_ERROR;
+    rc = zkc_session_new(&s, &so);
+    if (rc == 0)
+        rc = zkc_session_wait_connected(s, connect_timeout_ms);
+    if (rc == ZKC_EUNREACHABLE || rc == ZKC_ETIMEDOUT) {
+        fprintf(stderr,
+                "zkcoord: ZooKeeper unreachable: no answer from %s within %d ms; "
+                "nothing changed\n",
+                cfg->zookeeper.servers, connect_timeout_ms);
+        status = EXIT_UNREACHABLE;
+        goto out;
+    } else if (rc) {
+        fprintf(stderr, "zkcoord: cannot connect to %s: %s\n", cfg->zookeeper.servers,
+                zkc_strerror(rc));
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    if (drain) {
+        zka_drain_by(by, sizeof(by));
+        rc = zka_drain_set(s, cluster_path, cfg->member.id, reason, by, force, 0,
+                           connect_timeout_ms, &why, &was);
+    } else {
+        rc = zka_drain_clear(s, cluster_path, cfg->member.id, connect_timeout_ms, &was);
+    }
+    if (rc == ZKC_EBUSY && why == ZKA_DRAIN_REFUSED_LAST) {
+        fprintf(stderr,
+                "zkcoord: refused: %s is the last healthy, undrained member of %s "
+                "(--force drains it anyway)\n",
+                cfg->member.id, cfg->cluster);
+        status = EXIT_REFUSED;
+    } else if (rc == ZKC_ECONNLOSS || rc == ZKC_ETIMEDOUT) {
+        fprintf(stderr,
+                "zkcoord: ZooKeeper connection lost before the answer: the drain note may or "
+                "may not be %s; check with zkcoordctl status %s\n",
+                drain ? "written" : "deleted", cfg->cluster);
+        status = EXIT_UNREACHABLE;
+    } else if (rc) {
+        fprintf(stderr, "zkcoord: %s %s: %s\n", drain ? "drain" : "undrain", cfg->member.id,
+                zkc_strerror(rc));
+        status = EXIT_RUNTIME;
+    } else if (drain) {
+        printf("%s %s of %s\n",
+               was ? "still drained (reason updated):" : "drained:", cfg->member.id, cfg->cluster);
+    } else {
+        printf("%s %s of %s\n", was ? "undrained:" : "was not drained:", cfg->member.id,
+               cfg->cluster);
+    }
+out:
+    zkc_session_close(s);
+    free(folder);
+    free(cluster_path);
+    return status;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: zkcoord -c FILE [--check] [-v] [--connect-timeout MS]\n"
+               "       zkcoord -c FILE --drain [--reason TEXT] [--force] | --undrain\n"
                "       zkcoord --help | --version\n"
                "Runs beside an app: registers it in a ZooKeeper cluster, campaigns for\n"
                "leadership, fires handlers on changes, supervises it. See zkcoord(8).\n");
@@ -1297,11 +1742,17 @@ int main(int argc, char **argv)
         {"connect-timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"drain", no_argument, NULL, 'D'},
+        {"undrain", no_argument, NULL, 'U'},
+        {"reason", required_argument, NULL, 'r'},
+        {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     struct agent agent, *a = &agent;
-    const char *file = NULL;
+    const char *file = NULL, *reason = NULL;
+    int drain_cmd = 0, force = 0;
     int check = 0, verbose = 0, connect_timeout_ms = 15000, opt, rc, status = EXIT_OK;
+    long long next_probe = 0;
     zka_config_error err;
     zka_handlers_opts ho;
     sigset_t sigs;
@@ -1325,6 +1776,20 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'D':
+        case 'U':
+            if (drain_cmd && drain_cmd != opt) {
+                fprintf(stderr, "zkcoord: --drain and --undrain exclude each other\n");
+                return EXIT_USAGE;
+            }
+            drain_cmd = opt;
+            break;
+        case 'r':
+            reason = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
         case 'h':
             usage(stdout);
             return EXIT_OK;
@@ -1336,7 +1801,11 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!file || optind != argc) {
+    if ((reason || force) && drain_cmd != 'D') {
+        fprintf(stderr, "zkcoord: --reason and --force go with --drain\n");
+        return EXIT_USAGE;
+    }
+    if (!file || optind != argc || (drain_cmd && check)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -1348,6 +1817,11 @@ int main(int argc, char **argv)
         printf("%s: ok\n", file);
         zka_config_free(a->cfg);
         return EXIT_OK;
+    }
+    if (drain_cmd) {
+        status = local_drain(a->cfg, drain_cmd == 'D', reason, force, connect_timeout_ms);
+        zka_config_free(a->cfg);
+        return status;
     }
     zka_log_setup(verbose ? ZKC_LOG_DEBUG : a->cfg->log.level, a->cfg->log.syslog);
     if (zka_config_security_warning(a->cfg)) /* issue 11 item 5: once, at startup */
@@ -1370,7 +1844,13 @@ int main(int argc, char **argv)
     (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->dmu, NULL);
     pthread_rwlock_init(&a->cfg_lock, NULL);
+    /* After the signal mask: libmicrohttpd's thread inherits it. */
+    if (start_metrics(a->cfg) != 0) {
+        status = EXIT_RUNTIME;
+        goto out;
+    }
     memset(&ho, 0, sizeof(ho));
     rc = zka_handlers_new(&a->handlers, a->cfg->handlers, a->cfg->n_handlers, &ho);
     if (rc == 0)
@@ -1398,6 +1878,10 @@ int main(int argc, char **argv)
         siginfo_t si;
         struct timespec ts = {1, 0};
         int sig;
+        if (a->cfg->metrics.enabled && zka_now_ms() >= next_probe) {
+            probe_zookeeper(a);
+            next_probe = zka_now_ms() + PROBE_INTERVAL_MS;
+        }
         /* Beat at least four times per watchdog interval. */
         if (wd.usec && wd.usec < 4000000) {
             ts.tv_sec = 0;
@@ -1430,9 +1914,11 @@ out:
     if (a->handlers && zka_handlers_wait_idle(a->handlers, 3000) != 0)
         zka_log(ZKC_LOG_WARN, "handlers still running at exit: stopped");
     zka_handlers_free(a->handlers);
+    zka_metrics_stop();
     zka_proc_reap_adopted();
     wd_stop();
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->dmu);
     pthread_rwlock_destroy(&a->cfg_lock);
     zka_config_free(a->cfg);
     return status;

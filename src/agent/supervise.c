@@ -20,6 +20,7 @@
 
 #include "monotime.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 
 enum sv_state { IDLE, RUNNING, STOPPING, KILLING };
@@ -49,7 +50,8 @@ struct zka_supervise {
     bool stopped_by_us;
     char *run_token;
     long long kill_at, restart_at;
-    bool blocked; /* exited and the policy says no restart until want(false) */
+    bool blocked;     /* exited and the policy says no restart until want(false) */
+    bool exited_self; /* the last run exited by itself: the next start is a restart */
 };
 
 static char **strv_copy(char *const *v)
@@ -130,6 +132,8 @@ static void start_app(zka_supervise *sv)
     free(sv->run_token);
     sv->run_token = sv->want_token ? strdup(sv->want_token) : NULL;
     sv->st = RUNNING;
+    zka_metrics_app_start(sv->exited_self);
+    sv->exited_self = false;
     zka_log(ZKC_LOG_INFO, "supervise: started %s (pid %d, fencing token %s)", sv->cfg.args[0],
             (int)sv->pid, sv->want_token ? sv->want_token : "none");
     free(extra);
@@ -184,6 +188,7 @@ static int step(zka_supervise *sv, bool *report)
             zka_log(failed ? ZKC_LOG_WARN : ZKC_LOG_INFO, "supervise: %s (pid %d) exited: %s",
                     sv->cfg.args[0], (int)sv->pid, how);
             *report = true;
+            sv->exited_self = true;
             if (sv->cfg.restart == ZKA_RESTART_NEVER ||
                 (sv->cfg.restart == ZKA_RESTART_ON_FAILURE && !failed))
                 sv->blocked = true;
@@ -350,6 +355,7 @@ void zka_supervise_want(zka_supervise *sv, bool should_run, const char *fencing_
     pthread_mutex_lock(&sv->mu);
     if (!should_run) {
         sv->blocked = false;
+        sv->exited_self = false; /* the next start is a new term's, not a restart */
         sv->restart_at = 0;
     } else if (!sv->want) {
         sv->restart_at = 0; /* a new term starts at once, no restart delay */

@@ -14,6 +14,7 @@
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
 
+#include "agent/drain.h"
 #include "output.h"
 
 /* Exit codes, documented in man/zkcoordctl.1. */
@@ -24,7 +25,8 @@ enum {
     CLI_EXIT_NOTFOUND = 3,    /* no such cluster / lock / node; no leader */
     CLI_EXIT_UNREACHABLE = 4, /* ZooKeeper did not answer within --timeout */
     CLI_EXIT_LOST = 5,        /* lock / leadership lost while CMD ran: CMD was terminated */
-    CLI_EXIT_NOTACQUIRED = 6  /* lock not acquired within lock --timeout */
+    CLI_EXIT_NOTACQUIRED = 6, /* lock not acquired within lock --timeout */
+    CLI_EXIT_REFUSED = 7      /* drain refused: last healthy member, or unknown id */
 };
 
 typedef enum cli_format { CLI_TABLE = 0, CLI_JSON = 1 } cli_format;
@@ -134,6 +136,21 @@ void cli_locks_warn(const cli_lock *locks, int n, FILE *f);
 /* A string that changes whenever the queue of `l` changes (for watch). */
 char *cli_lock_signature(const cli_lock *l);
 
+/* The drain notes of a cluster (cmd_drain.c), sorted by id. */
+typedef struct cli_drains {
+    char **ids;
+    zka_drain_note *notes;
+    int n;
+} cli_drains;
+
+/* Read them; a missing folder is none. Errors: as zkc_get_children(). */
+int cli_read_drains(cli *c, const char *cluster, cli_drains *out);
+void cli_drains_free(cli_drains *d);
+/* The note of `id`, or NULL when it is not drained. */
+const zka_drain_note *cli_drain_find(const cli_drains *d, const char *id);
+/* {"reason", "since_ms", "by", "malformed"}, or null for NULL. */
+json_t *cli_drain_json(const zka_drain_note *n);
+
 /* ---- commands; argv[0] is the command name */
 int cmd_clusters(cli *c, int argc, char **argv);
 int cmd_status(cli *c, int argc, char **argv);
@@ -147,6 +164,10 @@ int cmd_tree(cli *c, int argc, char **argv);
 int cmd_counter(cli *c, int argc, char **argv);
 int cmd_work(cli *c, int argc, char **argv);  /* cmd_work.c */
 int cmd_items(cli *c, int argc, char **argv); /* cmd_work.c */
+int cmd_drain(cli *c, int argc, char **argv);
+int cmd_undrain(cli *c, int argc, char **argv);
+int cmd_submit(cli *c, int argc, char **argv);
+int cmd_tasks(cli *c, int argc, char **argv);
 
 /* ---- running CMD under a lock or leadership (cmd_locks.c) */
 

@@ -113,22 +113,41 @@ static void member_endpoint(const zkc_member *m, char *buf, size_t len)
         snprintf(buf, len, "%s", h);
 }
 
-static void member_note(const zkc_member *m, char *buf, size_t len)
+static void member_note(const zkc_member *m, const cli_drains *d, char *buf, size_t len)
 {
     unsigned f = zkc_member_flags(m);
+    const zka_drain_note *dn = d ? cli_drain_find(d, zkc_member_id(m)) : NULL;
 
     buf[0] = '\0';
+    if (dn) {
+        char *r = out_printable(dn->reason, strlen(dn->reason), 60);
+        size_t n;
+
+        snprintf(buf, len, "drained%s%s", dn->reason[0] ? ": " : "", dn->reason[0] && r ? r : "");
+        free(r);
+        n = strlen(buf);
+        if (f)
+            snprintf(buf + n, len - n, "; ");
+        else
+            return;
+    }
     if (f & ZKC_MEMBER_OVERSIZE) {
-        snprintf(buf, len, "oversize payload (not read)");
+        size_t n = strlen(buf);
+
+        snprintf(buf + n, len - n, "oversize payload (not read)");
     } else if (f & ZKC_MEMBER_MALFORMED) {
         size_t plen = 0;
         const char *raw = zkc_member_payload(m, &plen);
         char *p = raw ? out_printable(raw, plen, 40) : NULL;
 
-        snprintf(buf, len, "malformed: %s", p ? p : "(empty)");
+        size_t n = strlen(buf);
+
+        snprintf(buf + n, len - n, "malformed: %s", p ? p : "(empty)");
         free(p);
     } else if (f & ZKC_MEMBER_NO_ID) {
-        snprintf(buf, len, "no zkcoord id");
+        size_t n = strlen(buf);
+
+        snprintf(buf + n, len - n, "no zkcoord id");
     }
     if (f & ZKC_MEMBER_DUPLICATE) {
         size_t n = strlen(buf);
@@ -137,7 +156,7 @@ static void member_note(const zkc_member *m, char *buf, size_t len)
     }
 }
 
-static out_table *members_table(const zkc_group_view *v, int64_t now)
+static out_table *members_table(const zkc_group_view *v, const cli_drains *d, int64_t now)
 {
     out_table *t = out_table_new("ID", "ENDPOINT", "STATUS", "SESSION", "AGE", "NOTE", NULL);
     int i;
@@ -149,7 +168,7 @@ static out_table *members_table(const zkc_group_view *v, int64_t now)
         const char *status = zkc_member_status(m);
 
         member_endpoint(m, ep, sizeof(ep));
-        member_note(m, note, sizeof(note));
+        member_note(m, d, note, sizeof(note));
         if (!status && (f & (ZKC_MEMBER_MALFORMED | ZKC_MEMBER_OVERSIZE)))
             status = "MALFORMED";
         out_table_row(t, zkc_member_id(m), ep, status,
@@ -171,14 +190,43 @@ static int read_members(cli *c, const char *cluster, zkc_group_view **v)
     return 0;
 }
 
-static json_t *members_json(const zkc_group_view *v, int64_t now)
+static json_t *members_json(const zkc_group_view *v, const cli_drains *d, int64_t now)
 {
     json_t *a = json_array();
     int i;
 
-    for (i = 0; i < zkc_group_view_count(v); i++)
-        json_array_append_new(a, cli_member_json(zkc_group_view_at(v, i), now));
+    for (i = 0; i < zkc_group_view_count(v); i++) {
+        const zkc_member *m = zkc_group_view_at(v, i);
+        json_t *o = cli_member_json(m, now);
+
+        out_jset(o, "drained", cli_drain_json(cli_drain_find(d, zkc_member_id(m))));
+        json_array_append_new(a, o);
+    }
     return a;
+}
+
+/* Every drain note, registered or not: {"id", "registered", ...note}. */
+static json_t *drains_json(const cli_drains *d, const zkc_group_view *v)
+{
+    json_t *a = json_array();
+    int i;
+
+    for (i = 0; i < d->n; i++) {
+        json_t *o = cli_drain_json(&d->notes[i]);
+
+        out_jset(o, "id", out_jstr(d->ids[i]));
+        out_jset(o, "registered", json_boolean(zkc_group_view_find(v, d->ids[i]) != NULL));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* Read the drain notes; an error is printed and returned as an exit code. */
+static int read_drains(cli *c, const char *cluster, cli_drains *d)
+{
+    int rc = cli_read_drains(c, cluster, d);
+
+    return rc ? cli_fail(c, rc, "reading the drain notes") : 0;
 }
 
 /* ------------------------------------------------------------ leader */
@@ -223,6 +271,7 @@ int cmd_members(cli *c, int argc, char **argv)
 {
     const char *cluster;
     zkc_group_view *v = NULL;
+    cli_drains d;
     char path[1024];
     int64_t now;
     int rc;
@@ -237,6 +286,9 @@ int cmd_members(cli *c, int argc, char **argv)
     rc = read_members(c, cluster, &v);
     if (rc)
         goto out;
+    rc = read_drains(c, cluster, &d);
+    if (rc)
+        goto out;
     now = out_now_ms();
     if (c->format == CLI_JSON) {
         json_t *doc = json_object();
@@ -244,15 +296,17 @@ int cmd_members(cli *c, int argc, char **argv)
         cli_path(c, path, sizeof(path), cluster, "members", NULL);
         out_jset(doc, "cluster", out_jstr(cluster));
         out_jset(doc, "path", out_jstr(path));
-        out_jset(doc, "members", members_json(v, now));
+        out_jset(doc, "members", members_json(v, &d, now));
+        out_jset(doc, "drained", drains_json(&d, v));
         rc = out_json_doc(doc, stdout) ? CLI_EXIT_ERROR : 0;
         json_decref(doc);
     } else {
-        out_table *t = members_table(v, now);
+        out_table *t = members_table(v, &d, now);
 
         out_table_print(t, stdout, 1);
         out_table_free(t);
     }
+    cli_drains_free(&d);
 out:
     zkc_group_view_free(v);
     zkc_session_close(c->s);
@@ -311,11 +365,13 @@ int cmd_status(cli *c, int argc, char **argv)
     zkc_election_leader_info info;
     zkc_group_view *v = NULL;
     cli_lock *locks = NULL;
+    cli_drains d;
     const char *cluster;
     char path[1024];
     int rc, found, nlocks = 0;
     int64_t now;
 
+    memset(&d, 0, sizeof(d));
     rc = positional(c, argc, argv, 1, 1);
     if (rc)
         return rc;
@@ -337,6 +393,9 @@ int cmd_status(cli *c, int argc, char **argv)
         rc = cli_fail(c, rc, "reading the locks");
         goto out;
     }
+    rc = read_drains(c, cluster, &d);
+    if (rc)
+        goto out;
     now = out_now_ms();
     cli_path(c, path, sizeof(path), cluster, NULL, NULL);
     if (c->format == CLI_JSON) {
@@ -346,7 +405,8 @@ int cmd_status(cli *c, int argc, char **argv)
         out_jset(doc, "cluster", out_jstr(cluster));
         out_jset(doc, "path", out_jstr(path));
         out_jset(doc, "leader", cli_leader_json(found ? &info : NULL));
-        out_jset(doc, "members", members_json(v, now));
+        out_jset(doc, "members", members_json(v, &d, now));
+        out_jset(doc, "drained", drains_json(&d, v));
         for (i = 0; i < nlocks; i++)
             json_array_append_new(la, cli_lock_json(&locks[i]));
         out_jset(doc, "locks", la);
@@ -367,9 +427,28 @@ int cmd_status(cli *c, int argc, char **argv)
             printf("Leader:  none\n");
         }
         printf("\nMembers (%d):\n", zkc_group_view_count(v));
-        t = members_table(v, now);
+        t = members_table(v, &d, now);
         out_table_print(t, stdout, 0);
         out_table_free(t);
+        if (d.n > 0) {
+            int i;
+
+            printf("\nDrained (%d):\n", d.n);
+            t = out_table_new("ID", "REGISTERED", "AGE", "BY", "REASON", NULL);
+            for (i = 0; i < d.n; i++) {
+                const zka_drain_note *n = &d.notes[i];
+                char since[32];
+
+                if (n->since_ms)
+                    out_age(since, sizeof(since), now - n->since_ms);
+                else
+                    snprintf(since, sizeof(since), "-");
+                out_table_row(t, d.ids[i], zkc_group_view_find(v, d.ids[i]) ? "yes" : "no", since,
+                              n->by, n->malformed ? "(malformed note)" : n->reason);
+            }
+            out_table_print(t, stdout, 0);
+            out_table_free(t);
+        }
         printf("\nLocks (%d):\n", nlocks);
         t = cli_locks_table(locks, nlocks);
         out_table_print(t, stdout, 0);
@@ -377,6 +456,7 @@ int cmd_status(cli *c, int argc, char **argv)
         cli_locks_warn(locks, nlocks, stderr);
     }
 out:
+    cli_drains_free(&d);
     cli_locks_free(locks, nlocks);
     zkc_group_view_free(v);
     zkc_session_close(c->s);

@@ -110,6 +110,37 @@ static const struct command commands[] = {
      "                    - reads it from stdin); exit 1 when it exists\n"
      "  remove ITEM       remove an item (its owner is told to stop); exit 3\n"
      "                    when there is no such item\n"},
+    {"drain", cmd_drain, "drain CLUSTER ID [--reason TEXT] [--force]",
+     "Put member ID of CLUSTER in maintenance: its agent keeps it registered\n"
+     "with status STOPPING (ServerSet readers that route to ALIVE only stop\n"
+     "sending traffic), resigns leadership after its demotion work, releases\n"
+     "its locks and runs its `drained` handlers. The note lives in ZooKeeper\n"
+     "(<root>/CLUSTER/drain/ID): it holds across agent restarts until undrain.\n"
+     "Draining a drained member rewrites its reason. Exit 7 (refused) when ID\n"
+     "is the last healthy, undrained member, or when no member registers ID.\n"
+     "  --reason TEXT   why (at most 256 bytes), shown by status and members\n"
+     "  --force         drain anyway (the last healthy member, or an id that\n"
+     "                  is not registered yet)\n"},
+    {"undrain", cmd_undrain, "undrain CLUSTER ID",
+     "End the maintenance of member ID: its agent sets status ALIVE, campaigns\n"
+     "and queues for its locks again, and runs its `undrained` handlers.\n"
+     "Undraining a member that is not drained changes nothing (exit 0).\n"},
+    {"submit", cmd_submit, "submit CLUSTER [--wait [--timeout MS] [--delete]] [JSON|-]",
+     "Submit a task (a JSON document; - reads it from stdin; default {}) to the\n"
+     "task queue of CLUSTER and print its id. The cluster's leader assigns it to\n"
+     "a live worker with capacity; the worker writes the result.\n"
+     "  --wait        wait for the result, print it (status, worker, fencing\n"
+     "                token, output) and exit with the task's status (0-255;\n"
+     "                other values exit 1)\n"
+     "  --timeout MS  with --wait: give up after MS and exit 6 (the task stays\n"
+     "                queued); default: wait forever\n"
+     "  --delete      with --wait: delete the result once printed (results\n"
+     "                are kept until someone deletes them)\n"},
+    {"tasks", cmd_tasks, "tasks CLUSTER",
+     "The task queue of CLUSTER, one row per task: pending (not assigned yet),\n"
+     "assigned (to MEMBER), running (claimed; TOKEN is the claim's fencing\n"
+     "token), done (the result's worker, token and status). Exit 3 when the\n"
+     "cluster does not exist.\n"},
 };
 
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
@@ -181,7 +212,8 @@ int cli_help(const cli *c, const char *cmd)
            "      --version           print the version\n"
            "\nExit status: 0 ok, 1 error, 2 usage, 3 not found / no leader,\n"
            "4 ZooKeeper unreachable, 5 lock or leadership lost while CMD ran,\n"
-           "6 lock not acquired in time; lock and elect pass CMD's status through.\n"
+           "6 lock not acquired in time, 7 drain refused (last healthy member or\n"
+           "unknown id, without --force); lock and elect pass CMD's status through.\n"
            "See zkcoordctl(1).\n");
     return CLI_EXIT_OK;
 }

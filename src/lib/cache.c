@@ -356,7 +356,7 @@ static int cmp_names(zkc__cache *c, const char *a, const char *b)
 
 static int is_connloss(int zrc)
 {
-    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT;
+    return zkc__zk_connloss(zrc);
 }
 
 /* ------------------------------------------------------------ retrying */

@@ -102,8 +102,8 @@ static void unref_locked(void *arg)
 
 static int retryable(int zrc)
 {
-    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZINVALIDSTATE ||
-           zrc == ZSESSIONMOVED || zrc == ZTHROTTLEDOP || zrc == ZSESSIONEXPIRED;
+    return zkc__zk_connloss(zrc) || zrc == ZINVALIDSTATE || zrc == ZSESSIONMOVED ||
+           zrc == ZTHROTTLEDOP || zrc == ZSESSIONEXPIRED;
 }
 
 static void value_from_stat(zkc_counter_value *v, const struct Stat *st, int64_t value)

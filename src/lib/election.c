@@ -362,8 +362,8 @@ static void retry_later(zkc_election *e)
  * retry_later() arms nothing once the session is closing). */
 static int transient(int zrc)
 {
-    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZSESSIONEXPIRED ||
-           zrc == ZSESSIONMOVED || zrc == ZCLOSING || zrc == ZINVALIDSTATE;
+    return zkc__zk_connloss(zrc) || zrc == ZSESSIONEXPIRED || zrc == ZSESSIONMOVED ||
+           zrc == ZCLOSING || zrc == ZINVALIDSTATE;
 }
 
 /* mu held: campaigning stops on a non-transient error. */

@@ -49,6 +49,8 @@ int zkc__err_from_zk(int zrc)
         return ZKC_EAUTHFAILED;
     case ZCONNECTIONLOSS:
     case ZOPERATIONTIMEOUT:
+    case ZRUNTIMEINCONSISTENCY: /* the client dropped the connection: see zkc__zk_connloss */
+    case ZSSLCONNECTIONERROR:
     case ZINVALIDSTATE: /* handle not connected (yet or any more) */
     case ZSESSIONMOVED:
     case ZTHROTTLEDOP:
@@ -66,4 +68,10 @@ int zkc__err_from_zk(int zrc)
     default:
         return ZKC_EZOOKEEPER;
     }
+}
+
+int zkc__zk_connloss(int zrc)
+{
+    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZRUNTIMEINCONSISTENCY ||
+           zrc == ZSSLCONNECTIONERROR;
 }

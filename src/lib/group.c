@@ -705,7 +705,7 @@ static void arm_retry(zkc_group *g)
 
 static int is_connloss(int zrc)
 {
-    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT;
+    return zkc__zk_connloss(zrc);
 }
 
 /* mu held. The handle to send on, locked, or NULL when there is none for

@@ -15,6 +15,14 @@
 
 /* ZooKeeper return code -> ZKC_* code. */
 int zkc__err_from_zk(int zrc);
+/* 1 when a request ended because its connection dropped under it, so it may
+ * or may not have been applied (retry once connected; a create recovers by
+ * its guid). Not only ZCONNECTIONLOSS and ZOPERATIONTIMEOUT: the C client
+ * ends every request still pending on a connection it drops with the code of
+ * the socket error that dropped it (zookeeper.c: handle_socket_error_msg ->
+ * cleanup_bufs), e.g. ZRUNTIMEINCONSISTENCY for a reply out of order and
+ * ZSSLCONNECTIONERROR. zkc__err_from_zk() maps all of them to ECONNLOSS. */
+int zkc__zk_connloss(int zrc);
 
 /* Monotonic clock in milliseconds. */
 int64_t zkc__now_ms(void);

@@ -373,8 +373,8 @@ static void set_sub(zkc_lock *l, const char *path)
  * tells a real close (the session's) from these. */
 static int transient(int zrc)
 {
-    return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZSESSIONEXPIRED ||
-           zrc == ZSESSIONMOVED || zrc == ZCLOSING || zrc == ZINVALIDSTATE;
+    return zkc__zk_connloss(zrc) || zrc == ZSESSIONEXPIRED || zrc == ZSESSIONMOVED ||
+           zrc == ZCLOSING || zrc == ZINVALIDSTATE;
 }
 
 static void resume(void *arg, zkc_conn_state st, unsigned gen);

@@ -104,13 +104,15 @@ static void created(int zrc, const char *name, const struct Stat *st, const void
         }
         zkc__mkdirs(p->s, p->parent, mkdirs_done, p);
         return;
-    case ZCONNECTIONLOSS:
-    case ZOPERATIONTIMEOUT:
     case ZCLOSING: /* its handle closed: a LOST, or the session closing */
         /* Did it happen? Only the server knows: ask it once connected. */
         wait_and_recover(p);
         return;
     default:
+        if (zkc__zk_connloss(zrc)) {
+            wait_and_recover(p); /* as for ZCLOSING: did it happen? */
+            return;
+        }
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
     }
 }
@@ -197,7 +199,7 @@ static void deleted_foreign(int zrc, const void *data)
     zkc__pending_done(p->s, &p->pend);
     if (zrc == ZOK || zrc == ZNONODE) {
         try_create(p);
-    } else if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING) {
+    } else if (zkc__zk_connloss(zrc) || zrc == ZCLOSING) {
         wait_and_recover(p);
     } else {
         finish(p, zkc__err_from_zk(zrc), NULL, NULL);
@@ -216,7 +218,7 @@ static void owner_checked(int zrc, const struct Stat *st, const void *data)
         try_create(p);
         return;
     }
-    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING) {
+    if (zkc__zk_connloss(zrc) || zrc == ZCLOSING) {
         wait_and_recover(p);
         return;
     }
@@ -255,7 +257,7 @@ static void children_listed(int zrc, const struct String_vector *v, const void *
         try_create(p); /* parent gone: created() will mkdir -p */
         return;
     }
-    if (zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZCLOSING) {
+    if (zkc__zk_connloss(zrc) || zrc == ZCLOSING) {
         wait_and_recover(p);
         return;
     }

@@ -93,7 +93,7 @@ static void bg_deleted(int rc, const void *data)
     struct bgdel *d = (struct bgdel *)data;
 
     zkc__pending_done(d->s, &d->pend);
-    if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
+    if (zkc__zk_connloss(rc)) {
         zkc__log(d->s, ZKC_LOG_INFO, "delete of %s: connection lost, retrying after reconnect",
                  d->path);
         bg_later(d);
@@ -132,7 +132,7 @@ static void bg_send(struct bgdel *d)
     if (rc != ZOK)
         zkc__pending_done(s, &d->pend);
     zkc__zh_unlock(s);
-    if (rc == ZINVALIDSTATE || rc == ZCONNECTIONLOSS)
+    if (rc == ZINVALIDSTATE || zkc__zk_connloss(rc))
         bg_later(d);
     else if (rc != ZOK)
         bg_finish(d);

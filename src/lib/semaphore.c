@@ -560,7 +560,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             rc = AGAIN; /* our lease went with the session */
             break;
         }
-        if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZINVALIDSTATE) {
+        if (zkc__zk_connloss(rc) || rc == ZINVALIDSTATE) {
             /* Same session, maybe: wait for the connection, count again. */
             zkc__call_unref(gc);
             rc = wait_connected(m, deadline);

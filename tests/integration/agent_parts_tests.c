@@ -389,6 +389,60 @@ static void test_handler_coalesce(void)
     hrec_destroy(&rec);
 }
 
+/* "drained" and "undrained" toggle one state: while run 1 ("drained") is
+ * active, undrain, drain, undrain arrive. The queued pair cancels, so the
+ * runs alternate and the last says "undrained"; per-type coalescing alone
+ * would run drained, drained, undrained. */
+static void test_handler_drain_pair(void)
+{
+    char script[PATH_MAX], line[64];
+    char *args[3];
+    zka_handler_cfg c;
+    zka_handlers_opts o = {0, hrec_done, NULL};
+    zka_handlers *h = NULL;
+    zka_event_info ev;
+    hrec rec;
+    int n;
+
+    hrec_init(&rec);
+    o.user_data = &rec;
+    path_in(script, "pair.sh");
+    CU_ASSERT_EQUAL_FATAL(make_fifo("pair.started"), 0);
+    CU_ASSERT_EQUAL_FATAL(write_file("pair.sh",
+                                     "#!/bin/sh\ncat >/dev/null\n"
+                                     "echo started > \"$1/pair.started\"\n"
+                                     "while [ ! -e \"$1/pair.go\" ]; do sleep 0.02; done\n",
+                                     0755),
+                          0);
+    args[0] = script;
+    args[1] = dir;
+    args[2] = NULL;
+    c = hcfg(args, NULL, (1u << ZKA_EV_DRAINED) | (1u << ZKA_EV_UNDRAINED), 20000, 65536);
+    CU_ASSERT_EQUAL_FATAL(zka_handlers_new(&h, &c, 1, &o), 0);
+    ev = ev_info(ZKA_EV_DRAINED, "{\"n\":0}");
+    CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 1);
+    CU_ASSERT_EQUAL(fifo_line("pair.started", line, sizeof(line), 5000), 0);
+    ev = ev_info(ZKA_EV_UNDRAINED, "{\"n\":1}");
+    CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 1);
+    ev = ev_info(ZKA_EV_DRAINED, "{\"n\":2}");
+    CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 0); /* cancelled with the queued undrained */
+    ev = ev_info(ZKA_EV_UNDRAINED, "{\"n\":3}");
+    CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 1);
+    CU_ASSERT_EQUAL(write_file("pair.go", "", 0644), 0);
+    CU_ASSERT_EQUAL(fifo_line("pair.started", line, sizeof(line), 5000), 0);
+    n = hrec_wait(&rec, 2, 10000);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(zka_handlers_wait_idle(h, 5000), 0);
+    zka_handlers_free(h);
+    CU_ASSERT_EQUAL(rec.n, 2);
+    if (rec.n == 2) {
+        CU_ASSERT_EQUAL(rec.r[0].event, ZKA_EV_DRAINED);
+        CU_ASSERT_EQUAL(rec.r[1].event, ZKA_EV_UNDRAINED);
+        CU_ASSERT_STRING_EQUAL(rec.r[1].json, "{\"n\":3}\n");
+    }
+    hrec_destroy(&rec);
+}
+
 static void test_handler_timeout(void)
 {
     zka_handler_cfg c[2];
@@ -1290,6 +1344,7 @@ int main(void)
     s = CU_add_suite("agent_parts", suite_init, suite_clean);
     if (!s || !CU_add_test(s, "handler gets JSON on stdin and env", test_handler_stdin_env) ||
         !CU_add_test(s, "handler storm coalesced, no overlap", test_handler_coalesce) ||
+        !CU_add_test(s, "drained/undrained queued pair cancels", test_handler_drain_pair) ||
         !CU_add_test(s, "handler timeout: TERM, then KILL", test_handler_timeout) ||
         !CU_add_test(s, "handler output capped", test_handler_output_cap) ||
         !CU_add_test(s, "handler not found; reconfigure", test_handler_not_found_and_reconfigure) ||

@@ -14,10 +14,12 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,10 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proxy.h"
 #include "common/testutil.h"
 #include "zkcoord/election.h"
+#include "zkcoord/fence.h"
 #include "zkcoord/group.h"
 #include "zkcoord/lock.h"
+#include "zkcoord/read.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -294,6 +299,7 @@ typedef struct acfg {
     int nasty;                /* supervise nasty.sh instead of app.sh */
     int stop_grace;           /* supervise.stop_grace_ms; 0: 3000 */
     const char *handler_path; /* handler args[0] instead of /bin/sh handler.sh */
+    int metrics_port;         /* metrics.listen 127.0.0.1:PORT; 0: no metrics section */
 } acfg;
 
 static json_t *config_json(world *w, const char *id, const acfg *c)
@@ -351,6 +357,10 @@ static json_t *config_json(world *w, const char *id, const acfg *c)
                                       c->stop_grace ? c->stop_grace : 3000));
     }
     json_object_set_new(j, "log", json_pack("{s:s}", "level", "info"));
+    if (c->metrics_port) {
+        snprintf(buf, sizeof(buf), "127.0.0.1:%d", c->metrics_port);
+        json_object_set_new(j, "metrics", json_pack("{s:s}", "listen", buf));
+    }
     return j;
 }
 
@@ -1774,6 +1784,10 @@ static void test_suspended_reconnected(void)
     TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
     down = 0;
     TU_CHECK(wait_recs(a1->events, "reconnected", NULL, 1, 15000) == 1, out);
+    /* The test's own session reconnects on its own schedule (its backoff
+     * can be seconds behind the agent's under load): wait for it before
+     * reading, rather than spending the read's deadline on it. */
+    TU_CHECK(zkc_session_wait_connected(w.s, 15000) == 0, out);
     TU_CHECK(member_node(&w, "a1", node2, sizeof(node2), &owner2) == 0, out);
     CU_ASSERT_STRING_EQUAL(node2, node);
     CU_ASSERT_EQUAL(owner2, owner);
@@ -2470,6 +2484,772 @@ out:
     world_destroy(&w);
 }
 
+/* --------------------------------------------------------------- metrics */
+
+/* A free loopback port (bind 0, read it back, close). */
+static int metrics_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* GET /metrics from 127.0.0.1:port: the whole response (new string), or
+ * NULL when it does not come within 2 s. */
+static char *metrics_get(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    struct sockaddr_in a;
+    long long end = tu_now_ms() + 2000;
+    size_t n = 0, cap = 65536;
+    char *b = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1) ||
+        !(b = malloc(cap + 1)))
+        goto fail;
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ssize_t k;
+        if (tu_now_ms() >= end || poll(&pf, 1, (int)(end - tu_now_ms())) < 0)
+            goto fail;
+        if (!pf.revents)
+            continue;
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb)
+                goto fail;
+            b = nb;
+            cap *= 2;
+        }
+        k = recv(fd, b + n, cap - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            goto fail;
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    b[n] = '\0';
+    close(fd);
+    return b;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(b);
+    return NULL;
+}
+
+/* The value of the sample written exactly as `series`, or -1 (no answer,
+ * no such sample). */
+static double metric(int port, const char *series)
+{
+    char *t = metrics_get(port), *l;
+    size_t n = strlen(series);
+    double v = -1;
+
+    if (!t || !strstr(t, "HTTP/1.1 200") || !strstr(t, "version=0.0.4")) {
+        free(t);
+        return -1;
+    }
+    for (l = t; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, series, n) == 0 && l[n] == ' ') {
+            v = strtod(l + n + 1, NULL);
+            break;
+        }
+    free(t);
+    return v;
+}
+
+/* Wait until `series` is `want` (scraped every 50 ms); 0, or -1 with the
+ * last value said. */
+static int wait_metric(int port, const char *series, double want, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    double v;
+
+    for (;;) {
+        v = metric(port, series);
+        if (v == want)
+            return 0;
+        if (tu_now_ms() >= end)
+            break;
+        pause_ms(50);
+    }
+    fprintf(stderr, "\n    %s: %g, wanted %g\n", series, v, want);
+    return -1;
+}
+
+/* What the agent does shows in its metrics, scraped over HTTP: a lock held,
+ * its app started; a hung handler's timeout and kill; an app that dies
+ * restarted; the ZooKeeper server stopped past the session timeout
+ * (suspended, then lost, locks released, the endpoint answering all along)
+ * and started again (a new session generation, the lock held again). */
+static void test_metrics(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a1 = NULL;
+    zkc_group *g = NULL;
+    char hang[600], hang_pid[600], *pidtext = NULL;
+    app_line lines[16];
+    double gen;
+    int port, down = 0, pid, n, i, app_pid = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-metrics") == 0, out);
+    TU_CHECK((port = metrics_free_port()) > 0, out);
+    memset(&c, 0, sizeof(c));
+    c.on = "[\"member_joined\", \"lock_acquired\"]";
+    c.handler_timeout = 1000;
+    c.election = 1;
+    c.lock = "batch";
+    c.supervise = 1;
+    c.metrics_port = port;
+    TU_CHECK((a1 = agent_start(&w, "a1", &c)) != NULL, out);
+    TU_CHECK(wait_recs(a1->events, "lock_acquired", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_locks_held", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_starts_total", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_leader", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_members", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"connected\"}", 1, 5000), 0);
+    /* The run is counted when it ended, a little after its record. */
+    CU_ASSERT_EQUAL(
+        wait_metric(port, "zkcoord_handler_runs_total{event=\"lock_acquired\",outcome=\"success\"}",
+                    1, 5000),
+        0);
+    gen = metric(port, "zkcoord_session_generation");
+    CU_ASSERT(gen >= 1);
+
+    /* A hung handler: SIGTERM at its timeout, SIGKILL after the grace. */
+    snprintf(hang, sizeof(hang), "%s.hang", a1->events);
+    snprintf(hang_pid, sizeof(hang_pid), "%s.hang-pid", a1->events);
+    TU_CHECK(write_file(hang, "") == 0, out);
+    TU_CHECK(lib_join(&w, &g, "x0") == 0, out);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_members", 2, 5000), 0);
+    CU_ASSERT_EQUAL(
+        wait_metric(port, "zkcoord_membership_changes_total{change=\"joined\"}", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_handler_timeouts_total", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_handler_kills_total", 1, 8000), 0);
+    CU_ASSERT_EQUAL(
+        wait_metric(port, "zkcoord_handler_runs_total{event=\"member_joined\",outcome=\"timeout\"}",
+                    1, 8000),
+        0);
+    CU_ASSERT_EQUAL(metric(port, "zkcoord_handler_duration_seconds_count{event=\"member_joined\"}"),
+                    1);
+    pidtext = slurp(hang_pid);
+    pid = pidtext ? atoi(pidtext) : 0;
+    if (pid > 0)
+        CU_ASSERT_EQUAL(wait_pid_gone(pid, 3000), 0);
+
+    /* The app dies by itself: restarted (restart on-failure). */
+    n = load_apps(&w, lines, 16);
+    for (i = 0; i < n; i++)
+        if (lines[i].start)
+            app_pid = lines[i].pid;
+    TU_CHECK(app_pid > 0, out);
+    TU_CHECK(kill(app_pid, SIGKILL) == 0, out);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_restarts_total", 1, 8000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_starts_total", 2, 5000), 0);
+
+    /* ZooKeeper away past the session timeout: suspended, then lost; the
+     * endpoint answers throughout. */
+    TU_CHECK(zkh_stop_server(tu_zk, 0) == 0, out);
+    down = 1;
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"suspended\"}", 1, 10000),
+                    0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_locks_held", 0, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_leader", 0, 5000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_sessions_lost_total", 1, SESSION_MS + 8000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"lost\"}", 1, 5000), 0);
+    TU_CHECK(zkh_start_server(tu_zk, 0) == 0, out);
+    down = 0;
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_session_generation", gen + 1, 20000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_connection_state{state=\"connected\"}", 1, 20000),
+                    0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_locks_held", 1, 20000), 0);
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_leader", 1, 20000), 0);
+    /* The start after the new grant is a new term, not a restart. */
+    CU_ASSERT_EQUAL(wait_metric(port, "zkcoord_app_starts_total", 3, 10000), 0);
+    CU_ASSERT_EQUAL(metric(port, "zkcoord_app_restarts_total"), 1);
+    CU_ASSERT_EQUAL(metric(port, "zkcoord_sessions_lost_total"), 1);
+    CU_ASSERT(metric(port, "zkcoord_zookeeper_request_duration_seconds_count") >= 1);
+
+    /* HUP with a new listen address: the endpoint moves, the counts stay. */
+    {
+        int port2 = metrics_free_port();
+        TU_CHECK(port2 > 0 && port2 != port, out);
+        c.metrics_port = port2;
+        TU_CHECK(write_config(&w, a1, "a1", &c) == 0, out);
+        TU_CHECK(kill(a1->pid, SIGHUP) == 0, out);
+        CU_ASSERT_EQUAL(wait_metric(port2, "zkcoord_app_restarts_total", 1, 10000), 0);
+        CU_ASSERT_EQUAL(metric(port2, "zkcoord_sessions_lost_total"), 1);
+        CU_ASSERT_EQUAL(metric(port, "zkcoord_sessions_lost_total"), -1); /* old one closed */
+    }
+    CU_ASSERT(agent_running(a1));
+    CU_ASSERT_EQUAL(agent_stop(a1, SIGTERM, 8000), 0);
+out:
+    if (down)
+        CU_ASSERT_EQUAL(zkh_start_server(tu_zk, 0), 0);
+    free(pidtext);
+    zkc_group_free(g);
+    world_destroy(&w);
+}
+
+/* ------------------------------------------------- maintenance (drain) */
+
+/* Run the built zkcoordctl against the harness with `args` (NULL-ended);
+ * its stdout into out (may be NULL). The exit code, 128 + signal, or -1. */
+static int ctl(world *w, char *out, size_t len, ...)
+{
+    const char *argv[24], *top = getenv("top_builddir");
+    char path[1024], srv[256];
+    int n = 0, fd[2], st;
+    size_t got = 0;
+    pid_t pid;
+    va_list ap;
+
+    snprintf(path, sizeof(path), "%s/zkcoordctl", top && *top ? top : ".");
+    snprintf(srv, sizeof(srv), "%s", zkh_connect_string(tu_zk));
+    argv[n++] = path;
+    argv[n++] = "-s";
+    argv[n++] = srv;
+    argv[n++] = "--root";
+    argv[n++] = w->root;
+    va_start(ap, len);
+    while (n < 23 && (argv[n] = va_arg(ap, const char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    if (pipe(fd) != 0)
+        return -1;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 0);
+        dup2(fd[1], 1);
+        if (!getenv("ZKA_TEST_LOGS"))
+            dup2(nul, 2);
+        close(fd[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(126);
+    }
+    close(fd[1]);
+    for (;;) {
+        char buf[4096];
+        ssize_t r = read(fd[0], buf, sizeof(buf));
+        if (r <= 0)
+            break;
+        if (out && got + 1 < len) {
+            size_t k = (size_t)r < len - 1 - got ? (size_t)r : len - 1 - got;
+            memcpy(out + got, buf, k);
+            got += k;
+        }
+    }
+    if (out && len)
+        out[got] = '\0';
+    close(fd[0]);
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ServerSet status of member `id` now ("" when not registered). */
+static void member_status(world *w, const char *id, char *out, size_t len)
+{
+    char path[256];
+    zkc_group_view *v = NULL;
+    const zkc_member *m;
+
+    out[0] = '\0';
+    members_path(w, path, sizeof(path));
+    if (zkc_group_read(w->s, path, 0, &v, 5000) != 0)
+        return;
+    m = zkc_group_view_find(v, id);
+    if (m)
+        snprintf(out, len, "%s", zkc_member_status(m) ? zkc_member_status(m) : "ALIVE");
+    zkc_group_view_free(v);
+}
+
+static int wait_status(world *w, const char *id, const char *want, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    char have[64];
+
+    for (;;) {
+        member_status(w, id, have, sizeof(have));
+        if (strcmp(have, want) == 0)
+            return 0;
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "    status of %s: want %s, have [%s]\n", id, want, have);
+            return -1;
+        }
+        pause_ms(20);
+    }
+}
+
+/* How many election nodes (latches) of participant `id` there are now; -1
+ * on error. */
+static int latches_of(world *w, const char *id)
+{
+    char path[256], **names = NULL;
+    int i, n = 0, found = 0, rc;
+
+    snprintf(path, sizeof(path), "%s/c/leader", w->root);
+    rc = zkc_get_children(w->s, path, 5000, &names, &n, NULL);
+    if (rc == ZKC_ENONODE)
+        return 0;
+    if (rc)
+        return -1;
+    for (i = 0; i < n; i++) {
+        char node[512], *data = NULL;
+        snprintf(node, sizeof(node), "%s/%s", path, names[i]);
+        if (zkc_get(w->s, node, 5000, &data, NULL, NULL) == 0 && data && strcmp(data, id) == 0)
+            found++;
+        free(data);
+    }
+    zkc_strings_free(names, n);
+    return found;
+}
+
+static int wait_latches(world *w, const char *id, int want, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int n;
+
+    while ((n = latches_of(w, id)) != want) {
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "    latches of %s: want %d, have %d\n", id, want, n);
+            return -1;
+        }
+        pause_ms(20);
+    }
+    return 0;
+}
+
+/* The events of the records of `path`, in order, into ev (max entries). */
+static int rec_events(const char *path, char ev[][32], int max)
+{
+    recs *rs = calloc(1, sizeof(*rs));
+    int i, n = 0;
+
+    if (!rs)
+        return 0;
+    recs_load(rs, path);
+    for (i = 0; i < rs->n && n < max; i++)
+        snprintf(ev[n++], 32, "%s", rs->r[i].event);
+    recs_free(rs);
+    free(rs);
+    return n;
+}
+
+/* Index of the last record of `event` (-1: none). */
+static int last_index(char ev[][32], int n, const char *event)
+{
+    int i;
+
+    for (i = n - 1; i >= 0; i--)
+        if (strcmp(ev[i], event) == 0)
+            return i;
+    return -1;
+}
+
+/* The drained / undrained records alternate, starting with drained, and a
+ * "drained" never comes while the records say the agent leads (its
+ * demotion ran first). The last of them in *last ("" when none). */
+static int drain_order_ok(const char *path, char *last, size_t len)
+{
+    static char ev[512][32];
+    int i, n = rec_events(path, ev, 512), leading = 0, drained = 0, ok = 1;
+
+    last[0] = '\0';
+    for (i = 0; i < n; i++) {
+        if (strcmp(ev[i], "elected") == 0) {
+            leading = 1;
+        } else if (strcmp(ev[i], "demoted") == 0) {
+            leading = 0;
+        } else if (strcmp(ev[i], "drained") == 0) {
+            ok &= !drained && !leading;
+            drained = 1;
+            snprintf(last, len, "drained");
+        } else if (strcmp(ev[i], "undrained") == 0) {
+            ok &= drained;
+            drained = 0;
+            snprintf(last, len, "undrained");
+        }
+    }
+    if (!ok) {
+        char *s = slurp(path);
+        fprintf(stderr, "    %s: drain events out of order:\n%s\n", path, s);
+        free(s);
+    }
+    return ok;
+}
+
+#define DRAIN_EVENTS "[\"elected\", \"demoted\", \"drained\", \"undrained\", \"lock_acquired\"]"
+
+/* A leader drained by zkcoordctl: demoted first (its app stops, its
+ * demoted handler runs), then "drained"; another agent leads; it stays
+ * registered as STOPPING (payload and `zkcoordctl status`), stays drained
+ * across a restart without ever campaigning, and undrain brings it back
+ * (ALIVE, campaigning). The last healthy member is refused without
+ * --force, and so is an unknown id. */
+static void test_drain_leader(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[3] = {NULL, NULL, NULL};
+    const char *ids[3] = {"a1", "a2", "a3"};
+    char apps[512], st[64], *out = malloc(65536), last[32];
+    static char ev[256][32];
+    json_t *doc = NULL, *m;
+    size_t k;
+    long long t0, t1;
+    int i, n, found = 0;
+
+    TU_CHECK(out != NULL, out);
+    TU_CHECK(world_init(&w, "/e2e-drain") == 0, out);
+    path_of(&w, apps, sizeof(apps), "apps");
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.supervise = 1;
+    c.on = DRAIN_EVENTS;
+    for (i = 0; i < 3; i++) {
+        c.port = 7001 + i;
+        TU_CHECK((a[i] = agent_start(&w, ids[i], &c)) != NULL, out);
+        TU_CHECK(wait_members(&w, i == 0 ? "a1" : i == 1 ? "a1,a2" : "a1,a2,a3", 10000) == 0, out);
+        if (i == 0)
+            TU_CHECK(wait_file_has(apps, "start a1 ", 10000) == 0, out);
+    }
+    TU_CHECK(wait_latches(&w, "a3", 1, 10000) == 0, out);
+
+    /* Drain the leader. */
+    t0 = tu_now_ms();
+    CU_ASSERT_EQUAL(ctl(&w, out, 65536, "drain", "c", "a1", "--reason", "kernel 6.1", NULL), 0);
+    t1 = tu_now_ms();
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "drained: a1"));
+    TU_CHECK(wait_file_has(apps, "start a2 ", 10000) == 0, out);
+    fprintf(stderr, "\n    drain command %lld ms; command start -> a2's app running %lld ms\n",
+            t1 - t0, tu_now_ms() - t0);
+    TU_CHECK(wait_recs(a[0]->events, "drained", NULL, 1, 10000) == 1, out);
+    CU_ASSERT(file_has(apps, "stop a1 "));
+    n = rec_events(a[0]->events, ev, 256);
+    CU_ASSERT(last_index(ev, n, "demoted") >= 0);
+    CU_ASSERT(last_index(ev, n, "demoted") < last_index(ev, n, "drained"));
+    CU_ASSERT(drain_order_ok(a[0]->events, last, sizeof(last)));
+    {
+        recs *rs = calloc(1, sizeof(*rs));
+        const char *reason = "";
+        TU_CHECK(rs != NULL, out);
+        recs_load(rs, a[0]->events);
+        for (i = 0; i < rs->n; i++)
+            if (strcmp(rs->r[i].event, "drained") == 0)
+                reason =
+                    str_or_empty(json_object_get(json_object_get(rs->r[i].doc, "drain"), "reason"));
+        CU_ASSERT_STRING_EQUAL(reason, "kernel 6.1");
+        recs_free(rs);
+        free(rs);
+    }
+    TU_CHECK(wait_status(&w, "a1", "STOPPING", 5000) == 0, out);
+    CU_ASSERT_EQUAL(latches_of(&w, "a1"), 0);
+    member_status(&w, "a2", st, sizeof(st));
+    CU_ASSERT_STRING_EQUAL(st, "ALIVE");
+
+    /* What an operator sees: table and JSON. */
+    CU_ASSERT_EQUAL(ctl(&w, out, 65536, "status", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "STOPPING"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "drained: kernel 6.1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Leader:  a2"));
+    CU_ASSERT_EQUAL(ctl(&w, out, 65536, "--format", "json", "status", "c", NULL), 0);
+    doc = json_loads(out, 0, NULL);
+    TU_CHECK(doc != NULL, out);
+    json_array_foreach(json_object_get(doc, "members"), k, m)
+    {
+        if (strcmp(str_or_empty(json_object_get(m, "id")), "a1") != 0)
+            continue;
+        found = 1;
+        CU_ASSERT_STRING_EQUAL(str_or_empty(json_object_get(m, "status")), "STOPPING");
+        CU_ASSERT_STRING_EQUAL(
+            str_or_empty(json_object_get(json_object_get(m, "drained"), "reason")), "kernel 6.1");
+    }
+    CU_ASSERT(found);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(doc, "drained")), 1);
+    json_decref(doc);
+    doc = NULL;
+
+    /* Restart the drained agent: still drained, never campaigns. */
+    CU_ASSERT_EQUAL(agent_stop(a[0], SIGTERM, 10000), 0);
+    TU_CHECK(wait_members(&w, "a2,a3", 5000) == 0, out);
+    unlink(a[0]->events); /* the records of the new run only */
+    TU_CHECK(agent_spawn(a[0], NULL, NULL) == 0, out);
+    TU_CHECK(wait_recs(a[0]->events, "drained", NULL, 1, 10000) == 1, out);
+    TU_CHECK(wait_status(&w, "a1", "STOPPING", 5000) == 0, out);
+    CU_ASSERT_EQUAL(latches_of(&w, "a1"), 0);
+    CU_ASSERT_EQUAL(count_recs(a[0]->events, "elected", NULL), 0);
+    CU_ASSERT(file_has(a[0]->log, "is drained"));
+
+    /* Undrain: ALIVE, campaigns again (behind a2 and a3). */
+    CU_ASSERT_EQUAL(ctl(&w, out, 65536, "undrain", "c", "a1", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "undrained: a1"));
+    TU_CHECK(wait_recs(a[0]->events, "undrained", NULL, 1, 10000) == 1, out);
+    TU_CHECK(wait_status(&w, "a1", "ALIVE", 5000) == 0, out);
+    TU_CHECK(wait_latches(&w, "a1", 1, 5000) == 0, out);
+    CU_ASSERT_EQUAL(ctl(&w, out, 65536, "undrain", "c", "a1", NULL), 0); /* idempotent */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "was not drained"));
+
+    /* The last healthy member: refused (7) unless --force. */
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "a2", NULL), 0);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "a3", NULL), 0);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "a1", NULL), 7);
+    TU_CHECK(wait_status(&w, "a3", "STOPPING", 5000) == 0, out);
+    member_status(&w, "a1", st, sizeof(st));
+    CU_ASSERT_STRING_EQUAL(st, "ALIVE");
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "a1", "--force", NULL), 0);
+    TU_CHECK(wait_status(&w, "a1", "STOPPING", 5000) == 0, out);
+    /* Nobody may lead now. */
+    TU_CHECK(wait_latches(&w, "a1", 0, 5000) == 0, out);
+    TU_CHECK(wait_latches(&w, "a2", 0, 5000) == 0, out);
+    TU_CHECK(wait_latches(&w, "a3", 0, 5000) == 0, out);
+    /* An unknown id: refused unless --force; bad input: usage. */
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "nosuch", NULL), 7);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "nosuch", "--force", NULL), 0);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "a/b", NULL), 2);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "nocluster", "a1", NULL), 3);
+    CU_ASSERT_EQUAL(ctl(&w, out, 65536, "--format", "json", "members", "c", NULL), 0);
+    doc = json_loads(out, 0, NULL);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(doc, "drained")), 4);
+    json_decref(doc);
+    doc = NULL;
+    for (i = 0; i < 3; i++)
+        CU_ASSERT(drain_order_ok(a[i]->events, last, sizeof(last)));
+out:
+    json_decref(doc);
+    free(out);
+    world_destroy(&w);
+}
+
+/* A lock holder drained: its `while: lock` app stops, it releases the lock
+ * to the other agent; undrained it queues again. The agent-side command
+ * (`zkcoord -c FILE --drain/--undrain`) writes the same note; drain while
+ * ZooKeeper is unreachable: exit 4, nothing changed. */
+static void test_drain_lock(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[2] = {NULL, NULL}, *tool;
+    char apps[512], lpath[256], owner[128], out[4096], tlog[512];
+    int64_t token, session;
+
+    TU_CHECK(world_init(&w, "/e2e-drainlock") == 0, out);
+    path_of(&w, apps, sizeof(apps), "apps");
+    snprintf(lpath, sizeof(lpath), "%s/c/locks/batch", w.root);
+    memset(&c, 0, sizeof(c));
+    c.supervise = 1;
+    c.lock = "batch";
+    c.on = DRAIN_EVENTS;
+    c.port = 7001;
+    TU_CHECK((a[0] = agent_start(&w, "b1", &c)) != NULL, out);
+    TU_CHECK(wait_lock(&w, lpath, "b1", 1, 10000, owner, sizeof(owner), &token, &session) == 0,
+             out);
+    c.port = 7002;
+    TU_CHECK((a[1] = agent_start(&w, "b2", &c)) != NULL, out);
+    TU_CHECK(wait_lock(&w, lpath, "b1", 2, 10000, owner, sizeof(owner), &token, &session) == 0,
+             out);
+    TU_CHECK(wait_file_has(apps, "start b1 ", 10000) == 0, out);
+
+    /* The agent-side command, with b1's own config. */
+    tool = &w.ag[w.n++];
+    *tool = *a[0];
+    tool->pid = 0;
+    path_of(&w, tlog, sizeof(tlog), "tool.log");
+    snprintf(tool->log, sizeof(tool->log), "%s", tlog);
+    TU_CHECK(agent_spawn(tool, "--drain", "--reason=disk swap") == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(tool, 0, 15000), 0);
+    CU_ASSERT(file_has(tool->log, "drained: b1"));
+    TU_CHECK(wait_lock(&w, lpath, "b2", 1, 10000, owner, sizeof(owner), &token, &session) == 0,
+             out);
+    CU_ASSERT(file_has(apps, "stop b1 "));
+    TU_CHECK(wait_file_has(apps, "start b2 ", 10000) == 0, out);
+    TU_CHECK(wait_recs(a[0]->events, "drained", NULL, 1, 10000) == 1, out);
+    TU_CHECK(wait_status(&w, "b1", "STOPPING", 5000) == 0, out);
+    CU_ASSERT_EQUAL(ctl(&w, out, sizeof(out), "members", "c", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "drained: disk swap"));
+
+    /* b2 is the last healthy member now: the agent side refuses too. */
+    *tool = *a[1];
+    tool->pid = 0;
+    path_of(&w, tlog, sizeof(tlog), "tool2.log");
+    snprintf(tool->log, sizeof(tool->log), "%s", tlog);
+    TU_CHECK(agent_spawn(tool, "--drain", NULL) == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(tool, 0, 15000), 7);
+    CU_ASSERT(file_has(tool->log, "last healthy"));
+
+    /* Undrain from the agent side: b1 queues behind b2 again. */
+    *tool = *a[0];
+    tool->pid = 0;
+    path_of(&w, tlog, sizeof(tlog), "tool3.log");
+    snprintf(tool->log, sizeof(tool->log), "%s", tlog);
+    TU_CHECK(agent_spawn(tool, "--undrain", NULL) == 0, out);
+    CU_ASSERT_EQUAL(agent_stop(tool, 0, 15000), 0);
+    TU_CHECK(wait_recs(a[0]->events, "undrained", NULL, 1, 10000) == 1, out);
+    TU_CHECK(wait_lock(&w, lpath, "b2", 2, 10000, owner, sizeof(owner), &token, &session) == 0,
+             out);
+    TU_CHECK(wait_status(&w, "b1", "ALIVE", 5000) == 0, out);
+
+    /* ZooKeeper unreachable: a clear error, exit 4. */
+    {
+        const char *top = getenv("top_builddir");
+        char path[1024], cmd[1400];
+        int rc;
+        snprintf(path, sizeof(path), "%s/zkcoordctl", top && *top ? top : ".");
+        snprintf(cmd, sizeof(cmd), "%s -s 127.0.0.1:1 --timeout 500 drain c b2 2>%s/unreach.err",
+                 path, w.dir);
+        rc = system(cmd);
+        CU_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 4);
+        snprintf(path, sizeof(path), "%s/unreach.err", w.dir);
+        CU_ASSERT(file_has(path, "unreachable"));
+    }
+out:
+    world_destroy(&w);
+}
+
+/* Write or delete f1's drain note straight from the test's session: a
+ * flip in about one round trip, much faster than a zkcoordctl run. */
+static int raw_flip(world *w, int drain)
+{
+    char path[256];
+    zkc_op op;
+
+    snprintf(path, sizeof(path), "%s/c/drain/f1", w->root);
+    memset(&op, 0, sizeof(op));
+    op.type = drain ? ZKC_OP_CREATE : ZKC_OP_DELETE;
+    op.path = path;
+    op.data = "{\"reason\":\"flap\"}";
+    op.len = drain ? (int)strlen(op.data) : 0;
+    op.version = -1;
+    return zkc_fenced_multi(w->s, "/", &op, 1, 5000);
+}
+
+/* An adversary flaps drain/undrain of the leader many times at seeded
+ * random intervals: 40 zkcoordctl commands, then 300 raw flips (0-2 ms
+ * apart) while each handler run takes 30 ms, so changes coalesce in the
+ * agent's cache and queued handler runs cancel. At the end the agent's
+ * state is the last command's, and its handlers saw drained/undrained
+ * alternate, never a "drained" while leading. */
+static void test_drain_flap(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[2] = {NULL, NULL};
+    char last[32] = "", want[32] = "", delay[600];
+    unsigned seed = getenv("ZKA_SEED") ? (unsigned)atoi(getenv("ZKA_SEED")) : 13u;
+    int i, flips = 40, raw = 300, drained = 0;
+
+    TU_CHECK(world_init(&w, "/e2e-drainflap") == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.on = "[\"elected\", \"demoted\", \"drained\", \"undrained\", \"member_left\"]";
+    c.port = 7001;
+    TU_CHECK((a[0] = agent_start(&w, "f1", &c)) != NULL, out);
+    TU_CHECK(wait_recs(a[0]->events, "elected", NULL, 1, 10000) == 1, out);
+    c.port = 7002;
+    TU_CHECK((a[1] = agent_start(&w, "f2", &c)) != NULL, out);
+    TU_CHECK(wait_latches(&w, "f2", 1, 10000) == 0, out);
+    fprintf(stderr, "\n    flap seed %u (ZKA_SEED)\n", seed);
+    for (i = 0; i < flips; i++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        drained = !drained;
+        CU_ASSERT_EQUAL(ctl(&w, NULL, 0, drained ? "drain" : "undrain", "c", "f1", NULL), 0);
+        if (r % 3 == 0)
+            pause_ms((int)(r % 40)); /* the adversary's timing, not a synchronisation */
+    }
+    snprintf(delay, sizeof(delay), "%s.delay", a[0]->events);
+    TU_CHECK(write_file(delay, "0.03") == 0, out);
+    for (i = 0; i < raw; i++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        drained = !drained;
+        CU_ASSERT_EQUAL(raw_flip(&w, drained), 0);
+        if (r % 2 == 0)
+            pause_ms((int)(r % 3));
+    }
+    /* One more flip or not, by the seed, so both end states occur. */
+    if (rand_r(&seed) % 2) {
+        drained = !drained;
+        CU_ASSERT_EQUAL(ctl(&w, NULL, 0, drained ? "drain" : "undrain", "c", "f1", NULL), 0);
+    }
+    snprintf(want, sizeof(want), "%s", drained ? "drained" : "undrained");
+    TU_CHECK(wait_status(&w, "f1", drained ? "STOPPING" : "ALIVE", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "f1", drained ? 0 : 1, 10000) == 0, out);
+    /* A marker queued behind every drain event f1 fired: f2 leaves. Its
+     * run comes after theirs (one handler runs its events in order). */
+    CU_ASSERT_EQUAL(agent_stop(a[1], SIGTERM, 10000), 0);
+    TU_CHECK(wait_recs(a[0]->events, "member_left", "f2", 1, 15000) == 1, out);
+    CU_ASSERT(drain_order_ok(a[0]->events, last, sizeof(last)));
+    CU_ASSERT_STRING_EQUAL(last, want);
+    CU_ASSERT(agent_running(a[0]));
+    fprintf(stderr, "    %d drained, %d undrained runs for %d flips; ends %s\n",
+            count_recs(a[0]->events, "drained", NULL), count_recs(a[0]->events, "undrained", NULL),
+            flips + raw, want);
+out:
+    world_destroy(&w);
+}
+
+/* Drain while the agent is cut off from ZooKeeper: the CLI (connected)
+ * writes the note; the agent applies it when it is back. */
+static void test_drain_disconnected(void)
+{
+    world w;
+    acfg c;
+    agent_proc *a[2] = {NULL, NULL};
+    tu_proxy *px = NULL;
+
+    TU_CHECK(world_init(&w, "/e2e-draincut") == 0, out);
+    TU_CHECK(tu_proxy_start(&px, zkh_connect_string(tu_zk)) == 0, out);
+    memset(&c, 0, sizeof(c));
+    c.election = 1;
+    c.on = "[\"elected\", \"demoted\", \"drained\", \"undrained\", \"suspended\", "
+           "\"reconnected\", \"session_lost\"]";
+    c.port = 7002;
+    TU_CHECK((a[1] = agent_start(&w, "d2", &c)) != NULL, out);
+    TU_CHECK(wait_recs(a[1]->events, "elected", NULL, 1, 10000) == 1, out);
+    c.servers = tu_proxy_address(px);
+    c.port = 7001;
+    TU_CHECK((a[0] = agent_start(&w, "d1", &c)) != NULL, out);
+    TU_CHECK(wait_members(&w, "d1,d2", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "d1", 1, 10000) == 0, out);
+
+    tu_proxy_block(px, 1);
+    TU_CHECK(wait_recs(a[0]->events, "suspended", NULL, 1, 10000) == 1, out);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "drain", "c", "d1", "--reason", "while away", NULL), 0);
+    CU_ASSERT_EQUAL(count_recs(a[0]->events, "drained", NULL), 0);
+    tu_proxy_block(px, 0);
+    TU_CHECK(wait_recs(a[0]->events, "drained", NULL, 1, 15000) == 1, out);
+    TU_CHECK(wait_status(&w, "d1", "STOPPING", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "d1", 0, 10000) == 0, out);
+    CU_ASSERT_EQUAL(ctl(&w, NULL, 0, "undrain", "c", "d1", NULL), 0);
+    TU_CHECK(wait_status(&w, "d1", "ALIVE", 10000) == 0, out);
+    TU_CHECK(wait_latches(&w, "d1", 1, 10000) == 0, out);
+out:
+    world_destroy(&w);
+    tu_proxy_stop(px);
+}
+
 int register_agent_suite(void);
 
 /* ZKA_TEST_ONLY=substring runs only the tests whose name contains it. */
@@ -2503,7 +3283,12 @@ int register_agent_suite(void)
         !add(s, "hostile peer bytes: members, log, document", test_hostile_peer_bytes) ||
         !add(s, "3,000 members join: demotion stops the app at once", test_flood_demotion) ||
         !add(s, "a slow reload does not starve the watchdog", test_watchdog_during_reload) ||
-        !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members))
+        !add(s, "TERM exits within 1 s with 10,000 members", test_term_with_10000_members) ||
+        !add(s, "metrics follow locks, handlers, the app and the session", test_metrics) ||
+        !add(s, "drain: leader demoted first, STOPPING, restart, undrain", test_drain_leader) ||
+        !add(s, "drain: a lock holder releases; agent-side command", test_drain_lock) ||
+        !add(s, "drain: drain/undrain flapping, seeded", test_drain_flap) ||
+        !add(s, "drain: written while the agent is cut off", test_drain_disconnected))
         return -1;
     return 0;
 }

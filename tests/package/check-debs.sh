@@ -73,7 +73,7 @@ done
 v=$(dpkg-deb -f "$lib" Version)
 dpkg-deb -f "$dev" Depends | grep -qF "libzkcoord0 (= $v)" || bad "libzkcoord-dev does not depend on libzkcoord0 (= $v)"
 dpkg-deb -f "$dev" Depends | grep -q 'libjansson-dev' || bad "libzkcoord-dev lacks libjansson-dev (libzkcoord.pc Requires.private: jansson)"
-for d in adduser libzookeeper-mt libjansson; do
+for d in adduser libzookeeper-mt libjansson libmicrohttpd; do
     dpkg-deb -f "$agent" Depends | grep -q "$d" || bad "zkcoord does not depend on $d*"
 done
 dpkg-deb -f "$lib" Depends | grep -q 'libzookeeper-mt' || bad "libzkcoord0 does not depend on libzookeeper-mt*"

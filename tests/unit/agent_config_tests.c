@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "agent/drain.h"
 #include "payload.h" /* the runtime encoder --check must agree with */
 
 static char tmpdir[PATH_MAX];
@@ -82,7 +83,7 @@ static const struct bad_case bad_cases[] = {
      "zkcoord.json:2:58: handlers[0].timout_ms: unknown key, did you mean 'timeout_ms'?"},
     {"unknown key without suggestion", "{\"cluster\": \"a\", \"bogus\": 1}", ZKC_EINVAL,
      "zkcoord.json:1:18: bogus: unknown key (expected one of: zookeeper, cluster, member, health, "
-     "election, locks, handlers, supervise, log)"},
+     "election, locks, handlers, supervise, log, metrics)"},
     {"missing required", "{\"member\": {\"port\": 80}}", ZKC_EINVAL,
      "zkcoord.json:1:1: cluster: required key missing (expected a name of letters, digits, '.', "
      "'_' or '-')"},
@@ -169,6 +170,25 @@ static const struct bad_case bad_cases[] = {
     {"election without member", "{\"cluster\": \"a\", \"election\": {\"enabled\": true}}",
      ZKC_EINVAL,
      "zkcoord.json:1:42: election.enabled: needs a \"member\" section (only members campaign)"},
+    /* metrics (issue 13 item 1) */
+    {"metrics: a host name",
+     "{\"cluster\": \"a\",\n \"metrics\": {\"listen\": \"localhost:9431\"}}", ZKC_EINVAL,
+     "zkcoord.json:2:24: metrics.listen: expected \"IP:PORT\" with an IPv4 literal or [IPv6] "
+     "literal and a port 1-65535 (e.g. \"127.0.0.1:9431\"), got \"localhost:9431\""},
+    {"metrics: port out of range",
+     "{\"cluster\": \"a\", \"metrics\": {\"listen\": \"127.0.0.1:65536\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:40: metrics.listen: expected \"IP:PORT\" with an IPv4 literal or [IPv6] "
+     "literal and a port 1-65535 (e.g. \"127.0.0.1:9431\"), got \"127.0.0.1:65536\""},
+    {"metrics: IPv6 without brackets",
+     "{\"cluster\": \"a\", \"metrics\": {\"listen\": \"::1:9431\"}}", ZKC_EINVAL,
+     "zkcoord.json:1:40: metrics.listen: expected \"IP:PORT\" with an IPv4 literal or [IPv6] "
+     "literal and a port 1-65535 (e.g. \"127.0.0.1:9431\"), got \"::1:9431\""},
+    {"metrics: not a string", "{\"cluster\": \"a\", \"metrics\": {\"listen\": 9431}}", ZKC_EINVAL,
+     "zkcoord.json:1:40: metrics.listen: expected a non-empty string, got 9431"},
+    {"metrics: unknown key", "{\"cluster\": \"a\", \"metrics\": {\"port\": 9431}}", ZKC_EINVAL,
+     "zkcoord.json:1:30: metrics.port: unknown key (expected one of: listen)"},
+    {"metrics: not an object", "{\"cluster\": \"a\", \"metrics\": true}", ZKC_EINVAL,
+     "zkcoord.json:1:29: metrics: expected an object, got true"},
 };
 
 static void test_bad_table(void)
@@ -411,6 +431,36 @@ static void test_diff(void)
     zka_config_free(a);
 }
 
+static void test_metrics_section(void)
+{
+    zka_config *c = load_text("{\"cluster\": \"a\"}");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FALSE(c->metrics.enabled); /* absent: off */
+    zka_config_free(c);
+    c = load_text("{\"cluster\": \"a\", \"metrics\": {}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->metrics.enabled); /* loopback by default */
+    CU_ASSERT_STRING_EQUAL(c->metrics.listen, "127.0.0.1:9431");
+    CU_ASSERT_STRING_EQUAL(c->metrics.host, "127.0.0.1");
+    CU_ASSERT_EQUAL(c->metrics.port, 9431);
+    CU_ASSERT_FALSE(c->metrics.ipv6);
+    zka_config_free(c);
+    c = load_text("{\"cluster\": \"a\", \"metrics\": {\"listen\": \"[::1]:19000\"}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->metrics.host, "::1");
+    CU_ASSERT_EQUAL(c->metrics.port, 19000);
+    CU_ASSERT_TRUE(c->metrics.ipv6);
+    {
+        zka_config *d =
+            load_text("{\"cluster\": \"a\", \"metrics\": {\"listen\": \"0.0.0.0:19000\"}}");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        CU_ASSERT_EQUAL(zka_config_diff(c, d), ZKA_DIFF_METRICS);
+        zka_config_free(d);
+    }
+    zka_config_free(c);
+}
+
 /* The shipped example must stay valid: it is what operators copy. */
 static void test_shipped_example(void)
 {
@@ -438,6 +488,9 @@ static void test_event_names(void)
     for (i = 0; i < ZKA_EV_COUNT; i++)
         CU_ASSERT_EQUAL(zka_event_from_name(zka_event_name((zka_event)i)), i);
     CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_SESSION_LOST), "session_lost");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_DRAINED), "drained");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_UNDRAINED), "undrained");
+    CU_ASSERT_EQUAL(zka_event_from_name("undrained"), ZKA_EV_UNDRAINED);
     CU_ASSERT_EQUAL(zka_event_from_name("nope"), -1);
     CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
 }
@@ -765,6 +818,61 @@ static void test_large_positions(void)
     free(json);
 }
 
+/* ------------------------------------------------------------ drain notes */
+
+/* Peer data: whatever another client wrote in a drain note. */
+static void test_drain_parse(void)
+{
+    zka_drain_note n;
+    char big[ZKA_DRAIN_DATA_MAX + 64], reason[600], doc[1000], *path;
+    int i;
+
+    {
+        const char *ok = "{\"reason\":\"kernel\",\"since\":1795781000000,\"by\":\"ops@h1\"}";
+        zka_drain_parse(ok, (int)strlen(ok), &n);
+    }
+    CU_ASSERT_STRING_EQUAL(n.reason, "kernel");
+    CU_ASSERT_STRING_EQUAL(n.by, "ops@h1");
+    CU_ASSERT_EQUAL(n.since_ms, 1795781000000LL);
+    CU_ASSERT_EQUAL(n.malformed, 0);
+    zka_drain_parse(NULL, 0, &n); /* an empty node: drained, no reason */
+    CU_ASSERT_EQUAL(n.malformed, 0);
+    CU_ASSERT_STRING_EQUAL(n.reason, "");
+    zka_drain_parse("\x01not json", 9, &n);
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    zka_drain_parse("[1,2]", 5, &n);
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    zka_drain_parse("{\"reason\":7,\"since\":-1}", 23, &n);
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    CU_ASSERT_STRING_EQUAL(n.reason, "");
+    CU_ASSERT_EQUAL(n.since_ms, 0);
+    zka_drain_parse("{\"reason\":\"a\xff\"}", 15, &n); /* not UTF-8: jansson refuses */
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "{\"reason\":\"x\"}", 14);
+    zka_drain_parse(big, (int)sizeof(big), &n); /* above the cap: not parsed */
+    CU_ASSERT_EQUAL(n.malformed, 1);
+    CU_ASSERT_STRING_EQUAL(n.reason, "");
+    /* A reason of 300 bytes of 3-byte characters is cut at a character. */
+    for (i = 0; i < 100; i++)
+        memcpy(reason + 3 * i, "\xe2\x82\xac", 3);
+    reason[300] = '\0';
+    snprintf(doc, sizeof(doc), "{\"reason\":\"%s\"}", reason);
+    zka_drain_parse(doc, (int)strlen(doc), &n);
+    CU_ASSERT_EQUAL(n.malformed, 0);
+    CU_ASSERT_EQUAL(strlen(n.reason), 255); /* 85 whole characters */
+    CU_ASSERT_EQUAL(memcmp(n.reason, reason, 255), 0);
+    CU_ASSERT_PTR_NULL(zka_drain_reason_check("kernel upgrade"));
+    CU_ASSERT_PTR_NOT_NULL(zka_drain_reason_check(reason)); /* 300 bytes */
+    CU_ASSERT_PTR_NOT_NULL(zka_drain_reason_check("a\xff"));
+    path = zka_drain_folder("/zkcoord", "orders");
+    CU_ASSERT_STRING_EQUAL(path, "/zkcoord/orders/drain");
+    free(path);
+    path = zka_drain_folder("/", "orders");
+    CU_ASSERT_STRING_EQUAL(path, "/orders/drain");
+    free(path);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -777,8 +885,10 @@ int main(void)
         !CU_add_test(s, "missing file", test_missing_file) ||
         !CU_add_test(s, "good file round-trips", test_good_roundtrip) ||
         !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "diff", test_diff) ||
+        !CU_add_test(s, "metrics section", test_metrics_section) ||
         !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
         !CU_add_test(s, "event names", test_event_names) ||
+        !CU_add_test(s, "drain notes: hostile data, caps", test_drain_parse) ||
         !CU_add_test(s, "--check refuses what registration refuses", test_runtime_limits) ||
         !CU_add_test(s, "limits agree with the payload encoder", test_runtime_agreement) ||
         !CU_add_test(s, "positions at 80k elements and 40k keys", test_large_positions) ||

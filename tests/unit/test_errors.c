@@ -57,6 +57,19 @@ static void test_zookeeper_translation(void)
     CU_ASSERT_EQUAL(zkc__err_from_zk(ZBADARGUMENTS), ZKC_EINVAL);
     CU_ASSERT_EQUAL(zkc__err_from_zk(ZUNIMPLEMENTED), ZKC_EZOOKEEPER);
     CU_ASSERT_EQUAL(zkc__err_from_zk(ZMARSHALLINGERROR), ZKC_EZOOKEEPER);
+    /* What the C client gives every pending request when it drops the
+     * connection for a reply out of order or a TLS error: a connection loss
+     * (the request may have been applied), never a final error. */
+    CU_ASSERT_EQUAL(zkc__err_from_zk(ZRUNTIMEINCONSISTENCY), ZKC_ECONNLOSS);
+    CU_ASSERT_EQUAL(zkc__err_from_zk(ZSSLCONNECTIONERROR), ZKC_ECONNLOSS);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZCONNECTIONLOSS), 1);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZOPERATIONTIMEOUT), 1);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZRUNTIMEINCONSISTENCY), 1);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZSSLCONNECTIONERROR), 1);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZOK), 0);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZNONODE), 0);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZSESSIONEXPIRED), 0);
+    CU_ASSERT_EQUAL(zkc__zk_connloss(ZMARSHALLINGERROR), 0);
 }
 
 static void test_state_and_level_names(void)
