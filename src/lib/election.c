@@ -16,9 +16,14 @@
  * re-adopted after expiry (CURATOR-696): here only completions of the
  * current epoch may elect, and only after the ephemeralOwner check.
  *
- * Locks (outer to inner): wmu -> mu; wmu -> the session's sub_mu; sub_mu ->
- * mu (watch events); hk_mu -> wmu (hook); mu -> zh_mu. Nothing takes wmu
- * while holding mu, and zkc__watch/zkc__unwatch are only called under wmu.
+ * Watches are per request (zkc__qwatch, queue.h): each request that sets
+ * one gives it a context of its own, which holds a reference on the
+ * election until the watch fires or its handle is closed; no session-wide
+ * path router. One watch of each kind is kept live per path (the slots
+ * below): a request that would set a second one on the same path asks
+ * without a watch, so relistings never pile up watches that all fire.
+ *
+ * Locks (outer to inner): hk_mu (session hooks) -> mu -> zh_mu.
  */
 #include "internal.h"
 #include "naming.h"
@@ -72,10 +77,14 @@ struct zkc_election {
 
     zkc__q_foreign foreign; /* persistent nodes planted in the line */
 
-    pthread_mutex_t wmu;
-    char *watching;     /* path subscribed with zkc__watch, under wmu */
-    char *own_watching; /* our own node, subscribed likewise, under wmu */
+    /* The live watch of each kind (NULL: none), cleared when it ends. */
+    zkc__qwatch *tw; /* W_TARGET: the node we wait behind, or our own */
+    zkc__qwatch *ow; /* W_OWN: our own node, set when it was made */
+    zkc__qwatch *cw; /* W_CHILDREN: an observer's children watch */
+    zkc__qwatch *pw; /* W_PATH: an observer's exists watch on the path */
 };
+
+enum wkind { W_TARGET, W_OWN, W_CHILDREN, W_PATH };
 
 /* Request context: holds a reference on the election. */
 struct req {
@@ -84,6 +93,7 @@ struct req {
     unsigned gen; /* creates: the session generation the node belongs to */
     int pipelined;
     char *path;
+    zkc__qwatch *w; /* the watch this request asks for, if any */
     /* Registered while in flight (zkc__pending): a completion the client
      * drops at handle close still runs once, as ZCLOSING (issue 9, bug 5). */
     zkc__pending pend;
@@ -108,7 +118,6 @@ extern void (*zkc__election_test_before_watch)(const char *path);
 void (*zkc__election_test_before_watch)(const char *path);
 
 static void start_create(zkc_election *e);
-static void set_watch(zkc_election *e);
 static void send_list(zkc_election *e, int pipelined);
 
 /* ------------------------------------------------------------ lifetime */
@@ -116,7 +125,6 @@ static void send_list(zkc_election *e, int pipelined);
 static void destroy(zkc_election *e)
 {
     pthread_mutex_destroy(&e->mu);
-    pthread_mutex_destroy(&e->wmu);
     pthread_cond_destroy(&e->cond);
     free(e->path);
     free(e->id);
@@ -124,8 +132,6 @@ static void destroy(zkc_election *e)
     free(e->target);
     free(e->last_head);
     free(e->asked_head);
-    free(e->watching);
-    free(e->own_watching);
     zkc__q_foreign_clear(&e->foreign);
     free(e);
 }
@@ -194,6 +200,72 @@ static void req_sent(struct req *r, unsigned gen, void (*drop)(struct req *r))
 static void req_unsent(struct req *r)
 {
     zkc__pending_done(r->e->s, &r->pend);
+}
+
+/* ------------------------------------------------------------ watches */
+
+static void woken(zkc__qwatch *w, int type);
+
+static zkc__qwatch **slot_of(zkc_election *e, int kind)
+{
+    switch (kind) {
+    case W_OWN:
+        return &e->ow;
+    case W_CHILDREN:
+        return &e->cw;
+    case W_PATH:
+        return &e->pw;
+    }
+    return &e->tw;
+}
+
+/* mu and zh held (gen from zkc__zh_lock), right before the zoo_aw* call of
+ * r: the watch context for it, or NULL to ask without a watch, when one of
+ * this kind is live on this path already (or no memory: the next request
+ * asks again). */
+static zkc__qwatch *watch_for(struct req *r, int kind, const char *path, unsigned gen)
+{
+    zkc_election *e = r->e;
+    zkc__qwatch **slot = slot_of(e, kind);
+    zkc__qwatch *w;
+
+    if (*slot && strcmp((*slot)->path, path) == 0)
+        return NULL;
+    w = zkc__qwatch_new(e->s, path, woken, e);
+    if (!w)
+        return NULL;
+    w->kind = kind;
+    e->refs++; /* the watch's, dropped in woken() */
+    *slot = w;
+    zkc__qwatch_sent(w, gen);
+    r->w = w;
+    return w;
+}
+
+/* mu held: r's zoo_aw* call failed; its watch never was. */
+static void watch_unsent(struct req *r)
+{
+    zkc__qwatch *w = r->w;
+    zkc__qwatch **slot;
+
+    if (!w)
+        return;
+    slot = slot_of(r->e, w->kind);
+    if (*slot == w)
+        *slot = NULL;
+    r->w = NULL;
+    zkc__qwatch_unsent(w);
+    r->e->refs--; /* r holds one more */
+}
+
+/* mu NOT held, first thing in a completion: `set` is whether the reply
+ * left the watch r asked for. */
+static void watch_reply(struct req *r, int set)
+{
+    if (r->w) {
+        zkc__qwatch_reply(r->w, set);
+        r->w = NULL;
+    }
 }
 
 static int stale(const struct req *r)
@@ -530,6 +602,7 @@ static void observer_stat_done(int zrc, const struct Stat *st, const void *data)
     zkc_election *e = r->e;
 
     zkc__pending_done(e->s, &r->pend);
+    watch_reply(r, zrc == ZOK || zrc == ZNONODE); /* exists: both leave one */
     (void)st;
     pthread_mutex_lock(&e->mu);
     if (!stale(r)) {
@@ -555,6 +628,7 @@ static void target_read(int zrc, const char *value, int len, const struct Stat *
     int create = 0;
 
     zkc__pending_done(e->s, &r->pend);
+    watch_reply(r, zrc == ZOK);
     (void)value;
     (void)len;
     pthread_mutex_lock(&e->mu);
@@ -631,9 +705,7 @@ static void drop_target(struct req *r)
 }
 
 /* Watch `target` (set under mu): getData with a watch (exists for an
- * observer waiting for the election path). The subscription must be in
- * place before the request goes out, or a deletion right after the server
- * set the watch would be routed to nobody. Called without mu. */
+ * observer waiting for the election path). Called without mu. */
 static void watch_target(zkc_election *e, unsigned epoch)
 {
     struct req *r;
@@ -641,7 +713,6 @@ static void watch_target(zkc_election *e, unsigned epoch)
     int zrc;
     unsigned gen;
 
-    set_watch(e);
     if (zkc__election_test_before_watch && !e->observer) {
         char *t;
         pthread_mutex_lock(&e->mu);
@@ -664,12 +735,16 @@ static void watch_target(zkc_election *e, unsigned epoch)
         goto out;
     }
     req_sent(r, gen, e->observer ? drop_observer_stat : drop_target);
-    if (e->observer)
-        zrc = zoo_aexists(zh, r->path, 1, observer_stat_done, r);
-    else
-        zrc = zoo_aget(zh, r->path, 1, target_read, r);
+    if (e->observer) {
+        zkc__qwatch *w = watch_for(r, W_PATH, r->path, gen);
+        zrc = zoo_awexists(zh, r->path, w ? zkc__qwatch_watcher : NULL, w, observer_stat_done, r);
+    } else {
+        zkc__qwatch *w = watch_for(r, W_TARGET, r->path, gen);
+        zrc = zoo_awget(zh, r->path, w ? zkc__qwatch_watcher : NULL, w, target_read, r);
+    }
     zkc__zh_unlock(e->s);
     if (zrc != ZOK) {
+        watch_unsent(r);
         req_unsent(r);
         req_drop_locked(r);
         retry_later(e);
@@ -687,6 +762,7 @@ static void own_read(int zrc, const char *value, int len, const struct Stat *st,
     zkc_election *e = r->e;
 
     zkc__pending_done(e->s, &r->pend);
+    watch_reply(r, zrc == ZOK);
     (void)value;
     (void)len;
     (void)st;
@@ -708,8 +784,7 @@ static void drop_own(struct req *r)
     own_read(ZCLOSING, NULL, 0, NULL, r);
 }
 
-/* mu held: getData(own node, watch). The subscription is in place (the
- * caller ran set_watch after our node was set). */
+/* mu held: getData(own node, watch), unless that watch is live already. */
 static void arm_own(zkc_election *e)
 {
     struct req *r;
@@ -717,18 +792,22 @@ static void arm_own(zkc_election *e)
     unsigned gen;
     int zrc = ZINVALIDSTATE;
 
-    if (!e->node || e->observer || e->closed)
+    if (!e->node || e->observer || e->closed || (e->ow && strcmp(e->ow->path, e->node) == 0))
         return;
     r = req_new(e, e->node);
     if (!r)
         return;
     zh = zkc__zh_lock(e->s, &gen);
     if (zh) {
+        zkc__qwatch *w;
         req_sent(r, gen, drop_own);
-        zrc = zoo_aget(zh, r->path, 1, own_read, r);
+        w = watch_for(r, W_OWN, r->path, gen);
+        zrc = zoo_awget(zh, r->path, w ? zkc__qwatch_watcher : NULL, w, own_read, r);
         zkc__zh_unlock(e->s);
-        if (zrc != ZOK)
+        if (zrc != ZOK) {
+            watch_unsent(r);
             req_unsent(r);
+        }
     }
     if (zrc != ZOK)
         req_drop_locked(r);
@@ -840,6 +919,7 @@ static void listed(int zrc, const struct String_vector *v, const void *data)
     unsigned epoch;
 
     zkc__pending_done(e->s, &r->pend);
+    watch_reply(r, zrc == ZOK);
     pthread_mutex_lock(&e->mu);
     if (r->pipelined && r->epoch == e->epoch)
         e->pipe_pending = 0;
@@ -900,9 +980,14 @@ static void send_list(zkc_election *e, int pipelined)
         return;
     }
     req_sent(r, gen, drop_listed);
-    zrc = zoo_aget_children(zh, e->path, e->observer, listed, r);
+    {
+        /* Observers list with a watch on the children. */
+        zkc__qwatch *w = e->observer ? watch_for(r, W_CHILDREN, e->path, gen) : NULL;
+        zrc = zoo_awget_children(zh, e->path, w ? zkc__qwatch_watcher : NULL, w, listed, r);
+    }
     zkc__zh_unlock(e->s);
     if (zrc != ZOK) {
+        watch_unsent(r);
         req_unsent(r);
         req_drop_locked(r);
         retry_later(e);
@@ -954,8 +1039,7 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
 out:
     pthread_mutex_unlock(&e->mu);
     if (arm) {
-        /* Subscribe to our node, then set the watch on it. */
-        set_watch(e);
+        /* Set the watch on our node. */
         pthread_mutex_lock(&e->mu);
         if (!stale(r) && e->node && strcmp(e->node, path) == 0)
             arm_own(e);
@@ -1050,36 +1134,43 @@ static void start_create(zkc_election *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* ------------------------------------------------------------ watches */
+/* ---------------------------------------------------- watch events */
 
-static void on_watch(void *arg, int type, const char *path)
+/* A watch of ours ended: fired by a node event (type), or unfired (0: the
+ * reply set none, or its handle was closed). Completion thread, or the
+ * thread that closed the handle; mu NOT held. */
+static void woken(zkc__qwatch *w, int type)
 {
-    zkc_election *e = arg;
+    zkc_election *e = w->owner;
+    zkc__qwatch **slot = slot_of(e, w->kind);
+    const char *path = w->path;
 
     pthread_mutex_lock(&e->mu);
-    if (!e->closed && e->target && strcmp(path, e->target) == 0) {
-        if (!e->observer && (!e->node || strcmp(path, e->node) != 0))
-            __atomic_add_fetch(&wakeups, 1, __ATOMIC_SEQ_CST);
-        zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: event %d on %s", e->path, type, path);
-        if (e->node && strcmp(path, e->node) == 0)
-            e->own_armed = 0; /* our node's watch fired: it is gone */
+    if (*slot == w)
+        *slot = NULL;
+    if (type == 0 || e->closed) {
+        /* nothing to act on */
+    } else if (w->kind == W_CHILDREN || w->kind == W_PATH) {
+        zkc__log(e->s, ZKC_LOG_DEBUG, "election observer %s: event %d", e->path, type);
         send_list(e, 0);
-    }
-    pthread_mutex_unlock(&e->mu);
-}
-
-/* The subscription to our own node (a function of its own, so that one
- * event is not routed twice when the target is our node too). */
-static void on_own_watch(void *arg, int type, const char *path)
-{
-    zkc_election *e = arg;
-
-    pthread_mutex_lock(&e->mu);
-    if (!e->closed && e->node && strcmp(path, e->node) == 0) {
-        e->own_armed = 0; /* the watch fired: it is gone */
+    } else if (w->kind == W_TARGET) {
+        /* The node we waited behind (or our own, when first) went or
+         * changed: list again. Taking the target makes a second watch on
+         * the same node (set before a reconnect, say) wake nobody. */
         if (e->target && strcmp(path, e->target) == 0) {
-            /* on_watch handles it */
-        } else if (type == ZOO_DELETED_EVENT) {
+            if (!e->node || strcmp(path, e->node) != 0)
+                __atomic_add_fetch(&wakeups, 1, __ATOMIC_SEQ_CST);
+            else
+                e->own_armed = 0; /* our node's watch fired: it is gone */
+            zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: event %d on %s", e->path, type, path);
+            free(e->target);
+            e->target = NULL;
+            send_list(e, 0);
+        }
+    } else if (e->node && strcmp(path, e->node) == 0) {
+        /* W_OWN: our node */
+        e->own_armed = 0; /* the watch fired */
+        if (type == ZOO_DELETED_EVENT) {
             zkc__log(e->s, ZKC_LOG_DEBUG, "election %s: our node was deleted", e->path);
             send_list(e, 0); /* the listing finds it gone: step down, re-enter */
         } else {
@@ -1087,48 +1178,7 @@ static void on_own_watch(void *arg, int type, const char *path)
         }
     }
     pthread_mutex_unlock(&e->mu);
-}
-
-/* Make the one subscription match `target` (re-read under mu, so racing
- * callers converge on the latest). Called without mu. */
-static void set_watch(zkc_election *e)
-{
-    char *want = NULL, *own = NULL;
-
-    pthread_mutex_lock(&e->wmu);
-    pthread_mutex_lock(&e->mu);
-    if (e->target && !e->closed)
-        want = strdup(e->target);
-    if (e->node && !e->closed && !e->observer)
-        own = strdup(e->node);
-    pthread_mutex_unlock(&e->mu);
-    /* Our own node's subscription. */
-    if (e->own_watching && (!own || strcmp(own, e->own_watching) != 0)) {
-        zkc__unwatch(e->s, e->own_watching, on_own_watch, e);
-        free(e->own_watching);
-        e->own_watching = NULL;
-    }
-    if (own && !e->own_watching && zkc__watch(e->s, own, on_own_watch, e) == 0) {
-        e->own_watching = own;
-        own = NULL;
-    }
-    free(own);
-    if (want && e->watching && strcmp(want, e->watching) == 0) {
-        free(want);
-        pthread_mutex_unlock(&e->wmu);
-        return;
-    }
-    if (e->watching) {
-        zkc__unwatch(e->s, e->watching, on_watch, e);
-        free(e->watching);
-        e->watching = NULL;
-    }
-    if (want && zkc__watch(e->s, want, on_watch, e) == 0) {
-        e->watching = want;
-        want = NULL;
-    }
-    pthread_mutex_unlock(&e->wmu);
-    free(want);
+    unref(e);
 }
 
 /* --------------------------------------------------- connection states */
@@ -1136,7 +1186,7 @@ static void set_watch(zkc_election *e)
 static void on_state(void *arg, zkc_conn_state st, unsigned gen)
 {
     zkc_election *e = arg;
-    int create = 0, rewatch = 0;
+    int create = 0;
 
     (void)gen;
     pthread_mutex_lock(&e->mu);
@@ -1176,7 +1226,6 @@ static void on_state(void *arg, zkc_conn_state st, unsigned gen)
             e->pipe_pending = 0;
             free(e->target);
             e->target = NULL;
-            rewatch = 1;
         }
         break;
     case ZKC_CONN_CONNECTED:
@@ -1192,8 +1241,6 @@ static void on_state(void *arg, zkc_conn_state st, unsigned gen)
         break;
     }
     pthread_mutex_unlock(&e->mu);
-    if (rewatch)
-        set_watch(e);
     if (create)
         start_create(e);
 }
@@ -1217,7 +1264,6 @@ static int alloc_election(zkc_election **out, zkc_session *s, const char *path)
         return ZKC_ESYS;
     }
     pthread_mutex_init(&e->mu, NULL);
-    pthread_mutex_init(&e->wmu, NULL);
     e->refs = 1;
     e->s = s;
     e->path = strdup(path);
@@ -1298,7 +1344,6 @@ int zkc_election_observer_new(zkc_election **out, zkc_session *s, const char *pa
      * this function returns, and a callback comparing its handle with the
      * caller's copy must see it stored (TSan caught the agent doing so). */
     *out = e;
-    set_watch(e);
     pthread_mutex_lock(&e->mu);
     send_list(e, 0);
     pthread_mutex_unlock(&e->mu);
@@ -1332,7 +1377,8 @@ int zkc_election_close(zkc_election *e)
         pthread_cond_wait(&e->cond, &e->mu);
     pthread_mutex_unlock(&e->mu);
     zkc__remove_hook(e->s, on_state, e);
-    set_watch(e); /* drops the subscription */
+    /* A watch still set keeps e alive (its context) until it fires or its
+     * handle is closed; e->closed keeps it from acting. */
     if (node) {
         delete_node_sync(e->s, node, gen);
         free(node);
@@ -1379,7 +1425,6 @@ int zkc_election_resign(zkc_election *e)
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->mu);
     free(node);
-    set_watch(e);
     return 0;
 }
 

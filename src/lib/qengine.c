@@ -19,9 +19,8 @@
  * Watching: like Curator we set the watch with getData, not exists: an
  * exists watch on a node that is already gone would stay registered on the
  * server for a path that never comes back (a watch leak Curator's
- * LockInternals comments on). The watch is per request (struct qwatch, the
- * watcher's context): no session-wide router, no lock order to keep with
- * one.
+ * LockInternals comments on). The watch is per request (zkc__qwatch,
+ * queue.h): no session-wide router, no lock order to keep with one.
  *
  * Locks: q->mu guards the state; under it only non-blocking zoo_a* calls
  * (mu -> zh_mu) and zkc__dispatch.
@@ -41,30 +40,13 @@
  * not leaked (issue 9, bug 5). */
 enum rkind { R_CHILDREN, R_WATCH, R_VERIFY };
 
-struct qwatch;
-
 struct req {
     zkc__qe *q;
     unsigned attempt;
     unsigned round;
     enum rkind kind;
-    struct qwatch *w; /* R_WATCH: the watch it sets */
+    zkc__qwatch *w; /* R_WATCH: the watch it sets */
     zkc__pending pend;
-};
-
-/* The context of one watch set by a getData (R_WATCH). Two references:
- * the request's (dropped at its completion) and the watch's, dropped when
- * the watch fires, when the getData did not set it (any answer but ZOK),
- * or when its handle is closed (the client then forgets its watches
- * without calling them: zkc__pending tells us, after the close). Until
- * then the client may call `watcher` with it, so it keeps q alive. */
-struct qwatch {
-    zkc__qe *q;
-    int refs; /* atomic */
-    unsigned attempt;
-    unsigned round;
-    char *path;
-    zkc__pending pend; /* the watch's registration with the session */
 };
 
 static void evaluate(zkc__qe *q);
@@ -106,33 +88,8 @@ static struct req *req_new(zkc__qe *q)
     return r;
 }
 
-static void qwatch_unref(struct qwatch *w)
-{
-    if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_SEQ_CST) != 0)
-        return;
-    zkc__qe_unref(w->q);
-    free(w->path);
-    free(w);
-}
-
-/* The watch is gone from the client's tables (fired, never set, or its
- * handle closed): drop its reference, once. */
-static void qwatch_end(struct qwatch *w)
-{
-    zkc__pending_done(w->q->s, &w->pend);
-    qwatch_unref(w);
-}
-
-static void qwatch_dropped(zkc__pending *pd)
-{
-    /* sweep_pending unlinked it already */
-    qwatch_unref((struct qwatch *)(void *)((char *)pd - offsetof(struct qwatch, pend)));
-}
-
 static void req_free(struct req *r)
 {
-    if (r->w)
-        qwatch_unref(r->w);
     zkc__qe_unref(r->q);
     free(r);
 }
@@ -141,7 +98,7 @@ static void children_done(int rc, const struct String_vector *v, const struct St
                           const void *data);
 static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data);
 static void verified(int rc, const struct Stat *st, const void *data);
-static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+static void woken(zkc__qwatch *w, int type);
 
 static void req_dropped(zkc__pending *pd)
 {
@@ -165,23 +122,20 @@ static void req_dropped(zkc__pending *pd)
 static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind, const char *path)
 {
     zkc_session *s = r->q->s;
-    struct qwatch *w = NULL;
+    zkc__qwatch *w = NULL;
     int rc = ZBADARGUMENTS;
 
     r->kind = kind;
     if (kind == R_WATCH) {
-        w = calloc(1, sizeof(*w));
-        if (!w || !(w->path = strdup(path))) {
-            free(w);
+        /* The watch's own reference on q, dropped in woken(). */
+        w = zkc__qwatch_new(s, path, woken, r->q);
+        if (!w)
             return ZSYSTEMERROR;
-        }
-        w->q = r->q;
         zkc__qe_ref(r->q);
-        w->refs = 2; /* the request's and the watch's */
-        w->attempt = r->attempt;
-        w->round = r->round;
+        w->tag[0] = r->attempt;
+        w->tag[1] = r->round;
         r->w = w;
-        zkc__pending_add(s, &w->pend, gen, qwatch_dropped);
+        zkc__qwatch_sent(w, gen);
     }
     zkc__pending_add(s, &r->pend, gen, req_dropped);
     switch (kind) {
@@ -189,7 +143,7 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
         rc = zoo_aget_children2(zh, path, 0, children_done, r);
         break;
     case R_WATCH:
-        rc = zoo_awget(zh, path, watcher, w, watch_set, r);
+        rc = zoo_awget(zh, path, zkc__qwatch_watcher, w, watch_set, r);
         break;
     case R_VERIFY:
         rc = zoo_aexists(zh, path, 0, verified, r);
@@ -197,8 +151,13 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
     }
     if (rc != ZOK) {
         zkc__pending_done(s, &r->pend);
-        if (w)
-            qwatch_end(w); /* the watch's reference; req_free drops the other */
+        if (w) {
+            /* mu is held: no callback, the watch's reference goes here
+             * (the request's keeps q alive) */
+            r->w = NULL;
+            zkc__qwatch_unsent(w);
+            zkc__qe_unref(r->q);
+        }
     }
     return rc;
 }
@@ -320,21 +279,15 @@ static void resume(void *arg, zkc_conn_state st, unsigned gen)
 
 /* ---------------------------------------------------------- the round */
 
-/* The entry we wait behind was deleted or changed. Completion thread. */
-static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+/* The watch on the entry we wait behind ended: fired (it was deleted or
+ * changed: look again), or unfired (type 0: nothing to do). */
+static void woken(zkc__qwatch *w, int type)
 {
-    struct qwatch *w = ctx;
-    zkc__qe *q = w->q;
+    zkc__qe *q = w->owner;
 
-    (void)zh;
-    (void)state;
-    (void)path;
-    /* Session events reach every per-request watcher while it is set:
-     * they are the hook's business. A node event is the watch's last. */
-    if (type == ZOO_SESSION_EVENT)
-        return;
     pthread_mutex_lock(&q->mu);
-    if (current(q, w->attempt, w->round) && q->watching && strcmp(q->watching, w->path) == 0) {
+    if (type != 0 && current(q, w->tag[0], w->tag[1]) && q->watching &&
+        strcmp(q->watching, w->path) == 0) {
         zkc__lock_count_wakeup();
         free(q->watching);
         q->watching = NULL;
@@ -342,7 +295,7 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
             evaluate(q);
     }
     pthread_mutex_unlock(&q->mu);
-    qwatch_end(w);
+    zkc__qe_unref(q);
 }
 
 static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data)
@@ -353,10 +306,10 @@ static void watch_set(int rc, const char *value, int len, const struct Stat *st,
     zkc__pending_done(q->s, &r->pend);
     (void)value;
     (void)len;
-    /* Only a ZOK reply leaves a data watch on the server; for any other
-     * answer the client keeps none, so nothing will call the watcher. */
-    if (rc != ZOK)
-        qwatch_end(r->w);
+    /* Only a ZOK reply leaves a data watch; for any other answer the
+     * client keeps none. */
+    zkc__qwatch_reply(r->w, rc == ZOK);
+    r->w = NULL;
     pthread_mutex_lock(&q->mu);
     if (current(q, r->attempt, r->round)) {
         if (rc == ZOK && !zkc__q_eligible(st) && q->watching) {
