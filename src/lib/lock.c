@@ -171,7 +171,8 @@ static void destroy(zkc__qe *q)
     free(LOCK_OF(q));
 }
 
-static const zkc__qe_ops lock_ops = {rule, done, event, destroy};
+static const zkc__qe_ops lock_ops = {
+    .rule = rule, .done = done, .event = event, .destroy = destroy};
 
 /* ------------------------------------------------------------- public */
 

@@ -1,6 +1,7 @@
 /*
  * The queue engine (qengine.h): one entry of a line of ephemeral sequential
- * nodes. Faces: lock.c (mutex), rwlock.c (both sides, through lock.c).
+ * nodes. Faces: lock.c (mutex), rwlock.c (both sides, through lock.c),
+ * election.c (participants).
  *
  * Compatibility with Curator (InterProcessMutex, LockInternals,
  * StandardLockInternalsDriver): nodes are "<path>/_c_<uuid>-<body><seq>"
@@ -38,7 +39,7 @@
  * a completion the 3.8 client drops at zookeeper_close still runs, once,
  * as ZCLOSING, so no attempt waits for it and the reference it holds is
  * not leaked (issue 9, bug 5). */
-enum rkind { R_CHILDREN, R_WATCH, R_VERIFY };
+enum rkind { R_CHILDREN, R_WATCH, R_VERIFY, R_OWN };
 
 struct req {
     zkc__qe *q;
@@ -50,6 +51,8 @@ struct req {
 };
 
 static void evaluate(zkc__qe *q);
+static void lost(zkc__qe *q);
+static void arm_own(zkc__qe *q);
 
 /* ------------------------------------------------------------ lifetime */
 
@@ -98,6 +101,7 @@ static void children_done(int rc, const struct String_vector *v, const struct St
                           const void *data);
 static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data);
 static void verified(int rc, const struct Stat *st, const void *data);
+static void own_set(int rc, const char *value, int len, const struct Stat *st, const void *data);
 static void woken(zkc__qwatch *w, int type);
 
 static void req_dropped(zkc__pending *pd)
@@ -114,6 +118,9 @@ static void req_dropped(zkc__pending *pd)
     case R_VERIFY:
         verified(ZCLOSING, NULL, r);
         break;
+    case R_OWN:
+        own_set(ZCLOSING, NULL, 0, NULL, r);
+        break;
     }
 }
 
@@ -126,7 +133,7 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
     int rc = ZBADARGUMENTS;
 
     r->kind = kind;
-    if (kind == R_WATCH) {
+    if (kind == R_WATCH || kind == R_OWN) {
         /* The watch's own reference on q, dropped in woken(). */
         w = zkc__qwatch_new(s, path, woken, r->q);
         if (!w)
@@ -134,6 +141,7 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
         zkc__qe_ref(r->q);
         w->tag[0] = r->attempt;
         w->tag[1] = r->round;
+        w->kind = kind;
         r->w = w;
         zkc__qwatch_sent(w, gen);
     }
@@ -147,6 +155,9 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
         break;
     case R_VERIFY:
         rc = zoo_aexists(zh, path, 0, verified, r);
+        break;
+    case R_OWN:
+        rc = zoo_awget(zh, path, zkc__qwatch_watcher, w, own_set, r);
         break;
     }
     if (rc != ZOK) {
@@ -279,6 +290,8 @@ static void resume(void *arg, zkc_conn_state st, unsigned gen)
 
 /* ---------------------------------------------------------- the round */
 
+static void own_woken(zkc__qe *q, zkc__qwatch *w, int type);
+
 /* The watch on the entry we wait behind ended: fired (it was deleted or
  * changed: look again), or unfired (type 0: nothing to do). */
 static void woken(zkc__qwatch *w, int type)
@@ -286,9 +299,14 @@ static void woken(zkc__qwatch *w, int type)
     zkc__qe *q = w->owner;
 
     pthread_mutex_lock(&q->mu);
-    if (type != 0 && current(q, w->tag[0], w->tag[1]) && q->watching &&
-        strcmp(q->watching, w->path) == 0) {
-        zkc__lock_count_wakeup();
+    if (w->kind == R_OWN) {
+        own_woken(q, w, type);
+    } else if (type != 0 && current(q, w->tag[0], w->tag[1]) && q->watching &&
+               strcmp(q->watching, w->path) == 0) {
+        if (q->ops->woke)
+            q->ops->woke(q);
+        else
+            zkc__lock_count_wakeup();
         free(q->watching);
         q->watching = NULL;
         if (q->gc_inflight == 0)
@@ -353,6 +371,8 @@ static void arm_watch(zkc__qe *q)
         zkc__qe_fail(q, ZKC_ENOMEM);
         return;
     }
+    if (q->ops->before_watch)
+        q->ops->before_watch(q, q->watching);
     zh = zkc__zh_lock(q->s, &gen);
     if (!zh) {
         req_free(r);
@@ -455,6 +475,8 @@ static void children_done(int rc, const struct String_vector *v, const struct St
         relaunch = 1;
         goto out;
     }
+    if (q->ops->line)
+        q->ops->line(q, names, n, me);
     ahead = q->ops->rule(q, names, n, me);
     if (ahead < 0) {
         grant(q);
@@ -507,6 +529,76 @@ static void evaluate(zkc__qe *q)
     q->gc_inflight++;
 }
 
+/* ------------------------------------------------ the own-node watch */
+
+/* mu held: getData(our node, watch). */
+static void arm_own(zkc__qe *q)
+{
+    struct req *r = req_new(q);
+    zhandle_t *zh;
+    unsigned gen;
+
+    if (!r)
+        return; /* unarmed: a deletion shows at the next listing or verify */
+    zh = zkc__zh_lock(q->s, &gen);
+    if (zh && req_send(zh, gen, r, R_OWN, q->node) == ZOK)
+        r = NULL;
+    if (zh)
+        zkc__zh_unlock(q->s);
+    if (r)
+        req_free(r);
+}
+
+/* mu held: our node is gone while the session lives. */
+static void own_gone(zkc__qe *q)
+{
+    q->own_armed = 0;
+    if (q->state == ZKC__QE_HELD) {
+        zkc__log(q->s, ZKC_LOG_INFO, "%s was deleted while held", q->node);
+        q->lost_node = 1;
+        lost(q);
+    } else if (q->state == ZKC__QE_ACQUIRING && q->gc_inflight == 0) {
+        evaluate(q); /* the listing finds it gone: queue again */
+    }
+}
+
+static void own_set(int rc, const char *value, int len, const struct Stat *st, const void *data)
+{
+    struct req *r = (struct req *)data;
+    zkc__qe *q = r->q;
+    char *path = r->w ? strdup(r->w->path) : NULL;
+
+    zkc__pending_done(q->s, &r->pend);
+    (void)value;
+    (void)len;
+    (void)st;
+    zkc__qwatch_reply(r->w, rc == ZOK);
+    r->w = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (path && q->node && strcmp(q->node, path) == 0) {
+        if (rc == ZOK)
+            q->own_armed = 1;
+        else if (rc == ZNONODE)
+            own_gone(q);
+        /* connection loss: unarmed; RECONNECTED verifies a held node */
+    }
+    pthread_mutex_unlock(&q->mu);
+    free(path);
+    req_free(r);
+}
+
+/* mu held: the watch on our own node ended. */
+static void own_woken(zkc__qe *q, zkc__qwatch *w, int type)
+{
+    if (type == 0 || !q->node || strcmp(q->node, w->path) != 0)
+        return;
+    q->own_armed = 0;
+    if (type == ZOO_DELETED_EVENT)
+        own_gone(q);
+    else
+        arm_own(q); /* data changed: set it again */
+}
+
 static void created(void *arg, int rc, const char *path, const struct Stat *st)
 {
     struct req *r = arg;
@@ -529,6 +621,9 @@ static void created(void *arg, int rc, const char *path, const struct Stat *st)
             q->name = zkc__path_base(q->node);
             q->token = st->czxid;
             q->owner_sid = st->ephemeralOwner;
+            q->own_armed = 0;
+            if (q->watch_own)
+                arm_own(q);
             /* The pipelined getChildren (if any) answers next. */
             if (q->gc_inflight == 0)
                 evaluate(q);
@@ -640,6 +735,7 @@ unsigned zkc__qe_begin(zkc__qe *q, int try_only)
     q->creating = 0;
     q->gc_inflight = 0;
     lose_node(q);
+    q->own_armed = 0;
     q->token = 0;
     return q->attempt;
 }
@@ -669,6 +765,33 @@ void zkc__qe_forget(zkc__qe *q)
     lose_node(q);
 }
 
+void zkc__qe_requeue(zkc__qe *q)
+{
+    __atomic_store_n(&q->held_flag, 0, __ATOMIC_SEQ_CST);
+    zkc__qe_begin(q, 0);
+    resume_later(q);
+}
+
+void zkc__qe_relist(zkc__qe *q)
+{
+    if (q->state == ZKC__QE_ACQUIRING && q->node && !q->creating && q->gc_inflight == 0)
+        evaluate(q);
+}
+
+void zkc__qe_abandon(zkc__qe *q, char **node, unsigned *gen)
+{
+    q->state = ZKC__QE_IDLE;
+    __atomic_store_n(&q->held_flag, 0, __ATOMIC_SEQ_CST);
+    q->attempt++;
+    q->own_armed = 0;
+    *node = q->node;
+    *gen = q->node_gen;
+    q->node = NULL;
+    q->name = NULL;
+    free(q->watching);
+    q->watching = NULL;
+}
+
 /* ------------------------------------------------------- state hooks */
 
 /* mu held: lost while held. */
@@ -687,10 +810,12 @@ static void verified(int rc, const struct Stat *st, const void *data)
     zkc__pending_done(q->s, &r->pend);
     pthread_mutex_lock(&q->mu);
     if (r->attempt == q->attempt && q->state == ZKC__QE_HELD) {
-        if (rc == ZOK && st->ephemeralOwner == q->owner_sid)
+        if (rc == ZOK && st->ephemeralOwner == q->owner_sid) {
             q->ops->event(q, ZKC_LOCK_RECONNECTED);
-        else if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED)
+        } else if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED) {
+            q->lost_node = rc != ZSESSIONEXPIRED;
             lost(q);
+        }
         /* connection loss: the next RECONNECTED verifies again */
     }
     pthread_mutex_unlock(&q->mu);
@@ -705,10 +830,13 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     unsigned zgen;
 
     pthread_mutex_lock(&q->mu);
+    if (q->ops->state)
+        q->ops->state(q, st, gen);
     if (q->state == ZKC__QE_HELD) {
         if (st == ZKC_CONN_SUSPENDED) {
             q->ops->event(q, ZKC_LOCK_SUSPENDED);
         } else if (st == ZKC_CONN_LOST || (st == ZKC_CONN_CONNECTED && gen != q->node_gen)) {
+            q->lost_node = 0;
             lost(q);
         } else if (st == ZKC_CONN_RECONNECTED) {
             /* Same session back: confirm the node is still there and

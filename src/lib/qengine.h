@@ -8,6 +8,10 @@
  *   mutex (lock.c)        first in the line of "lock-" nodes
  *   write side (rwlock.c) first in the line of "__READ__"/"__WRIT__" nodes
  *   read side (rwlock.c)  no writer ahead (or our own writer holds)
+ *   election (election.c) first in the line of "latch-" nodes; the
+ *                         ownership check before every grant is the
+ *                         engine's; it also watches its own node
+ *                         (watch_own) and re-enters after LOST
  *
  * What the engine owns: the protected create and its recovery (pcreate.c),
  * the getChildren pipelined right behind the create, the one order and the
@@ -54,6 +58,18 @@ typedef struct zkc__qe_ops {
     /* The last reference went (any thread, no lock held): free the face.
      * The engine's own fields are freed already. */
     void (*destroy)(zkc__qe *q);
+
+    /* Optional (NULL: none). */
+    /* Every listing that found our node, before the rule (the election
+     * reports the head of the line from it). */
+    void (*line)(zkc__qe *q, char **names, int n, int me);
+    /* Every connection state, before the engine acts on it. */
+    void (*state)(zkc__qe *q, zkc_conn_state st, unsigned gen);
+    /* The watch on the entry ahead woke us (tests count them). */
+    void (*woke)(zkc__qe *q);
+    /* Right before the watch on the entry ahead is set, with its path
+     * (a test hook of the election). */
+    void (*before_watch)(zkc__qe *q, const char *path);
 } zkc__qe_ops;
 
 struct zkc__qe {
@@ -89,6 +105,12 @@ struct zkc__qe {
     zkc__q_foreign foreign;
     int wrap_warned;
     int parent_ok; /* the container parent was made (or tried) */
+    /* Watch our own node from its create on (the election: a held node
+     * deleted by someone else is noticed at once, and a hand-off needs no
+     * request of its own to set the watch). Costs one request per node. */
+    int watch_own;
+    int own_armed; /* that watch is set */
+    int lost_node; /* the last LOST: 1 = our node vanished, 0 = the session went */
 };
 
 /* Set up `q` (embedded in its face) and register it with the session.
@@ -117,6 +139,17 @@ void zkc__qe_fail(zkc__qe *q, int rc);
 zkc__call *zkc__qe_release(zkc__qe *q);
 /* mu held, state LOST: back to IDLE (the node went with the session). */
 void zkc__qe_forget(zkc__qe *q);
+/* mu held: queue again (a new acquire, not try-only) as soon as connected;
+ * what is in progress is abandoned (a held node is forgotten, not deleted:
+ * call it after LOST). */
+void zkc__qe_requeue(zkc__qe *q);
+/* mu held: while acquiring, list the line again (the face learned
+ * something the last listing did not show, e.g. a foreign node at its
+ * head). */
+void zkc__qe_relist(zkc__qe *q);
+/* mu held, state HELD: let go without deleting the node, which the caller
+ * now owns (*node, of session generation *gen; free it). */
+void zkc__qe_abandon(zkc__qe *q, char **node, unsigned *gen);
 
 /* Closing, in three steps: zkc__qe_close_begin() (mu NOT held: no hook
  * runs for q after it returns); then the face, under mu, sets q->freed and
