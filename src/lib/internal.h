@@ -181,7 +181,10 @@ int zkc__when_connected(zkc_session *s, zkc__state_hook fn, void *arg);
  * watcher; its node events are routed here by exact path to every
  * subscriber of that path. `fn` runs on the ZooKeeper completion thread and
  * must not block. Subscribers must not hold a lock that `fn` takes while
- * calling zkc__unwatch(). */
+ * calling zkc__unwatch(). Its last users are semaphore.c (the leases
+ * folder) and counter.c; the queue engine and the election use
+ * per-request watches (zkc__qwatch, queue.h) and the children cache its
+ * own. */
 typedef void (*zkc__watch_fn)(void *arg, int zoo_event_type, const char *path);
 int zkc__watch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg);
 /* After it returns, fn is not running for this subscription and will not run. */
