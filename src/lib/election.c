@@ -397,7 +397,7 @@ static void retry_later(zkc_election *e)
 /* ZCLOSING / ZINVALIDSTATE: the handle of a session being replaced. */
 static int transient(int zrc)
 {
-    return zkc__zk_connloss(zrc) || zrc == ZSESSIONEXPIRED || zrc == ZSESSIONMOVED ||
+    return zkc__zk_connloss(zrc) || zkc__zk_expired(zrc) || zrc == ZSESSIONMOVED ||
            zrc == ZCLOSING || zrc == ZINVALIDSTATE;
 }
 

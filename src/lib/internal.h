@@ -23,6 +23,14 @@ int zkc__err_from_zk(int zrc);
  * cleanup_bufs), e.g. ZRUNTIMEINCONSISTENCY for a reply out of order and
  * ZSSLCONNECTIONERROR. zkc__err_from_zk() maps all of them to ECONNLOSS. */
 int zkc__zk_connloss(int zrc);
+/* The server's UNKNOWNSESSION (KeeperException.Code, -12): its reply to a
+ * request of a session it has already removed (SessionTrackerImpl
+ * checkSession). The C client has no name for it and passes it on as a
+ * request's result, e.g. a create sent just as the session expired. */
+#define ZKC__ZUNKNOWNSESSION (-12)
+/* 1 when the request's session is gone: ZSESSIONEXPIRED or UNKNOWNSESSION.
+ * zkc__err_from_zk() maps both to ESESSIONLOST. */
+int zkc__zk_expired(int zrc);
 
 /* Monotonic clock in milliseconds. */
 int64_t zkc__now_ms(void);

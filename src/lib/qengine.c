@@ -222,7 +222,7 @@ void zkc__qe_fail(zkc__qe *q, int rc)
  * tells a real close (the session's) from these. */
 static int transient(int zrc)
 {
-    return zkc__zk_connloss(zrc) || zrc == ZSESSIONEXPIRED || zrc == ZSESSIONMOVED ||
+    return zkc__zk_connloss(zrc) || zkc__zk_expired(zrc) || zrc == ZSESSIONMOVED ||
            zrc == ZCLOSING || zrc == ZINVALIDSTATE;
 }
 
@@ -812,8 +812,8 @@ static void verified(int rc, const struct Stat *st, const void *data)
     if (r->attempt == q->attempt && q->state == ZKC__QE_HELD) {
         if (rc == ZOK && st->ephemeralOwner == q->owner_sid) {
             q->ops->event(q, ZKC_LOCK_RECONNECTED);
-        } else if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED) {
-            q->lost_node = rc != ZSESSIONEXPIRED;
+        } else if (rc == ZOK || rc == ZNONODE || zkc__zk_expired(rc)) {
+            q->lost_node = !zkc__zk_expired(rc);
             lost(q);
         }
         /* connection loss: the next RECONNECTED verifies again */

@@ -172,7 +172,7 @@ static void bg_deleted(int rc, const void *data)
         bg_later(d);
         return;
     }
-    if (rc != ZOK && rc != ZNONODE && rc != ZCLOSING && rc != ZSESSIONEXPIRED)
+    if (rc != ZOK && rc != ZNONODE && rc != ZCLOSING && !zkc__zk_expired(rc))
         zkc__log(d->s, ZKC_LOG_WARN, "cannot delete %s: %s", d->path, zerror(rc));
     bg_finish(d);
 }
