@@ -892,7 +892,7 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     } else if (is_connloss(zrc)) {
         c->need_list = 1;
         arm_retry(c);
-    } else if (zrc != ZCLOSING && zrc != ZSESSIONEXPIRED) {
+    } else if (zrc != ZCLOSING && !zkc__zk_expired(zrc)) {
         zkc__log(c->s, ZKC_LOG_ERROR, "cache %s: cannot list children: %s", c->path, zerror(zrc));
     }
     if (relist)
@@ -978,7 +978,7 @@ static void child_read(int zrc, const char *value, int len, const struct Stat *s
     } else if (is_connloss(zrc)) {
         e->stale = 1;
         arm_retry(c);
-    } else if (zrc != ZCLOSING && zrc != ZSESSIONEXPIRED) {
+    } else if (zrc != ZCLOSING && !zkc__zk_expired(zrc)) {
         zkc__log(c->s, ZKC_LOG_WARN, "cache %s: cannot read %s: %s", c->path, e->name, zerror(zrc));
         if (!e->value && (e->value = c->ops.decode(c->ctx, e->name, NULL, -1, NULL))) {
             mark_dirty(c, e);

@@ -103,7 +103,7 @@ static void unref_locked(void *arg)
 static int retryable(int zrc)
 {
     return zkc__zk_connloss(zrc) || zrc == ZINVALIDSTATE || zrc == ZSESSIONMOVED ||
-           zrc == ZTHROTTLEDOP || zrc == ZSESSIONEXPIRED;
+           zrc == ZTHROTTLEDOP || zkc__zk_expired(zrc);
 }
 
 static void value_from_stat(zkc_counter_value *v, const struct Stat *st, int64_t value)

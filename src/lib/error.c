@@ -56,6 +56,7 @@ int zkc__err_from_zk(int zrc)
     case ZTHROTTLEDOP:
         return ZKC_ECONNLOSS;
     case ZSESSIONEXPIRED:
+    case ZKC__ZUNKNOWNSESSION:
         return ZKC_ESESSIONLOST;
     case ZCLOSING:
         return ZKC_ECLOSED;
@@ -74,4 +75,9 @@ int zkc__zk_connloss(int zrc)
 {
     return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT || zrc == ZRUNTIMEINCONSISTENCY ||
            zrc == ZSSLCONNECTIONERROR;
+}
+
+int zkc__zk_expired(int zrc)
+{
+    return zrc == ZSESSIONEXPIRED || zrc == ZKC__ZUNKNOWNSESSION;
 }

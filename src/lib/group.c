@@ -863,7 +863,7 @@ static void set_done(int zrc, const struct Stat *st, const void *data)
         own_node_gone(g, "was deleted");
     } else if (is_connloss(zrc)) {
         arm_retry(g);
-    } else if (zrc != ZCLOSING && zrc != ZSESSIONEXPIRED) {
+    } else if (zrc != ZCLOSING && !zkc__zk_expired(zrc)) {
         g->last_err = zkc__err_from_zk(zrc);
         zkc__log(g->s, ZKC_LOG_ERROR, "group %s: cannot update our node: %s", g->path, zerror(zrc));
         report_error(g, g->last_err);
@@ -918,7 +918,7 @@ static void delete_done(int zrc, const void *data)
                 g->create_queued = 1; /* joined again meanwhile */
         } else if (is_connloss(zrc) && !g->closing) {
             arm_retry(g);
-        } else if (zrc != ZCLOSING && zrc != ZSESSIONEXPIRED) {
+        } else if (zrc != ZCLOSING && !zkc__zk_expired(zrc)) {
             zkc__log(g->s, ZKC_LOG_ERROR, "group %s: cannot delete our node %s: %s", g->path,
                      r->name, zerror(zrc));
             free(g->own_path); /* it goes with the session; nothing more to do */

@@ -23,6 +23,14 @@ int zkc__err_from_zk(int zrc);
  * cleanup_bufs), e.g. ZRUNTIMEINCONSISTENCY for a reply out of order and
  * ZSSLCONNECTIONERROR. zkc__err_from_zk() maps all of them to ECONNLOSS. */
 int zkc__zk_connloss(int zrc);
+/* The server's UNKNOWNSESSION (KeeperException.Code, -12): its reply to a
+ * request of a session it has already removed (SessionTrackerImpl
+ * checkSession). The C client has no name for it and passes it on as a
+ * request's result, e.g. a create sent just as the session expired. */
+#define ZKC__ZUNKNOWNSESSION (-12)
+/* 1 when the request's session is gone: ZSESSIONEXPIRED or UNKNOWNSESSION.
+ * zkc__err_from_zk() maps both to ESESSIONLOST. */
+int zkc__zk_expired(int zrc);
 
 /* Monotonic clock in milliseconds. */
 int64_t zkc__now_ms(void);
@@ -181,7 +189,10 @@ int zkc__when_connected(zkc_session *s, zkc__state_hook fn, void *arg);
  * watcher; its node events are routed here by exact path to every
  * subscriber of that path. `fn` runs on the ZooKeeper completion thread and
  * must not block. Subscribers must not hold a lock that `fn` takes while
- * calling zkc__unwatch(). */
+ * calling zkc__unwatch(). Its last users are semaphore.c (the leases
+ * folder) and counter.c; the queue engine and the election use
+ * per-request watches (zkc__qwatch, queue.h) and the children cache its
+ * own. */
 typedef void (*zkc__watch_fn)(void *arg, int zoo_event_type, const char *path);
 int zkc__watch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg);
 /* After it returns, fn is not running for this subscription and will not run. */

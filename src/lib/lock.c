@@ -1,219 +1,40 @@
 /*
- * The fair lock engine: one queue entry (an ephemeral sequential node) per
- * handle, driven as an asynchronous state machine from ZooKeeper completions
- * and watches (completion thread) and session hooks (manager thread). The
- * mutex and both sides of the read/write lock are this one engine with a
- * different grant rule; the semaphore uses it for its internal mutex.
+ * The mutex and the two sides of the read/write lock: faces of the queue
+ * engine (qengine.c) holding only what a lock adds to it -- reentry, the
+ * blocking and asynchronous acquire, the grant rules, the user's
+ * notifications and fenced writes -- plus the inspection of a lock path.
+ * The semaphore uses the mutex for its internal lock.
  *
- * Compatibility with Curator (InterProcessMutex, LockInternals,
- * StandardLockInternalsDriver): nodes are "<path>/_c_<uuid>-lock-<seq>"
- * written with protection; Curator sorts children by the part after the
- * last "lock-" (string compare of the zero-padded sequence), a node is
- * granted when its index is below maxLeases (1), and otherwise it watches
- * children[index - 1]. We order by the sequence parsed as a signed 32-bit
- * number (the same order until the 2^31 wrap, and still correct after it).
- *
- * A round of acquire: create (zoo_acreate2, so the reply carries czxid and
- * ephemeralOwner) and getChildren are sent back to back; the server answers
- * one session's requests in order, so one wait covers both. Uncontended
- * acquire + release therefore costs 3 requests and 2 round trips; Curator
- * waits for the create before asking for the children.
- *
- * Watching: like Curator we set the watch with getData, not exists: an
- * exists watch on a node that is already gone would stay registered on the
- * server for a path that never comes back (a watch leak Curator's
- * LockInternals comments on).
- *
- * Locks: l->mu guards the state. Watch subscriptions change under l->wmu,
- * never with l->mu held, because the session routes watch events with its
- * sub_mu held and our watch function takes l->mu (session.c lock order).
+ * Grant rules: the mutex and the write side are granted when first in
+ * their line; the read side when no writer is queued ahead of it (or our
+ * own write side holds: downgrade).
  */
 #include "cache.h"
-#include "queue.h"
+#include "qengine.h"
 #include "naming.h"
-#include "pcreate.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum lstate {
-    L_IDLE = 0,
-    L_ACQUIRING = 1,
-    L_HELD = 2,
-    L_LOST = 3, /* was held; the holder has been told it is gone */
-};
-
 struct zkc_lock {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int refs; /* atomic */
-    zkc_session *s;
-    char *parent;
-    char *owner;
-    const char *body;
+    zkc__qe q; /* first: the engine's ops get it */
     zkc__lq_kind kind;
     zkc_lock *write_side; /* READ only */
     zkc_lock_event_fn on_event;
     void *ud;
     int owned_by_rw;
-    int freed;
+    int count; /* reentry */
 
-    enum lstate state;
-    unsigned attempt; /* bumped when an acquire starts or is abandoned */
-    /* Bumped when an attempt starts over on a new session: requests of the
-     * old round may never complete (the 3.8 client can drop completions at
-     * zookeeper_close), so nothing waits for them. */
-    unsigned round;
-    int try_only;
-    int creating;      /* protected create of this attempt in flight */
-    int gc_inflight;   /* getChildren of this attempt in flight (or reserved) */
-    zkc__retry resume; /* "continue once connected" is pending */
-    char *node;        /* full path of our node */
-    const char *name;  /* its last segment (points into node) */
-    unsigned node_gen; /* session generation of node */
-    int64_t token;
-    int64_t owner_sid;
-    int count;
-    int held_flag;          /* atomic mirror of state == L_HELD, read by the READ side */
-    char *watching;         /* full path of the node we wait on */
-    zkc__q_foreign foreign; /* persistent nodes planted in the line */
-    int wrap_warned;
-    int parent_ok; /* the container parent was made (or tried) */
-
-    /* result of the pending acquire */
+    /* result of the pending acquire (under q.mu) */
     unsigned res_attempt;
     int res_rc;
-    int sync_waiting;
     zkc_lock_acquire_fn acb;
     void *acb_ud;
-
-    pthread_mutex_t wmu; /* sub */
-    char *sub;           /* path subscribed with zkc__watch */
 };
 
-/* A request in flight. It is registered with the session (zkc__pending):
- * a completion the 3.8 client drops at zookeeper_close still runs, once,
- * as ZCLOSING, so no attempt waits for it and the reference it holds is
- * not leaked (issue 9, bug 5). */
-enum rkind { R_CHILDREN, R_WATCH, R_VERIFY };
-
-struct req {
-    zkc_lock *l;
-    unsigned attempt;
-    unsigned round;
-    enum rkind kind;
-    zkc__pending pend;
-};
-
-static void evaluate(zkc_lock *l);
-static void launch(zkc_lock *l, unsigned attempt);
-
-/* ------------------------------------------------------------ lifetime */
-
-static void lock_ref(zkc_lock *l)
-{
-    __atomic_add_fetch(&l->refs, 1, __ATOMIC_SEQ_CST);
-}
-
-static void lock_unref(zkc_lock *l)
-{
-    if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_SEQ_CST) != 0)
-        return;
-    pthread_mutex_destroy(&l->mu);
-    pthread_mutex_destroy(&l->wmu);
-    pthread_cond_destroy(&l->cond);
-    free(l->parent);
-    free(l->owner);
-    free(l->node);
-    free(l->watching);
-    free(l->sub);
-    zkc__q_foreign_clear(&l->foreign);
-    free(l);
-}
-
-/* mu held */
-static struct req *req_new(zkc_lock *l)
-{
-    struct req *r = malloc(sizeof(*r));
-
-    if (!r)
-        return NULL;
-    r->l = l;
-    r->attempt = l->attempt;
-    r->round = l->round;
-    r->kind = R_CHILDREN;
-    r->pend.next = r->pend.prev = &r->pend; /* not registered */
-    lock_ref(l);
-    return r;
-}
-
-static void req_free(struct req *r)
-{
-    lock_unref(r->l);
-    free(r);
-}
-
-static void children_done(int rc, const struct String_vector *v, const struct Stat *pst,
-                          const void *data);
-static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data);
-static void verified(int rc, const struct Stat *st, const void *data);
-
-static void req_dropped(zkc__pending *pd)
-{
-    struct req *r = (struct req *)(void *)((char *)pd - offsetof(struct req, pend));
-
-    switch (r->kind) {
-    case R_CHILDREN:
-        children_done(ZCLOSING, NULL, NULL, r);
-        break;
-    case R_WATCH:
-        watch_set(ZCLOSING, NULL, 0, NULL, r);
-        break;
-    case R_VERIFY:
-        verified(ZCLOSING, NULL, r);
-        break;
-    }
-}
-
-/* zh held (from zkc__zh_lock, generation gen): send r of `kind` on `path`.
- * Returns the zoo_a* result; on failure no completion will come. */
-static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind, const char *path)
-{
-    zkc_session *s = r->l->s;
-    int rc = ZBADARGUMENTS;
-
-    r->kind = kind;
-    zkc__pending_add(s, &r->pend, gen, req_dropped);
-    switch (kind) {
-    case R_CHILDREN:
-        rc = zoo_aget_children2(zh, path, 0, children_done, r);
-        break;
-    case R_WATCH:
-        rc = zoo_aget(zh, path, 1, watch_set, r);
-        break;
-    case R_VERIFY:
-        rc = zoo_aexists(zh, path, 0, verified, r);
-        break;
-    }
-    if (rc != ZOK)
-        zkc__pending_done(s, &r->pend);
-    return rc;
-}
-
-/* mu held: is this completion about the acquire in progress? */
-static int current(zkc_lock *l, const struct req *r)
-{
-    return r->attempt == l->attempt && r->round == l->round && l->state == L_ACQUIRING;
-}
-
-/* mu held: is r of the current round of the current attempt (whatever the
- * state)? Counters of requests in flight belong to one round. */
-static int this_round(zkc_lock *l, const struct req *r)
-{
-    return r->attempt == l->attempt && r->round == l->round;
-}
+#define LOCK_OF(qe) ((zkc_lock *)(void *)(qe))
 
 const char *zkc_lock_event_name(zkc_lock_event ev)
 {
@@ -250,10 +71,10 @@ static void run_note(void *arg)
      * one, with no order between the two: an ordinary note that arrives
      * after its hold ended must not tell of a hold the safety lane has
      * already taken back. */
-    pthread_mutex_lock(&l->mu);
-    freed = l->freed;
-    stale = l->state != L_HELD || l->token != n->token;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->q.mu);
+    freed = l->q.freed;
+    stale = l->q.state != ZKC__QE_HELD || l->q.token != n->token;
+    pthread_mutex_unlock(&l->q.mu);
     if (n->is_event && n->ev == ZKC_LOCK_RECONNECTED && stale)
         freed = 1; /* the hold it confirms is gone: LOST says so */
     else if (!n->is_event && n->rc == 0 && stale)
@@ -264,7 +85,7 @@ static void run_note(void *arg)
         else if (!n->is_event)
             n->acb(l, n->rc, n->token, n->acb_ud);
     }
-    lock_unref(l);
+    zkc__qe_unref(&l->q);
     free(n);
 }
 
@@ -274,44 +95,56 @@ static void post_note(zkc_lock *l, struct note *tmpl)
     struct note *n = malloc(sizeof(*n));
 
     if (!n) {
-        zkc__log(l->s, ZKC_LOG_ERROR, "out of memory: a lock callback for %s is lost", l->parent);
+        zkc__log(l->q.s, ZKC_LOG_ERROR, "out of memory: a lock callback for %s is lost",
+                 l->q.parent);
         return;
     }
     *n = *tmpl;
     n->l = l;
-    lock_ref(l);
+    zkc__qe_ref(&l->q);
     if ((n->is_event && n->ev != ZKC_LOCK_RECONNECTED ? zkc__dispatch_safety
-                                                      : zkc__dispatch)(l->s, run_note, n) != 0) {
-        lock_unref(l);
+                                                      : zkc__dispatch)(l->q.s, run_note, n) != 0) {
+        zkc__qe_unref(&l->q);
         free(n);
     }
 }
 
-/* mu held */
-static void post_event(zkc_lock *l, zkc_lock_event ev)
-{
-    struct note n;
+/* ------------------------------------------------------ the engine's ops */
 
-    if (!l->on_event)
-        return;
-    memset(&n, 0, sizeof(n));
-    n.is_event = 1;
-    n.ev = ev;
-    n.token = l->token;
-    post_note(l, &n);
+/* The node directly ahead (mutex, write side), or the last writer ahead
+ * (read side: it can only be granted once that one is gone, so earlier
+ * writers leaving wake nobody). */
+static int rule(zkc__qe *q, char **names, int n, int me)
+{
+    zkc_lock *l = LOCK_OF(q);
+    int i, ahead = -1;
+
+    (void)n;
+    if (l->kind != ZKC__LQ_READ)
+        return me - 1;
+    for (i = 0; i < me; i++)
+        if (zkc__q_kind(names[i]) == ZKC__Q_WRITE)
+            ahead = i;
+    if (ahead >= 0 && l->write_side &&
+        __atomic_load_n(&l->write_side->q.held_flag, __ATOMIC_SEQ_CST))
+        ahead = -1; /* downgrade: our own writer holds */
+    return ahead;
 }
 
-/* mu held: the pending acquire ends with rc (0 = granted). */
-static void finish_acquire(zkc_lock *l, int rc)
+static void done(zkc__qe *q, int rc)
 {
-    l->res_attempt = l->attempt;
+    zkc_lock *l = LOCK_OF(q);
+
+    if (rc == 0)
+        l->count = 1;
+    l->res_attempt = q->attempt;
     l->res_rc = rc;
-    pthread_cond_broadcast(&l->cond);
+    pthread_cond_broadcast(&q->cond);
     if (l->acb) {
         struct note n;
         memset(&n, 0, sizeof(n));
         n.rc = rc;
-        n.token = rc == 0 ? l->token : 0;
+        n.token = rc == 0 ? q->token : 0;
         n.acb = l->acb;
         n.acb_ud = l->acb_ud;
         l->acb = NULL;
@@ -319,579 +152,27 @@ static void finish_acquire(zkc_lock *l, int rc)
     }
 }
 
-/* mu held: forget our node, deleting it in the background. */
-static void drop_node(zkc_lock *l)
+static void event(zkc__qe *q, zkc_lock_event ev)
 {
-    if (l->node) {
-        zkc__bg_delete(l->s, l->node, l->node_gen, NULL);
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-    }
-    free(l->watching);
-    l->watching = NULL;
-}
+    zkc_lock *l = LOCK_OF(q);
+    struct note n;
 
-/* mu held: the acquire in progress fails (or is abandoned) with rc. */
-static void fail_acquire(zkc_lock *l, int rc)
-{
-    finish_acquire(l, rc);
-    drop_node(l);
-    l->state = L_IDLE;
-    l->attempt++;
-    l->try_only = 0;
-}
-
-/* ---------------------------------------------------- watch routing */
-
-static void on_watch(void *arg, int type, const char *path);
-
-/* mu NOT held. Subscribe to `path` (NULL: none), dropping the old one. */
-static void set_sub(zkc_lock *l, const char *path)
-{
-    pthread_mutex_lock(&l->wmu);
-    if (l->sub && (!path || strcmp(l->sub, path) != 0)) {
-        zkc__unwatch(l->s, l->sub, on_watch, l);
-        free(l->sub);
-        l->sub = NULL;
-    }
-    if (path && !l->sub) {
-        char *copy = strdup(path);
-        if (copy && zkc__watch(l->s, copy, on_watch, l) == 0)
-            l->sub = copy;
-        else
-            free(copy);
-    }
-    pthread_mutex_unlock(&l->wmu);
-}
-
-/* ---------------------------------------------- resume after a loss */
-
-/* Replies that mean "not now", not "no": the connection or the session
- * went, or the handle is being swapped for a new session's (its pending
- * requests end with ZCLOSING, new ones meet ZINVALIDSTATE). resume_later()
- * tells a real close (the session's) from these. */
-static int transient(int zrc)
-{
-    return zkc__zk_connloss(zrc) || zrc == ZSESSIONEXPIRED || zrc == ZSESSIONMOVED ||
-           zrc == ZCLOSING || zrc == ZINVALIDSTATE;
-}
-
-static void resume(void *arg, zkc_conn_state st, unsigned gen);
-
-static void ref_fn(void *l)
-{
-    lock_ref(l);
-}
-
-static void unref_fn(void *l)
-{
-    lock_unref(l);
-}
-
-/* mu held: continue the acquire in progress once connected again (one
- * pending run per handle: zkc__retry). */
-static void resume_later(zkc_lock *l)
-{
-    if (l->resume.armed)
+    if (!l->on_event)
         return;
-    if (!zkc__retry_arm(&l->resume, l->s, resume, l, ref_fn, unref_fn))
-        fail_acquire(l, ZKC_ECLOSED); /* the session is closing */
+    memset(&n, 0, sizeof(n));
+    n.is_event = 1;
+    n.ev = ev;
+    n.token = q->token;
+    post_note(l, &n);
 }
 
-static void resume(void *arg, zkc_conn_state st, unsigned gen)
+static void destroy(zkc__qe *q)
 {
-    zkc_lock *l = arg;
-    int relaunch = 0;
-    unsigned attempt;
-
-    pthread_mutex_lock(&l->mu);
-    zkc__retry_fired(&l->resume);
-    attempt = l->attempt;
-    if (l->state != L_ACQUIRING) {
-        /* nothing to continue */
-    } else if (st == ZKC_CONN_NONE) {
-        fail_acquire(l, ZKC_ECLOSED);
-    } else if (st == ZKC_CONN_LOST) {
-        resume_later(l); /* wait for the new session */
-    } else if (gen != l->node_gen) {
-        /* A new session: our node (or the create in flight) died with the
-         * old one. Start a new round at once instead of waiting for the old
-         * round's replies: the client may never deliver them. */
-        l->round++;
-        l->creating = 0;
-        l->gc_inflight = 0;
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-        free(l->watching);
-        l->watching = NULL;
-        relaunch = 1;
-    } else if (l->creating) {
-        /* the protected create recovers by itself */
-    } else if (l->node) {
-        if (l->gc_inflight == 0)
-            evaluate(l);
-    } else {
-        /* our node died with the old session: queue again */
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-        free(l->watching);
-        l->watching = NULL;
-        relaunch = 1;
-    }
-    pthread_mutex_unlock(&l->mu);
-    if (relaunch)
-        launch(l, attempt);
-    lock_unref(l);
+    free(LOCK_OF(q));
 }
 
-/* ---------------------------------------------------------- the round */
-
-static void watch_set(int rc, const char *value, int len, const struct Stat *st, const void *data)
-{
-    struct req *r = (struct req *)data;
-    zkc_lock *l = r->l;
-
-    zkc__pending_done(l->s, &r->pend);
-    (void)value;
-    (void)len;
-    pthread_mutex_lock(&l->mu);
-    if (current(l, r)) {
-        if (rc == ZOK && !zkc__q_eligible(st) && l->watching) {
-            /* Not an ephemeral node: a foreign client planted it in the
-             * line. It holds nothing; skip it from now on. */
-            zkc__log(l->s, ZKC_LOG_WARN, "%s is not ephemeral: not a lock holder, skipped",
-                     l->watching);
-            if (zkc__q_foreign_add(&l->foreign, zkc__path_base(l->watching)) != 0) {
-                fail_acquire(l, ZKC_ENOMEM);
-            } else {
-                free(l->watching);
-                l->watching = NULL;
-                if (l->gc_inflight == 0)
-                    evaluate(l);
-            }
-        } else if (rc == ZNONODE) {
-            /* It left before our watch landed: look again. */
-            free(l->watching);
-            l->watching = NULL;
-            if (l->gc_inflight == 0)
-                evaluate(l);
-        } else if (transient(rc)) {
-            resume_later(l);
-        } else if (rc != ZOK) {
-            fail_acquire(l, zkc__err_from_zk(rc));
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
-    req_free(r);
-}
-
-/* mu held: send getData(path, watch) for the node we queue behind. */
-static void arm_watch(zkc_lock *l)
-{
-    struct req *r = req_new(l);
-    zhandle_t *zh;
-    int rc;
-    unsigned gen;
-
-    if (!r) {
-        fail_acquire(l, ZKC_ENOMEM);
-        return;
-    }
-    zh = zkc__zh_lock(l->s, &gen);
-    if (!zh) {
-        req_free(r);
-        resume_later(l);
-        return;
-    }
-    rc = req_send(zh, gen, r, R_WATCH, l->watching);
-    zkc__zh_unlock(l->s);
-    if (rc != ZOK) {
-        req_free(r);
-        resume_later(l);
-    }
-}
-
-static void on_watch(void *arg, int type, const char *path)
-{
-    zkc_lock *l = arg;
-
-    if (type != ZOO_DELETED_EVENT && type != ZOO_CHANGED_EVENT)
-        return;
-    pthread_mutex_lock(&l->mu);
-    if (l->state == L_ACQUIRING && l->watching && strcmp(l->watching, path) == 0) {
-        zkc__lock_count_wakeup();
-        free(l->watching);
-        l->watching = NULL;
-        if (l->gc_inflight == 0)
-            evaluate(l);
-    }
-    pthread_mutex_unlock(&l->mu);
-}
-
-/* The kinds of entries that take part in our queue. */
-static unsigned line_kinds(const zkc_lock *l)
-{
-    if (l->kind == ZKC__LQ_MUTEX)
-        return ZKC__Q_BIT(ZKC__Q_MUTEX);
-    return ZKC__Q_BIT(ZKC__Q_READ) | ZKC__Q_BIT(ZKC__Q_WRITE);
-}
-
-/* mu held: our node is verified to be ours; grant. */
-int64_t (*zkc__test_grant_sid)(int64_t sid);
-
-static void grant(zkc_lock *l)
-{
-    int64_t sid = zkc_session_id(l->s);
-
-    if (zkc__test_grant_sid)
-        sid = zkc__test_grant_sid(sid);
-
-    /* Between two ZooKeeper sessions there is nothing to compare with:
-     * never grant blind. Look again once connected. */
-    if (sid == 0) {
-        resume_later(l);
-        return;
-    }
-    /* Ownership check: a node found by guid under another session must
-     * never count as ours (pcreate deletes those; this is the last guard). */
-    if (l->owner_sid != sid) {
-        zkc__log(l->s, ZKC_LOG_WARN, "%s is owned by session 0x%llx, not ours: queueing again",
-                 l->node, (unsigned long long)l->owner_sid);
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-        resume_later(l);
-        return;
-    }
-    l->state = L_HELD;
-    __atomic_store_n(&l->held_flag, 1, __ATOMIC_SEQ_CST);
-    l->count = 1;
-    l->try_only = 0;
-    finish_acquire(l, 0);
-}
-
-static void children_done(int rc, const struct String_vector *v, const struct Stat *pst,
-                          const void *data)
-{
-    struct req *r = (struct req *)data;
-    zkc_lock *l = r->l;
-    char **names = NULL;
-    int n = 0, i, me = -1, ahead = -1, relaunch = 0, granted = 0;
-    unsigned attempt = r->attempt;
-    char *watch = NULL;
-
-    zkc__pending_done(l->s, &r->pend);
-
-    pthread_mutex_lock(&l->mu);
-    if (this_round(l, r) && l->gc_inflight > 0)
-        l->gc_inflight--;
-    if (!current(l, r) || !l->node) {
-        /* stale, or the create has not succeeded yet: its completion
-         * (or recovery) evaluates again */
-        goto out;
-    }
-    if (transient(rc)) {
-        resume_later(l);
-        goto out;
-    }
-    if (rc != ZOK && rc != ZNONODE) {
-        fail_acquire(l, zkc__err_from_zk(rc));
-        goto out;
-    }
-    if (rc == ZOK && pst && zkc__q_near_wrap(pst->cversion) && !l->wrap_warned) {
-        l->wrap_warned = 1;
-        zkc__log(l->s, ZKC_LOG_WARN,
-                 "%s: sequence counter at %d, within 2^24 of the 2^31 wrap (Curator peers "
-                 "order wrongly past it; let the path empty so its container resets)",
-                 l->parent, (int)pst->cversion);
-    }
-    n = zkc__q_line(rc == ZOK ? v : NULL, line_kinds(l), &l->foreign, &names);
-    if (n < 0) {
-        fail_acquire(l, ZKC_ENOMEM);
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        if (strcmp(names[i], l->name) == 0) {
-            me = i;
-            break;
-        }
-        if (l->kind == ZKC__LQ_READ) {
-            if (zkc__q_kind(names[i]) == ZKC__Q_WRITE)
-                ahead = i; /* the last writer ahead of us */
-        } else {
-            ahead = i; /* the node directly ahead of us */
-        }
-    }
-    if (me < 0) {
-        /* Our node is gone while our session lives (deleted by hand, or
-         * the session changed under us): queue again, as Curator does on
-         * NoNode. */
-        zkc__log(l->s, ZKC_LOG_INFO, "%s vanished while queued: queueing again", l->node);
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-        relaunch = 1;
-        goto out;
-    }
-    if (l->kind == ZKC__LQ_READ && l->write_side &&
-        __atomic_load_n(&l->write_side->held_flag, __ATOMIC_SEQ_CST))
-        ahead = -1; /* downgrade: our own writer holds */
-    if (ahead < 0) {
-        grant(l);
-        granted = 1;
-        goto out;
-    }
-    if (l->try_only) {
-        fail_acquire(l, ZKC_EBUSY);
-        goto out;
-    }
-    free(l->watching);
-    l->watching = zkc__path_join(l->parent, names[ahead]);
-    if (!l->watching) {
-        fail_acquire(l, ZKC_ENOMEM);
-        goto out;
-    }
-    watch = strdup(l->watching);
-    if (!watch) {
-        fail_acquire(l, ZKC_ENOMEM);
-        goto out;
-    }
-out:
-    pthread_mutex_unlock(&l->mu);
-    (void)granted;
-    free(names);
-    if (relaunch)
-        launch(l, attempt);
-    if (watch) {
-        /* Subscribe before the request that sets the watch, so its event
-         * cannot arrive unrouted. */
-        set_sub(l, watch);
-        pthread_mutex_lock(&l->mu);
-        if (current(l, r) && l->watching && strcmp(l->watching, watch) == 0)
-            arm_watch(l);
-        pthread_mutex_unlock(&l->mu);
-        free(watch);
-    }
-    req_free(r);
-}
-
-/* mu held: list the queue. */
-static void evaluate(zkc_lock *l)
-{
-    struct req *r = req_new(l);
-    zhandle_t *zh;
-    int rc;
-    unsigned gen;
-
-    if (!r) {
-        fail_acquire(l, ZKC_ENOMEM);
-        return;
-    }
-    zh = zkc__zh_lock(l->s, &gen);
-    if (!zh) {
-        req_free(r);
-        resume_later(l);
-        return;
-    }
-    rc = req_send(zh, gen, r, R_CHILDREN, l->parent);
-    zkc__zh_unlock(l->s);
-    if (rc != ZOK) {
-        req_free(r);
-        resume_later(l);
-        return;
-    }
-    l->gc_inflight++;
-}
-
-static void created(void *arg, int rc, const char *path, const struct Stat *st)
-{
-    struct req *r = arg;
-    zkc_lock *l = r->l;
-
-    pthread_mutex_lock(&l->mu);
-    if (this_round(l, r))
-        l->creating = 0;
-    if (!current(l, r)) {
-        /* Canceled or timed out while the create was in flight (or being
-         * recovered): the node must not stay in the queue. */
-        if (rc == 0)
-            zkc__bg_delete(l->s, path, zkc_session_generation(l->s), NULL);
-    } else if (rc == 0) {
-        l->node = strdup(path);
-        if (!l->node) {
-            zkc__bg_delete(l->s, path, zkc_session_generation(l->s), NULL);
-            fail_acquire(l, ZKC_ENOMEM);
-        } else {
-            l->name = zkc__path_base(l->node);
-            l->token = st->czxid;
-            l->owner_sid = st->ephemeralOwner;
-            /* The pipelined getChildren (if any) answers next. */
-            if (l->gc_inflight == 0)
-                evaluate(l);
-        }
-    } else if (rc == ZKC_ESESSIONLOST || rc == ZKC_ECONNLOSS || rc == ZKC_ECLOSED) {
-        /* Also ECLOSED: the handle of a session being replaced was closed
-         * under the create. resume_later() fails with ECLOSED only when the
-         * session itself is closing. */
-        resume_later(l);
-    } else {
-        fail_acquire(l, rc);
-    }
-    pthread_mutex_unlock(&l->mu);
-    req_free(r);
-}
-
-static void parent_made(void *arg, int rc)
-{
-    struct req *r = arg;
-    zkc_lock *l = r->l;
-    unsigned attempt = r->attempt;
-
-    /* Best effort: on failure the protected create makes the parents
-     * (persistent) itself. */
-    if (rc != 0 && rc != ZKC_ECONNLOSS)
-        zkc__log(l->s, ZKC_LOG_DEBUG, "%s: no container parent: %s", l->parent, zkc_strerror(rc));
-    pthread_mutex_lock(&l->mu);
-    l->parent_ok = 1;
-    pthread_mutex_unlock(&l->mu);
-    launch(l, attempt);
-    req_free(r);
-}
-
-/* mu NOT held: create our node and, right behind it, list the queue. The
- * first time, make the parent a container first (one more round trip, once
- * per handle). */
-static void launch(zkc_lock *l, unsigned attempt)
-{
-    struct req *cr, *gr = NULL;
-    char guid[ZKC_GUID_LEN + 1];
-    zhandle_t *zh;
-    unsigned round, gen;
-    int rc;
-
-    pthread_mutex_lock(&l->mu);
-    if (attempt != l->attempt || l->state != L_ACQUIRING) {
-        pthread_mutex_unlock(&l->mu);
-        return;
-    }
-    if (!l->parent_ok) {
-        cr = req_new(l);
-        if (!cr)
-            fail_acquire(l, ZKC_ENOMEM);
-        pthread_mutex_unlock(&l->mu);
-        if (cr)
-            zkc__q_container(l->s, l->parent, parent_made, cr);
-        return;
-    }
-    cr = req_new(l);
-    if (!cr) {
-        fail_acquire(l, ZKC_ENOMEM);
-        pthread_mutex_unlock(&l->mu);
-        return;
-    }
-    /* A fresh guid per create, as Curator's withProtection() does: recovery
-     * after a lost reply must find this create's node, never the node of an
-     * earlier attempt of ours that is still being deleted. */
-    if (zkc__guid(guid) != 0) {
-        req_free(cr);
-        fail_acquire(l, ZKC_ESYS);
-        pthread_mutex_unlock(&l->mu);
-        return;
-    }
-    l->creating = 1;
-    l->gc_inflight++; /* reserved: the create's reply must not evaluate alone */
-    round = l->round;
-    l->node_gen = zkc_session_generation(l->s);
-    pthread_mutex_unlock(&l->mu);
-
-    zkc__pcreate(l->s, l->parent, guid, l->body, l->owner, (int)strlen(l->owner),
-                 ZOO_EPHEMERAL_SEQUENTIAL, created, cr);
-
-    pthread_mutex_lock(&l->mu);
-    rc = ZINVALIDSTATE;
-    if (attempt == l->attempt && round == l->round && l->state == L_ACQUIRING &&
-        (gr = req_new(l)) != NULL) {
-        zh = zkc__zh_lock(l->s, &gen);
-        if (zh) {
-            rc = req_send(zh, gen, gr, R_CHILDREN, l->parent);
-            zkc__zh_unlock(l->s);
-        }
-        if (rc != ZOK)
-            req_free(gr);
-    }
-    if (rc != ZOK) {
-        if (attempt == l->attempt && round == l->round && l->gc_inflight > 0)
-            l->gc_inflight--;
-        /* The create may have completed meanwhile, waiting for us. */
-        if (attempt == l->attempt && round == l->round && l->state == L_ACQUIRING && l->node &&
-            l->gc_inflight == 0)
-            evaluate(l);
-    }
-    pthread_mutex_unlock(&l->mu);
-}
-
-/* ------------------------------------------------------- state hooks */
-
-static void verified(int rc, const struct Stat *st, const void *data)
-{
-    struct req *r = (struct req *)data;
-    zkc_lock *l = r->l;
-
-    zkc__pending_done(l->s, &r->pend);
-    pthread_mutex_lock(&l->mu);
-    if (r->attempt == l->attempt && l->state == L_HELD) {
-        if (rc == ZOK && st->ephemeralOwner == l->owner_sid) {
-            post_event(l, ZKC_LOCK_RECONNECTED);
-        } else if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED) {
-            l->state = L_LOST;
-            __atomic_store_n(&l->held_flag, 0, __ATOMIC_SEQ_CST);
-            post_event(l, ZKC_LOCK_LOST);
-        }
-        /* connection loss: the next RECONNECTED verifies again */
-    }
-    pthread_mutex_unlock(&l->mu);
-    req_free(r);
-}
-
-static void hook(void *arg, zkc_conn_state st, unsigned gen)
-{
-    zkc_lock *l = arg;
-    struct req *r;
-    zhandle_t *zh;
-    unsigned zgen;
-
-    (void)gen;
-    pthread_mutex_lock(&l->mu);
-    if (l->state == L_HELD) {
-        if (st == ZKC_CONN_SUSPENDED) {
-            post_event(l, ZKC_LOCK_SUSPENDED);
-        } else if (st == ZKC_CONN_LOST || (st == ZKC_CONN_CONNECTED && gen != l->node_gen)) {
-            l->state = L_LOST;
-            __atomic_store_n(&l->held_flag, 0, __ATOMIC_SEQ_CST);
-            post_event(l, ZKC_LOCK_LOST);
-        } else if (st == ZKC_CONN_RECONNECTED) {
-            /* Same session back: confirm the node is still there and
-             * ours before saying so (it could have been deleted by hand). */
-            r = req_new(l);
-            zh = r ? zkc__zh_lock(l->s, &zgen) : NULL;
-            if (zh) {
-                if (req_send(zh, zgen, r, R_VERIFY, l->node) != ZOK) {
-                    req_free(r);
-                    r = NULL;
-                }
-                zkc__zh_unlock(l->s);
-            } else if (r) {
-                req_free(r);
-            }
-        }
-    } else if (l->state == L_ACQUIRING && (st == ZKC_CONN_LOST || st == ZKC_CONN_RECONNECTED)) {
-        resume_later(l);
-    }
-    pthread_mutex_unlock(&l->mu);
-}
+static const zkc__qe_ops lock_ops = {
+    .rule = rule, .done = done, .event = event, .destroy = destroy};
 
 /* ------------------------------------------------------------- public */
 
@@ -918,6 +199,7 @@ int zkc__lock_new_kind(zkc_lock **out, zkc_session *s, const char *path, const z
 {
     zkc_lock *l;
     char owner[320];
+    unsigned kinds;
     int rc;
 
     if (!out || !s || zkc__path_check(path) != 0)
@@ -925,45 +207,23 @@ int zkc__lock_new_kind(zkc_lock **out, zkc_session *s, const char *path, const z
     l = calloc(1, sizeof(*l));
     if (!l)
         return ZKC_ENOMEM;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_mutex_init(&l->wmu, NULL);
-    if (zkc__cond_init(&l->cond) != 0) {
-        rc = ZKC_ESYS;
-        goto fail_cond;
-    }
     if (o && o->owner_id)
         snprintf(owner, sizeof(owner), "%s", o->owner_id);
     else
         zkc__default_owner(owner, sizeof(owner));
-    l->parent = strdup(path);
-    l->owner = strdup(owner);
-    if (!l->parent || !l->owner) {
-        rc = ZKC_ENOMEM;
-        goto fail_alloc;
-    }
-    l->refs = 1;
-    l->s = s;
+    kinds = kind == ZKC__LQ_MUTEX ? ZKC__Q_BIT(ZKC__Q_MUTEX)
+                                  : ZKC__Q_BIT(ZKC__Q_READ) | ZKC__Q_BIT(ZKC__Q_WRITE);
     l->kind = kind;
-    l->body = body_of(kind);
     l->write_side = write_side;
     l->on_event = o ? o->on_event : NULL;
     l->ud = o ? o->user_data : NULL;
-    rc = zkc__add_hook(s, hook, l);
-    if (rc)
-        goto fail_alloc;
-    zkc__session_attach(s);
+    rc = zkc__qe_init(&l->q, s, path, body_of(kind), owner, kinds, &lock_ops);
+    if (rc) {
+        free(l);
+        return rc;
+    }
     *out = l;
     return 0;
-
-fail_alloc:
-    free(l->parent);
-    free(l->owner);
-    pthread_cond_destroy(&l->cond);
-fail_cond:
-    pthread_mutex_destroy(&l->mu);
-    pthread_mutex_destroy(&l->wmu);
-    free(l);
-    return rc;
 }
 
 int zkc_lock_new(zkc_lock **out, zkc_session *s, const char *path, const zkc_lock_opts *o)
@@ -976,23 +236,6 @@ void zkc__lock_set_owned(zkc_lock *l, int owned)
     l->owned_by_rw = owned;
 }
 
-/* mu held: start an acquire; returns the attempt to launch. */
-static unsigned begin(zkc_lock *l, int try_only)
-{
-    l->attempt++;
-    l->state = L_ACQUIRING;
-    l->try_only = try_only;
-    l->creating = 0;
-    l->gc_inflight = 0;
-    free(l->node);
-    l->node = NULL;
-    l->name = NULL;
-    free(l->watching);
-    l->watching = NULL;
-    l->token = 0;
-    return l->attempt;
-}
-
 int zkc_lock_acquire(zkc_lock *l, int timeout_ms, int64_t *token)
 {
     unsigned attempt;
@@ -1002,51 +245,49 @@ int zkc_lock_acquire(zkc_lock *l, int timeout_ms, int64_t *token)
 
     if (!l)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    if (l->state == L_HELD) {
+    pthread_mutex_lock(&l->q.mu);
+    if (l->q.state == ZKC__QE_HELD) {
         l->count++;
         if (token)
-            *token = l->token;
-        pthread_mutex_unlock(&l->mu);
+            *token = l->q.token;
+        pthread_mutex_unlock(&l->q.mu);
         return 0;
     }
-    if (l->state == L_ACQUIRING) {
-        pthread_mutex_unlock(&l->mu);
+    if (l->q.state == ZKC__QE_ACQUIRING) {
+        pthread_mutex_unlock(&l->q.mu);
         return ZKC_EBUSY;
     }
-    attempt = begin(l, timeout_ms == 0);
-    l->sync_waiting = 1;
-    lock_ref(l); /* a zkc_lock_free() from another thread wakes us, not frees us */
-    pthread_mutex_unlock(&l->mu);
-    launch(l, attempt);
+    attempt = zkc__qe_begin(&l->q, timeout_ms == 0);
+    zkc__qe_ref(&l->q); /* a zkc_lock_free() from another thread wakes us, not frees us */
+    pthread_mutex_unlock(&l->q.mu);
+    zkc__qe_launch(&l->q, attempt);
 
     if (timeout_ms == 0)
-        wait_ms = zkc_session_timeout_ms(l->s);
+        wait_ms = zkc_session_timeout_ms(l->q.s);
     if (wait_ms >= 0)
         zkc__deadline(&ts, wait_ms);
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->q.mu);
     while (l->res_attempt != attempt) {
         if (wait_ms < 0) {
-            pthread_cond_wait(&l->cond, &l->mu);
-        } else if (pthread_cond_timedwait(&l->cond, &l->mu, &ts) != 0 &&
+            pthread_cond_wait(&l->q.cond, &l->q.mu);
+        } else if (pthread_cond_timedwait(&l->q.cond, &l->q.mu, &ts) != 0 &&
                    l->res_attempt != attempt) {
             timed_out = 1;
             break;
         }
     }
-    l->sync_waiting = 0;
     if (timed_out) {
         /* Abandon: our node (or the one whose create is in flight) goes. */
-        if (l->attempt == attempt && l->state == L_ACQUIRING)
-            fail_acquire(l, ZKC_ETIMEDOUT);
+        if (l->q.attempt == attempt && l->q.state == ZKC__QE_ACQUIRING)
+            zkc__qe_fail(&l->q, ZKC_ETIMEDOUT);
         rc = ZKC_ETIMEDOUT;
     } else {
         rc = l->res_rc;
     }
     if (rc == 0 && token)
-        *token = l->token;
-    pthread_mutex_unlock(&l->mu);
-    lock_unref(l);
+        *token = l->q.token;
+    pthread_mutex_unlock(&l->q.mu);
+    zkc__qe_unref(&l->q);
     return rc;
 }
 
@@ -1056,27 +297,27 @@ int zkc_lock_acquire_async(zkc_lock *l, zkc_lock_acquire_fn cb, void *user_data)
 
     if (!l || !cb)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    if (l->state == L_HELD) {
+    pthread_mutex_lock(&l->q.mu);
+    if (l->q.state == ZKC__QE_HELD) {
         struct note n;
         memset(&n, 0, sizeof(n));
-        n.token = l->token;
+        n.token = l->q.token;
         n.acb = cb;
         n.acb_ud = user_data;
         l->count++;
         post_note(l, &n);
-        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_unlock(&l->q.mu);
         return 0;
     }
-    if (l->state == L_ACQUIRING) {
-        pthread_mutex_unlock(&l->mu);
+    if (l->q.state == ZKC__QE_ACQUIRING) {
+        pthread_mutex_unlock(&l->q.mu);
         return ZKC_EBUSY;
     }
-    attempt = begin(l, 0);
+    attempt = zkc__qe_begin(&l->q, 0);
     l->acb = cb;
     l->acb_ud = user_data;
-    pthread_mutex_unlock(&l->mu);
-    launch(l, attempt);
+    pthread_mutex_unlock(&l->q.mu);
+    zkc__qe_launch(&l->q, attempt);
     return 0;
 }
 
@@ -1086,35 +327,13 @@ int zkc_lock_cancel(zkc_lock *l)
 
     if (!l)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    if (l->state == L_ACQUIRING) {
-        fail_acquire(l, ZKC_ECANCELED);
+    pthread_mutex_lock(&l->q.mu);
+    if (l->q.state == ZKC__QE_ACQUIRING) {
+        zkc__qe_fail(&l->q, ZKC_ECANCELED);
         rc = 0;
     }
-    pthread_mutex_unlock(&l->mu);
-    set_sub(l, NULL);
+    pthread_mutex_unlock(&l->q.mu);
     return rc;
-}
-
-/* mu held; returns a call to wait on (or NULL) after unlocking. */
-static zkc__call *release_node(zkc_lock *l)
-{
-    zkc__call *c = NULL;
-
-    l->state = L_IDLE;
-    __atomic_store_n(&l->held_flag, 0, __ATOMIC_SEQ_CST);
-    l->count = 0;
-    l->attempt++;
-    if (l->node) {
-        c = zkc__call_new();
-        if (c)
-            zkc__call_ref(c); /* one for bg_delete */
-        zkc__bg_delete(l->s, l->node, l->node_gen, c);
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-    }
-    return c;
 }
 
 int zkc_lock_release(zkc_lock *l)
@@ -1123,30 +342,28 @@ int zkc_lock_release(zkc_lock *l)
 
     if (!l)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    if (l->state == L_LOST) {
+    pthread_mutex_lock(&l->q.mu);
+    if (l->q.state == ZKC__QE_LOST) {
         /* Quietly: the node went with the session. */
-        l->state = L_IDLE;
+        zkc__qe_forget(&l->q);
         l->count = 0;
-        free(l->node);
-        l->node = NULL;
-        l->name = NULL;
-        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_unlock(&l->q.mu);
         return 0;
     }
-    if (l->state != L_HELD) {
-        pthread_mutex_unlock(&l->mu);
+    if (l->q.state != ZKC__QE_HELD) {
+        pthread_mutex_unlock(&l->q.mu);
         return ZKC_ENOTHELD;
     }
     if (l->count > 1) {
         l->count--;
-        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_unlock(&l->q.mu);
         return 0;
     }
-    c = release_node(l);
-    pthread_mutex_unlock(&l->mu);
+    l->count = 0;
+    c = zkc__qe_release(&l->q);
+    pthread_mutex_unlock(&l->q.mu);
     if (c) {
-        zkc__call_wait(c, zkc_session_timeout_ms(l->s));
+        zkc__call_wait(c, zkc_session_timeout_ms(l->q.s));
         zkc__call_unref(c);
     }
     return 0;
@@ -1158,9 +375,9 @@ int zkc_lock_is_held(zkc_lock *l)
 
     if (!l)
         return 0;
-    pthread_mutex_lock(&l->mu);
-    held = l->state == L_HELD;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->q.mu);
+    held = l->q.state == ZKC__QE_HELD;
+    pthread_mutex_unlock(&l->q.mu);
     return held;
 }
 
@@ -1170,9 +387,9 @@ int64_t zkc_lock_token(zkc_lock *l)
 
     if (!l)
         return 0;
-    pthread_mutex_lock(&l->mu);
-    t = (l->state == L_HELD || l->state == L_LOST) ? l->token : 0;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->q.mu);
+    t = (l->q.state == ZKC__QE_HELD || l->q.state == ZKC__QE_LOST) ? l->q.token : 0;
+    pthread_mutex_unlock(&l->q.mu);
     return t;
 }
 
@@ -1182,14 +399,14 @@ int zkc_lock_node_path(zkc_lock *l, char *buf, size_t len)
 
     if (!l || !buf)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    if (!l->node || (l->state != L_HELD && l->state != L_LOST))
+    pthread_mutex_lock(&l->q.mu);
+    if (!l->q.node || (l->q.state != ZKC__QE_HELD && l->q.state != ZKC__QE_LOST))
         rc = ZKC_ENOTHELD;
-    else if (strlen(l->node) >= len)
+    else if (strlen(l->q.node) >= len)
         rc = ZKC_EINVAL;
     else
-        memcpy(buf, l->node, strlen(l->node) + 1);
-    pthread_mutex_unlock(&l->mu);
+        memcpy(buf, l->q.node, strlen(l->q.node) + 1);
+    pthread_mutex_unlock(&l->q.mu);
     return rc;
 }
 
@@ -1200,14 +417,14 @@ int zkc_lock_fenced_multi(zkc_lock *l, const zkc_op *ops, int nops, int timeout_
 
     if (!l)
         return ZKC_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    if (l->node && (l->state == L_HELD || l->state == L_LOST))
-        guard = strdup(l->node);
-    rc = l->node && !guard ? ZKC_ENOMEM : ZKC_ENOTHELD;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->q.mu);
+    if (l->q.node && (l->q.state == ZKC__QE_HELD || l->q.state == ZKC__QE_LOST))
+        guard = strdup(l->q.node);
+    rc = l->q.node && !guard ? ZKC_ENOMEM : ZKC_ENOTHELD;
+    pthread_mutex_unlock(&l->q.mu);
     if (!guard)
         return rc;
-    rc = zkc_fenced_multi(l->s, guard, ops, nops, timeout_ms);
+    rc = zkc_fenced_multi(l->q.s, guard, ops, nops, timeout_ms);
     free(guard);
     return rc;
 }
@@ -1218,23 +435,20 @@ void zkc__lock_free_any(zkc_lock *l)
 
     if (!l)
         return;
-    /* Hook and watch first, outside our mutex (session lock order); after
-     * these return, neither runs for us again. */
-    zkc__remove_hook(l->s, hook, l);
-    pthread_mutex_lock(&l->mu);
-    l->freed = 1;
+    zkc__qe_close_begin(&l->q);
+    pthread_mutex_lock(&l->q.mu);
+    l->q.freed = 1;
     l->acb = NULL;
-    if (l->state == L_ACQUIRING)
-        fail_acquire(l, ZKC_ECANCELED);
-    else if (l->state == L_HELD)
-        c = release_node(l);
-    pthread_mutex_unlock(&l->mu);
-    set_sub(l, NULL);
+    if (l->q.state == ZKC__QE_ACQUIRING) {
+        zkc__qe_fail(&l->q, ZKC_ECANCELED);
+    } else if (l->q.state == ZKC__QE_HELD) {
+        l->count = 0;
+        c = zkc__qe_release(&l->q);
+    }
+    pthread_mutex_unlock(&l->q.mu);
     if (c)
         zkc__call_unref(c); /* the delete goes on in the background */
-    zkc__dispatch_barrier(l->s);
-    zkc__session_detach(l->s);
-    lock_unref(l);
+    zkc__qe_close_end(&l->q);
 }
 
 void zkc_lock_free(zkc_lock *l)
@@ -1242,7 +456,7 @@ void zkc_lock_free(zkc_lock *l)
     if (!l)
         return;
     if (l->owned_by_rw) {
-        zkc__log(l->s, ZKC_LOG_ERROR, "zkc_lock_free on a side of a rwlock: use zkc_rwlock_free");
+        zkc__log(l->q.s, ZKC_LOG_ERROR, "zkc_lock_free on a side of a rwlock: use zkc_rwlock_free");
         return;
     }
     zkc__lock_free_any(l);

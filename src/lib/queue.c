@@ -31,6 +31,79 @@ void zkc__default_owner(char *buf, size_t len)
     snprintf(buf, len, "%s:%ld", host, (long)getpid());
 }
 
+/* ------------------------------------------------ per-request watches */
+
+zkc__qwatch *zkc__qwatch_new(zkc_session *s, const char *path, zkc__qwatch_fn fn, void *owner)
+{
+    zkc__qwatch *w = calloc(1, sizeof(*w));
+
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return NULL;
+    }
+    w->refs = 2;
+    w->s = s;
+    w->fn = fn;
+    w->owner = owner;
+    w->pend.next = w->pend.prev = &w->pend; /* not registered */
+    return w;
+}
+
+static void qwatch_unref(zkc__qwatch *w)
+{
+    if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    free(w->path);
+    free(w);
+}
+
+/* The watch is done: fired (type), or gone from the client unfired (0).
+ * A request's reply and the handle's close can both report "unfired" (the
+ * close completes pending replies too): the first one counts. */
+static void qwatch_end(zkc__qwatch *w, int type)
+{
+    zkc__pending_done(w->s, &w->pend);
+    if (__atomic_exchange_n(&w->ended, 1, __ATOMIC_SEQ_CST) == 0) {
+        w->fn(w, type);
+        qwatch_unref(w);
+    }
+}
+
+static void qwatch_dropped(zkc__pending *pd)
+{
+    qwatch_end((zkc__qwatch *)(void *)((char *)pd - offsetof(zkc__qwatch, pend)), 0);
+}
+
+void zkc__qwatch_sent(zkc__qwatch *w, unsigned gen)
+{
+    zkc__pending_add(w->s, &w->pend, gen, qwatch_dropped);
+}
+
+void zkc__qwatch_reply(zkc__qwatch *w, int set)
+{
+    if (!set)
+        qwatch_end(w, 0);
+    qwatch_unref(w);
+}
+
+void zkc__qwatch_unsent(zkc__qwatch *w)
+{
+    zkc__pending_done(w->s, &w->pend);
+    free(w->path);
+    free(w);
+}
+
+void zkc__qwatch_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)state;
+    (void)path;
+    /* Session events reach every per-request watcher still set: the
+     * owners learn them from the session's hooks. */
+    if (type != ZOO_SESSION_EVENT)
+        qwatch_end(ctx, type);
+}
+
 /* -------------------------------------------------- background delete */
 
 /* A release whose delete meets connection loss must not give up: the node
@@ -99,7 +172,7 @@ static void bg_deleted(int rc, const void *data)
         bg_later(d);
         return;
     }
-    if (rc != ZOK && rc != ZNONODE && rc != ZCLOSING && rc != ZSESSIONEXPIRED)
+    if (rc != ZOK && rc != ZNONODE && rc != ZCLOSING && !zkc__zk_expired(rc))
         zkc__log(d->s, ZKC_LOG_WARN, "cannot delete %s: %s", d->path, zerror(rc));
     bg_finish(d);
 }

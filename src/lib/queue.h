@@ -97,4 +97,50 @@ void zkc__bg_delete(zkc_session *s, const char *path, unsigned gen, zkc__call *f
 unsigned long zkc__lock_watch_wakeups(void);
 void zkc__lock_count_wakeup(void);
 
+/* ---- per-request watches (issue 9, item 4)
+ *
+ * A watch set by one request (zoo_awget, zoo_awexists, zoo_awget_children)
+ * with a context of its own, instead of the session-wide path router
+ * (zkc__watch): the client calls zkc__qwatch_watcher with it, so an event
+ * reaches its owner in O(1) and no lock order with a router exists.
+ *
+ * The client calls a per-request watcher for the node event that fires it
+ * (then forgets it), and for session events until then; it forgets it
+ * without a call when the reply set no watch or its handle is closed. So
+ * fn(w, type) runs exactly once per watch: with the ZOO_*_EVENT type of the
+ * node event that fired it (completion thread), or with 0 when it ended
+ * unfired -- the reply set none (completion thread), the request could not
+ * be sent (sender's thread), or its handle was closed (the closing thread,
+ * after zookeeper_close returned, no session lock held). `owner`, `tag`,
+ * `kind` and `path` are the owner's, read-only once sent; the owner keeps
+ * itself alive for fn (take a reference before zkc__qwatch_new, drop it in
+ * fn). */
+typedef struct zkc__qwatch zkc__qwatch;
+typedef void (*zkc__qwatch_fn)(zkc__qwatch *w, int type);
+struct zkc__qwatch {
+    int refs;  /* atomic: the request's and the watch's */
+    int ended; /* atomic: fn has run */
+    zkc_session *s;
+    zkc__qwatch_fn fn;
+    void *owner;
+    unsigned tag[2];
+    int kind;
+    char *path;
+    zkc__pending pend; /* registered while the client may call it */
+};
+/* NULL when out of memory (fn is not called). */
+zkc__qwatch *zkc__qwatch_new(zkc_session *s, const char *path, zkc__qwatch_fn fn, void *owner);
+/* zh held (gen from zkc__zh_lock): right before the zoo_aw* call. */
+void zkc__qwatch_sent(zkc__qwatch *w, unsigned gen);
+/* The request is over: its reply came (set: it left a watch -- ZOK, or
+ * ZNONODE for exists), or the zoo_aw* call failed (set = 0). Drops the
+ * request's reference; w may be gone after it. */
+void zkc__qwatch_reply(zkc__qwatch *w, int set);
+/* Instead of zkc__qwatch_reply, under the owner's lock: the zoo_aw* call
+ * failed, so no watch was set; w is freed and fn is NOT called (the owner
+ * undoes, itself, what it did for w). */
+void zkc__qwatch_unsent(zkc__qwatch *w);
+/* The watcher to pass to zoo_aw* with w as its context. */
+void zkc__qwatch_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx);
+
 #endif /* ZKC_QUEUE_H */

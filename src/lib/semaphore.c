@@ -135,7 +135,7 @@ static void verify_end(struct vreq *v, int rc, const struct Stat *st)
     if (v->epoch == m->epoch && m->state == S_HELD) {
         if (rc == ZOK && st->ephemeralOwner == m->owner_sid) {
             post_event(m, ZKC_LOCK_RECONNECTED);
-        } else if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED) {
+        } else if (rc == ZOK || rc == ZNONODE || zkc__zk_expired(rc)) {
             m->state = S_LOST;
             post_event(m, ZKC_LOCK_LOST);
         }
@@ -555,7 +555,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             }
             rc = gc->rc;
         }
-        if (rc == ZSESSIONEXPIRED || rc == ZCLOSING || zkc_session_generation(m->s) != gen) {
+        if (zkc__zk_expired(rc) || rc == ZCLOSING || zkc_session_generation(m->s) != gen) {
             zkc__call_unref(gc);
             rc = AGAIN; /* our lease went with the session */
             break;

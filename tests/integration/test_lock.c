@@ -3,6 +3,7 @@
  * acquire, cancel and timeout, fencing, inspection, requests per cycle. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,79 @@ static void test_try_timeout_cancel(void)
     CU_ASSERT_EQUAL(zkc_lock_acquire(b, 0, NULL), 0);
     CU_ASSERT_EQUAL(zkc_lock_release(b), 0);
     CU_ASSERT_EQUAL(lt_children(sb, "/locks/ttc"), 0);
+out:
+    zkc_lock_free(a);
+    zkc_lock_free(b);
+    zkc_session_close(sa);
+    zkc_session_close(sb);
+    lt_rec_destroy(&rb);
+}
+
+/* ---- per-request watches (issue 9, item 4)
+ *
+ * A waiter's watch on the node ahead is a context of its own holding the
+ * waiter's engine. Freeing the waiter leaves that watch set: it must end
+ * when it fires (the holder lets go) and when its handle is closed (the
+ * session closes first), without a callback to the freed lock, and free
+ * everything (ASan checks the last part). */
+static int wait_pending(zkc_session *s, int n, int timeout_ms)
+{
+    long long deadline = tu_now_ms() + timeout_ms;
+
+    while (zkc__test_pending_count(s) != n && tu_now_ms() < deadline)
+        sched_yield();
+    return zkc__test_pending_count(s) == n ? 0 : -1;
+}
+
+static int acquired(lt_rec *r)
+{
+    int n;
+
+    pthread_mutex_lock(&r->mu);
+    n = r->acquired;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void test_freed_waiter_watch(void)
+{
+    zkc_session *sa = NULL, *sb = NULL;
+    zkc_lock *a = NULL, *b = NULL;
+    lt_rec rb;
+
+    lt_rec_init(&rb);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sb, NULL, 4000, NULL) == 0, out);
+    a = new_lock(sa, "/locks/fw", "a", NULL);
+    b = new_lock(sb, "/locks/fw", "b", NULL);
+    TU_CHECK(a && b, out);
+    TU_CHECK(zkc_lock_acquire(a, 5000, NULL) == 0, out);
+    /* b waits: once its reads are answered, only its watch is pending */
+    TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/fw", 2, 5000), 0);
+    CU_ASSERT_EQUAL(wait_pending(sb, 1, 5000), 0);
+    zkc_lock_free(b);
+    b = NULL;
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/fw", 1, 5000), 0);
+    CU_ASSERT_EQUAL(wait_pending(sb, 1, 5000), 0); /* the watch outlives its lock */
+    /* the holder lets go: the watch fires into the freed engine */
+    CU_ASSERT_EQUAL(zkc_lock_release(a), 0);
+    CU_ASSERT_EQUAL(wait_pending(sb, 0, 5000), 0);
+    CU_ASSERT_EQUAL(acquired(&rb), 0); /* no callback after the free */
+    /* again, and this time the session closes before the watch fires */
+    TU_CHECK(zkc_lock_acquire(a, 5000, NULL) == 0, out);
+    b = new_lock(sb, "/locks/fw", "b", NULL);
+    TU_CHECK(b != NULL, out);
+    TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
+    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/fw", 2, 5000), 0);
+    CU_ASSERT_EQUAL(wait_pending(sb, 1, 5000), 0);
+    zkc_lock_free(b);
+    b = NULL;
+    zkc_session_close(sb);
+    sb = NULL;
+    CU_ASSERT_EQUAL(acquired(&rb), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/locks/fw", 1, 5000), 0);
+    CU_ASSERT_EQUAL(zkc_lock_release(a), 0);
 out:
     zkc_lock_free(a);
     zkc_lock_free(b);
@@ -930,7 +1004,10 @@ int register_lock_suite(void)
         !CU_add_test(s, "foreign persistent node ahead: skipped, reported", test_foreign_node) ||
         !CU_add_test(s, "container parents are made", test_container_parent) ||
         !CU_add_test(s, "session expiry during acquires: no error", test_expiry_during_acquire) ||
-        !CU_add_test(s, "LOST under a queued create: acquire carries on", test_lost_during_acquire))
+        !CU_add_test(s, "LOST under a queued create: acquire carries on",
+                     test_lost_during_acquire) ||
+        !CU_add_test(s, "freed waiter: its watch ends when fired or closed",
+                     test_freed_waiter_watch))
         return -1;
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * A Promela model of zkcoord's fair lock engine: the mutex of src/lib/lock.c
+ * A Promela model of zkcoord's fair lock engine: the mutex of src/lib/qengine.c
  * with the protected create of src/lib/pcreate.c, the background delete of
  * src/lib/queue.c, the connection states and local LOST timer of
  * src/lib/session.c and the fenced write of src/lib/fence.c, against
@@ -84,7 +84,7 @@ byte timeouts = TIMEOUTS;
 #define H_LOST 3
 #define H_CONN 4 /* CONNECTED, a new session */
 
-/* ========================================================== lock.c */
+/* ============================================== qengine.c (mutex rule: lock.c) */
 
 #define L_IDLE 0
 #define L_ACQ 1 /* L_ACQUIRING */
@@ -213,7 +213,7 @@ inline zcreate(s, g) {
 #define CLOSED(c, g, d) ((d) && (g) != gen[c])
 #define SRV_READY(c, j) (rk[j] != 0 && rs[j] == S_SENT && ro[j] == 0 && \
     (RUNS(c, rg[j], re[j], rd[j]) || FLUSHED(c, rg[j], re[j], rd[j]) || CLOSED(c, rg[j], rd[j])))
-/* lock.c this_round: request j of client c is of the current round */
+/* qengine.c (attempt, round) check: request j of client c is of the current round */
 #define THIS_ROUND(c, j) (ra[j] == att[c] && rn[j] == rnd[c])
 #define CPL_READY(c, j) (rk[j] != 0 && rs[j] == S_ANS && ro[j] == 0)
 #define BG_READY(c, j) (rk[j] == K_BG && rs[j] == S_WAIT && cst[c] == C_CONN && up[c])
@@ -270,7 +270,7 @@ inline bg_delete(c, n, g) {
     fi
 }
 
-/* lock.c drop_node */
+/* qengine.c drop_node */
 inline drop_node(c) {
     if
     :: node[c] != NONE -> bg_delete(c, node[c], ngen[c]); clear_node(c)
@@ -279,7 +279,7 @@ inline drop_node(c) {
     watching[c] = NONE
 }
 
-/* lock.c fail_acquire */
+/* qengine.c zkc__qe_fail */
 inline do_fail(c, rc) {
     finish_acquire(c, rc);
     drop_node(c);
@@ -287,7 +287,7 @@ inline do_fail(c, rc) {
     att[c]++
 }
 
-/* lock.c resume_later: zkc__retry_arm(resume), one pending at a time */
+/* qengine.c resume_later: zkc__retry_arm(resume), one pending at a time */
 inline resume_later(c) {
     if
     :: rq[c] -> skip
@@ -295,13 +295,13 @@ inline resume_later(c) {
     fi
 }
 
-/* lock.c evaluate */
+/* qengine.c evaluate */
 inline evaluate(c) {
     send(c, K_GC, NONE, att[c]);
     gcin[c]++
 }
 
-/* pcreate.c finish, which calls lock.c created */
+/* pcreate.c finish, which calls qengine.c created */
 /* this pcreate instance works for the current round of the current attempt */
 #define P_THIS_ROUND(c) (patt[pi] == att[c] && prnd[pi] == rnd[c])
 
@@ -355,7 +355,7 @@ inline pc_send(c, ph) {
 
 #define FREE_PC(c) (pph[(c) * NP] == P_NONE -> (c) * NP : (pph[(c) * NP + 1] == P_NONE -> (c) * NP + 1 : NONE))
 
-/* lock.c launch: a fresh guid, the protected create, and right behind it
+/* qengine.c zkc__qe_launch: a fresh guid, the protected create, and right behind it
  * the pipelined getChildren (gc_inflight reserved for it) */
 inline do_launch(c) {
     pi = FREE_PC(c);
@@ -372,7 +372,7 @@ inline do_launch(c) {
     send(c, K_GC, NONE, att[c])
 }
 
-/* lock.c grant: the ownership check, then HELD */
+/* qengine.c grant: the ownership check, then HELD */
 inline grant(c) {
     if
 #ifndef MUTANT_NOOWNER
@@ -387,7 +387,7 @@ inline grant(c) {
     fi
 }
 
-/* lock.c hook, called by announce() */
+/* qengine.c hook, called by announce() */
 inline hook(c, h) {
     if
     :: lst[c] == L_HELD ->
@@ -689,7 +689,7 @@ end:
             fi;
             wev[c] = NONE; wevg[c] = 0
 
-        /* ----------------------------------- lock.c resume (one-shot) */
+        /* ----------------------------------- qengine.c resume (one-shot) */
         :: rq[c] && cst[c] == C_CONN && up[c] ->
             printf("MSC: c%d resume()\n", c);
             rq[c] = 0;

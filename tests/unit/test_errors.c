@@ -70,6 +70,13 @@ static void test_zookeeper_translation(void)
     CU_ASSERT_EQUAL(zkc__zk_connloss(ZNONODE), 0);
     CU_ASSERT_EQUAL(zkc__zk_connloss(ZSESSIONEXPIRED), 0);
     CU_ASSERT_EQUAL(zkc__zk_connloss(ZMARSHALLINGERROR), 0);
+    /* The server's UNKNOWNSESSION (-12, no name in the C client): a
+     * request of a session the server has removed. Seen as a create's
+     * result right after a forced expiry (lock_tests, 1 run in ~30). */
+    CU_ASSERT_EQUAL(zkc__err_from_zk(-12), ZKC_ESESSIONLOST);
+    CU_ASSERT_EQUAL(zkc__zk_expired(-12), 1);
+    CU_ASSERT_EQUAL(zkc__zk_expired(ZSESSIONEXPIRED), 1);
+    CU_ASSERT_EQUAL(zkc__zk_expired(ZCONNECTIONLOSS), 0);
 }
 
 static void test_state_and_level_names(void)
