@@ -816,24 +816,29 @@ oom:
     arm_retry(c);
 }
 
-static void folder_checked(int zrc, const struct Stat *st, const void *data);
-
-/* mu held: the folder is missing; an exists watch says when it appears.
- * (That watch is the point here: the folder is expected to come.) */
-static void watch_folder(zkc__cache *c)
+/* mu held. Send the folder's listing (REQ_LIST: getChildren) or, the
+ * folder being missing, its check (REQ_FOLDER: exists; that watch is the
+ * point there, the folder is expected to come), both with our watch. When
+ * nothing could be sent, need_list says so and a retry or the CONNECTED
+ * hook sends it later. */
+static void send_folder_req(zkc__cache *c, int kind)
 {
     struct creq *r;
     zhandle_t *zh = lock_zh(c);
+    int zrc = ZSYSTEMERROR;
 
     if (!zh) {
         c->need_list = 1;
         return;
     }
     r = req_new(c, NULL);
-    if (r)
-        req_sending(r, REQ_FOLDER);
-    if (!r || zoo_awexists(zh, c->path, watcher, c, folder_checked, r) != ZOK) {
-        zkc__zh_unlock(c->s);
+    if (r) {
+        req_sending(r, kind);
+        zrc = kind == REQ_LIST ? zoo_awget_children(zh, c->path, watcher, c, list_done, r)
+                               : zoo_awexists(zh, c->path, watcher, c, folder_checked, r);
+    }
+    zkc__zh_unlock(c->s);
+    if (zrc != ZOK) {
         c->need_list = 1;
         arm_retry(c);
         if (r) {
@@ -842,8 +847,8 @@ static void watch_folder(zkc__cache *c)
         }
         return;
     }
-    zkc__zh_unlock(c->s);
     c->listing = 1;
+    c->need_list = 0;
 }
 
 static void folder_checked(int zrc, const struct Stat *st, const void *data)
@@ -887,7 +892,7 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     } else if (zrc == ZNONODE) {
         while (c->n > 0)
             drop_entry(c, c->sorted[--c->n]);
-        watch_folder(c);
+        send_folder_req(c, REQ_FOLDER);
         relist = 0;
     } else if (is_connloss(zrc)) {
         c->need_list = 1;
@@ -906,36 +911,13 @@ out:
 /* mu held. */
 static void start_list(zkc__cache *c)
 {
-    struct creq *r;
-    zhandle_t *zh;
-
     if (c->closing)
         return;
     if (c->listing) {
         c->relist = 1;
         return;
     }
-    zh = lock_zh(c);
-    if (!zh) {
-        c->need_list = 1;
-        return;
-    }
-    r = req_new(c, NULL);
-    if (r)
-        req_sending(r, REQ_LIST);
-    if (!r || zoo_awget_children(zh, c->path, watcher, c, list_done, r) != ZOK) {
-        zkc__zh_unlock(c->s);
-        c->need_list = 1;
-        arm_retry(c);
-        if (r) {
-            zkc__pending_done(c->s, &r->pend);
-            req_done(r);
-        }
-        return;
-    }
-    zkc__zh_unlock(c->s);
-    c->listing = 1;
-    c->need_list = 0;
+    send_folder_req(c, REQ_LIST);
 }
 
 static void child_read(int zrc, const char *value, int len, const struct Stat *st, const void *data)
