@@ -192,7 +192,8 @@ struct zkc__cache {
     int relist;
     int need_list;
     unsigned list_no;
-    int inflight; /* getData in flight */
+    int inflight;  /* getData in flight */
+    int stale_any; /* some child may be stale (see read_stale()) */
     zkc__retry retry;
 
     zkc__smap map; /* name -> present entry */
@@ -205,8 +206,19 @@ struct zkc__cache {
      * the old listing is then no longer known. */
     char *pbuf;
     size_t plen;
+    size_t pcap;
     int *poff;
+    int pocap;
     int pn;
+    /* The listing before that one's buffers, reused for the next listing:
+     * a listing of 10,000 names is half a megabyte, and allocating and
+     * freeing it anew each time cost page faults and a malloc_consolidate
+     * (glibc merges every free small chunk when a chunk over 64 KiB is
+     * freed) per change. */
+    char *sbuf;
+    size_t scap;
+    int *soff;
+    int socap;
     char *dropped[8];
     int ndropped;     /* names in dropped[] */
     int dropped_more; /* more than fit: compare nothing next time */
@@ -287,6 +299,8 @@ void zkc__cache_unref(zkc__cache *c)
         free(c->dropped[i]);
     free(c->pbuf);
     free(c->poff);
+    free(c->sbuf);
+    free(c->soff);
     pthread_cond_destroy(&c->rcond);
     pthread_mutex_destroy(&c->rmu);
     pthread_mutex_destroy(&c->own_mu);
@@ -361,17 +375,36 @@ static int is_connloss(int zrc)
 
 /* ------------------------------------------------------------ retrying */
 
-static void resync(zkc__cache *c)
+static void set_stale(zkc__cache *c, zkc__centry *e)
+{
+    e->stale = 1;
+    c->stale_any = 1;
+}
+
+/* mu held: read again the children marked stale. A flag says whether any
+ * may be, so that a listing does not walk every child (a cache miss each:
+ * a third of a join's CPU at 10,000 members). */
+static void read_stale(zkc__cache *c)
 {
     int i;
 
-    if (c->need_list)
-        start_list(c);
+    if (!c->stale_any)
+        return;
+    c->stale_any = 0;
     for (i = 0; i < c->n; i++) {
         zkc__centry *e = c->sorted[i];
         if (!e->reading && e->stale)
             read_child(c, e);
+        if (e->stale)
+            c->stale_any = 1;
     }
+}
+
+static void resync(zkc__cache *c)
+{
+    if (c->need_list)
+        start_list(c);
+    read_stale(c);
 }
 
 /* Manager thread, once connected again after a connection loss. */
@@ -647,6 +680,17 @@ static int entry_qcmp(const void *a, const void *b, void *arg)
     return cmp_names(arg, (*(zkc__centry *const *)a)->name, (*(zkc__centry *const *)b)->name);
 }
 
+/* Name `at` of the last listing is `name` (of `len` bytes). */
+static int prev_is(const zkc__cache *c, int at, const char *name, size_t len)
+{
+    size_t n;
+
+    if (at >= c->pn)
+        return 0;
+    n = (at + 1 < c->pn ? (size_t)c->poff[at + 1] : c->plen) - (size_t)c->poff[at] - 1;
+    return n == len && memcmp(name, c->pbuf + c->poff[at], len) == 0;
+}
+
 /* mu held: merge a listing into the cache, in O(n + k log k) for n known
  * and k new children. */
 static void reconcile(zkc__cache *c, const struct String_vector *sv)
@@ -654,10 +698,24 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
     zkc__centry **fresh = NULL, **merged;
     unsigned no = ++c->list_no;
     int i, j, k = 0, m, nf = 0, known = 0, pi = 0, usep = c->pbuf && !c->dropped_more;
-    size_t ncap = c->plen + c->plen / 4 + 4096, nlen = 0;
-    char *nbuf = malloc(ncap);
-    int *noff = malloc(sizeof(*noff) * (size_t)(sv->count > 0 ? sv->count : 1));
+    size_t want = c->plen + c->plen / 4 + 4096, ncap = c->scap, nlen = 0;
+    char *nbuf = c->sbuf;
+    int *noff = c->soff, nocap = c->socap;
 
+    c->sbuf = NULL;
+    c->soff = NULL;
+    c->scap = 0;
+    c->socap = 0;
+    if (ncap < want) {
+        free(nbuf);
+        nbuf = malloc(want);
+        ncap = nbuf ? want : 0;
+    }
+    if (nocap < sv->count || !noff) {
+        free(noff);
+        nocap = sv->count > 0 ? sv->count : 1;
+        noff = malloc(sizeof(*noff) * (size_t)nocap);
+    }
     if (sv->count > 0 && !(fresh = malloc(sizeof(*fresh) * (size_t)sv->count)))
         goto oom;
     for (i = 0; i < sv->count; i++) {
@@ -671,6 +729,7 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
             if (!nb)
                 free(nbuf);
             nbuf = nb;
+            ncap = nb ? ncap : 0;
         }
         if (nbuf && noff) {
             memcpy(nbuf + nlen, name, len + 1);
@@ -680,9 +739,7 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         /* Same name at the same place (or one further: a child removed) in
          * the last listing, and not dropped since: known, no lookup. */
         if (usep) {
-            int at = pi < c->pn && strcmp(name, c->pbuf + c->poff[pi]) == 0           ? pi
-                     : pi + 1 < c->pn && strcmp(name, c->pbuf + c->poff[pi + 1]) == 0 ? pi + 1
-                                                                                      : -1;
+            int at = prev_is(c, pi, name, len) ? pi : prev_is(c, pi + 1, name, len) ? pi + 1 : -1;
             if (at >= 0) {
                 for (j = 0; j < c->ndropped; j++)
                     if (strcmp(c->dropped[j], name) == 0)
@@ -712,15 +769,25 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         e->listed = no;
         fresh[nf++] = e;
     }
-    free(c->pbuf);
-    free(c->poff);
-    c->pbuf = nbuf && noff ? nbuf : NULL;
-    c->poff = nbuf && noff ? noff : NULL;
-    c->plen = c->pbuf ? nlen : 0;
-    c->pn = c->pbuf ? sv->count : 0;
-    if (!c->pbuf) {
+    /* The last listing's buffers become the spare ones. */
+    c->sbuf = c->pbuf;
+    c->scap = c->pcap;
+    c->soff = c->poff;
+    c->socap = c->pocap;
+    if (nbuf && noff) {
+        c->pbuf = nbuf;
+        c->pcap = ncap;
+        c->poff = noff;
+        c->pocap = nocap;
+        c->plen = nlen;
+        c->pn = sv->count;
+    } else {
         free(nbuf);
         free(noff);
+        c->pbuf = NULL;
+        c->poff = NULL;
+        c->pcap = c->plen = 0;
+        c->pocap = c->pn = 0;
     }
     nbuf = NULL;
     noff = NULL;
@@ -795,9 +862,7 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         }
     }
     if (c->cfg.fetch_data)
-        for (i = 0; i < c->n; i++)
-            if (c->sorted[i]->stale && !c->sorted[i]->reading)
-                read_child(c, c->sorted[i]);
+        read_stale(c);
     free(fresh);
     for (i = 0; i < c->ndropped; i++)
         free(c->dropped[i]);
@@ -809,6 +874,7 @@ oom:
     free(noff);
     free(c->pbuf); /* compare nothing next time */
     c->pbuf = NULL;
+    c->pcap = c->plen = 0;
     c->pn = 0;
     free(fresh);
     zkc__log(c->s, ZKC_LOG_ERROR, "cache %s: out of memory merging a listing", c->path);
@@ -958,7 +1024,7 @@ static void child_read(int zrc, const char *value, int len, const struct Stat *s
         remove_sorted(c, e);
         drop_entry(c, e);
     } else if (is_connloss(zrc)) {
-        e->stale = 1;
+        set_stale(c, e);
         arm_retry(c);
     } else if (zrc != ZCLOSING && zrc != ZSESSIONEXPIRED) {
         zkc__log(c->s, ZKC_LOG_WARN, "cache %s: cannot read %s: %s", c->path, e->name, zerror(zrc));
@@ -988,12 +1054,12 @@ static void read_child(zkc__cache *c, zkc__centry *e)
     if (c->closing)
         return;
     if (e->reading) {
-        e->stale = 1;
+        set_stale(c, e);
         return;
     }
     zh = lock_zh(c);
     if (!zh) {
-        e->stale = 1;
+        set_stale(c, e);
         return;
     }
     r = req_new(c, e->name);
@@ -1009,7 +1075,7 @@ static void read_child(zkc__cache *c, zkc__centry *e)
     zkc__zh_unlock(c->s);
     free(path);
     if (zrc != ZOK) {
-        e->stale = 1;
+        set_stale(c, e);
         arm_retry(c);
         if (r) {
             zkc__pending_done(c->s, &r->pend);
@@ -1081,6 +1147,7 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
             c->sorted[i]->reading = 0;
             c->sorted[i]->stale = c->cfg.fetch_data;
         }
+        c->stale_any = c->cfg.fetch_data;
         start_list(c);
     } else if (st == ZKC_CONN_RECONNECTED && gen == c->gen) {
         /* Same session: the client re-registered our watches; send what
