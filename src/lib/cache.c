@@ -192,8 +192,11 @@ struct zkc__cache {
     int relist;
     int need_list;
     unsigned list_no;
-    int inflight;  /* getData in flight */
-    int stale_any; /* some child may be stale (see read_stale()) */
+    int inflight;       /* getData in flight */
+    int stale_any;      /* some child may be stale (see read_stale()) */
+    int paused;         /* on demand and not wanted: changes only set need_list */
+    unsigned list_sent; /* listings sent, ever */
+    unsigned list_seen; /* number of the last listing applied */
     zkc__retry retry;
 
     zkc__smap map; /* name -> present entry */
@@ -246,6 +249,7 @@ struct creq {
     zkc__cache *c;
     unsigned gen;
     int kind;    /* REQ_* */
+    unsigned no; /* REQ_LIST: its number (list_sent) */
     char name[]; /* child name, "" for the folder */
 };
 
@@ -449,8 +453,8 @@ static zhandle_t *lock_zh(zkc__cache *c)
 
 static void mark_dirty(zkc__cache *c, zkc__centry *e)
 {
-    if (e->dirty)
-        return;
+    if (e->dirty || !c->ops.batch)
+        return; /* told already, or nobody to tell */
     e->dirty = 1;
     e->dprev = NULL;
     if (!c->dirty)
@@ -900,6 +904,7 @@ static void send_folder_req(zkc__cache *c, int kind)
     r = req_new(c, NULL);
     if (r) {
         req_sending(r, kind);
+        r->no = kind == REQ_LIST ? ++c->list_sent : 0;
         zrc = kind == REQ_LIST ? zoo_awget_children(zh, c->path, watcher, c, list_done, r)
                                : zoo_awexists(zh, c->path, watcher, c, folder_checked, r);
     }
@@ -954,8 +959,10 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     relist = c->relist;
     c->relist = 0;
     if (zrc == ZOK) {
+        c->list_seen = r->no;
         reconcile(c, sv);
     } else if (zrc == ZNONODE) {
+        c->list_seen = r->no;
         while (c->n > 0)
             drop_entry(c, c->sorted[--c->n]);
         send_folder_req(c, REQ_FOLDER);
@@ -968,6 +975,8 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     }
     if (relist)
         start_list(c);
+    if ((zrc == ZOK || zrc == ZNONODE) && c->ops.listed)
+        c->ops.listed(c->ctx);
     maybe_deliver(c);
 out:
     pthread_mutex_unlock(c->mu);
@@ -979,6 +988,10 @@ static void start_list(zkc__cache *c)
 {
     if (c->closing)
         return;
+    if (c->paused) {
+        c->need_list = 1; /* listed when wanted again */
+        return;
+    }
     if (c->listing) {
         c->relist = 1;
         return;
@@ -1258,9 +1271,25 @@ int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, const zkc
     c->ctx = ctx;
     c->cfg = *cfg;
     c->gen = zkc_session_generation(s);
+    c->paused = cfg->on_demand;
     zkc__smap_init(&c->map);
     *out = c;
     return 0;
+}
+
+unsigned zkc__cache_want(zkc__cache *c, int want)
+{
+    unsigned mark = c->list_sent + 1;
+
+    c->paused = !want;
+    if (want && c->need_list && !c->listing)
+        start_list(c);
+    return mark;
+}
+
+unsigned zkc__cache_listed(zkc__cache *c)
+{
+    return c->list_seen;
 }
 
 pthread_mutex_t *zkc__cache_mutex(zkc__cache *c)
@@ -1736,7 +1765,7 @@ void zkc_cache_opts_init(zkc_cache_opts *o)
 
 int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_cache_opts *o)
 {
-    zkc__cache_cfg cfg;
+    zkc__cache_cfg cfg = {0};
     zkc_cache *c;
     int rc;
 

@@ -106,11 +106,15 @@ typedef struct zkc__cache_ops {
     /* Release a child's `user` slot when the engine frees the child. */
     void (*forget)(void *user);
     void (*arrived)(void *ctx, zkc__centry *e);
+    /* Completion thread, lock held: a listing was applied (its children
+     * may or may not differ from the last). Must not block. May be NULL. */
+    void (*listed)(void *ctx);
 } zkc__cache_ops;
 
 typedef struct zkc__cache_cfg {
     int fetch_data; /* read each new child's data */
     int watch_data; /* and leave a data watch (re-read on change) */
+    int on_demand;  /* list only while wanted (zkc__cache_want) */
 } zkc__cache_cfg;
 
 /* New engine on `path` (copied), with its own mutex. Does not start.
@@ -130,6 +134,18 @@ void zkc__cache_close(zkc__cache *c);
 /* Drop the consumer's reference (after close). */
 void zkc__cache_unref(zkc__cache *c);
 
+/* Lock held. An on-demand engine (cfg.on_demand; e.g. the semaphore's
+ * leases, which only the head of the internal mutex queue counts) starts
+ * not wanted: a change of the folder then only notes that a listing is
+ * due, sends nothing and leaves no watch, so idle handles cost the server
+ * nothing (no herd). Wanted again, it lists at once if a change (or none
+ * yet) came meanwhile, else its watch is still set and the next change
+ * lists. Returns the number the next listing sent will have: a listing
+ * applied with at least that number (zkc__cache_listed) was sent after
+ * this call. */
+unsigned zkc__cache_want(zkc__cache *c, int want);
+/* Lock held. The number of the last listing applied (0: none). */
+unsigned zkc__cache_listed(zkc__cache *c);
 /* Lock held. Lookup by child name, O(1); NULL when not present. */
 zkc__centry *zkc__cache_find(zkc__cache *c, const char *name);
 /* Lock held. Present children in order; valid until the lock is released. */
