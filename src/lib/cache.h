@@ -159,6 +159,8 @@ void zkc__cache_counts(zkc__cache *c, int *present, int *dirty, int *queued, int
 
 /* For tests: zkc__cache_counts() of a group's cache (group.c). */
 void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int *busy);
+/* For tests and benches: zkc__cache_listed() of a group's cache. */
+unsigned zkc__group_listed(zkc_group *g);
 
 /* ---- a data read through zkc__call (zkc_get, zkc_group_read) */
 struct zkc__got {

@@ -1394,6 +1394,16 @@ void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int 
     pthread_mutex_unlock(g->mu);
 }
 
+unsigned zkc__group_listed(zkc_group *g)
+{
+    unsigned n;
+
+    pthread_mutex_lock(g->mu);
+    n = zkc__cache_listed(g->cache);
+    pthread_mutex_unlock(g->mu);
+    return n;
+}
+
 /* ---------------------------------------------------------- public API */
 
 void zkc_group_opts_init(zkc_group_opts *o)
