@@ -1577,6 +1577,89 @@ void zkc_strings_free(char **names, int count)
     free(names);
 }
 
+/* ------------------------------------------- views with borrowed elements */
+
+zkc__vlife *zkc__vlife_new(void (*unref)(void *elt))
+{
+    zkc__vlife *l = calloc(1, sizeof(*l));
+
+    if (l) {
+        l->refs = 1;
+        l->unref = unref;
+    }
+    return l;
+}
+
+void zkc__vlife_keep(zkc__vlife *l, void *elt)
+{
+    if (!elt)
+        return;
+    if (l->ngone == l->capgone) {
+        int cap = l->capgone ? l->capgone * 2 : 8;
+        void **g = realloc(l->gone, sizeof(*g) * (size_t)cap);
+        if (!g)
+            return; /* leaked, not freed under a reader */
+        l->gone = g;
+        l->capgone = cap;
+    }
+    l->gone[l->ngone++] = elt;
+}
+
+void zkc__vlife_chain(zkc__vlife *older, zkc__vlife *newer)
+{
+    __atomic_add_fetch(&newer->refs, 1, __ATOMIC_RELAXED);
+    older->next = newer;
+}
+
+void zkc__vlife_unref(zkc__vlife *l)
+{
+    /* A loop, not recursion: a chain is as long as the changes seen while
+     * a user kept its oldest view. */
+    while (l && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        zkc__vlife *next = l->next;
+        int i;
+
+        for (i = 0; i < l->ngone; i++)
+            l->unref(l->gone[i]);
+        free(l->gone);
+        free(l);
+        l = next;
+    }
+}
+
+static int int_qcmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return (x > y) - (x < y);
+}
+
+int zkc__view_merge(void **out, void *const *old, int n, int *dpos, int nd, const int *ipos,
+                    void *const *ins, int ni)
+{
+    int cur = 0, di = 0, j = 0, k = 0;
+
+    qsort(dpos, (size_t)nd, sizeof(*dpos), int_qcmp);
+    while (cur < n || j < ni) {
+        int stop = n;
+        if (j < ni && ipos[j] < stop)
+            stop = ipos[j];
+        if (di < nd && dpos[di] < stop)
+            stop = dpos[di];
+        memcpy(&out[k], &old[cur], sizeof(*out) * (size_t)(stop - cur));
+        k += stop - cur;
+        cur = stop;
+        if (j < ni && ipos[j] == cur) {
+            /* memcpy: the arrays hold pointers of the callers' types */
+            memcpy(&out[k++], &ins[j++], sizeof(*out));
+        } else if (di < nd && dpos[di] == cur) {
+            cur++;
+            di++;
+        }
+    }
+    return k;
+}
+
 /* --------------------------------------------------- zkc_cache (public) */
 
 /* One child as a public view shows it: immutable, refcounted. */
@@ -1589,10 +1672,13 @@ struct cval {
     char name[];
 };
 
+/* A view's children are borrowed (see zkc__vlife in cache.h), so building
+ * a view copies the pointer array and touches only the changed children. */
 struct zkc_cache_view {
     int refs;
     int n;
-    struct cval **v;
+    struct cval **v; /* borrowed: kept alive by `life` and its chain */
+    zkc__vlife *life;
 };
 
 struct zkc_cache {
@@ -1627,6 +1713,82 @@ static void cval_unref(void *p)
         free(v->data);
         free(v);
     }
+}
+
+static zkc_cache_view *cview_alloc(int n)
+{
+    zkc_cache_view *v = calloc(1, sizeof(*v));
+
+    if (!v)
+        return NULL;
+    v->refs = 1;
+    v->v = calloc((size_t)(n > 0 ? n : 1), sizeof(*v->v));
+    v->life = zkc__vlife_new(cval_unref);
+    if (!v->v || !v->life) {
+        free(v->v);
+        zkc__vlife_unref(v->life);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* First position in `v` whose name is not before `name`. */
+static int cview_lower(const zkc_cache_view *v, const char *name)
+{
+    int lo = 0, hi = v->n;
+
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(v->v[mid]->name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The next view: `ov` patched by the batch (O(k log n) and one copy of the
+ * pointer array); NULL when out of memory or when `ov` and the batch do
+ * not line up (the caller then builds it from the entries). */
+static zkc_cache_view *cview_patch(const zkc_cache_view *ov, const zkc__change *ch, int n)
+{
+    int *dpos = malloc(sizeof(int) * (size_t)(n + 1)),
+        *ipos = malloc(sizeof(int) * (size_t)(n + 1));
+    struct cval **ins = malloc(sizeof(*ins) * (size_t)(n + 1));
+    zkc_cache_view *nv = NULL;
+    int i, nd = 0, ni = 0;
+
+    if (!dpos || !ipos || !ins)
+        goto out;
+    for (i = 0; i < n; i++) {
+        struct cval *old = ch[i].old_value, *now = ch[i].new_value;
+        int p;
+
+        if (ch[i].kind == ZKC__CH_TOUCHED)
+            continue;
+        p = cview_lower(ov, ch[i].e->name);
+        if (old) {
+            if (p >= ov->n || ov->v[p] != old)
+                goto out;
+            dpos[nd++] = p;
+        }
+        if (now) {
+            if (ni > 0 && p < ipos[ni - 1])
+                goto out;
+            ipos[ni] = p;
+            ins[ni++] = now;
+        }
+    }
+    if (!(nv = cview_alloc(ov->n + ni)))
+        goto out;
+    nv->n = zkc__view_merge((void **)nv->v, (void *const *)ov->v, ov->n, dpos, nd, ipos,
+                            (void *const *)ins, ni);
+out:
+    free(dpos);
+    free(ipos);
+    free(ins);
+    return nv;
 }
 
 static int64_t cval_mzxid(void *p)
@@ -1665,8 +1827,16 @@ static void *cval_decode(void *ctx, const char *name, const char *data, int len,
 
 static void pub_unref(zkc_cache *c)
 {
+    int i;
+
     if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    /* The current view's children are the entries' (their `delivered`),
+     * which go with the engine: a user may hold that view past us. */
+    for (i = 0; c->view && i < c->view->n; i++) {
+        cval_ref(c->view->v[i]);
+        zkc__vlife_keep(c->view->life, c->view->v[i]);
+    }
     zkc_cache_view_free(c->view);
     zkc__cache_unref(c->eng); /* the mutex goes with the engine's last reference */
     free(c);
@@ -1691,16 +1861,27 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
     zkc_cache *c = ctx;
     zkc__centry *const *ents;
     struct pub_batch *b = calloc(1, sizeof(*b));
-    zkc_cache_view *v = calloc(1, sizeof(*v));
+    zkc_cache_view *v = NULL;
     int i, ne;
 
-    ents = zkc__cache_sorted(c->eng, &ne);
-    if (!b || !v || !(v->v = calloc((size_t)(ne ? ne : 1), sizeof(*v->v))) ||
-        !(b->ev = calloc((size_t)n + 1, sizeof(*b->ev))) ||
+    /* What leaves stays alive with the current view (and older ones),
+     * whatever happens next. */
+    for (i = 0; i < n; i++)
+        if (ch[i].old_value && ch[i].old_value != ch[i].new_value) {
+            cval_ref(ch[i].old_value);
+            zkc__vlife_keep(c->view->life, ch[i].old_value);
+        }
+    if (b && !(v = cview_patch(c->view, ch, n))) {
+        /* Not lined up (or out of memory): from the entries, in order. */
+        ents = zkc__cache_sorted(c->eng, &ne);
+        if ((v = cview_alloc(ne)))
+            for (i = 0; i < ne; i++)
+                if (ents[i]->delivered)
+                    v->v[v->n++] = ents[i]->delivered;
+    }
+    if (!b || !v || !(b->ev = calloc((size_t)n + 1, sizeof(*b->ev))) ||
         !(b->vals = calloc((size_t)n + 1, sizeof(*b->vals)))) {
-        if (v)
-            free(v->v);
-        free(v);
+        zkc_cache_view_free(v);
         if (b) {
             free(b->ev);
             free(b->vals);
@@ -1708,13 +1889,6 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
         free(b);
         zkc__log(c->s, ZKC_LOG_ERROR, "cache: out of memory delivering a change");
         return NULL;
-    }
-    v->refs = 1;
-    for (i = 0; i < ne; i++) {
-        if (!ents[i]->delivered)
-            continue;
-        cval_ref(ents[i]->delivered);
-        v->v[v->n++] = ents[i]->delivered;
     }
     for (i = 0; i < n; i++) {
         struct cval *val = ch[i].kind == ZKC__CH_REMOVED ? ch[i].old_value : ch[i].new_value;
@@ -1736,6 +1910,7 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
     b->view = v;
     b->c = c;
     __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    zkc__vlife_chain(c->view->life, v->life);
     zkc_cache_view_free(c->view);
     c->view = zkc_cache_view_ref(v);
     return b;
@@ -1792,12 +1967,10 @@ int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_c
     c->s = s;
     cfg.fetch_data = c->o.fetch_data || c->o.watch_data;
     cfg.watch_data = c->o.watch_data;
-    c->view = calloc(1, sizeof(*c->view));
-    if (c->view)
-        c->view->refs = 1;
+    c->view = cview_alloc(0);
     rc = c->view ? zkc__cache_new(&c->eng, s, path, &pub_ops, c, &cfg) : ZKC_ENOMEM;
     if (rc) {
-        free(c->view);
+        zkc_cache_view_free(c->view);
         free(c);
         return rc;
     }
@@ -1884,12 +2057,9 @@ zkc_cache_view *zkc_cache_view_ref(const zkc_cache_view *v)
 
 void zkc_cache_view_free(zkc_cache_view *v)
 {
-    int i;
-
     if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    for (i = 0; i < v->n; i++)
-        cval_unref(v->v[i]);
+    zkc__vlife_unref(v->life);
     free(v->v);
     free(v);
 }

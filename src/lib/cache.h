@@ -53,6 +53,42 @@ int zkc__smap_put(zkc__smap *m, const char *key, void *val);
 /* Remove; returns the value, NULL when absent. */
 void *zkc__smap_del(zkc__smap *m, const char *key);
 
+/* ---- immutable views whose elements are borrowed (group.c, cache.c)
+ *
+ * A view's elements are not referenced one by one (a reference per element
+ * per view made every change O(n)). What keeps them alive is a chain of
+ * lifetime records: view k's record holds the elements that left at the
+ * change from view k to view k+1, and a reference to view k+1's record.
+ * An element that left at change k is in views k and older only, and
+ * record k goes once view k and every older view are gone (each older
+ * record leads to it). The elements of the current view are held by their
+ * owner and move to the current record when they leave. */
+typedef struct zkc__vlife {
+    int refs;                 /* atomic: its view, and the previous record */
+    struct zkc__vlife *next;  /* the next view's record (referenced) */
+    void (*unref)(void *elt); /* releases a kept element */
+    void **gone;              /* referenced */
+    int ngone;
+    int capgone;
+} zkc__vlife;
+
+/* A record with one reference (its view's); NULL when out of memory. */
+zkc__vlife *zkc__vlife_new(void (*unref)(void *elt));
+/* `elt` (a reference, which moves here; NULL is ignored) stays alive as
+ * long as the record. Out of memory: the element is leaked, never freed
+ * under a reader. */
+void zkc__vlife_keep(zkc__vlife *l, void *elt);
+/* `newer` is the record of the view after `older`'s (set once). */
+void zkc__vlife_chain(zkc__vlife *older, zkc__vlife *newer);
+void zkc__vlife_unref(zkc__vlife *l);
+
+/* The next view's elements: `n` elements of `old` (sorted) with the ones
+ * at positions dpos[0..nd) (any order) left out and ins[0..ni) put before
+ * the element at ipos[j] (nondecreasing; n = at the end), in one copy of
+ * each unchanged run. `out` has room for n + ni. Returns its count. */
+int zkc__view_merge(void **out, void *const *old, int n, int *dpos, int nd, const int *ipos,
+                    void *const *ins, int ni);
+
 /* ---- one child as the engine holds it */
 typedef struct zkc__centry {
     char *name;

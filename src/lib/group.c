@@ -51,32 +51,17 @@
 #define MEMBER_PREFIX "member_" /* ServerSet's node names (Finagle, Aurora) */
 #define FREE_DRAIN_MS 2000      /* zkc_group_free(): wait for requests in flight */
 
-/* A view's members are borrowed, not referenced one by one: a reference
+/* A view's members are borrowed (see zkc__vlife in cache.h): a reference
  * per member per view made every change cost O(n) (taken on the new view,
- * dropped with the old one: two passes over every member, one cache miss
- * each, 1.5 ms of a 2.6 ms join at 10,000 members). What keeps them alive
- * is the chain of lifetime records: view k's record holds the members
- * that left at the change from view k to view k+1, and a reference to view
- * k+1's record. A member that left at change k is in views k and older
- * only, and record k goes once view k and every older view are gone (each
- * older record leads to it). Members of the current view are held by the
- * group (each cache entry's wrapper) and move to the current record when
- * they leave. A consumer that keeps an old view keeps the members that
- * left since, as it would with per-member references. */
-struct vlife {
-    int refs;           /* atomic: its view, and the previous record */
-    struct vlife *next; /* the next view's record (referenced), or NULL */
-    zkc_member **gone;  /* referenced */
-    int ngone;
-    int capgone;
-};
-
+ * dropped with the old one: two passes over every member, a cache miss
+ * each). Members of the current view are held by their cache entries
+ * (e->user) and move to the current view's record when they leave. */
 struct zkc_group_view {
     int refs;
     int n;
     int dups;
     zkc_member **m; /* borrowed: kept alive by `life` and its chain */
-    struct vlife *life;
+    zkc__vlife *life;
 };
 
 struct zkc_group {
@@ -135,7 +120,6 @@ static void set_dropped(struct req *r);
 static void delete_dropped(struct req *r);
 static void resync(zkc_group *g);
 static void run_queued(zkc_group *g);
-static void life_keep(zkc_group_view *v, zkc_member *m);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -151,10 +135,10 @@ static void group_unref(zkc_group *g)
 
     if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    /* The current view's members are the entries' (see struct vlife): a
-     * consumer may hold that view past us. */
+    /* The current view's members are the entries': a consumer may hold
+     * that view past us. */
     for (i = 0; g->view && i < g->view->n; i++)
-        life_keep(g->view, zkc__member_ref(g->view->m[i]));
+        zkc__vlife_keep(g->view->life, zkc__member_ref(g->view->m[i]));
     zkc__cache_unref(g->cache);
     zkc__smap_clear(&g->ids);
     zkc_group_view_free(g->view);
@@ -270,39 +254,9 @@ static int self_seen(zkc_group *g)
 
 /* ------------------------------------------------------------- views */
 
-static void life_unref(struct vlife *l)
+static void member_unref_cb(void *m)
 {
-    /* A loop, not recursion: a chain can be as long as the changes seen
-     * while a consumer kept its oldest view. */
-    while (l && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        struct vlife *next = l->next;
-        int i;
-
-        for (i = 0; i < l->ngone; i++)
-            zkc__member_unref(l->gone[i]);
-        free(l->gone);
-        free(l);
-        l = next;
-    }
-}
-
-/* `m` (the caller's reference, which moves here) stays alive as long as
- * view `v` and every older view. */
-static void life_keep(zkc_group_view *v, zkc_member *m)
-{
-    struct vlife *l = v->life;
-
-    if (!m)
-        return;
-    if (l->ngone == l->capgone) {
-        int cap = l->capgone ? l->capgone * 2 : 8;
-        zkc_member **g = realloc(l->gone, sizeof(*g) * (size_t)cap);
-        if (!g)
-            return; /* out of memory: leak the member rather than free it under a reader */
-        l->gone = g;
-        l->capgone = cap;
-    }
-    l->gone[l->ngone++] = m;
+    zkc__member_unref(m);
 }
 
 static zkc_group_view *view_alloc(int n)
@@ -313,22 +267,14 @@ static zkc_group_view *view_alloc(int n)
         return NULL;
     v->refs = 1;
     v->m = calloc((size_t)(n > 0 ? n : 1), sizeof(*v->m));
-    v->life = calloc(1, sizeof(*v->life));
+    v->life = zkc__vlife_new(member_unref_cb);
     if (!v->m || !v->life) {
         free(v->m);
-        free(v->life);
+        zkc__vlife_unref(v->life);
         free(v);
         return NULL;
     }
-    v->life->refs = 1;
     return v;
-}
-
-/* `nv` follows `ov`: ov's record leads to nv's. */
-static void view_chain(zkc_group_view *ov, zkc_group_view *nv)
-{
-    __atomic_add_fetch(&nv->life->refs, 1, __ATOMIC_RELAXED);
-    ov->life->next = nv->life;
 }
 
 /* A view of `bodies` (sorted, borrowed), for the one-shot read: duplicate
@@ -356,7 +302,7 @@ static zkc_group_view *view_build(struct zkc__mbody **bodies, int n)
             zkc_group_view_free(v);
             return NULL;
         }
-        life_keep(v, v->m[v->n]); /* this view alone holds it */
+        zkc__vlife_keep(v->life, v->m[v->n]); /* this view alone holds it */
         if (fl & ZKC_MEMBER_DUPLICATE)
             v->dups++;
         v->n++;
@@ -396,7 +342,7 @@ void zkc_group_view_free(zkc_group_view *v)
 {
     if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    life_unref(v->life);
+    zkc__vlife_unref(v->life);
     free(v->m);
     free(v);
 }
@@ -537,7 +483,7 @@ static void prev_release(zkc_group_view *ov, const zkc__change *ch, zkc_member *
         if (ch[i].kind == ZKC__CH_CHANGED || ch[i].kind == ZKC__CH_TOUCHED)
             zkc__member_unref(prev[i]);
         else
-            life_keep(ov, prev[i]);
+            zkc__vlife_keep(ov->life, prev[i]);
     }
 }
 
@@ -589,15 +535,8 @@ static void wrapper_replace(zkc_group *g, zkc_group_view *ov, zkc__centry *e, zk
                  m->b->id, m->b->node, (m->flags & ZKC_MEMBER_SELF) ? ": ours" : "");
         batch_add(dup, ZKC_GROUP_DUPLICATE, m, NULL, 0);
     }
-    life_keep(ov, old);
+    zkc__vlife_keep(ov->life, old);
     e->user = m;
-}
-
-static int int_qcmp(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-
-    return (x > y) - (x < y);
 }
 
 /* The usual case (no duplicate id appeared or went, our own node did not
@@ -615,7 +554,7 @@ static int view_patch(zkc_group *g, zkc_group_view *ov, const zkc__change *ch, i
     unsigned *fls = malloc(sizeof(unsigned) * (size_t)n);
     zkc_member **ins = calloc((size_t)n, sizeof(*ins));
     zkc_group_view *nv = NULL;
-    int i, j, nd = 0, ni = 0, cur, di, rc = ZKC_ENOMEM, dups = ov->dups, me = g->self_in_view;
+    int i, j, nd = 0, ni = 0, rc = ZKC_ENOMEM, dups = ov->dups, me = g->self_in_view;
 
     if (!dpos || !ipos || !idx || !fls || !ins)
         goto out;
@@ -654,29 +593,14 @@ static int view_patch(zkc_group *g, zkc_group_view *ov, const zkc__change *ch, i
         if (!(ins[j] = zkc__member_new(ch[idx[j]].e->delivered, fls[j])))
             goto out;
     rc = 0;
-    qsort(dpos, (size_t)nd, sizeof(*dpos), int_qcmp);
-    /* Merge: runs of `ov` copied whole, inserts placed before the member
-     * they sort before (a replaced one, or the next), deletions skipped. */
-    for (cur = 0, di = 0, j = 0; cur < ov->n || j < ni;) {
-        int stop = ov->n;
-        if (j < ni && ipos[j] < stop)
-            stop = ipos[j];
-        if (di < nd && dpos[di] < stop)
-            stop = dpos[di];
-        memcpy(&nv->m[nv->n], &ov->m[cur], sizeof(*nv->m) * (size_t)(stop - cur));
-        nv->n += stop - cur;
-        cur = stop;
-        if (j < ni && ipos[j] == cur) {
-            nv->m[nv->n++] = ins[j++];
-        } else if (di < nd && dpos[di] == cur) {
-            zkc_member *gone = ov->m[cur++];
-            di++;
-            if (gone->flags & ZKC_MEMBER_DUPLICATE)
-                dups--;
-            if (gone->flags & ZKC_MEMBER_SELF)
-                me = 0;
-        }
+    for (j = 0; j < nd; j++) {
+        if (ov->m[dpos[j]]->flags & ZKC_MEMBER_DUPLICATE)
+            dups--;
+        if (ov->m[dpos[j]]->flags & ZKC_MEMBER_SELF)
+            me = 0;
     }
+    nv->n = zkc__view_merge((void **)nv->m, (void *const *)ov->m, ov->n, dpos, nd, ipos,
+                            (void *const *)ins, ni);
     for (j = 0; j < ni; j++) {
         if (ins[j]->flags & ZKC_MEMBER_DUPLICATE)
             dups++;
@@ -809,7 +733,7 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
         batch_free(b);
         return NULL;
     }
-    view_chain(ov, nv);
+    zkc__vlife_chain(ov->life, nv->life);
     zkc_group_view_free(b->view);
     b->view = view_ref(nv);
     g->view = nv;
