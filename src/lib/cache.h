@@ -3,7 +3,8 @@
  * child watch and (optionally) data watches, and delivered to the consumer
  * as coalesced batches of changes on the session's dispatcher.
  *
- * Under group membership (group.c) and the public zkc_cache (cache.c).
+ * Under group membership (group.c), the semaphore's leases (semaphore.c,
+ * on demand) and the public zkc_cache (cache.c).
  *
  * Cost model: a change of the folder costs one getChildren; a new child
  * costs one getData (when data is fetched); a data change of a known child
