@@ -11,7 +11,9 @@
  * it again. Per change it prints the requests the server got (mntr) and
  * the CPU time of this process (the watcher's threads, plus the raw
  * client's one create or delete, which does not depend on SIZE), and how
- * long until the watcher's callback saw the join.
+ * long until the watcher's callback saw the join. A leave is counted until
+ * the watcher is idle again (its listing answered), so that each change's
+ * figures hold its own work.
  *
  * Starts its own standalone ZooKeeper through the harness (tmpfs, loopback).
  * For N = 10 and N = 100: N sessions observe one folder; per round one more
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #include "harness/harness.h"
+#include "cache.h"
 #include "internal.h"
 #include "zkcoord/group.h"
 
@@ -275,6 +278,26 @@ static int scale_wait(struct scale *sc, int *flag, int want, int timeout_ms)
     return ok;
 }
 
+/* Wait until the watcher's cache has applied a listing numbered above
+ * `listed` and has nothing in flight or to deliver: a leave is seen from
+ * the member's data watch before the folder's listing that follows it is
+ * answered, and that listing's CPU (linear in the members) must not land
+ * in the next join's figures. Polled: a bench. */
+static int wait_idle(zkc_group *g, unsigned listed, int timeout_ms)
+{
+    struct timespec ms = {0, 1000000};
+    int64_t end = now_us() + (int64_t)timeout_ms * 1000;
+    int present, dirty, queued, busy;
+
+    do {
+        zkc__group_counts(g, &present, &dirty, &queued, &busy);
+        if (!dirty && !queued && !busy && zkc__group_listed(g) > listed)
+            return 1;
+        nanosleep(&ms, NULL);
+    } while (now_us() < end);
+    return 0;
+}
+
 static int64_t cpu_us(void)
 {
     struct rusage ru;
@@ -321,7 +344,7 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
     const char *servers = zkh_connect_string(c);
     char folder[64], p[256], made[256], data[256];
     int64_t *lat = calloc((size_t)rounds, sizeof(*lat));
-    int64_t cpu_join = 0, cpu_leave = 0;
+    int64_t cpu_join = 0, cpu_leave = 0, f0, f1;
     long long req_join = 0, req_leave = 0, self;
     zhandle_t *zh = NULL;
     zkc_session *ws = NULL;
@@ -374,11 +397,16 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
         fprintf(stderr, "scale %d: the watcher did not see every member\n", size);
         goto out;
     }
+    if (!wait_idle(wg, 0, 30000)) {
+        fprintf(stderr, "scale %d: the watcher did not settle\n", size);
+        goto out;
+    }
     self = zkh_mntr(c, 0, "zk_packets_received");
     self = zkh_mntr(c, 0, "zk_packets_received") - self;
     for (r = 0; r < rounds; r++) {
         long long p0, p1, p2;
         int64_t c0, c1, c2, t0;
+        unsigned listed;
 
         snprintf(p, sizeof(p), "%s/member_ffffffff-0000-4000-8000-%012d_", folder, r);
         snprintf(data, sizeof(data), PAYLOAD_FMT, 255, r & 255, 1000000 + r);
@@ -402,7 +430,9 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
         }
         c1 = cpu_us();
         p1 = zkh_mntr(c, 0, "zk_packets_received");
-        if (zoo_delete(zh, made, -1) != ZOK || !scale_wait(&sc, &sc.left, 1, 30000)) {
+        listed = zkc__group_listed(wg);
+        if (zoo_delete(zh, made, -1) != ZOK || !scale_wait(&sc, &sc.left, 1, 30000) ||
+            !wait_idle(wg, listed, 30000)) {
             fprintf(stderr, "scale %d: leave not seen\n", size);
             goto out;
         }
@@ -415,6 +445,19 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
         req_leave += p2 - p1 - self;
         done++;
     }
+    /* The floor: what the ZooKeeper client alone spends on one listing of
+     * the folder (a raw getChildren, no watch), which every change costs a
+     * watcher whatever it does with the names. */
+    f0 = cpu_us();
+    for (i = 0; i < 20; i++) {
+        struct String_vector sv;
+        if (zoo_get_children(zh, folder, 0, &sv) != ZOK) {
+            fprintf(stderr, "scale %d: raw getChildren failed\n", size);
+            goto out;
+        }
+        deallocate_String_vector(&sv);
+    }
+    f1 = cpu_us();
     qsort(lat, (size_t)done, sizeof(*lat), cmp_i64);
     printf("members=%-6d rounds=%d  join seen: median %.2f ms  p99 %.2f ms\n", size, done,
            pct(lat, done, 0.5), pct(lat, done, 0.99));
@@ -422,6 +465,8 @@ static int run_scale(zkh_cluster *c, int size, int rounds)
            "create/delete: 1)  CPU join %.3f ms leave %.3f ms\n",
            (double)req_join / done, (double)req_leave / done, cpu_join / 1000.0 / done,
            cpu_leave / 1000.0 / done);
+    printf("        the client alone, one raw getChildren of the folder: CPU %.3f ms\n",
+           (f1 - f0) / 1000.0 / 20);
     rc = 0;
 out:
     zkc_group_free(wg);

@@ -192,7 +192,11 @@ struct zkc__cache {
     int relist;
     int need_list;
     unsigned list_no;
-    int inflight; /* getData in flight */
+    int inflight;       /* getData in flight */
+    int stale_any;      /* some child may be stale (see read_stale()) */
+    int paused;         /* on demand and not wanted: changes only set need_list */
+    unsigned list_sent; /* listings sent, ever */
+    unsigned list_seen; /* number of the last listing applied */
     zkc__retry retry;
 
     zkc__smap map; /* name -> present entry */
@@ -205,8 +209,19 @@ struct zkc__cache {
      * the old listing is then no longer known. */
     char *pbuf;
     size_t plen;
+    size_t pcap;
     int *poff;
+    int pocap;
     int pn;
+    /* The listing before that one's buffers, reused for the next listing:
+     * a listing of 10,000 names is half a megabyte, and allocating and
+     * freeing it anew each time cost page faults and a malloc_consolidate
+     * (glibc merges every free small chunk when a chunk over 64 KiB is
+     * freed) per change. */
+    char *sbuf;
+    size_t scap;
+    int *soff;
+    int socap;
     char *dropped[8];
     int ndropped;     /* names in dropped[] */
     int dropped_more; /* more than fit: compare nothing next time */
@@ -234,6 +249,7 @@ struct creq {
     zkc__cache *c;
     unsigned gen;
     int kind;    /* REQ_* */
+    unsigned no; /* REQ_LIST: its number (list_sent) */
     char name[]; /* child name, "" for the folder */
 };
 
@@ -287,6 +303,8 @@ void zkc__cache_unref(zkc__cache *c)
         free(c->dropped[i]);
     free(c->pbuf);
     free(c->poff);
+    free(c->sbuf);
+    free(c->soff);
     pthread_cond_destroy(&c->rcond);
     pthread_mutex_destroy(&c->rmu);
     pthread_mutex_destroy(&c->own_mu);
@@ -361,17 +379,36 @@ static int is_connloss(int zrc)
 
 /* ------------------------------------------------------------ retrying */
 
-static void resync(zkc__cache *c)
+static void set_stale(zkc__cache *c, zkc__centry *e)
+{
+    e->stale = 1;
+    c->stale_any = 1;
+}
+
+/* mu held: read again the children marked stale. A flag says whether any
+ * may be, so that a listing does not walk every child (a cache miss each:
+ * a third of a join's CPU at 10,000 members). */
+static void read_stale(zkc__cache *c)
 {
     int i;
 
-    if (c->need_list)
-        start_list(c);
+    if (!c->stale_any)
+        return;
+    c->stale_any = 0;
     for (i = 0; i < c->n; i++) {
         zkc__centry *e = c->sorted[i];
         if (!e->reading && e->stale)
             read_child(c, e);
+        if (e->stale)
+            c->stale_any = 1;
     }
+}
+
+static void resync(zkc__cache *c)
+{
+    if (c->need_list)
+        start_list(c);
+    read_stale(c);
 }
 
 /* Manager thread, once connected again after a connection loss. */
@@ -416,8 +453,8 @@ static zhandle_t *lock_zh(zkc__cache *c)
 
 static void mark_dirty(zkc__cache *c, zkc__centry *e)
 {
-    if (e->dirty)
-        return;
+    if (e->dirty || !c->ops.batch)
+        return; /* told already, or nobody to tell */
     e->dirty = 1;
     e->dprev = NULL;
     if (!c->dirty)
@@ -647,19 +684,42 @@ static int entry_qcmp(const void *a, const void *b, void *arg)
     return cmp_names(arg, (*(zkc__centry *const *)a)->name, (*(zkc__centry *const *)b)->name);
 }
 
+/* Name `at` of the last listing is `name` (of `len` bytes). */
+static int prev_is(const zkc__cache *c, int at, const char *name, size_t len)
+{
+    size_t n;
+
+    if (at >= c->pn)
+        return 0;
+    n = (at + 1 < c->pn ? (size_t)c->poff[at + 1] : c->plen) - (size_t)c->poff[at] - 1;
+    return n == len && memcmp(name, c->pbuf + c->poff[at], len) == 0;
+}
+
 /* mu held: merge a listing into the cache, in O(n + k log k) for n known
  * and k new children. */
 static void reconcile(zkc__cache *c, const struct String_vector *sv)
 {
     zkc__centry **fresh = NULL, **merged;
     unsigned no = ++c->list_no;
-    int i, j, k = 0, m, nf = 0, known = 0, pi = 0, usep = c->pbuf && !c->dropped_more;
-    size_t ncap = c->plen + c->plen / 4 + 4096, nlen = 0;
-    char *nbuf = malloc(ncap);
-    int *noff = malloc(sizeof(*noff) * (size_t)(sv->count > 0 ? sv->count : 1));
+    int i, j, k = 0, m, nf = 0, fcap = 0, known = 0, pi = 0, usep = c->pbuf && !c->dropped_more;
+    size_t want = c->plen + c->plen / 4 + 4096, ncap = c->scap, nlen = 0;
+    char *nbuf = c->sbuf;
+    int *noff = c->soff, nocap = c->socap;
 
-    if (sv->count > 0 && !(fresh = malloc(sizeof(*fresh) * (size_t)sv->count)))
-        goto oom;
+    c->sbuf = NULL;
+    c->soff = NULL;
+    c->scap = 0;
+    c->socap = 0;
+    if (ncap < want) {
+        free(nbuf);
+        nbuf = malloc(want);
+        ncap = nbuf ? want : 0;
+    }
+    if (nocap < sv->count || !noff) {
+        free(noff);
+        nocap = sv->count > 0 ? sv->count : 1;
+        noff = malloc(sizeof(*noff) * (size_t)nocap);
+    }
     for (i = 0; i < sv->count; i++) {
         const char *name = sv->data[i];
         size_t len = strlen(name);
@@ -671,6 +731,7 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
             if (!nb)
                 free(nbuf);
             nbuf = nb;
+            ncap = nb ? ncap : 0;
         }
         if (nbuf && noff) {
             memcpy(nbuf + nlen, name, len + 1);
@@ -680,9 +741,7 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         /* Same name at the same place (or one further: a child removed) in
          * the last listing, and not dropped since: known, no lookup. */
         if (usep) {
-            int at = pi < c->pn && strcmp(name, c->pbuf + c->poff[pi]) == 0           ? pi
-                     : pi + 1 < c->pn && strcmp(name, c->pbuf + c->poff[pi + 1]) == 0 ? pi + 1
-                                                                                      : -1;
+            int at = prev_is(c, pi, name, len) ? pi : prev_is(c, pi + 1, name, len) ? pi + 1 : -1;
             if (at >= 0) {
                 for (j = 0; j < c->ndropped; j++)
                     if (strcmp(c->dropped[j], name) == 0)
@@ -699,6 +758,20 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
             known++; /* not stamped: a join need not touch the known ones */
             continue;
         }
+        if (nf == fcap) {
+            /* Grown as new names come (a join has one): an array of the
+             * whole listing, allocated and freed per listing, was 80 KB
+             * at 10,000 names, and freeing it made glibc consolidate. */
+            int ncap2 = fcap ? fcap * 2 : 16;
+            zkc__centry **nfresh = realloc(fresh, sizeof(*fresh) * (size_t)ncap2);
+            if (!nfresh) {
+                free(nbuf);
+                nbuf = NULL;
+                continue; /* out of memory: the next listing tries again */
+            }
+            fresh = nfresh;
+            fcap = ncap2;
+        }
         e = calloc(1, sizeof(*e));
         if (!e || !(e->name = strdup(name)) || zkc__smap_put(&c->map, e->name, e) != 0) {
             if (e)
@@ -712,15 +785,25 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         e->listed = no;
         fresh[nf++] = e;
     }
-    free(c->pbuf);
-    free(c->poff);
-    c->pbuf = nbuf && noff ? nbuf : NULL;
-    c->poff = nbuf && noff ? noff : NULL;
-    c->plen = c->pbuf ? nlen : 0;
-    c->pn = c->pbuf ? sv->count : 0;
-    if (!c->pbuf) {
+    /* The last listing's buffers become the spare ones. */
+    c->sbuf = c->pbuf;
+    c->scap = c->pcap;
+    c->soff = c->poff;
+    c->socap = c->pocap;
+    if (nbuf && noff) {
+        c->pbuf = nbuf;
+        c->pcap = ncap;
+        c->poff = noff;
+        c->pocap = nocap;
+        c->plen = nlen;
+        c->pn = sv->count;
+    } else {
         free(nbuf);
         free(noff);
+        c->pbuf = NULL;
+        c->poff = NULL;
+        c->pcap = c->plen = 0;
+        c->pocap = c->pn = 0;
     }
     nbuf = NULL;
     noff = NULL;
@@ -795,9 +878,7 @@ static void reconcile(zkc__cache *c, const struct String_vector *sv)
         }
     }
     if (c->cfg.fetch_data)
-        for (i = 0; i < c->n; i++)
-            if (c->sorted[i]->stale && !c->sorted[i]->reading)
-                read_child(c, c->sorted[i]);
+        read_stale(c);
     free(fresh);
     for (i = 0; i < c->ndropped; i++)
         free(c->dropped[i]);
@@ -809,6 +890,7 @@ oom:
     free(noff);
     free(c->pbuf); /* compare nothing next time */
     c->pbuf = NULL;
+    c->pcap = c->plen = 0;
     c->pn = 0;
     free(fresh);
     zkc__log(c->s, ZKC_LOG_ERROR, "cache %s: out of memory merging a listing", c->path);
@@ -816,24 +898,30 @@ oom:
     arm_retry(c);
 }
 
-static void folder_checked(int zrc, const struct Stat *st, const void *data);
-
-/* mu held: the folder is missing; an exists watch says when it appears.
- * (That watch is the point here: the folder is expected to come.) */
-static void watch_folder(zkc__cache *c)
+/* mu held. Send the folder's listing (REQ_LIST: getChildren) or, the
+ * folder being missing, its check (REQ_FOLDER: exists; that watch is the
+ * point there, the folder is expected to come), both with our watch. When
+ * nothing could be sent, need_list says so and a retry or the CONNECTED
+ * hook sends it later. */
+static void send_folder_req(zkc__cache *c, int kind)
 {
     struct creq *r;
     zhandle_t *zh = lock_zh(c);
+    int zrc = ZSYSTEMERROR;
 
     if (!zh) {
         c->need_list = 1;
         return;
     }
     r = req_new(c, NULL);
-    if (r)
-        req_sending(r, REQ_FOLDER);
-    if (!r || zoo_awexists(zh, c->path, watcher, c, folder_checked, r) != ZOK) {
-        zkc__zh_unlock(c->s);
+    if (r) {
+        req_sending(r, kind);
+        r->no = kind == REQ_LIST ? ++c->list_sent : 0;
+        zrc = kind == REQ_LIST ? zoo_awget_children(zh, c->path, watcher, c, list_done, r)
+                               : zoo_awexists(zh, c->path, watcher, c, folder_checked, r);
+    }
+    zkc__zh_unlock(c->s);
+    if (zrc != ZOK) {
         c->need_list = 1;
         arm_retry(c);
         if (r) {
@@ -842,8 +930,8 @@ static void watch_folder(zkc__cache *c)
         }
         return;
     }
-    zkc__zh_unlock(c->s);
     c->listing = 1;
+    c->need_list = 0;
 }
 
 static void folder_checked(int zrc, const struct Stat *st, const void *data)
@@ -883,11 +971,13 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     relist = c->relist;
     c->relist = 0;
     if (zrc == ZOK) {
+        c->list_seen = r->no;
         reconcile(c, sv);
     } else if (zrc == ZNONODE) {
+        c->list_seen = r->no;
         while (c->n > 0)
             drop_entry(c, c->sorted[--c->n]);
-        watch_folder(c);
+        send_folder_req(c, REQ_FOLDER);
         relist = 0;
     } else if (is_connloss(zrc)) {
         c->need_list = 1;
@@ -897,6 +987,8 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     }
     if (relist)
         start_list(c);
+    if ((zrc == ZOK || zrc == ZNONODE) && c->ops.listed)
+        c->ops.listed(c->ctx);
     maybe_deliver(c);
 out:
     pthread_mutex_unlock(c->mu);
@@ -906,36 +998,17 @@ out:
 /* mu held. */
 static void start_list(zkc__cache *c)
 {
-    struct creq *r;
-    zhandle_t *zh;
-
     if (c->closing)
         return;
+    if (c->paused) {
+        c->need_list = 1; /* listed when wanted again */
+        return;
+    }
     if (c->listing) {
         c->relist = 1;
         return;
     }
-    zh = lock_zh(c);
-    if (!zh) {
-        c->need_list = 1;
-        return;
-    }
-    r = req_new(c, NULL);
-    if (r)
-        req_sending(r, REQ_LIST);
-    if (!r || zoo_awget_children(zh, c->path, watcher, c, list_done, r) != ZOK) {
-        zkc__zh_unlock(c->s);
-        c->need_list = 1;
-        arm_retry(c);
-        if (r) {
-            zkc__pending_done(c->s, &r->pend);
-            req_done(r);
-        }
-        return;
-    }
-    zkc__zh_unlock(c->s);
-    c->listing = 1;
-    c->need_list = 0;
+    send_folder_req(c, REQ_LIST);
 }
 
 static void child_read(int zrc, const char *value, int len, const struct Stat *st, const void *data)
@@ -976,7 +1049,7 @@ static void child_read(int zrc, const char *value, int len, const struct Stat *s
         remove_sorted(c, e);
         drop_entry(c, e);
     } else if (is_connloss(zrc)) {
-        e->stale = 1;
+        set_stale(c, e);
         arm_retry(c);
     } else if (zrc != ZCLOSING && !zkc__zk_expired(zrc)) {
         zkc__log(c->s, ZKC_LOG_WARN, "cache %s: cannot read %s: %s", c->path, e->name, zerror(zrc));
@@ -1006,12 +1079,12 @@ static void read_child(zkc__cache *c, zkc__centry *e)
     if (c->closing)
         return;
     if (e->reading) {
-        e->stale = 1;
+        set_stale(c, e);
         return;
     }
     zh = lock_zh(c);
     if (!zh) {
-        e->stale = 1;
+        set_stale(c, e);
         return;
     }
     r = req_new(c, e->name);
@@ -1027,7 +1100,7 @@ static void read_child(zkc__cache *c, zkc__centry *e)
     zkc__zh_unlock(c->s);
     free(path);
     if (zrc != ZOK) {
-        e->stale = 1;
+        set_stale(c, e);
         arm_retry(c);
         if (r) {
             zkc__pending_done(c->s, &r->pend);
@@ -1099,6 +1172,7 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
             c->sorted[i]->reading = 0;
             c->sorted[i]->stale = c->cfg.fetch_data;
         }
+        c->stale_any = c->cfg.fetch_data;
         start_list(c);
     } else if (st == ZKC_CONN_RECONNECTED && gen == c->gen) {
         /* Same session: the client re-registered our watches; send what
@@ -1209,9 +1283,25 @@ int zkc__cache_new(zkc__cache **out, zkc_session *s, const char *path, const zkc
     c->ctx = ctx;
     c->cfg = *cfg;
     c->gen = zkc_session_generation(s);
+    c->paused = cfg->on_demand;
     zkc__smap_init(&c->map);
     *out = c;
     return 0;
+}
+
+unsigned zkc__cache_want(zkc__cache *c, int want)
+{
+    unsigned mark = c->list_sent + 1;
+
+    c->paused = !want;
+    if (want && c->need_list && !c->listing)
+        start_list(c);
+    return mark;
+}
+
+unsigned zkc__cache_listed(zkc__cache *c)
+{
+    return c->list_seen;
 }
 
 pthread_mutex_t *zkc__cache_mutex(zkc__cache *c)
@@ -1487,6 +1577,89 @@ void zkc_strings_free(char **names, int count)
     free(names);
 }
 
+/* ------------------------------------------- views with borrowed elements */
+
+zkc__vlife *zkc__vlife_new(void (*unref)(void *elt))
+{
+    zkc__vlife *l = calloc(1, sizeof(*l));
+
+    if (l) {
+        l->refs = 1;
+        l->unref = unref;
+    }
+    return l;
+}
+
+void zkc__vlife_keep(zkc__vlife *l, void *elt)
+{
+    if (!elt)
+        return;
+    if (l->ngone == l->capgone) {
+        int cap = l->capgone ? l->capgone * 2 : 8;
+        void **g = realloc(l->gone, sizeof(*g) * (size_t)cap);
+        if (!g)
+            return; /* leaked, not freed under a reader */
+        l->gone = g;
+        l->capgone = cap;
+    }
+    l->gone[l->ngone++] = elt;
+}
+
+void zkc__vlife_chain(zkc__vlife *older, zkc__vlife *newer)
+{
+    __atomic_add_fetch(&newer->refs, 1, __ATOMIC_RELAXED);
+    older->next = newer;
+}
+
+void zkc__vlife_unref(zkc__vlife *l)
+{
+    /* A loop, not recursion: a chain is as long as the changes seen while
+     * a user kept its oldest view. */
+    while (l && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        zkc__vlife *next = l->next;
+        int i;
+
+        for (i = 0; i < l->ngone; i++)
+            l->unref(l->gone[i]);
+        free(l->gone);
+        free(l);
+        l = next;
+    }
+}
+
+static int int_qcmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return (x > y) - (x < y);
+}
+
+int zkc__view_merge(void **out, void *const *old, int n, int *dpos, int nd, const int *ipos,
+                    void *const *ins, int ni)
+{
+    int cur = 0, di = 0, j = 0, k = 0;
+
+    qsort(dpos, (size_t)nd, sizeof(*dpos), int_qcmp);
+    while (cur < n || j < ni) {
+        int stop = n;
+        if (j < ni && ipos[j] < stop)
+            stop = ipos[j];
+        if (di < nd && dpos[di] < stop)
+            stop = dpos[di];
+        memcpy(&out[k], &old[cur], sizeof(*out) * (size_t)(stop - cur));
+        k += stop - cur;
+        cur = stop;
+        if (j < ni && ipos[j] == cur) {
+            /* memcpy: the arrays hold pointers of the callers' types */
+            memcpy(&out[k++], &ins[j++], sizeof(*out));
+        } else if (di < nd && dpos[di] == cur) {
+            cur++;
+            di++;
+        }
+    }
+    return k;
+}
+
 /* --------------------------------------------------- zkc_cache (public) */
 
 /* One child as a public view shows it: immutable, refcounted. */
@@ -1499,10 +1672,13 @@ struct cval {
     char name[];
 };
 
+/* A view's children are borrowed (see zkc__vlife in cache.h), so building
+ * a view copies the pointer array and touches only the changed children. */
 struct zkc_cache_view {
     int refs;
     int n;
-    struct cval **v;
+    struct cval **v; /* borrowed: kept alive by `life` and its chain */
+    zkc__vlife *life;
 };
 
 struct zkc_cache {
@@ -1537,6 +1713,82 @@ static void cval_unref(void *p)
         free(v->data);
         free(v);
     }
+}
+
+static zkc_cache_view *cview_alloc(int n)
+{
+    zkc_cache_view *v = calloc(1, sizeof(*v));
+
+    if (!v)
+        return NULL;
+    v->refs = 1;
+    v->v = calloc((size_t)(n > 0 ? n : 1), sizeof(*v->v));
+    v->life = zkc__vlife_new(cval_unref);
+    if (!v->v || !v->life) {
+        free(v->v);
+        zkc__vlife_unref(v->life);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* First position in `v` whose name is not before `name`. */
+static int cview_lower(const zkc_cache_view *v, const char *name)
+{
+    int lo = 0, hi = v->n;
+
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(v->v[mid]->name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The next view: `ov` patched by the batch (O(k log n) and one copy of the
+ * pointer array); NULL when out of memory or when `ov` and the batch do
+ * not line up (the caller then builds it from the entries). */
+static zkc_cache_view *cview_patch(const zkc_cache_view *ov, const zkc__change *ch, int n)
+{
+    int *dpos = malloc(sizeof(int) * (size_t)(n + 1)),
+        *ipos = malloc(sizeof(int) * (size_t)(n + 1));
+    struct cval **ins = malloc(sizeof(*ins) * (size_t)(n + 1));
+    zkc_cache_view *nv = NULL;
+    int i, nd = 0, ni = 0;
+
+    if (!dpos || !ipos || !ins)
+        goto out;
+    for (i = 0; i < n; i++) {
+        struct cval *old = ch[i].old_value, *now = ch[i].new_value;
+        int p;
+
+        if (ch[i].kind == ZKC__CH_TOUCHED)
+            continue;
+        p = cview_lower(ov, ch[i].e->name);
+        if (old) {
+            if (p >= ov->n || ov->v[p] != old)
+                goto out;
+            dpos[nd++] = p;
+        }
+        if (now) {
+            if (ni > 0 && p < ipos[ni - 1])
+                goto out;
+            ipos[ni] = p;
+            ins[ni++] = now;
+        }
+    }
+    if (!(nv = cview_alloc(ov->n + ni)))
+        goto out;
+    nv->n = zkc__view_merge((void **)nv->v, (void *const *)ov->v, ov->n, dpos, nd, ipos,
+                            (void *const *)ins, ni);
+out:
+    free(dpos);
+    free(ipos);
+    free(ins);
+    return nv;
 }
 
 static int64_t cval_mzxid(void *p)
@@ -1575,8 +1827,16 @@ static void *cval_decode(void *ctx, const char *name, const char *data, int len,
 
 static void pub_unref(zkc_cache *c)
 {
+    int i;
+
     if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    /* The current view's children are the entries' (their `delivered`),
+     * which go with the engine: a user may hold that view past us. */
+    for (i = 0; c->view && i < c->view->n; i++) {
+        cval_ref(c->view->v[i]);
+        zkc__vlife_keep(c->view->life, c->view->v[i]);
+    }
     zkc_cache_view_free(c->view);
     zkc__cache_unref(c->eng); /* the mutex goes with the engine's last reference */
     free(c);
@@ -1601,16 +1861,27 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
     zkc_cache *c = ctx;
     zkc__centry *const *ents;
     struct pub_batch *b = calloc(1, sizeof(*b));
-    zkc_cache_view *v = calloc(1, sizeof(*v));
+    zkc_cache_view *v = NULL;
     int i, ne;
 
-    ents = zkc__cache_sorted(c->eng, &ne);
-    if (!b || !v || !(v->v = calloc((size_t)(ne ? ne : 1), sizeof(*v->v))) ||
-        !(b->ev = calloc((size_t)n + 1, sizeof(*b->ev))) ||
+    /* What leaves stays alive with the current view (and older ones),
+     * whatever happens next. */
+    for (i = 0; i < n; i++)
+        if (ch[i].old_value && ch[i].old_value != ch[i].new_value) {
+            cval_ref(ch[i].old_value);
+            zkc__vlife_keep(c->view->life, ch[i].old_value);
+        }
+    if (b && !(v = cview_patch(c->view, ch, n))) {
+        /* Not lined up (or out of memory): from the entries, in order. */
+        ents = zkc__cache_sorted(c->eng, &ne);
+        if ((v = cview_alloc(ne)))
+            for (i = 0; i < ne; i++)
+                if (ents[i]->delivered)
+                    v->v[v->n++] = ents[i]->delivered;
+    }
+    if (!b || !v || !(b->ev = calloc((size_t)n + 1, sizeof(*b->ev))) ||
         !(b->vals = calloc((size_t)n + 1, sizeof(*b->vals)))) {
-        if (v)
-            free(v->v);
-        free(v);
+        zkc_cache_view_free(v);
         if (b) {
             free(b->ev);
             free(b->vals);
@@ -1618,13 +1889,6 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
         free(b);
         zkc__log(c->s, ZKC_LOG_ERROR, "cache: out of memory delivering a change");
         return NULL;
-    }
-    v->refs = 1;
-    for (i = 0; i < ne; i++) {
-        if (!ents[i]->delivered)
-            continue;
-        cval_ref(ents[i]->delivered);
-        v->v[v->n++] = ents[i]->delivered;
     }
     for (i = 0; i < n; i++) {
         struct cval *val = ch[i].kind == ZKC__CH_REMOVED ? ch[i].old_value : ch[i].new_value;
@@ -1646,6 +1910,7 @@ static void *pub_make_batch(void *ctx, const zkc__change *ch, int n)
     b->view = v;
     b->c = c;
     __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    zkc__vlife_chain(c->view->life, v->life);
     zkc_cache_view_free(c->view);
     c->view = zkc_cache_view_ref(v);
     return b;
@@ -1687,7 +1952,7 @@ void zkc_cache_opts_init(zkc_cache_opts *o)
 
 int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_cache_opts *o)
 {
-    zkc__cache_cfg cfg;
+    zkc__cache_cfg cfg = {0};
     zkc_cache *c;
     int rc;
 
@@ -1702,12 +1967,10 @@ int zkc_cache_new(zkc_cache **out, zkc_session *s, const char *path, const zkc_c
     c->s = s;
     cfg.fetch_data = c->o.fetch_data || c->o.watch_data;
     cfg.watch_data = c->o.watch_data;
-    c->view = calloc(1, sizeof(*c->view));
-    if (c->view)
-        c->view->refs = 1;
+    c->view = cview_alloc(0);
     rc = c->view ? zkc__cache_new(&c->eng, s, path, &pub_ops, c, &cfg) : ZKC_ENOMEM;
     if (rc) {
-        free(c->view);
+        zkc_cache_view_free(c->view);
         free(c);
         return rc;
     }
@@ -1794,12 +2057,9 @@ zkc_cache_view *zkc_cache_view_ref(const zkc_cache_view *v)
 
 void zkc_cache_view_free(zkc_cache_view *v)
 {
-    int i;
-
     if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    for (i = 0; i < v->n; i++)
-        cval_unref(v->v[i]);
+    zkc__vlife_unref(v->life);
     free(v->v);
     free(v);
 }

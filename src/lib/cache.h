@@ -3,7 +3,8 @@
  * child watch and (optionally) data watches, and delivered to the consumer
  * as coalesced batches of changes on the session's dispatcher.
  *
- * Under group membership (group.c) and the public zkc_cache (cache.c).
+ * Under group membership (group.c), the semaphore's leases (semaphore.c,
+ * on demand) and the public zkc_cache (cache.c).
  *
  * Cost model: a change of the folder costs one getChildren; a new child
  * costs one getData (when data is fetched); a data change of a known child
@@ -52,6 +53,42 @@ void *zkc__smap_get(const zkc__smap *m, const char *key);
 int zkc__smap_put(zkc__smap *m, const char *key, void *val);
 /* Remove; returns the value, NULL when absent. */
 void *zkc__smap_del(zkc__smap *m, const char *key);
+
+/* ---- immutable views whose elements are borrowed (group.c, cache.c)
+ *
+ * A view's elements are not referenced one by one (a reference per element
+ * per view made every change O(n)). What keeps them alive is a chain of
+ * lifetime records: view k's record holds the elements that left at the
+ * change from view k to view k+1, and a reference to view k+1's record.
+ * An element that left at change k is in views k and older only, and
+ * record k goes once view k and every older view are gone (each older
+ * record leads to it). The elements of the current view are held by their
+ * owner and move to the current record when they leave. */
+typedef struct zkc__vlife {
+    int refs;                 /* atomic: its view, and the previous record */
+    struct zkc__vlife *next;  /* the next view's record (referenced) */
+    void (*unref)(void *elt); /* releases a kept element */
+    void **gone;              /* referenced */
+    int ngone;
+    int capgone;
+} zkc__vlife;
+
+/* A record with one reference (its view's); NULL when out of memory. */
+zkc__vlife *zkc__vlife_new(void (*unref)(void *elt));
+/* `elt` (a reference, which moves here; NULL is ignored) stays alive as
+ * long as the record. Out of memory: the element is leaked, never freed
+ * under a reader. */
+void zkc__vlife_keep(zkc__vlife *l, void *elt);
+/* `newer` is the record of the view after `older`'s (set once). */
+void zkc__vlife_chain(zkc__vlife *older, zkc__vlife *newer);
+void zkc__vlife_unref(zkc__vlife *l);
+
+/* The next view's elements: `n` elements of `old` (sorted) with the ones
+ * at positions dpos[0..nd) (any order) left out and ins[0..ni) put before
+ * the element at ipos[j] (nondecreasing; n = at the end), in one copy of
+ * each unchanged run. `out` has room for n + ni. Returns its count. */
+int zkc__view_merge(void **out, void *const *old, int n, int *dpos, int nd, const int *ipos,
+                    void *const *ins, int ni);
 
 /* ---- one child as the engine holds it */
 typedef struct zkc__centry {
@@ -106,11 +143,15 @@ typedef struct zkc__cache_ops {
     /* Release a child's `user` slot when the engine frees the child. */
     void (*forget)(void *user);
     void (*arrived)(void *ctx, zkc__centry *e);
+    /* Completion thread, lock held: a listing was applied (its children
+     * may or may not differ from the last). Must not block. May be NULL. */
+    void (*listed)(void *ctx);
 } zkc__cache_ops;
 
 typedef struct zkc__cache_cfg {
     int fetch_data; /* read each new child's data */
     int watch_data; /* and leave a data watch (re-read on change) */
+    int on_demand;  /* list only while wanted (zkc__cache_want) */
 } zkc__cache_cfg;
 
 /* New engine on `path` (copied), with its own mutex. Does not start.
@@ -130,6 +171,18 @@ void zkc__cache_close(zkc__cache *c);
 /* Drop the consumer's reference (after close). */
 void zkc__cache_unref(zkc__cache *c);
 
+/* Lock held. An on-demand engine (cfg.on_demand; e.g. the semaphore's
+ * leases, which only the head of the internal mutex queue counts) starts
+ * not wanted: a change of the folder then only notes that a listing is
+ * due, sends nothing and leaves no watch, so idle handles cost the server
+ * nothing (no herd). Wanted again, it lists at once if a change (or none
+ * yet) came meanwhile, else its watch is still set and the next change
+ * lists. Returns the number the next listing sent will have: a listing
+ * applied with at least that number (zkc__cache_listed) was sent after
+ * this call. */
+unsigned zkc__cache_want(zkc__cache *c, int want);
+/* Lock held. The number of the last listing applied (0: none). */
+unsigned zkc__cache_listed(zkc__cache *c);
 /* Lock held. Lookup by child name, O(1); NULL when not present. */
 zkc__centry *zkc__cache_find(zkc__cache *c, const char *name);
 /* Lock held. Present children in order; valid until the lock is released. */
@@ -143,6 +196,8 @@ void zkc__cache_counts(zkc__cache *c, int *present, int *dirty, int *queued, int
 
 /* For tests: zkc__cache_counts() of a group's cache (group.c). */
 void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int *busy);
+/* For tests and benches: zkc__cache_listed() of a group's cache. */
+unsigned zkc__group_listed(zkc_group *g);
 
 /* ---- a data read through zkc__call (zkc_get, zkc_group_read) */
 struct zkc__got {

@@ -51,11 +51,17 @@
 #define MEMBER_PREFIX "member_" /* ServerSet's node names (Finagle, Aurora) */
 #define FREE_DRAIN_MS 2000      /* zkc_group_free(): wait for requests in flight */
 
+/* A view's members are borrowed (see zkc__vlife in cache.h): a reference
+ * per member per view made every change cost O(n) (taken on the new view,
+ * dropped with the old one: two passes over every member, a cache miss
+ * each). Members of the current view are held by their cache entries
+ * (e->user) and move to the current view's record when they leave. */
 struct zkc_group_view {
     int refs;
     int n;
     int dups;
-    zkc_member **m;
+    zkc_member **m; /* borrowed: kept alive by `life` and its chain */
+    zkc__vlife *life;
 };
 
 struct zkc_group {
@@ -125,8 +131,14 @@ static zkc_group *group_ref(zkc_group *g)
 
 static void group_unref(zkc_group *g)
 {
+    int i;
+
     if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    /* The current view's members are the entries': a consumer may hold
+     * that view past us. */
+    for (i = 0; g->view && i < g->view->n; i++)
+        zkc__vlife_keep(g->view->life, zkc__member_ref(g->view->m[i]));
     zkc__cache_unref(g->cache);
     zkc__smap_clear(&g->ids);
     zkc_group_view_free(g->view);
@@ -242,6 +254,11 @@ static int self_seen(zkc_group *g)
 
 /* ------------------------------------------------------------- views */
 
+static void member_unref_cb(void *m)
+{
+    zkc__member_unref(m);
+}
+
 static zkc_group_view *view_alloc(int n)
 {
     zkc_group_view *v = calloc(1, sizeof(*v));
@@ -250,7 +267,10 @@ static zkc_group_view *view_alloc(int n)
         return NULL;
     v->refs = 1;
     v->m = calloc((size_t)(n > 0 ? n : 1), sizeof(*v->m));
-    if (!v->m) {
+    v->life = zkc__vlife_new(member_unref_cb);
+    if (!v->m || !v->life) {
+        free(v->m);
+        zkc__vlife_unref(v->life);
         free(v);
         return NULL;
     }
@@ -282,6 +302,7 @@ static zkc_group_view *view_build(struct zkc__mbody **bodies, int n)
             zkc_group_view_free(v);
             return NULL;
         }
+        zkc__vlife_keep(v->life, v->m[v->n]); /* this view alone holds it */
         if (fl & ZKC_MEMBER_DUPLICATE)
             v->dups++;
         v->n++;
@@ -319,12 +340,9 @@ int zkc_group_view_duplicates(const zkc_group_view *v)
 
 void zkc_group_view_free(zkc_group_view *v)
 {
-    int i;
-
     if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    for (i = 0; i < v->n; i++)
-        zkc__member_unref(v->m[i]);
+    zkc__vlife_unref(v->life);
     free(v->m);
     free(v);
 }
@@ -454,6 +472,160 @@ static void id_count(zkc_group *g, const struct zkc__mbody *b, int d, zkc__smap 
         zkc__smap_put(crossed, b->id, (void *)1);
 }
 
+/* The wrappers the batch's children had (make_batch's prev[]): a changed
+ * or touched child's entry took its own reference (or passed it on with
+ * wrapper_replace()); the others left, and stay alive with `ov`. */
+static void prev_release(zkc_group_view *ov, const zkc__change *ch, zkc_member **prev, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (ch[i].kind == ZKC__CH_CHANGED || ch[i].kind == ZKC__CH_TOUCHED)
+            zkc__member_unref(prev[i]);
+        else
+            zkc__vlife_keep(ov->life, prev[i]);
+    }
+}
+
+/* Position of node `name` in view `v` (in name_cmp order): the first one
+ * whose name is not before it. */
+static int view_lower(const zkc_group_view *v, const char *name)
+{
+    int lo = 0, hi = v->n;
+
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (name_cmp(v->m[mid]->b->node, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The view flags of child `e`, with payload `body`, in the next view. */
+static unsigned view_flags(zkc_group *g, const char *own, const zkc__centry *e,
+                           const struct zkc__mbody *body)
+{
+    unsigned fl = 0;
+
+    if (own && strcmp(e->name, own) == 0)
+        fl |= ZKC_MEMBER_SELF;
+    if (body->id && (intptr_t)zkc__smap_get(&g->ids, body->id) > 1)
+        fl |= ZKC_MEMBER_DUPLICATE;
+    return fl;
+}
+
+/* `old` (may be NULL) still fits a child with payload `body` and flags `fl`. */
+static int wrapper_fits(const zkc_member *old, const struct zkc__mbody *body, unsigned fl)
+{
+    return old && old->b == body && (old->flags & ~body->flags) == fl;
+}
+
+/* A new wrapper `m` for child `e` replaces `old` (e->user, may be NULL),
+ * which stays alive with view `ov` (and older views). */
+static void wrapper_replace(zkc_group *g, zkc_group_view *ov, zkc__centry *e, zkc_member *m,
+                            struct batch *dup)
+{
+    zkc_member *old = e->user;
+
+    if ((m->flags & ZKC_MEMBER_DUPLICATE) && !(old && (old->flags & ZKC_MEMBER_DUPLICATE))) {
+        zkc__log(g->s, ZKC_LOG_WARN,
+                 "group %s: member id '%s' is claimed by more than one node (%s is one)%s", g->path,
+                 m->b->id, m->b->node, (m->flags & ZKC_MEMBER_SELF) ? ": ours" : "");
+        batch_add(dup, ZKC_GROUP_DUPLICATE, m, NULL, 0);
+    }
+    zkc__vlife_keep(ov->life, old);
+    e->user = m;
+}
+
+/* The usual case (no duplicate id appeared or went, our own node did not
+ * move): the next view is `ov` patched by the batch, in O(k log n) for k
+ * changes plus one copy of the pointer array, touching no unchanged
+ * member. 0 with *out set; 1 when `ov` and the entries do not line up (an
+ * earlier batch ran out of memory: the caller builds the view in full);
+ * ZKC_ENOMEM with nothing changed. */
+static int view_patch(zkc_group *g, zkc_group_view *ov, const zkc__change *ch, int n,
+                      zkc_member **prev, const char *own, struct batch *dup, zkc_group_view **out,
+                      int *reshaped, int *self)
+{
+    int *dpos = malloc(sizeof(int) * (size_t)n), *ipos = malloc(sizeof(int) * (size_t)n);
+    int *idx = malloc(sizeof(int) * (size_t)n);
+    unsigned *fls = malloc(sizeof(unsigned) * (size_t)n);
+    zkc_member **ins = calloc((size_t)n, sizeof(*ins));
+    zkc_group_view *nv = NULL;
+    int i, j, nd = 0, ni = 0, rc = ZKC_ENOMEM, dups = ov->dups, me = g->self_in_view;
+
+    if (!dpos || !ipos || !idx || !fls || !ins)
+        goto out;
+    /* Where each change lands in `ov`, before changing anything. */
+    rc = 1;
+    for (i = 0; i < n; i++) {
+        zkc__centry *e = ch[i].e;
+        struct zkc__mbody *body = e->delivered;
+        zkc_member *old = ch[i].kind == ZKC__CH_REMOVED ? prev[i] : e->user;
+        int p;
+
+        if (ch[i].kind != ZKC__CH_REMOVED) {
+            if (!body)
+                continue;
+            fls[ni] = view_flags(g, own, e, body);
+            if (wrapper_fits(old, body, fls[ni]))
+                continue; /* the same wrapper: nothing moves */
+        }
+        p = view_lower(ov, e->name);
+        if (old && (p >= ov->n || ov->m[p] != old))
+            goto out; /* not where it should be */
+        if (old)
+            dpos[nd++] = p;
+        if (ch[i].kind != ZKC__CH_REMOVED) {
+            if (ni > 0 && p < ipos[ni - 1])
+                goto out;
+            ipos[ni] = p;
+            idx[ni++] = i;
+        }
+    }
+    rc = ZKC_ENOMEM;
+    nv = view_alloc(ov->n + ni);
+    if (!nv)
+        goto out;
+    for (j = 0; j < ni; j++)
+        if (!(ins[j] = zkc__member_new(ch[idx[j]].e->delivered, fls[j])))
+            goto out;
+    rc = 0;
+    for (j = 0; j < nd; j++) {
+        if (ov->m[dpos[j]]->flags & ZKC_MEMBER_DUPLICATE)
+            dups--;
+        if (ov->m[dpos[j]]->flags & ZKC_MEMBER_SELF)
+            me = 0;
+    }
+    nv->n = zkc__view_merge((void **)nv->m, (void *const *)ov->m, ov->n, dpos, nd, ipos,
+                            (void *const *)ins, ni);
+    for (j = 0; j < ni; j++) {
+        if (ins[j]->flags & ZKC_MEMBER_DUPLICATE)
+            dups++;
+        if (ins[j]->flags & ZKC_MEMBER_SELF)
+            me = 1;
+        wrapper_replace(g, ov, ch[idx[j]].e, ins[j], dup);
+        ins[j] = NULL; /* the entry's now */
+    }
+    nv->dups = dups;
+    *self = me;
+    *reshaped = nd > 0 || ni > 0;
+    *out = nv;
+    nv = NULL;
+out:
+    for (j = 0; ins && j < ni; j++)
+        zkc__member_unref(ins[j]);
+    zkc_group_view_free(nv);
+    free(dpos);
+    free(ipos);
+    free(idx);
+    free(fls);
+    free(ins);
+    return rc;
+}
+
 /* Dispatcher thread, mu held: one coalesced batch of the engine becomes
  * events and the next view. Events go in the documented order: LEFT,
  * JOINED, UPDATED, DUPLICATE, then one CHANGED. */
@@ -462,11 +634,11 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
     zkc_group *g = ctx;
     zkc__centry *const *ents;
     zkc_member **prev = calloc((size_t)n, sizeof(*prev));
-    zkc_group_view *nv, *ov = g->view;
+    zkc_group_view *nv = NULL, *ov = g->view;
     struct batch *b = batch_new(g), dup = {0};
     const char *own = own_name(g);
     zkc__smap crossed;
-    int i, k, ne, reshaped = 0, self = 0, self_moved;
+    int i, k, ne, reshaped = 0, self = 0, self_moved, rc = 1;
 
     if (!b || !prev) {
         if (b)
@@ -491,55 +663,46 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
             ch[i].e->user = prev[i] ? zkc__member_ref(prev[i]) : NULL; /* reused if still fit */
     }
 
-    /* One pass over the members, reusing wrappers that still fit. */
-    ents = zkc__cache_sorted(g->cache, &ne);
-    nv = view_alloc(ne);
-    if (!nv)
+    if (!self_moved && !crossed.n)
+        rc = view_patch(g, ov, ch, n, prev, own, &dup, &nv, &reshaped, &self);
+    if (rc == ZKC_ENOMEM)
         goto oom;
-    for (i = 0; i < ne; i++) {
-        zkc__centry *e = ents[i];
-        struct zkc__mbody *body = e->delivered;
-        zkc_member *old = e->user;
-        unsigned fl = 0;
+    /* Otherwise one pass over the members, reusing wrappers that still fit:
+     * the flags of members not in the batch may change. */
+    if (rc != 0) {
+        ents = zkc__cache_sorted(g->cache, &ne);
+        nv = view_alloc(ne);
+        if (!nv)
+            goto oom;
+        for (i = 0; i < ne; i++) {
+            zkc__centry *e = ents[i];
+            struct zkc__mbody *body = e->delivered;
+            zkc_member *old = e->user;
+            unsigned fl;
 
-        if (!body)
-            continue; /* not told yet */
-        /* The common case, O(1) with no lookup: same payload, and neither
-         * its id's duplicate state nor our own node moved. */
-        if (old && old->b == body && !self_moved &&
-            !(crossed.n && body->id && zkc__smap_get(&crossed, body->id))) {
-            if (old->flags & ZKC_MEMBER_SELF)
+            if (!body)
+                continue; /* not told yet */
+            if (old && old->b == body && !self_moved &&
+                !(crossed.n && body->id && zkc__smap_get(&crossed, body->id))) {
+                fl = old->flags & ~body->flags; /* O(1), no lookup */
+            } else {
+                fl = view_flags(g, own, e, body);
+                if (!wrapper_fits(old, body, fl)) {
+                    zkc_member *m = zkc__member_new(body, fl);
+                    if (!m) {
+                        zkc_group_view_free(nv);
+                        goto oom;
+                    }
+                    wrapper_replace(g, ov, e, m, &dup);
+                    reshaped = 1;
+                }
+            }
+            if (fl & ZKC_MEMBER_SELF)
                 self = 1;
-            nv->m[nv->n++] = zkc__member_ref(old);
-            if (old->flags & ZKC_MEMBER_DUPLICATE)
+            nv->m[nv->n++] = e->user;
+            if (fl & ZKC_MEMBER_DUPLICATE)
                 nv->dups++;
-            continue;
         }
-        if (own && strcmp(e->name, own) == 0) {
-            fl |= ZKC_MEMBER_SELF;
-            self = 1;
-        }
-        if (body->id && (intptr_t)zkc__smap_get(&g->ids, body->id) > 1)
-            fl |= ZKC_MEMBER_DUPLICATE;
-        if (!old || old->b != body || (old->flags & ~body->flags) != fl) {
-            zkc_member *m = zkc__member_new(body, fl);
-            if (!m) {
-                zkc_group_view_free(nv);
-                goto oom;
-            }
-            if ((fl & ZKC_MEMBER_DUPLICATE) && !(old && (old->flags & ZKC_MEMBER_DUPLICATE))) {
-                zkc__log(g->s, ZKC_LOG_WARN,
-                         "group %s: member id '%s' is claimed by more than one node (%s is one)%s",
-                         g->path, body->id, body->node, (fl & ZKC_MEMBER_SELF) ? ": ours" : "");
-                batch_add(&dup, ZKC_GROUP_DUPLICATE, m, NULL, 0);
-            }
-            zkc__member_unref(old);
-            e->user = m;
-            reshaped = 1;
-        }
-        nv->m[nv->n++] = zkc__member_ref(e->user);
-        if (fl & ZKC_MEMBER_DUPLICATE)
-            nv->dups++;
     }
     for (i = 0; i < n; i++) {
         zkc__centry *e = ch[i].e;
@@ -553,8 +716,7 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
     }
     for (k = 0; k < dup.n; k++)
         batch_add(b, ZKC_GROUP_DUPLICATE, (zkc_member *)dup.ev[k].member, NULL, 0);
-    for (i = 0; i < n; i++)
-        zkc__member_unref(prev[i]);
+    prev_release(ov, ch, prev, n);
     for (k = 0; k < dup.n; k++)
         zkc__member_unref((zkc_member *)dup.ev[k].member);
     free(dup.ev);
@@ -571,6 +733,7 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
         batch_free(b);
         return NULL;
     }
+    zkc__vlife_chain(ov->life, nv->life);
     zkc_group_view_free(b->view);
     b->view = view_ref(nv);
     g->view = nv;
@@ -580,8 +743,7 @@ static void *make_batch(void *ctx, const zkc__change *ch, int n)
 
 oom:
     zkc__smap_clear(&crossed);
-    for (i = 0; i < n; i++)
-        zkc__member_unref(prev[i]);
+    prev_release(ov, ch, prev, n);
     for (k = 0; k < dup.n; k++)
         zkc__member_unref((zkc_member *)dup.ev[k].member);
     free(dup.ev);
@@ -1156,6 +1318,16 @@ void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int 
     pthread_mutex_unlock(g->mu);
 }
 
+unsigned zkc__group_listed(zkc_group *g)
+{
+    unsigned n;
+
+    pthread_mutex_lock(g->mu);
+    n = zkc__cache_listed(g->cache);
+    pthread_mutex_unlock(g->mu);
+    return n;
+}
+
 /* ---------------------------------------------------------- public API */
 
 void zkc_group_opts_init(zkc_group_opts *o)
@@ -1166,7 +1338,7 @@ void zkc_group_opts_init(zkc_group_opts *o)
 
 int zkc_group_new(zkc_group **out, zkc_session *s, const char *path, const zkc_group_opts *o)
 {
-    zkc__cache_cfg cfg = {1, 1};
+    zkc__cache_cfg cfg = {.fetch_data = 1, .watch_data = 1};
     zkc_group *g;
     int rc = ZKC_ENOMEM;
 

@@ -10,6 +10,12 @@
  * a sequence of asynchronous requests each waited for with the caller's
  * deadline; the state kept for loss events is small.
  *
+ * The leases are counted from the children cache (cache.c) of the leases
+ * folder, with its per-request watch, on demand: only a round that counts
+ * wants it, so a holder or an idle handle lists nothing when leases come
+ * and go (the herd Curator's V2 avoids the same way), and the waiter lists
+ * once per change. Locks: the cache's mutex, then mu (leases_listed()).
+ *
  * A session lost while waiting ends the round, not the acquire: the lease
  * and the internal mutex died with the session, so the waiter starts again
  * on the new one (within its deadline), as the mutex does. Every wait also
@@ -17,6 +23,7 @@
  * lease is granted only while the session generation it was counted in is
  * still the current one. */
 #include "queue.h"
+#include "cache.h"
 #include "naming.h"
 #include "pcreate.h"
 
@@ -47,8 +54,8 @@ struct zkc_semaphore {
     unsigned node_gen;
     int64_t token;
     int64_t owner_sid;
-    int subscribed;
-    int acquiring; /* threads inside zkc_semaphore_acquire() */
+    int acquiring;  /* threads inside zkc_semaphore_acquire() */
+    zkc__cache *lc; /* the leases folder */
 };
 
 static void sem_ref(zkc_semaphore *m)
@@ -62,6 +69,7 @@ static void sem_unref(zkc_semaphore *m)
         return;
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cond);
+    zkc__cache_unref(m->lc);
     free(m->leases);
     free(m->owner);
     free(m->node);
@@ -158,55 +166,6 @@ static void verify_dropped(zkc__pending *pd)
     verify_end((struct vreq *)(void *)((char *)pd - offsetof(struct vreq, pend)), ZCLOSING, NULL);
 }
 
-/* A watched getChildren of the leases through a zkc__call, registered with
- * zkc__pending: a completion the client drops at a handle close completes
- * the call with ZCLOSING, so its waiter never waits for nothing and its
- * reference is given back. */
-struct lreq {
-    zkc__pending pend;
-    zkc_session *s;
-    zkc__call *c;
-};
-
-static void leases_listed(int rc, const struct String_vector *v, const void *data)
-{
-    struct lreq *r = (struct lreq *)data;
-
-    zkc__pending_done(r->s, &r->pend);
-    zkc__call_strings_done(rc, v, r->c);
-    free(r);
-}
-
-static void leases_dropped(zkc__pending *pd)
-{
-    struct lreq *r = (struct lreq *)(void *)((char *)pd - offsetof(struct lreq, pend));
-
-    zkc__call_complete(r->c, ZCLOSING);
-    zkc__call_unref(r->c);
-    free(r);
-}
-
-/* zh locked, of generation gen. A zoo_a* code (not ZOK: nothing sent). */
-static int list_leases(zkc_semaphore *m, zhandle_t *zh, unsigned gen, zkc__call *c)
-{
-    struct lreq *r = malloc(sizeof(*r));
-    int rc;
-
-    if (!r)
-        return ZSYSTEMERROR;
-    r->s = m->s;
-    r->c = c;
-    zkc__call_ref(c);
-    zkc__pending_add(m->s, &r->pend, gen, leases_dropped);
-    rc = zoo_aget_children(zh, m->leases, 1, leases_listed, r);
-    if (rc != ZOK) {
-        zkc__pending_done(m->s, &r->pend);
-        zkc__call_unref(c);
-        free(r);
-    }
-    return rc;
-}
-
 static void hook(void *arg, zkc_conn_state st, unsigned gen)
 {
     zkc_semaphore *m = arg;
@@ -244,17 +203,36 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
     pthread_mutex_unlock(&m->mu);
 }
 
-static void on_leases(void *arg, int type, const char *path)
-{
-    zkc_semaphore *m = arg;
+/* The leases' cache: names are all a count needs. */
+static const char lease_value[] = "lease";
 
-    (void)path;
-    (void)type;
+static void *lease_decode(void *ctx, const char *name, const char *data, int len,
+                          const struct Stat *st)
+{
+    (void)ctx;
+    (void)name;
+    (void)data;
+    (void)len;
+    (void)st;
+    return (void *)lease_value;
+}
+
+/* Completion thread, the cache's mutex held: a listing of the leases was
+ * applied; a waiting round counts again. */
+static void leases_listed(void *ctx)
+{
+    zkc_semaphore *m = ctx;
+
     pthread_mutex_lock(&m->mu);
     m->changes++;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->mu);
 }
+
+static const zkc__cache_ops lease_ops = {
+    .decode = lease_decode,
+    .listed = leases_listed,
+};
 
 /* ------------------------------------------------------ construction */
 
@@ -263,6 +241,7 @@ int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char *path, int
 {
     zkc_semaphore *m;
     zkc_lock_opts lo;
+    zkc__cache_cfg cfg;
     char owner[320];
     char *locks = NULL;
     int rc;
@@ -298,20 +277,23 @@ int zkc_semaphore_new(zkc_semaphore **out, zkc_session *s, const char *path, int
     rc = zkc_lock_new(&m->mutex, s, locks, &lo);
     if (rc)
         goto fail_alloc;
-    rc = zkc__watch(s, m->leases, on_leases, m);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.on_demand = 1;
+    rc = zkc__cache_new(&m->lc, s, m->leases, &lease_ops, m, &cfg);
     if (rc)
-        goto fail_watch;
+        goto fail_cache;
     rc = zkc__add_hook(s, hook, m);
     if (rc)
         goto fail_hook;
+    zkc__cache_start(m->lc); /* not wanted yet: sends nothing */
     free(locks);
     zkc__session_attach(s);
     *out = m;
     return 0;
 
 fail_hook:
-    zkc__unwatch(s, m->leases, on_leases, m);
-fail_watch:
+    zkc__cache_unref(m->lc); /* never started */
+fail_cache:
     zkc_lock_free(m->mutex);
 fail_alloc:
     free(locks);
@@ -369,18 +351,16 @@ static void lease_created(void *arg, int rc, const char *path, const struct Stat
     zkc__call_unref(c);
 }
 
-static int count_leases(const struct String_vector *v, const char *mine, int *found)
+/* The cache's mutex held: leases in its view. */
+static int count_leases(zkc__cache *c)
 {
-    int i, n = 0;
+    zkc__centry *const *e;
+    int i, n = 0, ne;
 
-    *found = 0;
-    for (i = 0; i < v->count; i++) {
-        if (!strstr(v->data[i], "lease-"))
-            continue;
-        n++;
-        if (strcmp(v->data[i], mine) == 0)
-            *found = 1;
-    }
+    e = zkc__cache_sorted(c, &ne);
+    for (i = 0; i < ne; i++)
+        if (strstr(e[i]->name, "lease-"))
+            n++;
     return n;
 }
 
@@ -460,12 +440,12 @@ static void drop_lease(zkc_semaphore *m, const char *path, unsigned gen)
 static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **lease_out,
                      struct Stat *st_out, unsigned *gen_out)
 {
-    zkc__call *cc = NULL, *gc;
+    pthread_mutex_t *cmu = zkc__cache_mutex(m->lc);
+    zkc__call *cc = NULL;
     struct lease_create *x;
-    int rc, found, n;
-    zhandle_t *zh;
+    int rc, found, n, seen;
     char *lease = NULL;
-    unsigned gen, snap, gen_now;
+    unsigned gen, snap, mark;
     struct Stat st;
 
     if (freed(m))
@@ -528,58 +508,26 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
         goto out_unlock;
     }
 
+    /* Count from the cache, wanted from now on: a listing numbered `mark`
+     * or later was sent after our create, so it names our lease unless
+     * the lease is gone. */
+    pthread_mutex_lock(cmu);
+    mark = zkc__cache_want(m->lc, 1);
+    pthread_mutex_unlock(cmu);
     for (;;) {
         pthread_mutex_lock(&m->mu);
         snap = m->changes;
         pthread_mutex_unlock(&m->mu);
-        gc = zkc__call_new();
-        if (!gc) {
-            rc = ZKC_ENOMEM;
+        pthread_mutex_lock(cmu);
+        seen = zkc__cache_listed(m->lc) >= mark;
+        found = zkc__cache_find(m->lc, zkc__path_base(lease)) != NULL;
+        n = found ? count_leases(m->lc) : 0;
+        pthread_mutex_unlock(cmu);
+        if (zkc_session_generation(m->s) != gen || (seen && !found)) {
+            rc = AGAIN; /* our lease went with the session (or was deleted) */
             break;
         }
-        zh = zkc__zh_lock(m->s, &gen_now);
-        rc = ZCONNECTIONLOSS;
-        if (zh && gen_now != gen) {
-            rc = ZSESSIONEXPIRED;
-        } else if (zh) {
-            rc = list_leases(m, zh, gen_now, gc);
-        }
-        if (zh)
-            zkc__zh_unlock(m->s);
-        if (rc == ZOK) {
-            rc = wait_call(m, gc, deadline, gen);
-            if (rc != 0) {
-                zkc__call_unref(gc);
-                rc = rc == ZKC_ESESSIONLOST ? AGAIN : rc;
-                break;
-            }
-            rc = gc->rc;
-        }
-        if (zkc__zk_expired(rc) || rc == ZCLOSING || zkc_session_generation(m->s) != gen) {
-            zkc__call_unref(gc);
-            rc = AGAIN; /* our lease went with the session */
-            break;
-        }
-        if (zkc__zk_connloss(rc) || rc == ZINVALIDSTATE) {
-            /* Same session, maybe: wait for the connection, count again. */
-            zkc__call_unref(gc);
-            rc = wait_connected(m, deadline);
-            if (rc)
-                break;
-            continue;
-        }
-        if (rc != ZOK) {
-            zkc__call_unref(gc);
-            rc = zkc__err_from_zk(rc);
-            break;
-        }
-        n = count_leases(&gc->children, zkc__path_base(lease), &found);
-        zkc__call_unref(gc);
-        if (!found) {
-            rc = AGAIN; /* our lease vanished: the session changed */
-            break;
-        }
-        if (n <= m->max) {
+        if (found && n <= m->max) {
             /* Counted in session `gen`: grant only if that is still the
              * session we have (a lease counted before a session change is
              * gone, and so may be the others' view of it). */
@@ -588,7 +536,7 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             rc = zkc_session_generation(m->s) == gen ? 0 : AGAIN;
             break;
         }
-        if (try_only) {
+        if (found && try_only) {
             rc = ZKC_ETIMEDOUT;
             break;
         }
@@ -616,6 +564,9 @@ static int one_round(zkc_semaphore *m, int64_t deadline, int try_only, char **le
             break;
         }
     }
+    pthread_mutex_lock(cmu);
+    zkc__cache_want(m->lc, 0);
+    pthread_mutex_unlock(cmu);
     if (rc != 0) {
         drop_lease(m, lease, gen);
         free(lease);
@@ -746,7 +697,6 @@ void zkc_semaphore_free(zkc_semaphore *m)
     if (!m)
         return;
     zkc__remove_hook(m->s, hook, m);
-    zkc__unwatch(m->s, m->leases, on_leases, m);
     pthread_mutex_lock(&m->mu);
     m->freed = 1;
     pthread_cond_broadcast(&m->cond);
@@ -769,6 +719,8 @@ void zkc_semaphore_free(zkc_semaphore *m)
     }
     m->state = S_IDLE;
     pthread_mutex_unlock(&m->mu);
+    /* No round is left to want the leases: no listed() after this. */
+    zkc__cache_close(m->lc);
     if (node) {
         zkc__bg_delete(m->s, node, gen, NULL);
         free(node);

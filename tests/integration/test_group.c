@@ -1458,6 +1458,18 @@ static void crec_fn(zkc_cache *c, const zkc_cache_event *ev, void *ud)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* A recorder, a session for the cache (*s) and one for writes (*sx), and
+ * the folder `path`. 0 or -1; the caller frees what was made. */
+static int crec_setup(struct crec *r, zkc_session **s, zkc_session **sx, const char *path)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    zkc__cond_init(&r->cond);
+    if (tu_session(s, NULL, 4000, NULL) != 0 || tu_session(sx, NULL, 4000, NULL) != 0)
+        return -1;
+    return zkc__mkdirs_sync(*sx, path, 5000) == 0 ? 0 : -1;
+}
+
 /* Wait for an event of `type` about `name` at index >= from; its index or -1. */
 static int crec_wait(struct crec *r, int from, zkc_cache_event_type type, const char *name)
 {
@@ -1611,12 +1623,7 @@ static void test_cache_free_then_changes(void)
     char p[128], *data = NULL;
     int i, len = 0;
 
-    memset(&r, 0, sizeof(r));
-    pthread_mutex_init(&r.mu, NULL);
-    zkc__cond_init(&r.cond);
-    CU_ASSERT_EQUAL_FATAL(tu_session(&s, NULL, 4000, NULL), 0);
-    TU_CHECK(tu_session(&sx, NULL, 4000, NULL) == 0, out);
-    TU_CHECK(zkc__mkdirs_sync(sx, path, 5000) == 0, out);
+    TU_CHECK(crec_setup(&r, &s, &sx, path) == 0, out);
     for (i = 0; i < 20; i++) {
         snprintf(p, sizeof(p), "%s/member_n%02d_0000000000", path, i);
         TU_CHECK(zoo_create(raw(sx), p, "{}", 2, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
@@ -2127,6 +2134,240 @@ out:
     free(f);
 }
 
+/* ------------------------------------------------ views: patch, lifetime */
+
+#define VP_FMT                                                                                     \
+    "{\"serviceEndpoint\":{\"host\":\"127.0.0.1\",\"port\":%d},\"additionalEndpoints\":{},"        \
+    "\"status\":\"ALIVE\",\"zkcoord\":{\"id\":\"%s\",\"version\":1}}"
+
+/* A member node written by a raw client: its full path in `made`. */
+static int vp_create(zhandle_t *zh, const char *path, int i, const char *id, int port, char *made,
+                     int len)
+{
+    char p[256], data[256];
+
+    snprintf(p, sizeof(p), "%s/member_%08x-0000-4000-8000-000000000000_", path, i);
+    snprintf(data, sizeof(data), VP_FMT, port, id);
+    return zoo_create(zh, p, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+                      ZOO_EPHEMERAL_SEQUENTIAL, made, len);
+}
+
+/* The group's view equals a fresh one-shot read, member by member. */
+static int same_as_read(zkc_session *s, const char *path, const zkc_group_view *v)
+{
+    zkc_group_view *f = NULL;
+    int i, ok;
+
+    if (zkc_group_read(s, path, 0, &f, 5000) != 0)
+        return 0;
+    ok = zkc_group_view_count(f) == zkc_group_view_count(v) &&
+         zkc_group_view_duplicates(f) == zkc_group_view_duplicates(v);
+    for (i = 0; ok && i < zkc_group_view_count(f); i++) {
+        const zkc_member *a = zkc_group_view_at(f, i), *b = zkc_group_view_at(v, i);
+        ok = strcmp(zkc_member_node(a), zkc_member_node(b)) == 0 &&
+             zkc_member_port(a) == zkc_member_port(b) &&
+             strcmp(zkc_member_id(a), zkc_member_id(b)) == 0 &&
+             zkc_member_flags(a) == zkc_member_flags(b);
+        if (!ok)
+            printf("\n    view differs at %d: %s:%d %#x, read %s:%d %#x\n", i, zkc_member_node(b),
+                   zkc_member_port(b), zkc_member_flags(b), zkc_member_node(a), zkc_member_port(a),
+                   zkc_member_flags(a));
+    }
+    zkc_group_view_free(f);
+    return ok;
+}
+
+/* A view shares its members with the views before and after it (no
+ * reference per member per view): what each view shows stays right as
+ * members join, change, leave and duplicate ids come and go, and a view
+ * kept by the consumer outlives every change and the group itself (ASan
+ * checks the reads below). */
+static void test_views_patched_and_kept(void)
+{
+    const char *path = "/zkcoord/viewpatch/members";
+    zkc_session *so = NULL, *sw = NULL;
+    zkc_group *og = NULL;
+    zkc_group_view *v0 = NULL, *v1 = NULL, *v = NULL;
+    char made[8][256], data[256], ids[8][8];
+    struct id_port up = {"m2", 9102};
+    zhandle_t *zh;
+    int i, want;
+    grec ro;
+
+    grec_init(&ro);
+    CU_ASSERT_EQUAL_FATAL(tu_session(&so, NULL, 4000, NULL), 0);
+    TU_CHECK(tu_session(&sw, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(sw, path, 5000) == 0, out);
+    zh = raw(sw);
+    TU_CHECK(zh != NULL, out);
+    for (i = 0; i < 6; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "m%d", i);
+        TU_CHECK(vp_create(zh, path, i, ids[i], 9000 + i, made[i], sizeof(made[i])) == ZOK, out);
+    }
+    TU_CHECK(new_group(&og, so, path, &ro) == 0, out);
+    want = 6;
+    TU_CHECK(wait_view(&ro, og, count_is, &want, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v0) == 0, out);
+    CU_ASSERT(same_as_read(so, path, v0));
+
+    /* Leaves, an update and a join in the usual (patched) way. */
+    TU_CHECK(zoo_delete(zh, made[1], -1) == ZOK, out);
+    TU_CHECK(zoo_delete(zh, made[3], -1) == ZOK, out);
+    snprintf(data, sizeof(data), VP_FMT, 9102, "m2");
+    TU_CHECK(zoo_set(zh, made[2], data, (int)strlen(data), -1) == ZOK, out);
+    TU_CHECK(vp_create(zh, path, 6, "m6", 9006, made[6], sizeof(made[6])) == ZOK, out);
+    want = 5;
+    TU_CHECK(wait_view(&ro, og, count_is, &want, 10000), out);
+    TU_CHECK(wait_view(&ro, og, id_has_port, &up, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v1) == 0, out);
+    CU_ASSERT(same_as_read(so, path, v1));
+
+    /* A duplicate id appears (every member with it is flagged), then goes. */
+    TU_CHECK(vp_create(zh, path, 7, "m0", 9007, made[7], sizeof(made[7])) == ZOK, out);
+    want = 6;
+    TU_CHECK(wait_view(&ro, og, count_is, &want, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_duplicates(v), 2);
+    CU_ASSERT(same_as_read(so, path, v));
+    zkc_group_view_free(v);
+    v = NULL;
+    TU_CHECK(zoo_delete(zh, made[7], -1) == ZOK, out);
+    TU_CHECK(zoo_delete(zh, made[0], -1) == ZOK, out);
+    want = 4;
+    TU_CHECK(wait_view(&ro, og, count_is, &want, 10000), out);
+    TU_CHECK(zkc_group_view_get(og, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_duplicates(v), 0);
+    CU_ASSERT(same_as_read(so, path, v));
+
+    /* The group goes; the views kept still show what they showed. */
+    zkc_group_free(og);
+    og = NULL;
+    grec_destroy(&ro);
+    grec_init(&ro);
+    TU_CHECK(zkc_group_view_count(v0) == 6, out);
+    for (i = 0; i < 6; i++) {
+        const zkc_member *m = zkc_group_view_at(v0, i);
+        CU_ASSERT_STRING_EQUAL(zkc_member_id(m), ids[i]);
+        CU_ASSERT_EQUAL(zkc_member_port(m), 9000 + i);
+        CU_ASSERT_EQUAL(zkc_member_flags(m), 0);
+    }
+    TU_CHECK(zkc_group_view_count(v1) == 5, out);
+    CU_ASSERT_STRING_EQUAL(zkc_member_id(zkc_group_view_at(v1, 1)), "m2");
+    CU_ASSERT_EQUAL(zkc_member_port(zkc_group_view_at(v1, 1)), 9102);
+    CU_ASSERT_STRING_EQUAL(zkc_member_id(zkc_group_view_at(v1, 4)), "m6");
+    TU_CHECK(zkc_group_view_count(v) == 4, out);
+    CU_ASSERT_STRING_EQUAL(zkc_member_id(zkc_group_view_at(v, 0)), "m2");
+    CU_ASSERT_STRING_EQUAL(zkc_member_id(zkc_group_view_at(v, 3)), "m6");
+out:
+    zkc_group_free(og);
+    zkc_group_view_free(v);
+    zkc_group_view_free(v1);
+    zkc_group_view_free(v0);
+    zkc_session_close(sw);
+    zkc_session_close(so);
+    grec_destroy(&ro);
+}
+
+/* The last view delivered to `r` has `n` children and child `name` (when
+ * not NULL) has data `data`. */
+static int crec_view_is(struct crec *r, int n, const char *name, const char *data, int timeout_ms)
+{
+    struct timespec ts;
+    int ok = 0, i;
+
+    zkc__deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        ok = r->last && zkc_cache_view_count(r->last) == n;
+        for (i = 0; ok && name && i < n; i++)
+            if (strcmp(zkc_cache_view_name(r->last, i), name) == 0)
+                break;
+        if (ok && name)
+            ok = i < n && strcmp(zkc_cache_view_data(r->last, i, NULL), data) == 0;
+        if (ok || pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+/* The public cache's views share their children as the group's do: each
+ * view stays right as children come, change and go, and a view kept by
+ * the user outlives every change and the cache (ASan checks the reads). */
+static void test_cache_views_patched_and_kept(void)
+{
+    const char *path = "/zkcoord/cacheview/folder";
+    const char *names = "abcdef";
+    zkc_session *s = NULL, *sx = NULL;
+    zkc_cache *c = NULL;
+    zkc_cache_opts o;
+    zkc_cache_view *v0 = NULL, *v1 = NULL;
+    char p[128], d[16], **kids = NULL, *data = NULL;
+    int i, nk = 0, len;
+    struct crec r;
+
+    TU_CHECK(crec_setup(&r, &s, &sx, path) == 0, out);
+    for (i = 0; names[i]; i++) {
+        snprintf(p, sizeof(p), "%s/%c", path, names[i]);
+        snprintf(d, sizeof(d), "%d", i);
+        TU_CHECK(zoo_create(raw(sx), p, d, 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    }
+    zkc_cache_opts_init(&o);
+    o.on_event = crec_fn;
+    o.user_data = &r;
+    o.fetch_data = o.watch_data = 1;
+    TU_CHECK(zkc_cache_new(&c, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(c) == 0, out);
+    TU_CHECK(crec_view_is(&r, 6, NULL, NULL, 10000), out);
+    TU_CHECK(zkc_cache_view_get(c, &v0) == 0, out);
+
+    snprintf(p, sizeof(p), "%s/b", path);
+    TU_CHECK(zoo_delete(raw(sx), p, -1) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/d", path);
+    TU_CHECK(zoo_delete(raw(sx), p, -1) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/c", path);
+    TU_CHECK(zoo_set(raw(sx), p, "C", 1, -1) == ZOK, out);
+    snprintf(p, sizeof(p), "%s/g", path);
+    TU_CHECK(zoo_create(raw(sx), p, "6", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    TU_CHECK(crec_view_is(&r, 5, "c", "C", 10000) && crec_view_is(&r, 5, "g", "6", 10000), out);
+    TU_CHECK(zkc_cache_view_get(c, &v1) == 0, out);
+    /* The same as a fresh read, child by child. */
+    TU_CHECK(zkc_get_children(s, path, 5000, &kids, &nk, NULL) == 0, out);
+    TU_CHECK(nk == zkc_cache_view_count(v1), out);
+    for (i = 0; i < nk; i++) {
+        snprintf(p, sizeof(p), "%s/%s", path, kids[i]);
+        TU_CHECK(zkc_get(s, p, 5000, &data, &len, NULL) == 0, out);
+        CU_ASSERT_STRING_EQUAL(zkc_cache_view_name(v1, i), kids[i]);
+        CU_ASSERT_STRING_EQUAL(zkc_cache_view_data(v1, i, NULL), data);
+        free(data);
+        data = NULL;
+    }
+
+    /* The cache goes; the views kept still show what they showed. */
+    zkc_cache_free(c);
+    c = NULL;
+    TU_CHECK(zkc_cache_view_count(v0) == 6, out);
+    for (i = 0; names[i]; i++) {
+        snprintf(d, sizeof(d), "%d", i);
+        CU_ASSERT_EQUAL(zkc_cache_view_name(v0, i)[0], names[i]);
+        CU_ASSERT_STRING_EQUAL(zkc_cache_view_data(v0, i, NULL), d);
+    }
+    TU_CHECK(zkc_cache_view_count(v1) == 5, out);
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_name(v1, 1), "c");
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_data(v1, 1, NULL), "C");
+    CU_ASSERT_STRING_EQUAL(zkc_cache_view_name(v1, 4), "g");
+out:
+    zkc_strings_free(kids, nk);
+    zkc_cache_free(c);
+    zkc_cache_view_free(v1);
+    zkc_cache_view_free(v0);
+    zkc_cache_view_free(r.last);
+    zkc_session_close(sx);
+    zkc_session_close(s);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+}
+
 int register_group_suite(void);
 
 static const struct {
@@ -2155,6 +2396,9 @@ static const struct {
     {"freed cache: its watches fire into nothing", test_cache_free_then_changes},
     {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
     {"state changes while groups and caches are made: no deadlock", test_new_during_state_changes},
+    {"views: patched per change, kept past changes and the group", test_views_patched_and_kept},
+    {"public cache views: patched, kept past changes and the cache",
+     test_cache_views_patched_and_kept},
 };
 
 /* ZKC_GROUP_ONLY=substring runs the matching tests only (for debugging). */

@@ -164,52 +164,79 @@ static int waiter_wait(struct waiter *w, int timeout_ms)
  * with the session, and so does its watch on the leases: it must queue
  * again on the new session, and get the lease when the holder returns it,
  * never wait forever. */
-static void test_waiter_session_lost(void)
-{
-    zkc_session *sa = NULL, *sb = NULL;
-    zkc_semaphore *a = NULL;
+/* A holder (a, on session sa) and a waiter (w, its thread blocked in
+ * acquire(-1), on session sb of timeout sb_ms) of a one-lease semaphore at
+ * `path`; the waiter has its lease. */
+struct pair {
+    zkc_session *sa, *sb;
+    zkc_semaphore *a;
     struct waiter w;
     pthread_t th;
-    int started = 0;
+    int started;
+    int64_t tok; /* the holder's */
+};
 
-    memset(&w, 0, sizeof(w));
-    pthread_mutex_init(&w.mu, NULL);
-    zkc__cond_init(&w.cond);
-    CU_ASSERT_EQUAL_FATAL(tu_session(&sa, NULL, 4000, NULL), 0);
-    TU_CHECK(tu_session(&sb, NULL, 2000, NULL) == 0, out);
-    TU_CHECK(zkc_semaphore_new(&a, sa, "/sem/lost", 1, NULL) == 0, out);
-    TU_CHECK(zkc_semaphore_new(&w.m, sb, "/sem/lost", 1, NULL) == 0, out);
-    TU_CHECK(zkc_semaphore_acquire(a, 5000, NULL) == 0, out);
-    TU_CHECK(pthread_create(&th, NULL, waiter_main, &w) == 0, out);
-    started = 1;
+static int pair_start(struct pair *p, const char *path, int sb_ms)
+{
+    char leases[256];
+
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->w.mu, NULL);
+    zkc__cond_init(&p->w.cond);
+    snprintf(leases, sizeof(leases), "%s/leases", path);
+    if (tu_session(&p->sa, NULL, 10000, NULL) != 0 || tu_session(&p->sb, NULL, sb_ms, NULL) != 0 ||
+        zkc_semaphore_new(&p->a, p->sa, path, 1, NULL) != 0 ||
+        zkc_semaphore_new(&p->w.m, p->sb, path, 1, NULL) != 0 ||
+        zkc_semaphore_acquire(p->a, 5000, &p->tok) != 0 ||
+        pthread_create(&p->th, NULL, waiter_main, &p->w) != 0)
+        return -1;
+    p->started = 1;
     /* the waiter has its lease and counts too many: it waits */
-    TU_CHECK(lt_wait_children(sa, "/sem/lost/leases", 2, 10000) == 0, out);
-    TU_CHECK(tu_expire(sb) == 0, out);
-    TU_CHECK(zkc_session_wait_connected(sb, 10000) == 0, out);
-    /* queued again on the new session: a lease of the new session */
-    CU_ASSERT_EQUAL(lt_wait_children(sa, "/sem/lost/leases", 2, 10000), 0);
-    CU_ASSERT_EQUAL(waiter_wait(&w, 0), 0); /* still waiting: a holds */
-    CU_ASSERT_EQUAL(zkc_semaphore_release(a), 0);
-    CU_ASSERT_EQUAL(waiter_wait(&w, 15000), 1);
-    CU_ASSERT_EQUAL(w.rc, 0);
-    CU_ASSERT_EQUAL(zkc_semaphore_is_held(w.m), 1);
-    CU_ASSERT_EQUAL(zkc_semaphore_release(w.m), 0);
-    CU_ASSERT_EQUAL(lt_children(sa, "/sem/lost/leases"), 0);
-out:
-    if (started && !waiter_wait(&w, 30000)) {
+    return lt_wait_children(p->sa, leases, 2, 10000);
+}
+
+static void pair_end(struct pair *p)
+{
+    if (p->started && !waiter_wait(&p->w, 30000)) {
         /* Stuck (the bug): cannot be joined; leave it and its objects. */
         printf("\n    the waiter is stuck in acquire(-1) ");
-        pthread_detach(th);
+        pthread_detach(p->th);
         return;
     }
-    if (started)
-        pthread_join(th, NULL);
-    zkc_semaphore_free(a);
-    zkc_semaphore_free(w.m);
-    zkc_session_close(sa);
-    zkc_session_close(sb);
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.mu);
+    if (p->started)
+        pthread_join(p->th, NULL);
+    zkc_semaphore_free(p->a);
+    zkc_semaphore_free(p->w.m);
+    zkc_session_close(p->sa);
+    zkc_session_close(p->sb);
+    pthread_cond_destroy(&p->w.cond);
+    pthread_mutex_destroy(&p->w.mu);
+}
+
+/* The waiter of `p` is granted once the holder returns its lease. */
+static void pair_handoff(struct pair *p)
+{
+    CU_ASSERT_EQUAL(waiter_wait(&p->w, 0), 0); /* still waiting: a holds */
+    CU_ASSERT_EQUAL(zkc_semaphore_release(p->a), 0);
+    CU_ASSERT_EQUAL(waiter_wait(&p->w, 15000), 1);
+    CU_ASSERT_EQUAL(p->w.rc, 0);
+    CU_ASSERT_EQUAL(zkc_semaphore_is_held(p->w.m), 1);
+    CU_ASSERT_EQUAL(zkc_semaphore_release(p->w.m), 0);
+}
+
+static void test_waiter_session_lost(void)
+{
+    struct pair p;
+
+    TU_CHECK(pair_start(&p, "/sem/lost", 2000) == 0, out);
+    TU_CHECK(tu_expire(p.sb) == 0, out);
+    TU_CHECK(zkc_session_wait_connected(p.sb, 10000) == 0, out);
+    /* queued again on the new session: a lease of the new session */
+    CU_ASSERT_EQUAL(lt_wait_children(p.sa, "/sem/lost/leases", 2, 10000), 0);
+    pair_handoff(&p);
+    CU_ASSERT_EQUAL(lt_children(p.sa, "/sem/lost/leases"), 0);
+out:
+    pair_end(&p);
 }
 
 /* Issue 9 item 10, free/close alike for every recipe: freeing a semaphore
@@ -337,6 +364,98 @@ out:
     zkc_session_close(s);
 }
 
+/* ---- the leases through the children cache, on demand */
+
+enum { SEM_IDLE = 8 };
+
+/* Idle handles (that held and returned a lease before) and a holder list
+ * nothing when leases come and go: only the waiter's round wants the
+ * leases' cache, and it lists once per change. Were every handle's cache
+ * listing on every change, one release would cost SEM_IDLE more requests. */
+static void test_sem_no_herd(void)
+{
+    zkc_session *s[SEM_IDLE + 2] = {NULL};
+    zkc_semaphore *m[SEM_IDLE + 2] = {NULL};
+    struct waiter w;
+    long long calib, p0, p1;
+    pthread_t th;
+    int i, started = 0, a = SEM_IDLE, b = SEM_IDLE + 1;
+
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.mu, NULL);
+    zkc__cond_init(&w.cond);
+    for (i = 0; i < SEM_IDLE + 2; i++) {
+        TU_CHECK(tu_session(&s[i], NULL, 20000, NULL) == 0, out);
+        TU_CHECK(zkc_semaphore_new(&m[i], s[i], "/sem/herd", 1, NULL) == 0, out);
+    }
+    for (i = 0; i < SEM_IDLE; i++) {
+        TU_CHECK(zkc_semaphore_acquire(m[i], 10000, NULL) == 0, out);
+        TU_CHECK(zkc_semaphore_release(m[i]) == 0, out);
+    }
+    TU_CHECK(zkc_semaphore_acquire(m[a], 10000, NULL) == 0, out);
+    w.m = m[b];
+    TU_CHECK(pthread_create(&th, NULL, waiter_main, &w) == 0, out);
+    started = 1;
+    TU_CHECK(lt_wait_children(s[0], "/sem/herd/leases", 2, 10000) == 0, out);
+    TU_CHECK(lt_wait_children(s[0], "/sem/herd/locks", 1, 10000) == 0, out);
+    calib = zkh_mntr(tu_zk, 0, "zk_packets_received");
+    p0 = zkh_mntr(tu_zk, 0, "zk_packets_received");
+    calib = p0 - calib;
+    /* One release: the holder's delete, the waiter's getChildren, the
+     * waiter's internal mutex release (a delete). */
+    TU_CHECK(zkc_semaphore_release(m[a]) == 0, out);
+    TU_CHECK(waiter_wait(&w, 15000) == 1, out);
+    CU_ASSERT_EQUAL(w.rc, 0);
+    TU_CHECK(lt_wait_children(s[0], "/sem/herd/locks", 0, 10000) == 0, out);
+    p1 = zkh_mntr(tu_zk, 0, "zk_packets_received") - calib;
+    printf("\n    requests for one release with %d idle handles: %lld\n", SEM_IDLE,
+           p1 - p0 - 1 /* lt_wait_children's getChildren */);
+    CU_ASSERT(p1 - p0 - 1 >= 3);
+    CU_ASSERT(p1 - p0 - 1 <= 4); /* a session's ping may land in between */
+    CU_ASSERT_EQUAL(zkc_semaphore_release(m[b]), 0);
+out:
+    if (started && waiter_wait(&w, 30000))
+        pthread_join(th, NULL);
+    else if (started)
+        pthread_detach(th);
+    for (i = 0; i < SEM_IDLE + 2; i++) {
+        zkc_semaphore_free(m[i]);
+        zkc_session_close(s[i]);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+}
+
+/* A waiter's lease deleted by someone else (an operator): the first
+ * listing sent after its create that does not name it ends the round, and
+ * the waiter queues again with a new lease instead of counting a folder
+ * it is no longer in. */
+static void test_sem_lease_deleted_while_waiting(void)
+{
+    zkc_lock_info *info = NULL;
+    char path[512] = "";
+    zhandle_t *zh;
+    struct pair p;
+    int i;
+
+    TU_CHECK(pair_start(&p, "/sem/deleted", 10000) == 0, out);
+    TU_CHECK(zkc_lock_inspect(p.sa, "/sem/deleted/leases", 5000, &info) == 0, out);
+    for (i = 0; i < info->count; i++)
+        if (info->entries[i].token != p.tok)
+            snprintf(path, sizeof(path), "/sem/deleted/leases/%s", info->entries[i].name);
+    TU_CHECK(path[0] != '\0', out);
+    zh = zkc__zh_lock(p.sa, NULL); /* the raw handle, for the sync API from here */
+    if (zh)
+        zkc__zh_unlock(p.sa);
+    TU_CHECK(zh && zoo_delete(zh, path, -1) == ZOK, out);
+    /* queued again: a new lease beside the holder's */
+    TU_CHECK(lt_wait_children(p.sa, "/sem/deleted/leases", 2, 10000) == 0, out);
+    pair_handoff(&p);
+out:
+    zkc_lock_info_free(info);
+    pair_end(&p);
+}
+
 int register_semaphore_suite(void)
 {
     CU_pSuite s = CU_add_suite("semaphore", NULL, NULL);
@@ -346,7 +465,11 @@ int register_semaphore_suite(void)
         !CU_add_test(s, "acquire(-1) across a lost session", test_waiter_session_lost) ||
         !CU_add_test(s, "free wakes a blocked acquire: ECANCELED", test_free_wakes_waiter) ||
         !CU_add_test(s, "lock grant: never with session id 0", test_grant_not_blind) ||
-        !CU_add_test(s, "grant only in the generation counted in", test_sem_grant_same_generation))
+        !CU_add_test(s, "grant only in the generation counted in",
+                     test_sem_grant_same_generation) ||
+        !CU_add_test(s, "idle handles list nothing on lease changes", test_sem_no_herd) ||
+        !CU_add_test(s, "lease deleted while waiting: queued again",
+                     test_sem_lease_deleted_while_waiting))
         return -1;
     return 0;
 }
