@@ -62,13 +62,21 @@ struct scan {
     unsigned long left; /* body bytes of the current frame not yet seen */
     int reported;
     long frames; /* frames complete so far; frame 0 is the ConnectRequest */
+    long reqs;   /* requests with an ordinary (positive) xid seen so far */
 };
 
-/* Server->client bytes waiting for the end of their frame. */
+/* Server->client. Passed through as they come (only the frame boundaries
+ * are followed) unless a reorder waits for a reply on this connection:
+ * then whole frames are held in d until complete. A stream that is not
+ * ZooKeeper's client protocol (the quorum links of the fault suite go
+ * through proxies too) is never armed, so never held. */
 struct sbuf {
-    unsigned char *d;
+    unsigned char lh[4]; /* the current frame's length, hn bytes of it */
+    int hn;
+    unsigned long left; /* body bytes of the current frame still to pass */
+    unsigned char *d;   /* held bytes, from a frame boundary on */
     size_t len, cap;
-    long frames; /* frames forwarded; frame 0 is the ConnectResponse */
+    long frames; /* frames complete; frame 0 is the ConnectResponse */
 };
 
 struct pair {
@@ -95,11 +103,13 @@ struct tu_proxy {
     int blocked;
     int blackhole;
     int accepted;
-    int ro_op;      /* reorder armed for this opcode; 0 any; -1 not armed */
-    int ro_fd;      /* client fd of the chosen request; -1 none chosen yet */
-    int32_t ro_xid; /* its xid */
-    int reorders;   /* reorders done */
-    int ro_swaps;   /* of which swaps (the others rewrote the xid) */
+    int ro_op;       /* reorder armed for this opcode; 0 any; -1 not armed */
+    int ro_fd;       /* client fd of the chosen request; -1 none chosen yet */
+    int32_t ro_xid;  /* its xid */
+    int reorders;    /* reorders done */
+    int ro_swaps;    /* of which swaps (the others rewrote the xid) */
+    long ro_reqs_at; /* the chosen request's rank in its connection's reqs */
+    int ro_behind;   /* requests sent after it, pending at the last reorder */
 
     /* proxy thread only */
     struct pair pairs[MAX_PAIRS];
@@ -164,7 +174,7 @@ static void put_be32(unsigned char *b, uint32_t v)
  * reorder if it fits. Requests with a special xid (ping, auth, set watches)
  * are answered out of band, and the close request's reply ends the handle:
  * neither can be reordered. */
-static void request_seen(tu_proxy *p, int client_fd, const struct scan *sc)
+static void request_seen(tu_proxy *p, int client_fd, struct scan *sc)
 {
     int32_t xid;
     int32_t op;
@@ -173,11 +183,14 @@ static void request_seen(tu_proxy *p, int client_fd, const struct scan *sc)
         return; /* the ConnectRequest, or a frame too short for a header */
     xid = (int32_t)be32(sc->head + 4);
     op = (int32_t)be32(sc->head + 8);
+    if (xid > 0)
+        sc->reqs++;
     pthread_mutex_lock(&p->mu);
     if (p->ro_op >= 0 && p->ro_fd < 0 && xid > 0 && op != OP_CLOSE &&
         (p->ro_op == 0 || p->ro_op == op)) {
         p->ro_fd = client_fd;
         p->ro_xid = xid;
+        p->ro_reqs_at = sc->reqs;
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -264,10 +277,20 @@ static size_t reorder(tu_proxy *p, unsigned char *b, size_t f, size_t avail)
     return swapped ? f + g : f; /* the bytes now ready to go */
 }
 
-/* Server->client: append, then forward every complete frame (the chosen
- * reply reordered); a partial frame waits for the rest. Returns -1 when
- * the pair is dead. */
-static int down_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_t n)
+/* 1 when a reorder waits for a reply on pr's connection. */
+static int armed_for(tu_proxy *p, const struct pair *pr)
+{
+    int armed;
+
+    pthread_mutex_lock(&p->mu);
+    armed = p->ro_op >= 0 && p->ro_fd == pr->client;
+    pthread_mutex_unlock(&p->mu);
+    return armed;
+}
+
+/* Held: append, then forward every complete frame (the chosen reply
+ * reordered); a partial frame stays for the rest. -1: the pair is dead. */
+static int hold_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_t n)
 {
     struct sbuf *d = &pr->down;
     size_t off = 0, f;
@@ -294,7 +317,13 @@ static int down_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_
             pthread_mutex_unlock(&p->mu);
         }
         if (hit) {
-            size_t done = reorder(p, d->d + off, f, d->len - off);
+            size_t done;
+            /* The server answers in order: every request sent after the
+             * chosen one is still pending at the client. */
+            pthread_mutex_lock(&p->mu);
+            p->ro_behind = (int)(pr->up.reqs - p->ro_reqs_at);
+            pthread_mutex_unlock(&p->mu);
+            done = reorder(p, d->d + off, f, d->len - off);
             if (done != f)
                 d->frames++; /* swapped: two frames go */
             f = done;
@@ -307,6 +336,43 @@ static int down_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_
             return -1;
         memmove(d->d, d->d + off, d->len - off);
         d->len -= off;
+    }
+    return 0;
+}
+
+/* Server->client bytes: pass them through, following frame boundaries;
+ * from the first boundary at which a reorder waits for a reply here, hold
+ * them (hold_feed) until the held frames are all gone. -1: the pair is
+ * dead. */
+static int down_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_t n)
+{
+    struct sbuf *d = &pr->down;
+    int armed = armed_for(p, pr); /* only this thread arms a pair */
+    size_t i = 0, j;
+
+    while (i < n) {
+        if (d->len > 0 || (armed && d->hn == 0 && d->left == 0))
+            return hold_feed(p, pr, b + i, n - i); /* held frames end at a boundary */
+        for (j = i; j < n;) {
+            if (d->hn < 4) {
+                d->lh[d->hn++] = b[j++];
+                if (d->hn == 4)
+                    d->left = be32(d->lh);
+            } else {
+                size_t k = d->left < n - j ? d->left : n - j;
+                j += k;
+                d->left -= k;
+            }
+            if (d->hn == 4 && d->left == 0) {
+                d->hn = 0;
+                d->frames++;
+                if (armed)
+                    break;
+            }
+        }
+        if (write_all(pr->client, (const char *)b + i, (ssize_t)(j - i)) != 0)
+            return -1;
+        i = j;
     }
     return 0;
 }
@@ -530,8 +596,9 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms)
 void tu_proxy_reorder_reply(tu_proxy *p, int op)
 {
     pthread_mutex_lock(&p->mu);
-    p->ro_op = op > 0 ? op : 0;
+    p->ro_op = op < 0 ? -1 : op;
     p->ro_fd = -1;
+    pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -551,7 +618,7 @@ int tu_proxy_wait_reorder(tu_proxy *p, int timeout_ms)
     return rc;
 }
 
-int tu_proxy_reorders(tu_proxy *p, int *swaps)
+int tu_proxy_reorders(tu_proxy *p, int *swaps, int *behind)
 {
     int n;
 
@@ -559,6 +626,8 @@ int tu_proxy_reorders(tu_proxy *p, int *swaps)
     n = p->reorders;
     if (swaps)
         *swaps = p->ro_swaps;
+    if (behind)
+        *behind = p->ro_behind;
     pthread_mutex_unlock(&p->mu);
     return n;
 }

@@ -36,15 +36,19 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms);
  * pending on it with ZRUNTIMEINCONSISTENCY; the request itself was
  * applied. Pings (xid -2), watch events (xid -1) and the connect handshake
  * are never chosen. If the chosen request's connection closes first, the
- * next matching request is chosen. One reorder per arming. */
+ * next matching request is chosen. One reorder per arming; a negative `op`
+ * disarms. */
 void tu_proxy_reorder_reply(tu_proxy *p, int op);
 
-/* Wait until an armed reorder has happened, at most timeout_ms. 0 or -1. */
+/* Wait until an armed reorder has happened (or was disarmed), at most
+ * timeout_ms. 0 or -1. */
 int tu_proxy_wait_reorder(tu_proxy *p, int timeout_ms);
 
 /* Reorders done so far; *swaps (if not NULL) how many of them were swaps
- * of two replies (the others changed an xid). */
-int tu_proxy_reorders(tu_proxy *p, int *swaps);
+ * of two replies (the others changed an xid); *behind (if not NULL) how
+ * many requests the client had sent after the chosen one when the last
+ * reorder hit (pending too, so ended by the same drop). */
+int tu_proxy_reorders(tu_proxy *p, int *swaps, int *behind);
 
 /* While blocked, new connections are accepted and closed at once, and
  * current ones are cut: the server looks unreachable. */
