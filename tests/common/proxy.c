@@ -1,5 +1,10 @@
 /* Loopback TCP proxy for fault-injection tests: see proxy.h. One thread
  * polls the listening socket, a wake-up pipe and every connection pair.
+ * Both directions are followed frame by frame (ZooKeeper frames: a 4-byte
+ * big-endian length, then the body) so that a reply can be reordered: the
+ * client->server bytes are forwarded as they come while their request
+ * headers are noted; the server->client bytes are forwarded a whole frame
+ * at a time.
  * Every descriptor is close-on-exec: a copy inherited by a child process
  * would keep a "cut" connection open at the other end. */
 #include "common/proxy.h"
@@ -12,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -42,9 +48,42 @@ static void deadline_in(struct timespec *ts, int ms)
 
 #define MAX_PAIRS 64
 
+/* ZooKeeper's special xids (zookeeper.c): replies with these are handled
+ * apart from the queue of pending requests. */
+#define XID_WATCH (-1)
+#define XID_PING  (-2)
+#define OP_CLOSE  (-11)
+
+/* Follows a byte stream frame by frame without holding it: the first
+ * bytes of each frame (length + RequestHeader {xid, type}) are kept. */
+struct scan {
+    unsigned char head[12];
+    int have;           /* bytes of head[] filled */
+    unsigned long left; /* body bytes of the current frame not yet seen */
+    int reported;
+    long frames; /* frames complete so far; frame 0 is the ConnectRequest */
+    long reqs;   /* requests with an ordinary (positive) xid seen so far */
+};
+
+/* Server->client. Passed through as they come (only the frame boundaries
+ * are followed) unless a reorder waits for a reply on this connection:
+ * then whole frames are held in d until complete. A stream that is not
+ * ZooKeeper's client protocol (the quorum links of the fault suite go
+ * through proxies too) is never armed, so never held. */
+struct sbuf {
+    unsigned char lh[4]; /* the current frame's length, hn bytes of it */
+    int hn;
+    unsigned long left; /* body bytes of the current frame still to pass */
+    unsigned char *d;   /* held bytes, from a frame boundary on */
+    size_t len, cap;
+    long frames; /* frames complete; frame 0 is the ConnectResponse */
+};
+
 struct pair {
     int client;
     int server;
+    struct scan up;
+    struct sbuf down;
 };
 
 struct tu_proxy {
@@ -64,6 +103,13 @@ struct tu_proxy {
     int blocked;
     int blackhole;
     int accepted;
+    int ro_op;       /* reorder armed for this opcode; 0 any; -1 not armed */
+    int ro_fd;       /* client fd of the chosen request; -1 none chosen yet */
+    int32_t ro_xid;  /* its xid */
+    int reorders;    /* reorders done */
+    int ro_swaps;    /* of which swaps (the others rewrote the xid) */
+    long ro_reqs_at; /* the chosen request's rank in its connection's reqs */
+    int ro_behind;   /* requests sent after it, pending at the last reorder */
 
     /* proxy thread only */
     struct pair pairs[MAX_PAIRS];
@@ -80,8 +126,13 @@ static void poke(tu_proxy *p)
 
 static void close_pair(tu_proxy *p, int i)
 {
+    pthread_mutex_lock(&p->mu);
+    if (p->ro_op >= 0 && p->ro_fd == p->pairs[i].client)
+        p->ro_fd = -1; /* its reply will never come: pick the next request */
+    pthread_mutex_unlock(&p->mu);
     close(p->pairs[i].client);
     close(p->pairs[i].server);
+    free(p->pairs[i].down.d);
     p->pairs[i] = p->pairs[--p->npairs];
 }
 
@@ -102,6 +153,226 @@ static int write_all(int fd, const char *buf, ssize_t n)
         }
         buf += w;
         n -= w;
+    }
+    return 0;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+static void put_be32(unsigned char *b, uint32_t v)
+{
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+/* A request header seen going to the server: choose it for an armed
+ * reorder if it fits. Requests with a special xid (ping, auth, set watches)
+ * are answered out of band, and the close request's reply ends the handle:
+ * neither can be reordered. */
+static void request_seen(tu_proxy *p, int client_fd, struct scan *sc)
+{
+    int32_t xid;
+    int32_t op;
+
+    if (sc->frames == 0 || sc->have < 12)
+        return; /* the ConnectRequest, or a frame too short for a header */
+    xid = (int32_t)be32(sc->head + 4);
+    op = (int32_t)be32(sc->head + 8);
+    if (xid > 0)
+        sc->reqs++;
+    pthread_mutex_lock(&p->mu);
+    if (p->ro_op >= 0 && p->ro_fd < 0 && xid > 0 && op != OP_CLOSE &&
+        (p->ro_op == 0 || p->ro_op == op)) {
+        p->ro_fd = client_fd;
+        p->ro_xid = xid;
+        p->ro_reqs_at = sc->reqs;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void scan_feed(tu_proxy *p, int client_fd, struct scan *sc, const unsigned char *b, size_t n)
+{
+    while (n > 0) {
+        size_t k;
+        if (sc->have < 4) {
+            sc->head[sc->have++] = *b++;
+            n--;
+            if (sc->have == 4)
+                sc->left = be32(sc->head);
+        } else if (sc->have < 12 && sc->left > 0) {
+            k = (size_t)(12 - sc->have);
+            if (k > sc->left)
+                k = sc->left;
+            if (k > n)
+                k = n;
+            memcpy(sc->head + sc->have, b, k);
+            sc->have += (int)k;
+            sc->left -= k;
+            b += k;
+            n -= k;
+        } else {
+            k = sc->left < n ? sc->left : n;
+            sc->left -= k;
+            b += k;
+            n -= k;
+        }
+        if (sc->have >= 4 && !sc->reported && (sc->have == 12 || sc->left == 0)) {
+            request_seen(p, client_fd, sc);
+            sc->reported = 1;
+        }
+        if (sc->have >= 4 && sc->left == 0) {
+            sc->have = 0;
+            sc->reported = 0;
+            sc->frames++;
+        }
+    }
+}
+
+/* Length of the complete frame at b (n bytes available), or 0. */
+static size_t frame_at(const unsigned char *b, size_t n)
+{
+    uint32_t len;
+
+    if (n < 4)
+        return 0;
+    len = be32(b);
+    return n - 4 >= len ? 4 + (size_t)len : 0;
+}
+
+/* The reply frame at b (size f) is the chosen one: make the client meet it
+ * out of order. When the next reply is already here and is an ordinary one
+ * (not a watch event or a ping, which the client takes out of band), swap
+ * the two; otherwise give this one an xid no request has. Either way the
+ * client's next pending request does not match the reply it reads. Returns
+ * the bytes from b on that are ready to forward. */
+static size_t reorder(tu_proxy *p, unsigned char *b, size_t f, size_t avail)
+{
+    size_t g = frame_at(b + f, avail - f);
+    int swapped = 0;
+
+    if (g >= 8 && (int32_t)be32(b + f + 4) > 0) {
+        unsigned char *tmp = malloc(f);
+        if (tmp) {
+            memcpy(tmp, b, f);
+            memmove(b, b + f, g);
+            memcpy(b + g, tmp, f);
+            free(tmp);
+            swapped = 1;
+        }
+    }
+    if (!swapped) /* a positive xid, never the one the client waits for */
+        put_be32(b + 4, (be32(b + 4) ^ 0x40000000u) & 0x7fffffffu);
+    pthread_mutex_lock(&p->mu);
+    p->ro_op = -1;
+    p->ro_fd = -1;
+    p->reorders++;
+    p->ro_swaps += swapped;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    return swapped ? f + g : f; /* the bytes now ready to go */
+}
+
+/* 1 when a reorder waits for a reply on pr's connection. */
+static int armed_for(tu_proxy *p, const struct pair *pr)
+{
+    int armed;
+
+    pthread_mutex_lock(&p->mu);
+    armed = p->ro_op >= 0 && p->ro_fd == pr->client;
+    pthread_mutex_unlock(&p->mu);
+    return armed;
+}
+
+/* Held: append, then forward every complete frame (the chosen reply
+ * reordered); a partial frame stays for the rest. -1: the pair is dead. */
+static int hold_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_t n)
+{
+    struct sbuf *d = &pr->down;
+    size_t off = 0, f;
+
+    if (d->len + n > d->cap) {
+        size_t cap = d->cap ? d->cap : 65536;
+        unsigned char *nd;
+        while (cap < d->len + n)
+            cap *= 2;
+        nd = realloc(d->d, cap);
+        if (!nd)
+            return -1;
+        d->d = nd;
+        d->cap = cap;
+    }
+    memcpy(d->d + d->len, b, n);
+    d->len += n;
+    while ((f = frame_at(d->d + off, d->len - off)) > 0) {
+        int hit = 0;
+        if (d->frames > 0 && f >= 8) {
+            int32_t xid = (int32_t)be32(d->d + off + 4);
+            pthread_mutex_lock(&p->mu);
+            hit = p->ro_op >= 0 && p->ro_fd == pr->client && p->ro_xid == xid;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (hit) {
+            size_t done;
+            /* The server answers in order: every request sent after the
+             * chosen one is still pending at the client. */
+            pthread_mutex_lock(&p->mu);
+            p->ro_behind = (int)(pr->up.reqs - p->ro_reqs_at);
+            pthread_mutex_unlock(&p->mu);
+            done = reorder(p, d->d + off, f, d->len - off);
+            if (done != f)
+                d->frames++; /* swapped: two frames go */
+            f = done;
+        }
+        off += f;
+        d->frames++;
+    }
+    if (off > 0) {
+        if (write_all(pr->client, (const char *)d->d, (ssize_t)off) != 0)
+            return -1;
+        memmove(d->d, d->d + off, d->len - off);
+        d->len -= off;
+    }
+    return 0;
+}
+
+/* Server->client bytes: pass them through, following frame boundaries;
+ * from the first boundary at which a reorder waits for a reply here, hold
+ * them (hold_feed) until the held frames are all gone. -1: the pair is
+ * dead. */
+static int down_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_t n)
+{
+    struct sbuf *d = &pr->down;
+    int armed = armed_for(p, pr); /* only this thread arms a pair */
+    size_t i = 0, j;
+
+    while (i < n) {
+        if (d->len > 0 || (armed && d->hn == 0 && d->left == 0))
+            return hold_feed(p, pr, b + i, n - i); /* held frames end at a boundary */
+        for (j = i; j < n;) {
+            if (d->hn < 4) {
+                d->lh[d->hn++] = b[j++];
+                if (d->hn == 4)
+                    d->left = be32(d->lh);
+            } else {
+                size_t k = d->left < n - j ? d->left : n - j;
+                j += k;
+                d->left -= k;
+            }
+            if (d->hn == 4 && d->left == 0) {
+                d->hn = 0;
+                d->frames++;
+                if (armed)
+                    break;
+            }
+        }
+        if (write_all(pr->client, (const char *)b + i, (ssize_t)(j - i)) != 0)
+            return -1;
+        i = j;
     }
     return 0;
 }
@@ -127,6 +398,7 @@ static void accept_one(tu_proxy *p)
         close(c);
         return;
     }
+    memset(&p->pairs[p->npairs], 0, sizeof(p->pairs[p->npairs]));
     p->pairs[p->npairs].client = c;
     p->pairs[p->npairs].server = s;
     p->npairs++;
@@ -194,6 +466,8 @@ static void *proxy_main(void *arg)
                 if (r <= 0 || write_all(p->pairs[i].server, buf, r) != 0) {
                     dead = 1;
                 } else {
+                    scan_feed(p, p->pairs[i].client, &p->pairs[i].up, (unsigned char *)buf,
+                              (size_t)r);
                     pthread_mutex_lock(&p->mu);
                     if (p->arm_min > 0 && r >= p->arm_min) {
                         p->arm_min = 0;
@@ -212,7 +486,7 @@ static void *proxy_main(void *arg)
             }
             if (!dead && sf->revents) {
                 ssize_t r = read(p->pairs[i].server, buf, sizeof(buf));
-                if (r <= 0 || write_all(p->pairs[i].client, buf, r) != 0)
+                if (r <= 0 || down_feed(p, &p->pairs[i], (unsigned char *)buf, (size_t)r) != 0)
                     dead = 1;
             }
             if (dead)
@@ -243,6 +517,8 @@ int tu_proxy_start(tu_proxy **out, const char *target)
     p->target.sin_port = htons((unsigned short)atoi(colon + 1));
     if (inet_pton(AF_INET, host, &p->target.sin_addr) != 1)
         goto fail_free;
+    p->ro_op = -1;
+    p->ro_fd = -1;
     pthread_mutex_init(&p->mu, NULL);
     cond_init_monotonic(&p->cond);
     if (pipe2(p->wake, O_CLOEXEC) != 0)
@@ -315,6 +591,45 @@ int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms)
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+void tu_proxy_reorder_reply(tu_proxy *p, int op)
+{
+    pthread_mutex_lock(&p->mu);
+    p->ro_op = op < 0 ? -1 : op;
+    p->ro_fd = -1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int tu_proxy_wait_reorder(tu_proxy *p, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    while (p->ro_op >= 0)
+        if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
+            rc = p->ro_op >= 0 ? -1 : 0;
+            break;
+        }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int tu_proxy_reorders(tu_proxy *p, int *swaps, int *behind)
+{
+    int n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->reorders;
+    if (swaps)
+        *swaps = p->ro_swaps;
+    if (behind)
+        *behind = p->ro_behind;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 void tu_proxy_block(tu_proxy *p, int blocked)

@@ -1,6 +1,7 @@
 /* A loopback TCP proxy for fault injection in tests: it listens on
  * 127.0.0.1 (a free port), forwards every connection to one target, and on
- * demand cuts connections, drops a reply on the floor, or refuses service.
+ * demand cuts connections, drops a reply on the floor, delivers a reply out
+ * of order, or refuses service.
  * It runs in its own thread; every function may be called from any thread. */
 #ifndef ZKC_TESTS_PROXY_H
 #define ZKC_TESTS_PROXY_H
@@ -25,6 +26,29 @@ void tu_proxy_cut_after_request(tu_proxy *p, int min_bytes);
 
 /* Wait until an armed cut has happened, at most timeout_ms. 0 or -1. */
 int tu_proxy_wait_cut(tu_proxy *p, int timeout_ms);
+
+/* Arm: the reply to the next request of ZooKeeper opcode `op` (0: any
+ * request but close; e.g. 15 create2, 12 getChildren2, 4 getData) reaches
+ * its client out of order: swapped with the reply behind it when that one
+ * has already arrived, else with its xid changed. The ZooKeeper C client
+ * then meets "unexpected server response" (zookeeper.c zookeeper_process)
+ * and drops the connection, ending that request and every other one still
+ * pending on it with ZRUNTIMEINCONSISTENCY; the request itself was
+ * applied. Pings (xid -2), watch events (xid -1) and the connect handshake
+ * are never chosen. If the chosen request's connection closes first, the
+ * next matching request is chosen. One reorder per arming; a negative `op`
+ * disarms. */
+void tu_proxy_reorder_reply(tu_proxy *p, int op);
+
+/* Wait until an armed reorder has happened (or was disarmed), at most
+ * timeout_ms. 0 or -1. */
+int tu_proxy_wait_reorder(tu_proxy *p, int timeout_ms);
+
+/* Reorders done so far; *swaps (if not NULL) how many of them were swaps
+ * of two replies (the others changed an xid); *behind (if not NULL) how
+ * many requests the client had sent after the chosen one when the last
+ * reorder hit (pending too, so ended by the same drop). */
+int tu_proxy_reorders(tu_proxy *p, int *swaps, int *behind);
 
 /* While blocked, new connections are accepted and closed at once, and
  * current ones are cut: the server looks unreachable. */

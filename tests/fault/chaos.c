@@ -12,8 +12,9 @@
  *      client paused past its session timeout, client connection cuts and
  *      blackholes, a server partitioned from the quorum (its quorum links go
  *      through proxies the harness routes them to) while pinned clients stay
- *      on it, SIGKILL of a client, several at once; slow callbacks and slow
- *      log sinks are worker flags;
+ *      on it, SIGKILL of a client, several at once, and in about half the
+ *      schedules a reply out of order on a client proxy; slow callbacks and
+ *      slow log sinks are worker flags;
  *   3. heals everything, tells the workers the faults are over, waits (with a
  *      deadline) until each made progress, stops them, waits (with a
  *      deadline) until no ephemeral node is left under its root, dumps the
@@ -340,15 +341,15 @@ enum fault {
     F_BLACKHOLE,
     F_PARTITION,
     F_KILL_CLIENT,
+    F_REORDER,       /* a reply out of order on a client proxy: drawn apart, see draw_schedule */
     F_SLOW_CALLBACK, /* counted per schedule with slow workers; not a timed fault */
     F_SLOW_SINK,
     F_ENSEMBLE_RESTART, /* the lost-swap schedule */
     F_COUNT
 };
 static const char *const fault_names[] = {
-    "kill_server",   "kill_leader", "pause_server",    "gc_pause",
-    "cut",           "blackhole",   "partition",       "kill_client",
-    "slow_callback", "slow_sink",   "ensemble_restart"};
+    "kill_server", "kill_leader", "pause_server", "gc_pause",      "cut",       "blackhole",
+    "partition",   "kill_client", "reorder",      "slow_callback", "slow_sink", "ensemble_restart"};
 
 struct fault_ev {
     enum fault type;
@@ -356,6 +357,7 @@ struct fault_ev {
     int target; /* server or worker slot; -1 = chosen when it fires */
     int started, ended;
     int actual; /* what it hit */
+    int seen;   /* F_REORDER: the proxy's reorders when it began */
 };
 
 struct worker {
@@ -388,6 +390,7 @@ struct schedule {
 };
 
 static long fault_totals[F_COUNT];
+static long reorders_hit; /* F_REORDER faults whose reply did go out of order */
 static long ops_total, violations_total;
 
 static void meta(struct schedule *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -594,11 +597,32 @@ static void draw_schedule(struct schedule *sc, const char *kind)
             break;
         }
     }
+    /* A reply out of order (the C client drops the connection and ends
+     * every pending request with ZRUNTIMEINCONSISTENCY, not a connection
+     * loss code: CI failure fixed by 48dfe7d) in about half the random
+     * schedules: the next request of any client through one server's proxy
+     * gets its reply reordered. Drawn from a stream of its own, so the
+     * faults above stay what they were for every (seed, index) drawn before
+     * it existed (chaos-short.sh's choice of schedules among them). */
+    if (sc->nfaults < MAX_FAULTS) {
+        uint64_t saved = rng;
+        rng ^= 0x5EED0F0DDE12ULL;
+        if (rnd(2) == 0) {
+            struct fault_ev *f = &sc->f[sc->nfaults++];
+            f->type = F_REORDER;
+            f->start_ms = rnd_between(300, opt.window_ms - 1500);
+            f->target = rnd(NSERVERS);
+            /* armed until the window ends: some workloads are quiet for
+             * seconds (an election between changes sends only pings) */
+            f->dur_ms = opt.window_ms - f->start_ms;
+        }
+        rng = saved;
+    }
 }
 
 static void fault_begin(struct schedule *sc, struct fault_ev *f)
 {
-    int k = f->target;
+    int k = f->target, i;
 
     f->started = 1;
     f->actual = k;
@@ -632,6 +656,20 @@ static void fault_begin(struct schedule *sc, struct fault_ev *f)
         break;
     case F_BLACKHOLE:
         tu_proxy_blackhole(client_px[k], 1);
+        break;
+    case F_REORDER:
+        /* a proxy whose server serves, if one does: the others carry no
+         * request to reorder */
+        for (i = 0; i < NSERVERS; i++) {
+            int c = (f->target + i) % NSERVERS;
+            if (zkh_server_pid(zk, c) > 0 && !srv_paused[c] && !srv_partitioned[c]) {
+                k = c;
+                break;
+            }
+        }
+        f->actual = k;
+        f->seen = tu_proxy_reorders(client_px[k], NULL, NULL);
+        tu_proxy_reorder_reply(client_px[k], 0);
         break;
     case F_PARTITION:
         f->actual = k + (rnd(2) ? 100 : 0); /* +100: blackhole rather than cut */
@@ -690,6 +728,16 @@ static void fault_end(struct schedule *sc, struct fault_ev *f)
     case F_BLACKHOLE:
         tu_proxy_blackhole(client_px[k], 0);
         break;
+    case F_REORDER: {
+        int behind = 0, hit;
+        tu_proxy_reorder_reply(client_px[k], -1); /* disarm if no request came */
+        hit = tu_proxy_reorders(client_px[k], NULL, &behind) > f->seen;
+        reorders_hit += hit;
+        meta(sc, "note reorder on proxy %d: %s", k,
+             hit ? (behind > 0 ? "done, with requests pending behind it" : "done")
+                 : "no request came");
+        break;
+    }
     case F_PARTITION:
         /* Evidence that the cut took: the minority server should not serve
          * by now (its srvr says so). */
@@ -755,6 +803,7 @@ static void heal_all(struct schedule *sc)
     for (i = 0; i < NSERVERS; i++) {
         tu_proxy_blackhole(client_px[i], 0);
         tu_proxy_block(client_px[i], 0);
+        tu_proxy_reorder_reply(client_px[i], -1);
         zkh_resume_server(zk, i);
         srv_paused[i] = 0;
         if (zkh_server_pid(zk, i) <= 0)
@@ -1266,7 +1315,8 @@ int main(int argc, char **argv)
     say("faults by type:");
     for (i = 0; i < F_COUNT; i++)
         say(" %s=%ld", fault_names[i], fault_totals[i]);
-    say("\noperations: %ld\nviolations: %ld\n", ops_total, violations_total);
+    say("\nreplies out of order delivered: %ld of %ld\n", reorders_hit, fault_totals[F_REORDER]);
+    say("operations: %ld\nviolations: %ld\n", ops_total, violations_total);
     say("%d passed, %d failed\n", passed, failed);
 
     if (admin)
