@@ -906,7 +906,11 @@ static void test_connloss_during_acquire(void)
     CU_ASSERT_EQUAL(zkc_lock_is_held(held), 1);
     CU_ASSERT_EQUAL(lt_wait_acquired(&r, 1, 25000), 0);
     CU_ASSERT_EQUAL(r.rc, 0);
-    /* exactly one node: ours (adopted or created once, never orphaned) */
+    /* exactly one node: ours (adopted or created once, never orphaned).
+     * A read sent while the handle is between connections waits for the
+     * next one (the 30 s session keeps it queued): under load the restarted
+     * server can drop the first connection again, so wait for it first. */
+    TU_CHECK(zkc_session_wait_connected(s, 25000) == 0, out);
     rc = zkc_lock_inspect(s, "/locks/cl", 15000, &info);
     if (rc)
         printf("\n    inspect: %s ", zkc_err_name(rc));
