@@ -35,9 +35,9 @@
  * Liveness and capacity: a worker is live while a member node with its id
  * is in C/members (zkc_group) and its status is not "STOPPING" (a member
  * on its way out, e.g. a drained agent: it gets no new tasks, its
- * unclaimed assignments go to others, the tasks it claimed stay its own). Its capacity is the integer "capacity" in
- * its member metadata (1..1000000; absent = 1; anything else = 1 with a
- * warning). The leader assigns at most `capacity` tasks to a worker (to
+ * unclaimed assignments go to others, the tasks it claimed stay its own).
+ * Its capacity is the integer "capacity" in its member metadata
+ * (1..1000000; absent = 1; anything else = 1 with a warning). The leader assigns at most `capacity` tasks to a worker (to
  * the least loaded, ties by member id), and a worker never runs more than
  * its capacity at once (a run whose claim was lost still counts until its
  * callback returns).
