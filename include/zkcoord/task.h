@@ -37,9 +37,10 @@
  * on its way out, e.g. a drained agent: it gets no new tasks, its
  * unclaimed assignments go to others, the tasks it claimed stay its own).
  * Its capacity is the integer "capacity" in its member metadata
- * (1..1000000; absent = 1; anything else = 1 with a warning). The leader assigns at most `capacity` tasks to a worker (to
- * the least loaded, ties by member id), and a worker never runs more than
- * its capacity at once (a run whose claim was lost still counts until its
+ * (1..1000000; absent = 1; anything else = 1 with a warning). The
+ * leader assigns at most `capacity` tasks to a worker (to the least
+ * loaded, ties by member id), and a worker never runs more than its
+ * capacity at once (a run whose claim was lost still counts until its
  * callback returns).
  *
  * Retention: results are kept until the submitter (zkc_task_result_delete)
