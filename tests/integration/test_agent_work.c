@@ -566,6 +566,38 @@ out:
     world_destroy(&w);
 }
 
+/* A drained agent (status STOPPING) takes no new tasks: they all go to the
+ * other one; undrained, it takes tasks again. */
+static void test_drained_takes_none(void)
+{
+    world w;
+    struct result r;
+    char out[4096];
+    int i, by1 = 0;
+
+    TU_CHECK(world_init(&w, "/zkwork5") == 0, out);
+    TU_CHECK(agent_start(&w, "a1", 1, 0) && agent_start(&w, "a2", 1, 0), out);
+    TU_CHECK(wait_file_has(w.ag[0].log, "registering a1", 20000) == 0, out);
+    TU_CHECK(wait_file_has(w.ag[1].log, "registering a2", 20000) == 0, out);
+    CU_ASSERT_EQUAL(ctl(&w, out, sizeof(out), "drain", "c", "a1", "--reason", "test", NULL), 0);
+    TU_CHECK(wait_file_has(w.ag[0].log, "drained: member status STOPPING", 20000) == 0, out);
+    for (i = 0; i < 4; i++) {
+        TU_CHECK(submit(&w, "{\"d\":1}", 30000, &r) == 0, out);
+        CU_ASSERT_STRING_EQUAL(r.worker, "a2");
+        CU_ASSERT_EQUAL(r.status, 0);
+    }
+    CU_ASSERT_EQUAL(ctl(&w, out, sizeof(out), "undrain", "c", "a1", NULL), 0);
+    TU_CHECK(wait_file_has(w.ag[0].log, "undrained:", 20000) == 0, out);
+    /* a1 has room again: with both free, some of 6 tasks land on it */
+    for (i = 0; i < 6; i++) {
+        TU_CHECK(submit(&w, "{\"u\":1}", 30000, &r) == 0, out);
+        by1 += strcmp(r.worker, "a1") == 0;
+    }
+    CU_ASSERT(by1 > 0);
+out:
+    world_destroy(&w);
+}
+
 int register_agent_work_suite(void)
 {
     CU_pSuite s = CU_add_suite("agent_work", NULL, NULL);
@@ -577,7 +609,10 @@ int register_agent_work_suite(void)
                      test_killed_mid_task) ||
         !CU_add_test(s, "hanging handler killed at its timeout: status 124, nothing left",
                      test_timeout) ||
-        !CU_add_test(s, "capacity 2: at most two tasks at once (recorded history)", test_capacity))
+        !CU_add_test(s, "capacity 2: at most two tasks at once (recorded history)",
+                     test_capacity) ||
+        !CU_add_test(s, "drained agent takes no new tasks; undrained it does",
+                     test_drained_takes_none))
         return -1;
     return 0;
 }
