@@ -43,6 +43,7 @@ static const char task_sh[] =
     "  *hang*) sleep 1000 & echo \"kid $ZKCOORD_TASK_ID $!\" >>\"$1\"; wait ;;\n"
     "  *gate*) while [ ! -e \"$2\" ]; do sleep 0.05; done ;;\n"
     "  *slow*) sleep 0.3 ;;\n"
+    "  *big*) head -c 70000 /dev/zero | tr '\\000' a; exit 0 ;;\n"
     "esac\n"
     "echo \"end $ZKCOORD_TASK_ID $ZKCOORD_MEMBER_ID $$ $(date +%s%N)\" >>\"$1\"\n"
     "printf '%s:%s' \"$ZKCOORD_MEMBER_ID\" \"$in\"\n"
@@ -300,6 +301,8 @@ struct result {
     char output[256];
     char worker[32];
     long long token;
+    size_t output_len;
+    int truncated;
 };
 
 static const char *jstr(json_t *o, const char *key)
@@ -311,17 +314,21 @@ static const char *jstr(json_t *o, const char *key)
 
 static int submit(world *w, const char *payload, int timeout_ms, struct result *res)
 {
-    char out[8192], tmo[32];
+    size_t cap = 256 * 1024; /* a result's output is up to 64 KiB, escaped */
+    char *out = malloc(cap), tmo[32];
     json_t *doc, *r;
 
     memset(res, 0, sizeof(*res));
+    if (!out)
+        return -1;
     snprintf(tmo, sizeof(tmo), "%d", timeout_ms);
-    res->exit = ctl(w, out, sizeof(out), "submit", "c", "--wait", "--timeout", tmo, payload, NULL);
+    res->exit = ctl(w, out, cap, "submit", "c", "--wait", "--timeout", tmo, payload, NULL);
     doc = json_loads(out, 0, NULL);
     r = json_object_get(doc, "result");
     if (!r) {
         fprintf(stderr, "    submit %s: exit %d: %s\n", payload, res->exit, out);
         json_decref(doc);
+        free(out);
         return -1;
     }
     snprintf(res->task, sizeof(res->task), "%s", jstr(r, "task"));
@@ -329,7 +336,10 @@ static int submit(world *w, const char *payload, int timeout_ms, struct result *
     snprintf(res->output, sizeof(res->output), "%s", jstr(r, "output"));
     snprintf(res->worker, sizeof(res->worker), "%s", jstr(r, "worker"));
     res->token = json_integer_value(json_object_get(r, "token"));
+    res->output_len = json_string_length(json_object_get(r, "output"));
+    res->truncated = json_is_true(json_object_get(r, "truncated"));
     json_decref(doc);
+    free(out);
     return 0;
 }
 
@@ -478,7 +488,8 @@ out:
 }
 
 /* A handler that hangs (and a child of it) is killed at its timeout; the
- * result says so (status 124), and nothing of it is left. */
+ * result says so (status 124), and nothing of it is left. Output past the
+ * cap is cut and marked. */
 static void test_timeout(void)
 {
     world w;
@@ -505,6 +516,11 @@ static void test_timeout(void)
         }
     }
     CU_ASSERT_EQUAL(kids, 1);
+    /* output past the cap: cut where the library cuts, and marked */
+    TU_CHECK(submit(&w, "{\"big\":1}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.output_len, 65536);
+    CU_ASSERT_EQUAL(r.truncated, 1);
     /* and the agent goes on: the next task runs */
     TU_CHECK(submit(&w, "{\"after\":1}", 30000, &r) == 0, out);
     CU_ASSERT_EQUAL(r.status, 0);
