@@ -65,6 +65,7 @@ typedef struct world {
     char gate[512];
     agent_proc ag[MAX_AGENTS];
     int n;
+    const char *handler; /* NULL: task.sh; else the handler's only argv */
 } world;
 
 static void pause_ms(int ms)
@@ -172,8 +173,11 @@ static agent_proc *agent_start(world *w, const char *id, int capacity, int timeo
     snprintf(ap->cfg, sizeof(ap->cfg), "%s/%s.json", dir, id);
     snprintf(ap->log, sizeof(ap->log), "%s/%s.log", dir, id);
     snprintf(script, sizeof(script), "%s/task.sh", dir);
-    tasks = json_pack("{s:[s, s, s, s], s:{s:s}}", "args", "/bin/sh", script, w->hist, w->gate,
-                      "env", "TASK_TEST", "1");
+    if (w->handler)
+        tasks = json_pack("{s:[s]}", "args", w->handler);
+    else
+        tasks = json_pack("{s:[s, s, s, s], s:{s:s}}", "args", "/bin/sh", script, w->hist, w->gate,
+                          "env", "TASK_TEST", "1");
     if (timeout_ms)
         json_object_set_new(tasks, "timeout_ms", json_integer(timeout_ms));
     j = json_pack("{s:{s:s, s:i, s:s}, s:s, s:{s:s, s:s, s:i}, s:{s:b}, s:{s:i, s:o}, s:{s:s}}",
@@ -614,6 +618,25 @@ out:
     world_destroy(&w);
 }
 
+/* A handler that cannot be started: status 127, and the agent goes on. */
+static void test_handler_missing(void)
+{
+    world w;
+    struct result r;
+
+    TU_CHECK(world_init(&w, "/zkwork6") == 0, out);
+    w.handler = "/nonexistent/zkcoord-task-handler";
+    TU_CHECK(agent_start(&w, "a1", 1, 0) != NULL, out);
+    TU_CHECK(submit(&w, "{\"x\":1}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 127);
+    CU_ASSERT_EQUAL(r.exit, 127);
+    CU_ASSERT_STRING_EQUAL(r.worker, "a1");
+    TU_CHECK(submit(&w, "{\"x\":2}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 127);
+out:
+    world_destroy(&w);
+}
+
 int register_agent_work_suite(void)
 {
     CU_pSuite s = CU_add_suite("agent_work", NULL, NULL);
@@ -628,7 +651,8 @@ int register_agent_work_suite(void)
         !CU_add_test(s, "capacity 2: at most two tasks at once (recorded history)",
                      test_capacity) ||
         !CU_add_test(s, "drained agent takes no new tasks; undrained it does",
-                     test_drained_takes_none))
+                     test_drained_takes_none) ||
+        !CU_add_test(s, "handler that cannot start: status 127", test_handler_missing))
         return -1;
     return 0;
 }
