@@ -158,8 +158,10 @@ typedef struct zkc_tasks_opts {
     /* Leader side: an election of the cluster, borrowed (its owner keeps
      * its callbacks). This handle plans only while
      * zkc_election_is_leader(election) and writes assignments only with
-     * zkc_election_fenced_multi(). NULL: never plans. */
-    zkc_election *election;
+     * zkc_election_fenced_multi(). NULL: never plans. (Spelt with its
+     * struct tag: zkcoord.h includes this header before election.h has
+     * declared the typedef when election.h is included first.) */
+    struct zkc_election *election;
     /* The folder of that election (watched to learn of leader changes);
      * NULL = C/leader. */
     const char *election_path;
