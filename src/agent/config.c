@@ -973,7 +973,7 @@ const char *zka_config_security_warning(const zka_config *cfg)
 
 static const char *const top_keys[] = {"zookeeper", "cluster", "member",   "health",
                                        "election",  "locks",   "handlers", "supervise",
-                                       "log",       "metrics", NULL};
+                                       "log",       "metrics", "work",     NULL};
 
 static int load_zookeeper(ctx *c, json_t *root, zka_config *cfg)
 {
@@ -1601,6 +1601,81 @@ static int load_metrics(ctx *c, json_t *root, zka_config *cfg)
     return 0;
 }
 
+/* "NAME": "value" pairs of `env` (an object at key path `base`) as
+ * "NAME=value" strings. */
+static int env_vector(ctx *c, json_t *env, const char *base, char ***out, size_t *n)
+{
+    char got[64], p[PATH_MAX_LEN];
+    const char *key;
+    json_t *v;
+
+    if (!env || json_object_size(env) == 0)
+        return 0;
+    if (!(*out = calloc(json_object_size(env) + 1, sizeof(char *))))
+        return ZKC_ENOMEM;
+    json_object_foreach(env, key, v)
+    {
+        const char *k;
+        size_t len;
+
+        join(p, base, key);
+        for (k = key; *k; k++)
+            if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || *k == '_' ||
+                  (k != key && *k >= '0' && *k <= '9')))
+                break;
+        if (*k || !*key)
+            return fail_key(c, p, "expected an environment variable name [A-Za-z_][A-Za-z0-9_]*");
+        if (!json_is_string(v)) {
+            describe(v, got, sizeof(got));
+            return fail(c, p, "expected a string, got %s", got);
+        }
+        len = strlen(key) + json_string_length(v) + 2;
+        if (!((*out)[*n] = malloc(len)))
+            return ZKC_ENOMEM;
+        snprintf((*out)[(*n)++], len, "%s=%s", key, json_string_value(v));
+    }
+    return 0;
+}
+
+/* The work section: {"capacity": N, "tasks": {"args", "timeout_ms", "env"}}.
+ * The capacity is published as member metadata "capacity" (what the task
+ * planner reads), so the metadata must not set it too. */
+static int load_work(ctx *c, json_t *root, zka_config *cfg)
+{
+    static const char *const keys[] = {"capacity", "tasks", NULL};
+    static const char *const task_keys[] = {"args", "timeout_ms", "env", NULL};
+    zka_work_cfg *w = &cfg->work;
+    json_t *s, *t, *env;
+    int rc;
+
+    if ((rc = opt_obj(c, root, "", "work", &s)) || !s)
+        return rc;
+    w->enabled = true;
+    if ((rc = check_keys(c, s, "work", keys)) ||
+        (rc = opt_int(c, s, "work", "capacity", 1, 1000000, &w->capacity)) ||
+        (rc = opt_obj(c, s, "work", "tasks", &t)))
+        return rc;
+    if (!cfg->member.registers)
+        return fail(c, "work", "needs a \"member\" section (work goes to registered members)");
+    if (json_object_get(cfg->member.metadata, "capacity"))
+        return fail(c, "member.metadata.capacity",
+                    "set by work.capacity when a work section is present: remove it here");
+    if (json_object_set_new(cfg->member.metadata, "capacity", json_integer(w->capacity)) != 0)
+        return ZKC_ENOMEM;
+    if (!t)
+        return 0;
+    w->tasks = true;
+    if ((rc = check_keys(c, t, "work.tasks", task_keys)))
+        return rc;
+    if (!get(t, "args"))
+        return missing(c, "work.tasks", "args", "the argv array of the task handler");
+    if ((rc = opt_argv(c, t, "work.tasks", "args", &w->task_args)) ||
+        (rc = opt_int(c, t, "work.tasks", "timeout_ms", 1, 86400000, &w->task_timeout_ms)) ||
+        (rc = opt_obj(c, t, "work.tasks", "env", &env)))
+        return rc;
+    return env_vector(c, env, "work.tasks.env", &w->task_env, &w->n_task_env);
+}
+
 static int set_defaults(zka_config *cfg)
 {
     char host[256];
@@ -1615,6 +1690,8 @@ static int set_defaults(zka_config *cfg)
     cfg->health.fall = 3;
     cfg->supervise.restart_delay_ms = 1000;
     cfg->supervise.stop_grace_ms = 5000;
+    cfg->work.capacity = 1;
+    cfg->work.task_timeout_ms = 60000;
     cfg->log.level = ZKC_LOG_INFO;
     if (!(cfg->zookeeper.servers = strdup("127.0.0.1:2181")) ||
         !(cfg->zookeeper.root = strdup("/zkcoord")) || !(cfg->member.id = strdup(host)) ||
@@ -1635,7 +1712,7 @@ static int validate(ctx *c, json_t *root, zka_config *cfg)
         (rc = load_health(c, root, cfg)) || (rc = load_election(c, root, cfg)) ||
         (rc = load_locks(c, root, cfg)) || (rc = load_handlers(c, root, cfg)) ||
         (rc = load_supervise(c, root, cfg)) || (rc = load_log(c, root, cfg)) ||
-        (rc = load_metrics(c, root, cfg)))
+        (rc = load_metrics(c, root, cfg)) || (rc = load_work(c, root, cfg)))
         return rc;
     return 0;
 }
@@ -1794,6 +1871,8 @@ void zka_config_free(zka_config *c)
     free_strv(c->supervise.args);
     free(c->supervise.lock);
     free_strv(c->supervise.env);
+    free_strv(c->work.task_args);
+    free_strv(c->work.task_env);
     free(c->metrics.listen);
     free(c->metrics.host);
     free(c);
@@ -1882,5 +1961,10 @@ unsigned zka_config_diff(const zka_config *a, const zka_config *b)
     if (a->metrics.enabled != b->metrics.enabled || !str_eq(a->metrics.host, b->metrics.host) ||
         a->metrics.port != b->metrics.port)
         d |= ZKA_DIFF_METRICS;
+    if (a->work.enabled != b->work.enabled || a->work.tasks != b->work.tasks ||
+        !strv_eq(a->work.task_args, b->work.task_args) ||
+        a->work.task_timeout_ms != b->work.task_timeout_ms ||
+        !strv_eq(a->work.task_env, b->work.task_env))
+        d |= ZKA_DIFF_WORK;
     return d;
 }

@@ -99,6 +99,18 @@ typedef struct zka_supervise_cfg {
     size_t n_env;
 } zka_supervise_cfg;
 
+/* The work section (issue 12): this agent's capacity and the task handler
+ * it runs submitted tasks with (src/agent/work.h). */
+typedef struct zka_work_cfg {
+    bool enabled;        /* a work section is present */
+    int capacity;        /* 1; also published as member metadata "capacity" */
+    bool tasks;          /* a tasks handler is configured: run submitted tasks */
+    char **task_args;    /* NULL-terminated argv of the task handler */
+    int task_timeout_ms; /* 60000: killed after it (status 124) */
+    char **task_env;     /* "NAME=value", n_task_env of them */
+    size_t n_task_env;
+} zka_work_cfg;
+
 typedef struct zka_config {
     char *file; /* as given to zka_config_load */
     struct {
@@ -142,6 +154,7 @@ typedef struct zka_config {
         int port;     /* 1-65535 */
         bool ipv6;    /* host is an IPv6 literal */
     } metrics;
+    zka_work_cfg work;
 } zka_config;
 
 typedef struct zka_config_error {
@@ -187,7 +200,8 @@ enum {
     ZKA_DIFF_HANDLERS = 1 << 6,
     ZKA_DIFF_SUPERVISE = 1 << 7,
     ZKA_DIFF_LOG = 1 << 8,
-    ZKA_DIFF_METRICS = 1 << 9 /* the metrics section: restart the endpoint */
+    ZKA_DIFF_METRICS = 1 << 9, /* the metrics section: restart the endpoint */
+    ZKA_DIFF_WORK = 1 << 10    /* the work section's task handler: restart the worker */
 };
 
 /* Bitmask of the parts that differ between `a` and `b` (0: nothing). */

@@ -40,6 +40,7 @@
 #include "proc.h"
 #include "supervise.h"
 #include "text.h"
+#include "work.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 4, EXIT_REFUSED = 7 };
 
@@ -67,6 +68,7 @@ struct agent {
     zka_handlers *handlers;
     zka_health *health;
     zka_supervise *sv;
+    zka_work *work; /* the work section: task worker, planner while leading */
     char *members_path;
     char *leader_path;
     char *drain_path;    /* <root>/<cluster>/drain */
@@ -533,6 +535,8 @@ static void campaign(struct agent *a, int want)
         eo.fn = on_election;
         eo.user_data = a;
         rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
+        if (rc == 0)
+            zka_work_plan(a->work, a->election);
         if (rc) {
             zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
             pthread_mutex_lock(&a->mu);
@@ -590,6 +594,7 @@ static void stop_election(struct agent *a)
     a->observer = NULL;
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
         stop_app_now(a);
+    zka_work_plan(a->work, NULL); /* it borrows the election */
     zkc_election_close(a->election);
     a->election = NULL;
     /* Closing delivers no DEMOTED: what waited for one fires now. */
@@ -1284,6 +1289,37 @@ static int start_supervise(struct agent *a)
     return rc;
 }
 
+/* The work section: the task worker (and the planner, attached to the
+ * election participant when there is one). */
+static int start_work(struct agent *a)
+{
+    char *cluster_path = NULL;
+    int rc;
+
+    if (!a->cfg->work.enabled)
+        return 0;
+    if (asprintf(&cluster_path, "%s/%s",
+                 strcmp(a->cfg->zookeeper.root, "/") == 0 ? "" : a->cfg->zookeeper.root,
+                 a->cfg->cluster) < 0)
+        return ZKC_ENOMEM;
+    rc = zka_work_new(&a->work, a->s, &a->cfg->work, a->cfg->cluster, cluster_path, a->members_path,
+                      a->leader_path, a->cfg->member.id);
+    free(cluster_path);
+    if (rc == 0 && a->election)
+        zka_work_plan(a->work, a->election);
+    if (rc == 0 && !a->cfg->election.enabled)
+        zka_log(ZKC_LOG_WARN, "work: election.enabled is false: this agent never plans the task "
+                              "queue (another agent or client of the cluster must lead it)");
+    return rc;
+}
+
+/* Running tasks finish (within their timeout) and write their results. */
+static void stop_work(struct agent *a)
+{
+    zka_work_free(a->work);
+    a->work = NULL;
+}
+
 /* Everything that lives on the ZooKeeper session. */
 static int start_cluster(struct agent *a, int connect_timeout_ms)
 {
@@ -1318,7 +1354,7 @@ static int start_cluster(struct agent *a, int connect_timeout_ms)
     rc = zkc_group_new(&a->group, a->s, a->members_path, &go);
     if (rc)
         return rc;
-    if ((rc = start_drain(a)))
+    if ((rc = start_drain(a)) || (rc = start_work(a)))
         return rc;
     if ((rc = start_election(a)) || (rc = start_locks(a)))
         return rc;
@@ -1351,6 +1387,7 @@ static void stop_cluster(struct agent *a)
     zkc_cache_free(a->drain);
     a->drain = NULL;
     stop_election(a);
+    stop_work(a);
     stop_locks(a);
     if (a->sv)
         stop_app_now(a);
@@ -1495,6 +1532,8 @@ static void reload(struct agent *a, const char *file)
         stop_election(a);
     if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
         stop_locks(a);
+    if (diff & ZKA_DIFF_WORK)
+        stop_work(a);
     if (diff & ZKA_DIFF_SUPERVISE) {
         zka_supervise_free(a->sv);
         a->sv = NULL;
@@ -1510,6 +1549,8 @@ static void reload(struct agent *a, const char *file)
         start_election(a);
     if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
         start_locks(a);
+    if ((diff & ZKA_DIFF_WORK) && start_work(a))
+        zka_log(ZKC_LOG_ERROR, "reload: the work section did not start");
     if (diff & ZKA_DIFF_PAYLOAD)
         update_payload(a);
     if (diff & ZKA_DIFF_HEALTH)

@@ -105,6 +105,22 @@ int zkc_fenced_multi_ex(zkc_session *s, const char *guard_path, const zkc_op *op
         }
     }
     zh = zkc__zh_lock(s, NULL);
+    if (zh && zoo_state(zh) < 0) {
+        /* The handle is unrecoverable (session expired or auth failed) and
+         * the session manager has not replaced it yet. zoo_amulti() of the
+         * ZooKeeper C client 3.8.0 must not see it: when the first op's
+         * request cannot be built there, every later op frees the path of
+         * a request struct it never initialised -- in practice the
+         * previous op's path, the caller's string: a double free
+         * (SIGABRT; task_tests' adversary, seeds 24 and 36; regression
+         * test "fenced multi on a just-expired handle"). The client would
+         * answer ZINVALIDSTATE: the same error, without sending. Left
+         * open: the handle turning unrecoverable in the microseconds
+         * between this check and the serialisation below (the client's
+         * I/O thread processing an expiry at that very moment). */
+        zkc__zh_unlock(s);
+        zh = NULL;
+    }
     if (!zh) {
         zkc__call_unref(c);
         return ZKC_ECONNLOSS;

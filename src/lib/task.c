@@ -717,6 +717,12 @@ static int live_members(zkc_tasks *t, struct live **out, int *n)
                                 0);
         if (!b)
             continue;
+        /* A member going away (status STOPPING: a drained agent) takes no
+         * new tasks; the ones it claimed stay its own until it is done. */
+        if (b->status && strcmp(b->status, "STOPPING") == 0) {
+            zkc__mbody_unref(b);
+            continue;
+        }
         if (b->id && strlen(b->id) <= MEMBER_ID_MAX) {
             for (j = 0; j < k; j++)
                 if (strcmp(l[j].id, b->id) == 0)

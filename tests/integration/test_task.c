@@ -685,6 +685,10 @@ static void test_adversary(void)
                      out);
         }
         if (act == 0 && w[who].s) {
+            /* The same worker may have been expired at the previous step:
+             * expire its next session, once it has one (tu_expire of a
+             * session still reopening failed: seeds 11 and 27). */
+            CU_ASSERT_EQUAL(zkc_session_wait_connected(w[who].s, 20000), 0);
             CU_ASSERT_EQUAL(tu_expire(w[who].s), 0);
             expiries++;
         } else if (act == 1 && !w[who].s) {
@@ -739,6 +743,119 @@ out:
     leader_stop(&l);
     if (s)
         CU_ASSERT_EQUAL(zkc_session_close(s), 0);
+}
+
+/* ---- regression: a fenced multi on a handle whose session just expired
+ *
+ * ZooKeeper's C client 3.8.0 zoo_amulti(): once one op's request cannot
+ * be built (the handle is unrecoverable: session expired), every later op
+ * frees the path of a request struct it never initialised -- in practice
+ * the previous op's path, a string of the caller's: a double free
+ * (SIGABRT "free(): double free detected in tcache 2"; ASan: double-free
+ * in claim() after zoo_amulti()). task_tests' adversary hit it (seeds 24
+ * and 36) in the window between the client marking the handle expired and
+ * the session manager replacing it. This test holds that window open: the
+ * client's completion thread (which delivers the expiry to the session) is
+ * kept busy in a completion of ours while the session is expired behind
+ * its back, and the multi is sent then. Without the fix it aborts. */
+
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int entered, open;
+};
+
+static void gate_completion(int rc, const struct Stat *st, const void *data)
+{
+    struct gate *g = (struct gate *)data;
+
+    (void)rc;
+    (void)st;
+    pthread_mutex_lock(&g->mu);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void other_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)type;
+    (void)state;
+    (void)path;
+    (void)ctx;
+}
+
+static void test_multi_on_expired_handle(void)
+{
+    const char *cluster = "/zkcoord/tqx";
+    struct gate g;
+    zkc_session *s = NULL;
+    zhandle_t *zh;
+    clientid_t cid;
+    zkc_op ops[2];
+    char guard[64], p1[64], p2[64];
+    long long end;
+    int attempt, expired = 0, zrc, gated = 0;
+
+    memset(&g, 0, sizeof(g));
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    snprintf(guard, sizeof(guard), "%s/guard", cluster);
+    snprintf(p1, sizeof(p1), "%s/a", cluster);
+    snprintf(p2, sizeof(p2), "%s/b", cluster);
+    TU_CHECK(tu_session(&s, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(zkc__mkdirs_sync(s, guard, 5000) == 0, out);
+    /* keep the client's completion thread in our completion */
+    zh = zkc__zh_lock(s, NULL);
+    TU_CHECK(zh != NULL, out);
+    cid = *zoo_client_id(zh);
+    zrc = zoo_aexists(zh, "/", 0, gate_completion, &g);
+    zkc__zh_unlock(s);
+    TU_CHECK(zrc == ZOK, out);
+    gated = 1;
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cond, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    /* expire the session with a second handle on the same id; on loopback
+     * the first handle may win the connection back first: try again */
+    for (attempt = 0; attempt < 10 && !expired; attempt++) {
+        zhandle_t *other =
+            zookeeper_init(zkh_connect_string(tu_zk), other_watcher, 4000, &cid, NULL, 0);
+        TU_CHECK(other != NULL, out);
+        end = tu_now_ms() + 5000;
+        while (zoo_state(other) != ZOO_CONNECTED_STATE && tu_now_ms() < end)
+            usleep(10000); /* the second handle's connect: no event to wait on here */
+        zookeeper_close(other);
+        end = tu_now_ms() + 3000;
+        while (!(expired = zoo_state(zh) == ZOO_EXPIRED_SESSION_STATE) && tu_now_ms() < end)
+            usleep(10000);
+    }
+    TU_CHECK(expired, out);
+    /* the session has not heard of it yet: its handle is the expired one */
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = ZKC_OP_CREATE;
+    ops[0].path = p1;
+    ops[0].data = "x";
+    ops[0].len = 1;
+    ops[1].type = ZKC_OP_DELETE;
+    ops[1].path = p2;
+    ops[1].version = -1;
+    CU_ASSERT_EQUAL(zkc_fenced_multi(s, guard, ops, 2, 1000), ZKC_ECONNLOSS);
+out:
+    if (gated) {
+        pthread_mutex_lock(&g.mu);
+        g.open = 1;
+        pthread_cond_broadcast(&g.cond);
+        pthread_mutex_unlock(&g.mu);
+    }
+    if (s)
+        zkc_session_close(s);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.mu);
 }
 
 /* ---- zkcoordctl submit / tasks: the built binary, run with posix_spawn */
@@ -907,7 +1024,9 @@ int register_task_suite(void)
                      test_deposed_leader) ||
         !CU_add_test(s, "foreign data reported and skipped", test_foreign_data) ||
         !CU_add_test(s, "adversary: seeded expiries and joins while tasks flow", test_adversary) ||
-        !CU_add_test(s, "zkcoordctl submit and tasks", test_cli))
+        !CU_add_test(s, "zkcoordctl submit and tasks", test_cli) ||
+        !CU_add_test(s, "fenced multi on a just-expired handle: refused, no double free",
+                     test_multi_on_expired_handle))
         return -1;
     return 0;
 }

@@ -83,7 +83,7 @@ static const struct bad_case bad_cases[] = {
      "zkcoord.json:2:58: handlers[0].timout_ms: unknown key, did you mean 'timeout_ms'?"},
     {"unknown key without suggestion", "{\"cluster\": \"a\", \"bogus\": 1}", ZKC_EINVAL,
      "zkcoord.json:1:18: bogus: unknown key (expected one of: zookeeper, cluster, member, health, "
-     "election, locks, handlers, supervise, log, metrics)"},
+     "election, locks, handlers, supervise, log, metrics, work)"},
     {"missing required", "{\"member\": {\"port\": 80}}", ZKC_EINVAL,
      "zkcoord.json:1:1: cluster: required key missing (expected a name of letters, digits, '.', "
      "'_' or '-')"},
@@ -189,6 +189,31 @@ static const struct bad_case bad_cases[] = {
      "zkcoord.json:1:30: metrics.port: unknown key (expected one of: listen)"},
     {"metrics: not an object", "{\"cluster\": \"a\", \"metrics\": true}", ZKC_EINVAL,
      "zkcoord.json:1:29: metrics: expected an object, got true"},
+    /* work (issue 12 item 4) */
+    {"work without member", "{\"cluster\": \"a\", \"work\": {\"capacity\": 2}}", ZKC_EINVAL,
+     "zkcoord.json:1:26: work: needs a \"member\" section (work goes to registered members)"},
+    {"work: capacity 0",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1},\n \"work\": {\"capacity\": 0}}", ZKC_EINVAL,
+     "zkcoord.json:2:23: work.capacity: expected an integer 1-1000000, got 0"},
+    {"work: tasks without args",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"tasks\": {\"timeout_ms\": 5}}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:59: work.tasks.args: required key missing (expected the argv array of the "
+     "task handler)"},
+    {"work: tasks key misspelt",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"tasks\": {\"args\": [\"x\"], "
+     "\"timeout\": 5}}}",
+     ZKC_EINVAL, "zkcoord.json:1:75: work.tasks.timeout: unknown key, did you mean 'timeout_ms'?"},
+    {"work: capacity also in the metadata",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1, \"metadata\": {\"capacity\": 3}}, "
+     "\"work\": {}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:65: member.metadata.capacity: set by work.capacity when a work section is "
+     "present: remove it here"},
+    {"work: bad env value",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"tasks\": {\"args\": [\"x\"], "
+     "\"env\": {\"A\": 1}}}}",
+     ZKC_EINVAL, "zkcoord.json:1:88: work.tasks.env.A: expected a string, got 1"},
 };
 
 static void test_bad_table(void)
@@ -458,6 +483,45 @@ static void test_metrics_section(void)
         CU_ASSERT_EQUAL(zka_config_diff(c, d), ZKA_DIFF_METRICS);
         zka_config_free(d);
     }
+    zka_config_free(c);
+}
+
+/* The work section: defaults, capacity in the metadata, diff. */
+static void test_work_section(void)
+{
+    zka_config *c = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1}}"), *d;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FALSE(c->work.enabled);
+    CU_ASSERT_PTR_NULL(json_object_get(c->member.metadata, "capacity"));
+    zka_config_free(c);
+    c = load_text(
+        "{\"cluster\": \"a\", \"member\": {\"port\": 1, \"metadata\": {\"k\": 1}}, "
+        "\"work\": {\"tasks\": {\"args\": [\"/bin/t\", \"-v\"], \"env\": {\"A\": \"b\"}}}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->work.enabled);
+    CU_ASSERT_TRUE(c->work.tasks);
+    CU_ASSERT_EQUAL(c->work.capacity, 1);
+    CU_ASSERT_EQUAL(c->work.task_timeout_ms, 60000);
+    CU_ASSERT_STRING_EQUAL(c->work.task_args[1], "-v");
+    CU_ASSERT_EQUAL(c->work.n_task_env, 1);
+    CU_ASSERT_STRING_EQUAL(c->work.task_env[0], "A=b");
+    /* published for the planner, next to the operator's own metadata */
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(c->member.metadata, "capacity")), 1);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(c->member.metadata, "k")), 1);
+    d = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1, \"metadata\": {\"k\": 1}}, "
+                  "\"work\": {\"capacity\": 4, \"tasks\": {\"args\": [\"/bin/t\", \"-v\"], "
+                  "\"env\": {\"A\": \"b\"}}}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(d->work.capacity, 4);
+    CU_ASSERT_EQUAL(zka_config_diff(c, d), ZKA_DIFF_PAYLOAD); /* capacity: metadata only */
+    zka_config_free(d);
+    d = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1, \"metadata\": {\"k\": 1}}, "
+                  "\"work\": {\"tasks\": {\"args\": [\"/bin/t\"], \"timeout_ms\": 5, "
+                  "\"env\": {\"A\": \"b\"}}}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(zka_config_diff(c, d), ZKA_DIFF_WORK);
+    zka_config_free(d);
     zka_config_free(c);
 }
 
@@ -886,6 +950,7 @@ int main(void)
         !CU_add_test(s, "good file round-trips", test_good_roundtrip) ||
         !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "diff", test_diff) ||
         !CU_add_test(s, "metrics section", test_metrics_section) ||
+        !CU_add_test(s, "work section", test_work_section) ||
         !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
         !CU_add_test(s, "event names", test_event_names) ||
         !CU_add_test(s, "drain notes: hostile data, caps", test_drain_parse) ||

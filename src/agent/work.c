@@ -1,0 +1,375 @@
+/* The agent's work section: run submitted tasks with the task handler, and
+ * plan the queue while leading. See work.h. */
+#include "work.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "zkcoord/task.h"
+
+struct zka_work {
+    zkc_session *s;
+    char *cluster, *cluster_path, *members_path, *leader_path, *member_id;
+    char **args; /* the task handler */
+    char **env;  /* tasks.env, n_env of them */
+    size_t n_env;
+    int timeout_ms;
+    zkc_tasks *worker;  /* NULL when no task handler is configured */
+    zkc_tasks *planner; /* while we have an election participant */
+};
+
+static char **strv_dup(char *const *v, size_t n)
+{
+    char **out = calloc(n + 1, sizeof(*out));
+    size_t i;
+
+    if (!out)
+        return NULL;
+    for (i = 0; i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            zka_proc_free_strv(out);
+            return NULL;
+        }
+    return out;
+}
+
+static size_t strv_len(char *const *v)
+{
+    size_t n = 0;
+
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+/* One run of the handler: its pipes and where it stands. */
+struct task_run {
+    zka_child child;
+    int in_fd, out_fd;
+    const char *in;
+    size_t in_len, in_off;
+    char *out;
+    size_t out_len;     /* kept: at most ZKC_TASK_OUTPUT_MAX + 1 */
+    size_t out_dropped; /* read past that and thrown away */
+};
+
+static void feed_input(struct task_run *r)
+{
+    while (r->in_fd >= 0 && r->in_off < r->in_len) {
+        ssize_t n = write(r->in_fd, r->in + r->in_off, r->in_len - r->in_off);
+        if (n > 0) {
+            r->in_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        break; /* EPIPE: the handler does not read its stdin, which is its right */
+    }
+    if (r->in_fd >= 0) {
+        close(r->in_fd); /* all written: EOF for the handler */
+        r->in_fd = -1;
+    }
+}
+
+/* Read what the handler wrote; 1 at end of file. The result keeps one
+ * byte more than the library's cap, so that the library marks it cut. */
+static int read_output(struct task_run *r)
+{
+    char buf[8192];
+
+    for (;;) {
+        ssize_t n = read(r->out_fd, buf, sizeof(buf));
+        size_t keep;
+        if (n == 0)
+            return 1;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : 1;
+        keep = ZKC_TASK_OUTPUT_MAX + 1 - r->out_len;
+        if (keep > (size_t)n)
+            keep = (size_t)n;
+        memcpy(r->out + r->out_len, buf, keep);
+        r->out_len += keep;
+        r->out_dropped += (size_t)n - keep;
+    }
+}
+
+/* SIGPIPE from a handler that closed its stdin must become EPIPE on this
+ * thread (the library's, one per task), never kill the agent; other
+ * signals belong to the agent's main thread. */
+static void block_signals(void)
+{
+    sigset_t all;
+
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+/* "NAME=value", new, or NULL. */
+static char *env_str(const char *name, const char *value)
+{
+    size_t len = strlen(name) + strlen(value) + 2;
+    char *e = malloc(len);
+
+    if (e)
+        snprintf(e, len, "%s=%s", name, value);
+    return e;
+}
+
+/* The run callback: the handler with the payload on stdin, until it and
+ * everything it started are gone, or its timeout. */
+static int run_task(zkc_tasks *t, const zkc_task *task, char **output, size_t *output_len,
+                    void *user_data)
+{
+    zka_work *w = user_data;
+    struct task_run r;
+    zka_spawn_opts so;
+    char **extra = NULL, tok[32], why[64], *path = NULL, **envp = NULL;
+    size_t k = 0, i;
+    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, status = ZKA_WORK_STATUS_NOEXEC;
+    int wstatus = 0, exec_errno = 0, timed_out = 0, eof = 0, done = 0;
+    long long start = zka_now_ms(), deadline = start + w->timeout_ms, kill_at = -1;
+
+    (void)t;
+    block_signals();
+    memset(&r, 0, sizeof(r));
+    r.in_fd = r.out_fd = -1;
+    r.in = task->payload;
+    r.in_len = task->len;
+    snprintf(tok, sizeof(tok), "%" PRId64, task->token);
+    if (!(extra = calloc(w->n_env + 5, sizeof(*extra))))
+        goto fail;
+    for (i = 0; i < w->n_env; i++)
+        if (!(extra[k++] = strdup(w->env[i])))
+            goto fail;
+    if (!(extra[k++] = env_str("ZKCOORD_CLUSTER", w->cluster)) ||
+        !(extra[k++] = env_str("ZKCOORD_MEMBER_ID", w->member_id)) ||
+        !(extra[k++] = env_str("ZKCOORD_TASK_ID", task->id)) ||
+        !(extra[k++] = env_str("ZKCOORD_FENCING_TOKEN", tok)))
+        goto fail;
+    if (!(r.out = malloc(ZKC_TASK_OUTPUT_MAX + 1)) || !(envp = zka_proc_env(extra, k)))
+        goto fail;
+    if (!(path = zka_proc_resolve(w->args[0]))) {
+        zka_log(ZKC_LOG_ERROR, "task %s: cannot run %s: %s", task->id, w->args[0], strerror(errno));
+        goto fail;
+    }
+    if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0) {
+        zka_log(ZKC_LOG_ERROR, "task %s: pipe: %s", task->id, strerror(errno));
+        goto fail;
+    }
+    zka_spawn_opts_init(&so);
+    so.in_fd = in_p[0];
+    so.out_fd = out_p[1];
+    so.err_fd = STDERR_FILENO;
+    if (zka_child_spawn(&r.child, path, w->args, envp, &so) != 0) {
+        zka_log(ZKC_LOG_ERROR, "task %s: fork: %s", task->id, strerror(errno));
+        goto fail;
+    }
+    close(in_p[0]);
+    close(out_p[1]);
+    in_p[0] = out_p[1] = -1;
+    r.in_fd = in_p[1];
+    r.out_fd = out_p[0];
+    in_p[1] = out_p[0] = -1;
+    fcntl(r.in_fd, F_SETFL, O_NONBLOCK);
+    fcntl(r.out_fd, F_SETFL, O_NONBLOCK);
+    zka_log(ZKC_LOG_INFO, "task %s (token %s): started pid %d", task->id, tok,
+            (int)r.child.app_pid);
+    feed_input(&r);
+    /* Until the guard reported (nothing of the tree is left) and the
+     * output reached its end. */
+    while (!done || !eof) {
+        struct pollfd pfd[3];
+        long long now = zka_now_ms(), next = done ? -1 : timed_out ? kill_at : deadline;
+        int n = 0, timeout, i_out = -1, i_in = -1;
+
+        if (!eof) {
+            pfd[n].fd = r.out_fd;
+            pfd[n].events = POLLIN;
+            i_out = n++;
+        }
+        if (r.in_fd >= 0) {
+            pfd[n].fd = r.in_fd;
+            pfd[n].events = POLLOUT;
+            i_in = n++;
+        }
+        if (!done && r.child.pidfd >= 0) {
+            pfd[n].fd = r.child.pidfd;
+            pfd[n].events = POLLIN;
+            n++;
+        }
+        timeout = next < 0 ? -1 : next <= now ? 0 : (int)(next - now);
+        if (!done && r.child.pidfd < 0 && (timeout < 0 || timeout > 20))
+            timeout = 20; /* no pidfd: look for the guard's exit every 20 ms */
+        (void)poll(pfd, (nfds_t)n, timeout);
+        if (i_out >= 0 && pfd[i_out].revents)
+            eof = read_output(&r);
+        if (i_in >= 0 && pfd[i_in].revents)
+            feed_input(&r);
+        if (!done)
+            done = zka_child_done(&r.child, false, &wstatus, &exec_errno);
+        if (done && !eof)
+            eof = read_output(&r); /* the tree is gone: what is left is in the pipe */
+        now = zka_now_ms();
+        if (!done && !timed_out && now >= deadline) {
+            zka_log(ZKC_LOG_WARN, "task %s: still running after %d ms: stopping it", task->id,
+                    w->timeout_ms);
+            zka_child_stop(&r.child); /* TERM to the tree, KILL after the grace */
+            timed_out = 1;
+            kill_at = now + 5000;
+        } else if (!done && timed_out && kill_at >= 0 && now >= kill_at) {
+            zka_child_kill(&r.child); /* the guard itself is stuck: the tree now */
+            kill_at = -1;
+        }
+    }
+    zka_child_close(&r.child);
+    if (timed_out)
+        status = ZKA_WORK_STATUS_TIMEOUT;
+    else if (exec_errno)
+        status = ZKA_WORK_STATUS_NOEXEC;
+    else if (WIFEXITED(wstatus))
+        status = WEXITSTATUS(wstatus);
+    else if (WIFSIGNALED(wstatus))
+        status = 128 + WTERMSIG(wstatus);
+    else
+        status = 1;
+    if (exec_errno)
+        zka_log(ZKC_LOG_ERROR, "task %s: cannot run %s: %s", task->id, path, strerror(exec_errno));
+    zka_proc_status_str(wstatus, why, sizeof(why));
+    zka_log(status ? ZKC_LOG_WARN : ZKC_LOG_INFO,
+            "task %s: %s after %lld ms: status %d, %zu bytes of output%s", task->id,
+            timed_out ? "timed out" : why, zka_now_ms() - start, status, r.out_len + r.out_dropped,
+            r.out_dropped ? " (cut)" : "");
+    *output = r.out;
+    *output_len = r.out_len;
+    r.out = NULL;
+fail:
+    if (r.in_fd >= 0)
+        close(r.in_fd);
+    if (r.out_fd >= 0)
+        close(r.out_fd);
+    for (i = 0; i < 2; i++) {
+        if (in_p[i] >= 0)
+            close(in_p[i]);
+        if (out_p[i] >= 0)
+            close(out_p[i]);
+    }
+    free(r.out);
+    free(path);
+    zka_proc_free_strv(envp);
+    for (i = 0; extra && i < k; i++)
+        free(extra[i]);
+    free(extra);
+    return status;
+}
+
+int zka_work_new(zka_work **out, zkc_session *s, const zka_work_cfg *cfg, const char *cluster,
+                 const char *cluster_path, const char *members_path, const char *leader_path,
+                 const char *member_id)
+{
+    zka_work *w = calloc(1, sizeof(*w));
+    zkc_tasks_opts to;
+    int rc;
+
+    if (!w)
+        return ZKC_ENOMEM;
+    w->s = s;
+    w->timeout_ms = cfg->task_timeout_ms;
+    w->n_env = cfg->n_task_env;
+    if (!(w->cluster = strdup(cluster)) || !(w->cluster_path = strdup(cluster_path)) ||
+        !(w->members_path = strdup(members_path)) || !(w->leader_path = strdup(leader_path)) ||
+        !(w->member_id = strdup(member_id)) ||
+        (cfg->tasks && !(w->args = strv_dup(cfg->task_args, strv_len(cfg->task_args)))) ||
+        !(w->env = strv_dup(cfg->task_env, cfg->n_task_env))) {
+        zka_work_free(w);
+        return ZKC_ENOMEM;
+    }
+    if (cfg->tasks) {
+        zkc_tasks_opts_init(&to);
+        to.member_id = w->member_id;
+        to.run = run_task;
+        to.user_data = w;
+        to.members_path = w->members_path;
+        to.election_path = w->leader_path;
+        rc = zkc_tasks_new(&w->worker, s, w->cluster_path, &to);
+        if (rc) {
+            zka_log(ZKC_LOG_ERROR, "cannot start the task worker in %s: %s", w->cluster_path,
+                    zkc_strerror(rc));
+            zka_work_free(w);
+            return rc;
+        }
+        zka_log(ZKC_LOG_INFO, "running tasks of %s/work/tasks with %s (capacity %d, timeout %d ms)",
+                w->cluster_path, w->args[0], cfg->capacity, w->timeout_ms);
+    }
+    *out = w;
+    return 0;
+}
+
+int zka_work_plan(zka_work *w, zkc_election *el)
+{
+    zkc_tasks_opts to;
+    int rc;
+
+    if (!w)
+        return 0;
+    if (!el) {
+        zkc_tasks_free(w->planner);
+        w->planner = NULL;
+        return 0;
+    }
+    if (w->planner)
+        return 0;
+    zkc_tasks_opts_init(&to);
+    to.election = el;
+    to.election_path = w->leader_path;
+    to.members_path = w->members_path;
+    rc = zkc_tasks_new(&w->planner, w->s, w->cluster_path, &to);
+    if (rc)
+        zka_log(ZKC_LOG_ERROR, "cannot plan the task queue of %s: %s", w->cluster_path,
+                zkc_strerror(rc));
+    return rc;
+}
+
+int zka_work_running(zka_work *w)
+{
+    zkc_tasks_stats st;
+
+    if (!w || !w->worker || zkc_tasks_stats_get(w->worker, &st) != 0)
+        return 0;
+    return st.running;
+}
+
+void zka_work_free(zka_work *w)
+{
+    if (!w)
+        return;
+    zkc_tasks_free(w->planner);
+    zkc_tasks_free(w->worker); /* waits for the running tasks and their results */
+    free(w->cluster);
+    free(w->cluster_path);
+    free(w->members_path);
+    free(w->leader_path);
+    free(w->member_id);
+    zka_proc_free_strv(w->args);
+    zka_proc_free_strv(w->env);
+    free(w);
+}

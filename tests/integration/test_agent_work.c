@@ -1,0 +1,658 @@
+/* The agent's work section end to end: real `zkcoord` agents (the built
+ * binary) with a /bin/sh task handler, tasks submitted with the built
+ * `zkcoordctl submit --wait`, against the harness ZooKeeper. The handler
+ * appends "start"/"end" lines (task, member, pid, monotonic ns) to one
+ * history file; the tests read the results and that history. Every agent
+ * is stopped by pid and the temp dir removed, also on failure. */
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/testutil.h"
+
+int register_agent_work_suite(void);
+
+extern char **environ;
+
+#define SESSION_MS 2000 /* agents' session timeout: SIGKILL failover in ~2 s */
+#define MAX_AGENTS 3
+
+/* The task handler: $1 = history file, $2 = gate file. Payload words:
+ * "hang" sleeps for ever (in a child, so the tree matters), "gate" waits
+ * for the gate file, "slow" sleeps 0.3 s, "exit3" exits 3. Output:
+ * "<member>:<payload>". */
+static const char task_sh[] =
+    "#!/bin/sh\n"
+    "in=$(cat)\n"
+    "echo \"start $ZKCOORD_TASK_ID $ZKCOORD_MEMBER_ID $$ $(date +%s%N) $ZKCOORD_FENCING_TOKEN\" "
+    ">>\"$1\"\n"
+    "case \"$in\" in\n"
+    "  *hang*) sleep 1000 & echo \"kid $ZKCOORD_TASK_ID $!\" >>\"$1\"; wait ;;\n"
+    "  *gate*) while [ ! -e \"$2\" ]; do sleep 0.05; done ;;\n"
+    "  *slow*) sleep 0.3 ;;\n"
+    "  *big*) head -c 70000 /dev/zero | tr '\\000' a; exit 0 ;;\n"
+    "esac\n"
+    "echo \"end $ZKCOORD_TASK_ID $ZKCOORD_MEMBER_ID $$ $(date +%s%N)\" >>\"$1\"\n"
+    "printf '%s:%s' \"$ZKCOORD_MEMBER_ID\" \"$in\"\n"
+    "case \"$in\" in *exit3*) exit 3 ;; esac\n"
+    "exit 0\n";
+
+typedef struct agent_proc {
+    char id[32];
+    char cfg[512];
+    char log[512];
+    pid_t pid;
+    int exited;
+} agent_proc;
+
+typedef struct world {
+    char dir[256];
+    char root[64];
+    char hist[512];
+    char gate[512];
+    agent_proc ag[MAX_AGENTS];
+    int n;
+    const char *handler; /* NULL: task.sh; else the handler's only argv */
+} world;
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    int rc;
+
+    if (!f)
+        return -1;
+    rc = fputs(text, f) < 0 ? -1 : 0;
+    return fclose(f) == 0 ? rc : -1;
+}
+
+/* The whole file, NUL-terminated ("" when missing); free(). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+
+    if (!f)
+        return strdup("");
+    do {
+        if (cap - len < 4096) {
+            char *nb = realloc(buf, cap + 65536);
+            if (!nb)
+                break;
+            buf = nb;
+            cap += 65536;
+        }
+        n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    if (!buf)
+        return strdup("");
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Wait until `path` contains `needle`; 0 or -1 at the deadline. */
+static int wait_file_has(const char *path, const char *needle, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+
+    for (;;) {
+        char *s = slurp(path);
+        int found = strstr(s, needle) != NULL;
+        free(s);
+        if (found)
+            return 0;
+        if (tu_now_ms() > end)
+            return -1;
+        pause_ms(20);
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int world_init(world *w, const char *root)
+{
+    char path[512];
+
+    memset(w, 0, sizeof(*w));
+    snprintf(w->root, sizeof(w->root), "%s", root);
+    snprintf(w->dir, sizeof(w->dir), "%s/zkwork.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(w->dir)) {
+        w->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(w->hist, sizeof(w->hist), "%s/history", w->dir);
+    snprintf(w->gate, sizeof(w->gate), "%s/gate", w->dir);
+    snprintf(path, sizeof(path), "%s/task.sh", w->dir);
+    return write_file(path, task_sh);
+}
+
+/* An agent with election, a work section of `capacity` and the task
+ * handler with `timeout_ms` (0: default). */
+static agent_proc *agent_start(world *w, const char *id, int capacity, int timeout_ms)
+{
+    agent_proc *ap;
+    json_t *j, *tasks;
+    char script[512], bin[1024], dir[sizeof(w->dir)];
+    const char *top = getenv("top_builddir");
+
+    if (w->n >= MAX_AGENTS)
+        return NULL;
+    ap = &w->ag[w->n++];
+    memcpy(dir, w->dir, sizeof(dir)); /* not the agent's struct: gcc sees no overlap */
+    snprintf(ap->id, sizeof(ap->id), "%s", id);
+    snprintf(ap->cfg, sizeof(ap->cfg), "%s/%s.json", dir, id);
+    snprintf(ap->log, sizeof(ap->log), "%s/%s.log", dir, id);
+    snprintf(script, sizeof(script), "%s/task.sh", dir);
+    if (w->handler)
+        tasks = json_pack("{s:[s]}", "args", w->handler);
+    else
+        tasks = json_pack("{s:[s, s, s, s], s:{s:s}}", "args", "/bin/sh", script, w->hist, w->gate,
+                          "env", "TASK_TEST", "1");
+    if (timeout_ms)
+        json_object_set_new(tasks, "timeout_ms", json_integer(timeout_ms));
+    j = json_pack("{s:{s:s, s:i, s:s}, s:s, s:{s:s, s:s, s:i}, s:{s:b}, s:{s:i, s:o}, s:{s:s}}",
+                  "zookeeper", "servers", zkh_connect_string(tu_zk), "session_timeout_ms",
+                  SESSION_MS, "root", w->root, "cluster", "c", "member", "id", id, "host",
+                  "127.0.0.1", "port", 7000, "election", "enabled", 1, "work", "capacity", capacity,
+                  "tasks", tasks, "log", "level", "info");
+    if (!j || json_dump_file(j, ap->cfg, JSON_INDENT(2)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    json_decref(j);
+    snprintf(bin, sizeof(bin), "%s/zkcoord", top && *top ? top : ".");
+    fflush(NULL);
+    ap->pid = fork();
+    if (ap->pid == 0) {
+        int fd = open(ap->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (fd < 0 || nul < 0)
+            _exit(125);
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(bin, bin, "-c", ap->cfg, (char *)NULL);
+        _exit(126);
+    }
+    return ap->pid > 0 ? ap : NULL;
+}
+
+/* Send `sig`, wait for the exit (SIGKILL after timeout_ms). */
+static void agent_stop(agent_proc *ap, int sig, int timeout_ms)
+{
+    long long end = tu_now_ms() + timeout_ms;
+    int st;
+
+    if (ap->pid <= 0 || ap->exited)
+        return;
+    kill(ap->pid, sig);
+    while (waitpid(ap->pid, &st, WNOHANG) != ap->pid) {
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "    agent %s did not exit after signal %d: killed\n", ap->id, sig);
+            kill(ap->pid, SIGKILL);
+            waitpid(ap->pid, &st, 0);
+            break;
+        }
+        pause_ms(10);
+    }
+    ap->exited = 1;
+}
+
+static void world_destroy(world *w)
+{
+    int i;
+
+    for (i = 0; i < w->n; i++) {
+        agent_proc *ap = &w->ag[i];
+        char *log;
+        agent_stop(ap, SIGTERM, 15000);
+        log = slurp(ap->log);
+        CU_ASSERT_PTR_NULL(strstr(log, "Sanitizer"));
+        CU_ASSERT_PTR_NULL(strstr(log, "runtime error:"));
+        if (strstr(log, "Sanitizer") || strstr(log, "runtime error:") || getenv("ZKA_TEST_LOGS"))
+            fprintf(stderr, "\n    --- %s log:\n%s\n", ap->id, log);
+        free(log);
+    }
+    if (w->dir[0] && !getenv("ZKA_TEST_KEEP"))
+        nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* `zkcoordctl -s <zk> --root <root> --format json args...`: its exit
+ * status (-1 when it did not run), stdout and stderr in out. */
+static int ctl(world *w, char *out, size_t cap, ...)
+{
+    const char *top = getenv("top_builddir");
+    char bin[1024];
+    char *argv[32];
+    posix_spawn_file_actions_t fa;
+    va_list ap;
+    pid_t pid;
+    size_t got = 0;
+    ssize_t r;
+    int fds[2], n = 0, status;
+
+    snprintf(bin, sizeof(bin), "%s/zkcoordctl", top && *top ? top : ".");
+    argv[n++] = bin;
+    argv[n++] = (char *)"-s";
+    argv[n++] = (char *)zkh_connect_string(tu_zk);
+    argv[n++] = (char *)"--root";
+    argv[n++] = w->root;
+    argv[n++] = (char *)"--format";
+    argv[n++] = (char *)"json";
+    va_start(ap, cap);
+    while (n < 31 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawn(&pid, bin, &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    while (got < cap - 1 && (r = read(fds[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+/* A result as `submit --wait --format json` prints it. */
+struct result {
+    int exit; /* zkcoordctl's exit status */
+    char task[32];
+    int status;
+    char output[256];
+    char worker[32];
+    long long token;
+    size_t output_len;
+    int truncated;
+};
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    return v ? v : "";
+}
+
+static int submit(world *w, const char *payload, int timeout_ms, struct result *res)
+{
+    size_t cap = 256 * 1024; /* a result's output is up to 64 KiB, escaped */
+    char *out = malloc(cap), tmo[32];
+    json_t *doc, *r;
+
+    memset(res, 0, sizeof(*res));
+    if (!out)
+        return -1;
+    snprintf(tmo, sizeof(tmo), "%d", timeout_ms);
+    res->exit = ctl(w, out, cap, "submit", "c", "--wait", "--timeout", tmo, payload, NULL);
+    doc = json_loads(out, 0, NULL);
+    r = json_object_get(doc, "result");
+    if (!r) {
+        fprintf(stderr, "    submit %s: exit %d: %s\n", payload, res->exit, out);
+        json_decref(doc);
+        free(out);
+        return -1;
+    }
+    snprintf(res->task, sizeof(res->task), "%s", jstr(r, "task"));
+    res->status = (int)json_integer_value(json_object_get(r, "status"));
+    snprintf(res->output, sizeof(res->output), "%s", jstr(r, "output"));
+    snprintf(res->worker, sizeof(res->worker), "%s", jstr(r, "worker"));
+    res->token = json_integer_value(json_object_get(r, "token"));
+    res->output_len = json_string_length(json_object_get(r, "output"));
+    res->truncated = json_is_true(json_object_get(r, "truncated"));
+    json_decref(doc);
+    free(out);
+    return 0;
+}
+
+/* Submit in the background (for tasks that must run side by side). */
+struct bg {
+    world *w;
+    const char *payload;
+    struct result res;
+    int rc;
+    pthread_t th;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg *b = arg;
+
+    b->rc = submit(b->w, b->payload, 60000, &b->res);
+    return NULL;
+}
+
+/* The history: lines "start TASK MEMBER PID NS TOKEN", "end TASK MEMBER
+ * PID NS", "kid TASK PID". */
+struct hrec {
+    char kind[8], task[32], member[32];
+    long pid;
+    long long ns;
+};
+
+static int hist_load(world *w, struct hrec *out, int max)
+{
+    char *s = slurp(w->hist), *line, *save = NULL;
+    int n = 0;
+
+    for (line = strtok_r(s, "\n", &save); line && n < max; line = strtok_r(NULL, "\n", &save)) {
+        struct hrec *h = &out[n];
+        memset(h, 0, sizeof(*h));
+        if (sscanf(line, "%7s %31s", h->kind, h->task) != 2)
+            continue;
+        if (strcmp(h->kind, "kid") == 0 && sscanf(line, "%*s %*s %ld", &h->pid) == 1)
+            n++;
+        else if (sscanf(line, "%*s %*s %31s %ld %lld", h->member, &h->pid, &h->ns) == 3)
+            n++;
+    }
+    free(s);
+    return n;
+}
+
+static int pid_alive(long pid)
+{
+    char path[64], *s;
+    int alive;
+
+    if (kill((pid_t)pid, 0) != 0)
+        return 0;
+    /* a zombie of someone else's is not running */
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    s = slurp(path);
+    alive = *s && !strstr(s, ") Z ");
+    free(s);
+    return alive;
+}
+
+/* Two agents, tasks from zkcoordctl: every result comes from one of them
+ * with the handler's output, status and a token. */
+static void test_two_agents(void)
+{
+    world w;
+    struct result r;
+    int i, by1 = 0, by2 = 0;
+    char payload[64], want[96];
+
+    TU_CHECK(world_init(&w, "/zkwork1") == 0, out);
+    TU_CHECK(agent_start(&w, "a1", 1, 0) && agent_start(&w, "a2", 1, 0), out);
+    for (i = 0; i < 6; i++) {
+        snprintf(payload, sizeof(payload), "{\"n\":%d%s}", i, i == 5 ? ",\"exit3\":1" : "");
+        TU_CHECK(submit(&w, payload, 30000, &r) == 0, out);
+        CU_ASSERT_EQUAL(r.exit, i == 5 ? 3 : 0);
+        CU_ASSERT_EQUAL(r.status, i == 5 ? 3 : 0);
+        snprintf(want, sizeof(want), "%s:%s", r.worker, payload);
+        CU_ASSERT_STRING_EQUAL(r.output, want);
+        CU_ASSERT(r.token > 0);
+        by1 += strcmp(r.worker, "a1") == 0;
+        by2 += strcmp(r.worker, "a2") == 0;
+    }
+    CU_ASSERT_EQUAL(by1 + by2, 6);
+    /* the handler saw its environment */
+    CU_ASSERT_EQUAL(wait_file_has(w.hist, "start task-", 1000), 0);
+out:
+    world_destroy(&w);
+}
+
+/* An agent SIGKILLed while its task runs: its handler dies with it, and
+ * the task completes on the other agent. */
+static void test_killed_mid_task(void)
+{
+    world w;
+    struct bg b;
+    struct hrec h[64];
+    agent_proc *a1;
+    int n, i, started = 0;
+    long pid1 = 0;
+    char line[64];
+
+    memset(&b, 0, sizeof(b));
+    TU_CHECK(world_init(&w, "/zkwork2") == 0, out);
+    TU_CHECK((a1 = agent_start(&w, "a1", 1, 0)) != NULL, out);
+    b.w = &w;
+    b.payload = "{\"gate\":1}";
+    TU_CHECK(pthread_create(&b.th, NULL, bg_main, &b) == 0, out);
+    started = 1;
+    /* a1 runs it (it is alone) */
+    TU_CHECK(wait_file_has(w.hist, "start task-0000000000 a1", 20000) == 0, out);
+    TU_CHECK(agent_start(&w, "a2", 1, 0) != NULL, out);
+    /* a2 must be a live member before a1 dies, or the task waits for it */
+    snprintf(line, sizeof(line), "registering a2");
+    TU_CHECK(wait_file_has(w.ag[1].log, line, 20000) == 0, out);
+    agent_stop(a1, SIGKILL, 5000);
+    TU_CHECK(write_file(w.gate, "open\n") == 0, out);
+    pthread_join(b.th, NULL);
+    started = 0;
+    CU_ASSERT_EQUAL(b.rc, 0);
+    CU_ASSERT_EQUAL(b.res.status, 0);
+    CU_ASSERT_STRING_EQUAL(b.res.worker, "a2");
+    CU_ASSERT_STRING_EQUAL(b.res.output, "a2:{\"gate\":1}");
+    n = hist_load(&w, h, 64);
+    for (i = 0; i < n; i++)
+        if (strcmp(h[i].kind, "start") == 0 && strcmp(h[i].member, "a1") == 0)
+            pid1 = h[i].pid;
+    CU_ASSERT(pid1 > 0);
+    /* a1's handler went with its guard (parent-death signal): it never
+     * reached "end", and it is gone */
+    for (i = 0; i < n; i++)
+        CU_ASSERT(!(strcmp(h[i].kind, "end") == 0 && strcmp(h[i].member, "a1") == 0));
+    if (pid1 > 0) {
+        long long end = tu_now_ms() + 5000;
+        while (pid_alive(pid1) && tu_now_ms() < end)
+            pause_ms(20);
+        CU_ASSERT_FALSE(pid_alive(pid1));
+    }
+out:
+    if (started) {
+        write_file(w.gate, "open\n");
+        pthread_join(b.th, NULL);
+    }
+    world_destroy(&w);
+}
+
+/* A handler that hangs (and a child of it) is killed at its timeout; the
+ * result says so (status 124), and nothing of it is left. Output past the
+ * cap is cut and marked. */
+static void test_timeout(void)
+{
+    world w;
+    struct result r;
+    struct hrec h[16];
+    long long t0;
+    int n, i, kids = 0;
+
+    TU_CHECK(world_init(&w, "/zkwork3") == 0, out);
+    TU_CHECK(agent_start(&w, "a1", 1, 500) != NULL, out);
+    t0 = tu_now_ms();
+    TU_CHECK(submit(&w, "{\"hang\":1}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 124);
+    CU_ASSERT_EQUAL(r.exit, 124);
+    CU_ASSERT_STRING_EQUAL(r.output, ""); /* it printed nothing before it hung */
+    CU_ASSERT(tu_now_ms() - t0 < 15000);
+    n = hist_load(&w, h, 16);
+    for (i = 0; i < n; i++) {
+        if (strcmp(h[i].kind, "end") == 0)
+            CU_FAIL("the hanging handler reached its end");
+        if (strcmp(h[i].kind, "kid") == 0 || strcmp(h[i].kind, "start") == 0) {
+            kids += strcmp(h[i].kind, "kid") == 0;
+            CU_ASSERT_FALSE(pid_alive(h[i].pid));
+        }
+    }
+    CU_ASSERT_EQUAL(kids, 1);
+    /* output past the cap: cut where the library cuts, and marked */
+    TU_CHECK(submit(&w, "{\"big\":1}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_EQUAL(r.output_len, 65536);
+    CU_ASSERT_EQUAL(r.truncated, 1);
+    /* and the agent goes on: the next task runs */
+    TU_CHECK(submit(&w, "{\"after\":1}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_STRING_EQUAL(r.output, "a1:{\"after\":1}");
+out:
+    world_destroy(&w);
+}
+
+/* Capacity 2: six slow tasks at once, never more than two running on the
+ * agent (from the recorded history), and two at some point. */
+static void test_capacity(void)
+{
+    world w;
+    struct bg b[6];
+    struct hrec h[64];
+    int i, j, n, started = 0, maxc = 0, starts = 0;
+
+    memset(b, 0, sizeof(b));
+    TU_CHECK(world_init(&w, "/zkwork4") == 0, out);
+    TU_CHECK(agent_start(&w, "a1", 2, 0) != NULL, out);
+    for (i = 0; i < 6; i++) {
+        b[i].w = &w;
+        b[i].payload = "{\"slow\":1}";
+        TU_CHECK(pthread_create(&b[i].th, NULL, bg_main, &b[i]) == 0, out);
+        started++;
+    }
+    for (i = 0; i < started; i++)
+        pthread_join(b[i].th, NULL);
+    started = 0;
+    for (i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(b[i].rc, 0);
+        CU_ASSERT_EQUAL(b[i].res.status, 0);
+        CU_ASSERT_STRING_EQUAL(b[i].res.output, "a1:{\"slow\":1}");
+    }
+    /* concurrency at each start: runs started before it and not ended */
+    n = hist_load(&w, h, 64);
+    for (i = 0; i < n; i++) {
+        int cur = 0;
+        if (strcmp(h[i].kind, "start") != 0)
+            continue;
+        starts++;
+        for (j = 0; j < n; j++) {
+            int k, ended = 0;
+            if (strcmp(h[j].kind, "start") != 0 || h[j].ns > h[i].ns)
+                continue;
+            for (k = 0; k < n; k++)
+                if (strcmp(h[k].kind, "end") == 0 && h[k].pid == h[j].pid && h[k].ns <= h[i].ns)
+                    ended = 1;
+            cur += !ended;
+        }
+        if (cur > maxc)
+            maxc = cur;
+    }
+    CU_ASSERT_EQUAL(starts, 6);
+    CU_ASSERT_EQUAL(maxc, 2);
+out:
+    for (i = 0; i < started; i++)
+        pthread_join(b[i].th, NULL);
+    world_destroy(&w);
+}
+
+/* A drained agent (status STOPPING) takes no new tasks: they all go to the
+ * other one; undrained, it takes tasks again. */
+static void test_drained_takes_none(void)
+{
+    world w;
+    struct result r;
+    char out[4096];
+    int i, by1 = 0;
+
+    TU_CHECK(world_init(&w, "/zkwork5") == 0, out);
+    TU_CHECK(agent_start(&w, "a1", 1, 0) && agent_start(&w, "a2", 1, 0), out);
+    TU_CHECK(wait_file_has(w.ag[0].log, "registering a1", 20000) == 0, out);
+    TU_CHECK(wait_file_has(w.ag[1].log, "registering a2", 20000) == 0, out);
+    CU_ASSERT_EQUAL(ctl(&w, out, sizeof(out), "drain", "c", "a1", "--reason", "test", NULL), 0);
+    TU_CHECK(wait_file_has(w.ag[0].log, "drained: member status STOPPING", 20000) == 0, out);
+    for (i = 0; i < 4; i++) {
+        TU_CHECK(submit(&w, "{\"d\":1}", 30000, &r) == 0, out);
+        CU_ASSERT_STRING_EQUAL(r.worker, "a2");
+        CU_ASSERT_EQUAL(r.status, 0);
+    }
+    CU_ASSERT_EQUAL(ctl(&w, out, sizeof(out), "undrain", "c", "a1", NULL), 0);
+    TU_CHECK(wait_file_has(w.ag[0].log, "undrained:", 20000) == 0, out);
+    /* a1 has room again: with both free, some of 6 tasks land on it */
+    for (i = 0; i < 6; i++) {
+        TU_CHECK(submit(&w, "{\"u\":1}", 30000, &r) == 0, out);
+        by1 += strcmp(r.worker, "a1") == 0;
+    }
+    CU_ASSERT(by1 > 0);
+out:
+    world_destroy(&w);
+}
+
+/* A handler that cannot be started: status 127, and the agent goes on. */
+static void test_handler_missing(void)
+{
+    world w;
+    struct result r;
+
+    TU_CHECK(world_init(&w, "/zkwork6") == 0, out);
+    w.handler = "/nonexistent/zkcoord-task-handler";
+    TU_CHECK(agent_start(&w, "a1", 1, 0) != NULL, out);
+    TU_CHECK(submit(&w, "{\"x\":1}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 127);
+    CU_ASSERT_EQUAL(r.exit, 127);
+    CU_ASSERT_STRING_EQUAL(r.worker, "a1");
+    TU_CHECK(submit(&w, "{\"x\":2}", 30000, &r) == 0, out);
+    CU_ASSERT_EQUAL(r.status, 127);
+out:
+    world_destroy(&w);
+}
+
+int register_agent_work_suite(void)
+{
+    CU_pSuite s = CU_add_suite("agent_work", NULL, NULL);
+
+    if (!s ||
+        !CU_add_test(s, "two agents run submitted tasks; results by zkcoordctl submit --wait",
+                     test_two_agents) ||
+        !CU_add_test(s, "agent SIGKILLed mid-task: the task completes on the other",
+                     test_killed_mid_task) ||
+        !CU_add_test(s, "hanging handler killed at its timeout: status 124, nothing left",
+                     test_timeout) ||
+        !CU_add_test(s, "capacity 2: at most two tasks at once (recorded history)",
+                     test_capacity) ||
+        !CU_add_test(s, "drained agent takes no new tasks; undrained it does",
+                     test_drained_takes_none) ||
+        !CU_add_test(s, "handler that cannot start: status 127", test_handler_missing))
+        return -1;
+    return 0;
+}
