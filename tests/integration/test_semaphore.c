@@ -410,8 +410,12 @@ static void test_sem_no_herd(void)
     p1 = zkh_mntr(tu_zk, 0, "zk_packets_received") - calib;
     printf("\n    requests for one release with %d idle handles: %lld\n", SEM_IDLE,
            p1 - p0 - 1 /* lt_wait_children's getChildren */);
-    CU_ASSERT(p1 - p0 - 1 >= 3);
-    CU_ASSERT(p1 - p0 - 1 <= 4); /* a session's ping may land in between */
+    /* 3 requests; a ping of one of the 10 sessions landing in the window
+     * adds one, and one landing between the two calibration reads takes
+     * one off (seen once at load 10: 2). The bound that matters is the
+     * upper one: SEM_IDLE idle handles listing would make it 11 or more. */
+    CU_ASSERT(p1 - p0 - 1 >= 2);
+    CU_ASSERT(p1 - p0 - 1 <= 4);
     CU_ASSERT_EQUAL(zkc_semaphore_release(m[b]), 0);
 out:
     if (started && waiter_wait(&w, 30000))
