@@ -488,7 +488,12 @@ int zkc_task_wait(zkc_session *s, const char *cluster_path, const char *id, int 
         }
         left = zkc__remaining(deadline);
         if (left == 0) {
-            rc = ZKC_ETIMEDOUT;
+            /* At the deadline (at once for timeout 0, "look once", whose
+             * exists gives up before the server can answer): one last
+             * look, a result that is there counts. */
+            rc = result_read(s, path, 1000, out);
+            if (rc == ZKC_ENONODE || rc == ZKC_ECONNLOSS || rc == ZKC_ETIMEDOUT)
+                rc = ZKC_ETIMEDOUT;
             break;
         }
         if (zrc != ZNONODE) {
