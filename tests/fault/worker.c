@@ -651,7 +651,17 @@ static void run_group(zkc_session *s)
  * loop writes, through a multi fenced by the item's claim, to the register
  * and the commit log ("<id> <token> <n> <item>"); a write holds the item's
  * run lock, which REVOKED takes too, so no write of ours lands after the
- * REVOKED line (the application's duty: stop before returning). */
+ * REVOKED line (the application's duty: stop before returning).
+ *
+ * The claim alone is no fence: its path is the same for every owner, so a
+ * multi guarded by "the claim exists" also passes on the NEXT owner's
+ * claim (seed 2026 schedule 3: a member paused past its timeout wrote
+ * under its old token on its new session while another member held the
+ * item). So the register of each item (<root>/reg/<item>, "<id> <token>
+ * <n> <item>") is also the sink that refuses a lower token, as a task
+ * result's token lets a sink do: a write reads it, refuses when it holds
+ * a higher token, and sets it at the version read, in the multi guarded
+ * by the claim. */
 #define WORK_ITEMS 12
 
 static struct {
@@ -707,10 +717,12 @@ static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
 /* One fenced write to a random held item; 1 when something was held. */
 static int work_write(zkc_session *s)
 {
-    char data[256], logpath[512], regpath[512], claim[512], item[8];
+    char data[256], logpath[512], regpath[512], claim[512], item[8], *cur = NULL;
     zkc_op ops[2];
-    int k, start = (int)rnd(WORK_ITEMS), i, rc;
+    zkc_stat st;
+    int k, start = (int)rnd(WORK_ITEMS), i, rc, len = 0;
     int64_t tok;
+    long long stored = 0;
 
     pthread_mutex_lock(&wk.mu);
     for (i = 0; i < WORK_ITEMS; i++) {
@@ -727,20 +739,32 @@ static int work_write(zkc_session *s)
     writes_done++;
     snprintf(data, sizeof(data), "%s %" PRId64 " %ld %s", cfg.id, tok, writes_done, item);
     snprintf(logpath, sizeof(logpath), "%s/log/w-", cfg.root);
-    snprintf(regpath, sizeof(regpath), "%s/reg", cfg.root);
+    snprintf(regpath, sizeof(regpath), "%s/reg/%s", cfg.root, item);
     snprintf(claim, sizeof(claim), "%s/work/claims/%s", cfg.root, item);
+    hist("write try tok=%" PRId64 " n=%ld item=%s", tok, writes_done, item);
+    rc = zkc_get(s, regpath, OP_TIMEOUT_MS, &cur, &len, &st);
+    if (rc == 0 && cur != NULL && sscanf(cur, "%*s %lld", &stored) != 1)
+        stored = 0;
+    free(cur);
+    if (rc != 0 || stored > tok) {
+        /* the sink refuses a token lower than one it saw */
+        if (rc == 0)
+            hist("write refused tok=%" PRId64 " n=%ld stored=%lld", tok, writes_done, stored);
+        log_write("work", tok, rc == 0 ? ZKC_ENOTHELD : rc);
+        pthread_mutex_unlock(&wk.mu);
+        return 1;
+    }
     memset(ops, 0, sizeof(ops));
     ops[0].type = ZKC_OP_SET;
     ops[0].path = regpath;
     ops[0].data = data;
     ops[0].len = (int)strlen(data);
-    ops[0].version = -1;
+    ops[0].version = st.version;
     ops[1].type = ZKC_OP_CREATE;
     ops[1].path = logpath;
     ops[1].data = data;
     ops[1].len = (int)strlen(data);
     ops[1].flags = ZKC_CREATE_PERSISTENT | ZKC_CREATE_SEQUENTIAL;
-    hist("write try tok=%" PRId64 " n=%ld item=%s", tok, writes_done, item);
     rc = zkc_fenced_multi(s, claim, ops, 2, OP_TIMEOUT_MS);
     log_write("work", tok, rc);
     pthread_mutex_unlock(&wk.mu);
@@ -855,7 +879,22 @@ static void run_work(zkc_session *s)
 
     hist("items n=%d", WORK_ITEMS);
     for (k = 0; k < WORK_ITEMS; k++) {
+        char regdir[512], reg[520], init[32];
+        zkc_op op;
+
         snprintf(item, sizeof(item), "i%02d", k);
+        /* the item's register (a sink), created once by whoever comes first */
+        snprintf(regdir, sizeof(regdir), "%s/reg", cfg.root);
+        snprintf(reg, sizeof(reg), "%s/%s", regdir, item);
+        snprintf(init, sizeof(init), "- 0 0 %s", item);
+        memset(&op, 0, sizeof(op));
+        op.type = ZKC_OP_CREATE;
+        op.path = reg;
+        op.data = init;
+        op.len = (int)strlen(init);
+        rc = zkc_fenced_multi(s, regdir, &op, 1, OP_TIMEOUT_MS);
+        if (rc != 0 && rc != ZKC_ENODEEXISTS)
+            hist("reg_create item=%s rc=%s", item, zkc_err_name(rc));
         rc = zkc_work_item_add(s, cfg.root, item, item, 3, OP_TIMEOUT_MS);
         if (rc != 0 && rc != ZKC_ENODEEXISTS)
             hist("item_add item=%s rc=%s", item, zkc_err_name(rc));
