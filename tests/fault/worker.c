@@ -875,7 +875,7 @@ static void run_work(zkc_session *s)
     zkc_work *w = NULL;
     zkc_work_opts wo;
     char expect[4200] = "", item[8];
-    int rc, k, have_expect = 0;
+    int rc = 0, k, have_expect = 0, tries;
 
     hist("items n=%d", WORK_ITEMS);
     for (k = 0; k < WORK_ITEMS; k++) {
@@ -892,10 +892,22 @@ static void run_work(zkc_session *s)
         op.path = reg;
         op.data = init;
         op.len = (int)strlen(init);
-        rc = zkc_fenced_multi(s, regdir, &op, 1, OP_TIMEOUT_MS);
+        /* Faults may already run: connection errors are waited out (a
+         * create that did happen says NODEEXISTS the next time). */
+        for (tries = 0; tries < 20 && !stop_flag; tries++) {
+            rc = zkc_fenced_multi(s, regdir, &op, 1, OP_TIMEOUT_MS);
+            if (rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT)
+                break;
+            zkc_session_wait_connected(s, 2000);
+        }
         if (rc != 0 && rc != ZKC_ENODEEXISTS)
             hist("reg_create item=%s rc=%s", item, zkc_err_name(rc));
-        rc = zkc_work_item_add(s, cfg.root, item, item, 3, OP_TIMEOUT_MS);
+        for (tries = 0; tries < 20 && !stop_flag; tries++) {
+            rc = zkc_work_item_add(s, cfg.root, item, item, 3, OP_TIMEOUT_MS);
+            if (rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT)
+                break;
+            zkc_session_wait_connected(s, 2000);
+        }
         if (rc != 0 && rc != ZKC_ENODEEXISTS)
             hist("item_add item=%s rc=%s", item, zkc_err_name(rc));
     }
