@@ -488,7 +488,12 @@ int zkc_task_wait(zkc_session *s, const char *cluster_path, const char *id, int 
         }
         left = zkc__remaining(deadline);
         if (left == 0) {
-            rc = ZKC_ETIMEDOUT;
+            /* At the deadline (at once for timeout 0, "look once", whose
+             * exists gives up before the server can answer): one last
+             * look, a result that is there counts. */
+            rc = result_read(s, path, 1000, out);
+            if (rc == ZKC_ENONODE || rc == ZKC_ECONNLOSS || rc == ZKC_ETIMEDOUT)
+                rc = ZKC_ETIMEDOUT;
             break;
         }
         if (zrc != ZNONODE) {
@@ -1022,14 +1027,32 @@ static void claim_delete(zkc_tasks *t, const char *rpath)
      * worker claim the task in that gap, its claim would go. Its result
      * multi would then fail on its guard and the task run again: the
      * window costs a run, never a second result. */
-    if (zkc_get(t->s, rpath, WRITE_TIMEOUT, NULL, NULL, &st) != 0 ||
-        st.owner != zkc_session_id(t->s))
-        return;
-    memset(&op, 0, sizeof(op));
-    op.type = ZKC_OP_DELETE;
-    op.path = rpath;
-    op.version = -1;
-    zkc_fenced_multi(t->s, rpath, &op, 1, WRITE_TIMEOUT);
+    int tries, rc;
+
+    /* A claim of a live session left behind would hold its task forever
+     * (the leader re-assigns only claims that are gone): connection
+     * errors are waited out, a few times (a session lost meanwhile took
+     * the claim with it). */
+    for (tries = 0; tries < 5; tries++) {
+        if (tries > 0 && zkc_session_wait_connected(t->s, WRITE_TIMEOUT) == ZKC_ECLOSED)
+            return;
+        rc = zkc_get(t->s, rpath, WRITE_TIMEOUT, NULL, NULL, &st);
+        if (rc == ZKC_ECONNLOSS || rc == ZKC_ETIMEDOUT)
+            continue;
+        if (rc != 0 || st.owner != zkc_session_id(t->s))
+            return;
+        memset(&op, 0, sizeof(op));
+        op.type = ZKC_OP_DELETE;
+        op.path = rpath;
+        op.version = -1;
+        rc = zkc_fenced_multi(t->s, rpath, &op, 1, WRITE_TIMEOUT);
+        if (rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT)
+            return;
+    }
+    zkc__log(t->s, ZKC_LOG_WARN,
+             "task queue: could not delete the claim %s (connection trouble): its task waits "
+             "for this session to end",
+             rpath);
 }
 
 /* Claim `name` (assignment at `version`), read it and start its run. */
@@ -1140,19 +1163,25 @@ static int result_write(zkc_tasks *t, struct run *r, const char *doc)
     for (tries = 0; tries < 5; tries++) {
         zkc_task_result *got = NULL;
         zkc_stat st;
+        int grc;
 
         rc = zkc_fenced_multi(t->s, rpath, ops, 4, WRITE_TIMEOUT);
         if (rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT)
             break;
         /* Unknown outcome: look at what is there once connected. */
         zkc_session_wait_connected(t->s, WRITE_TIMEOUT);
-        if (result_read(t->s, opath, WRITE_TIMEOUT, &got) == 0) {
+        grc = result_read(t->s, opath, WRITE_TIMEOUT, &got);
+        if (grc == 0) {
             rc = got->token == r->token ? 0 : ZKC_ENOTHELD;
             zkc_task_result_free(got);
             break;
         }
-        if (zkc_get(t->s, rpath, WRITE_TIMEOUT, NULL, NULL, &st) == 0 && st.czxid == r->token &&
-            st.owner == zkc_session_id(t->s))
+        if (grc == ZKC_ECONNLOSS || grc == ZKC_ETIMEDOUT)
+            continue; /* still unknown: look again */
+        grc = zkc_get(t->s, rpath, WRITE_TIMEOUT, NULL, NULL, &st);
+        if (grc == ZKC_ECONNLOSS || grc == ZKC_ETIMEDOUT)
+            continue; /* not "not held": a connection error says nothing */
+        if (grc == 0 && st.czxid == r->token && st.owner == zkc_session_id(t->s))
             continue; /* still ours and not written: again */
         rc = ZKC_ENOTHELD;
         break;

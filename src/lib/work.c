@@ -79,6 +79,7 @@ struct zkc_work {
     int closing;
     int dirty;
     int verify;             /* RECONNECTED: check every held claim, then tell */
+    int lost_pending;       /* LOST jobs posted, not yet told: no new claim meanwhile */
     int leader_is_us;       /* the observer saw our node lead */
     char leader_node[128];  /* as the observer last told */
     int64_t warned_plan_mz; /* mzxid of the last malformed plan reported */
@@ -410,7 +411,8 @@ static void call_user(zkc_work *w, const zkc_work_event *ev)
 
 /* Ordinary lane: ASSIGNED, unless the hold ended (LOST) or the handle is
  * closing by the time it runs. */
-static void post(zkc_work *w, struct job *j, int safety, void (*fn)(void *));
+static int post(zkc_work *w, struct job *j, int safety, void (*fn)(void *));
+static void lost_told(zkc_work *w);
 
 /* Safety lane: one REVOKED whatever `closing` says (the hold is over). */
 static void run_closed_one(void *arg)
@@ -509,7 +511,7 @@ static void run_state(void *arg)
 {
     struct job *j = arg, *r;
     zkc_work *w = j->w;
-    int closing;
+    int closing, lost = j->ev.type == ZKC_WORK_LOST;
 
     pthread_mutex_lock(&w->mu);
     closing = w->closing;
@@ -522,11 +524,14 @@ static void run_state(void *arg)
     if (!closing)
         call_user(w, &j->ev);
     job_free(j);
+    if (lost)
+        lost_told(w);
     work_unref(w);
 }
 
-/* Post `j` (holding a reference on w for it) to a lane. */
-static void post(zkc_work *w, struct job *j, int safety, void (*fn)(void *))
+/* Post `j` (holding a reference on w for it) to a lane. Returns the
+ * dispatcher's code (the job is freed when it failed). */
+static int post(zkc_work *w, struct job *j, int safety, void (*fn)(void *))
 {
     int rc;
 
@@ -536,6 +541,18 @@ static void post(zkc_work *w, struct job *j, int safety, void (*fn)(void *))
         job_free(j);
         work_unref(w);
     }
+    return rc;
+}
+
+/* A LOST job was told (or never will be): claims may start again. */
+static void lost_told(zkc_work *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->lost_pending > 0)
+        w->lost_pending--;
+    w->dirty = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* Session manager thread; must not block. */
@@ -584,13 +601,22 @@ static void state_hook(void *arg, zkc_conn_state st, unsigned gen)
         w->verify = any;
         any = 0; /* told by the worker once the claims are verified */
     }
+    /* The new session claims nothing before this LOST (and the REVOKED
+     * it carries) was told: else the ordinary lane could deliver the new
+     * session's ASSIGNED of an item before the safety lane, held up by a
+     * slow callback, delivers the old hold's REVOKED (work.h's order:
+     * REVOKED, LOST, then the new session). */
+    if (st == ZKC_CONN_LOST && j && any)
+        w->lost_pending++;
     w->dirty = 1;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
-    if (j && any)
-        post(w, j, 1, run_state);
-    else
+    if (j && any) {
+        if (post(w, j, 1, run_state) != 0 && st == ZKC_CONN_LOST)
+            lost_told(w);
+    } else {
         job_free(j);
+    }
 }
 
 static int claim_data_ok(const char *d, int len);
@@ -1125,7 +1151,12 @@ static int member_pass(zkc_work *w, const zkc_cache_view *iv, const zkc_cache_vi
             post(w, j, 1, run_state);
     }
 
-    /* 2. Claim what the plan gives us. */
+    /* 2. Claim what the plan gives us (not while a LOST is untold: its
+     * job marks us dirty once told). */
+    pthread_mutex_lock(&w->mu);
+    if (w->lost_pending > 0)
+        connected = 0;
+    pthread_mutex_unlock(&w->mu);
     if (pst == ZKC_WORK_PLAN_OK && connected) {
         for (i = 0; i < plan.n; i++) {
             const char *item = plan.lines[i].item, *spec;

@@ -329,8 +329,23 @@ static int leader_index(void)
 
 /* ------------------------------------------------------------ schedules */
 
-enum workload { W_MUTEX, W_ELECTION, W_RWLOCK, W_SEMAPHORE, W_GROUP, W_COUNT };
-static const char *const workload_names[] = {"mutex", "election", "rwlock", "semaphore", "group"};
+enum workload { W_MUTEX, W_ELECTION, W_RWLOCK, W_SEMAPHORE, W_GROUP, W_WORK, W_TASK, W_COUNT };
+static const char *const workload_names[] = {"mutex", "election", "rwlock", "semaphore",
+                                             "group", "work",     "task"};
+
+/* The workload from one draw: its low bits pick among the first five as
+ * before the work and task workloads existed (so the rest of a schedule,
+ * drawn after it, is unchanged for a seed), its high bits turn 2 in 7 of
+ * them into work (work assignment) or task (task queue) schedules. */
+static enum workload draw_workload(void)
+{
+    uint64_t r = next_rand();
+    int extra = (int)((r >> 40) % 7);
+
+    if (extra >= 5)
+        return extra == 5 ? W_WORK : W_TASK;
+    return (enum workload)(r % W_WORK);
+}
 
 enum fault {
     F_KILL_SERVER,
@@ -518,7 +533,7 @@ static void draw_schedule(struct schedule *sc, const char *kind)
     sc->nfaults = 0;
     sc->replaced = 0;
     snprintf(sc->kind, sizeof(sc->kind), "%s", kind);
-    sc->wl = (enum workload)rnd(W_COUNT);
+    sc->wl = draw_workload();
     sc->leases = 2;
     sc->nworkers = rnd_between(4, 5);
     for (i = 0; i < sc->nworkers; i++) {

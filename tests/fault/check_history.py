@@ -30,6 +30,21 @@ Invariants (issue 10 item 1):
                gap, the last generation the handle reached was announced, and
                states follow CONNECTED/RECONNECTED -> SUSPENDED|LOST,
                SUSPENDED -> RECONNECTED|LOST, LOST -> CONNECTED.
+  items        work workload: no two workers run an item (ASSIGNED ..
+               REVOKED returned) at once, outside the documented window
+               (work.h, tests/integration/test_work.c): with a forced expiry
+               the servers hand the claim to the new owner before the old
+               client hears LOST, so the earlier hold may overlap only if it
+               ended by REVOKED reason=session or a kill; per item, tokens
+               strictly increase in grant order (outside the same window),
+               and in the commit log (server order) an item's tokens never
+               go down and every commit belongs to a hold its writer logged.
+  converge     work workload: when the workers are stopped, every item is
+               held by exactly one live worker.
+  tasks        task workload: every task submitted has a result (none lost),
+               a task's result is one (worker, token) however often read,
+               written by a run that worker logged, with the highest token
+               any run of that task had (a stale holder's result was fenced).
   orphans      no ephemeral node left once all clients exited and their
                sessions expired.
   progress     every live client made progress after the faults stopped, and
@@ -93,7 +108,7 @@ def load(d):
                 if parts[1] == "log":
                     kv = parse_kv(parts[2:3])
                     kv["msg"] = line.split("msg=", 1)[1].rstrip("\n") if "msg=" in line else ""
-                elif parts[1] in ("session", "lock_event", "write", "view"):
+                elif parts[1] in ("session", "lock_event", "write", "view", "role"):
                     kv = parse_kv(parts[2:])
                     kv["_sub"] = parts[2] if len(parts) > 2 else ""
                 else:
@@ -106,7 +121,7 @@ def load(d):
             for line in f:
                 p = line.split()
                 if len(p) >= 4:
-                    commits.append((p[0], p[1], int(p[2]), int(p[3])))
+                    commits.append((p[0], p[1], int(p[2]), int(p[3])) + tuple(p[4:5]))
     return meta, workers, commits
 
 
@@ -359,6 +374,144 @@ class Checker:
                 self.violate("views", "%s: last view %s != live set %s" % (w.id, ",".join(ids), ",".join(expect)),
                              [last_view[1]])
 
+    # ---------------------------------------------------------------- work
+    def work_holds(self):
+        """Holds of work items: dicts with w, item, tok, start, end, why
+        (the REVOKED reason, "killed" or "end_of_history")."""
+        out = []
+        for w in self.workers.values():
+            open_h = {}
+            last_ns = w.events[-1][0] if w.events else 0
+            for ns, ev, kv, raw in w.events:
+                if ev == "assigned":
+                    item = kv.get("item")
+                    prev = open_h.get(item)
+                    if prev is not None:
+                        self.violate("items", "%s: %s ASSIGNED again (tok %s) while holding it (tok %d)"
+                                     % (w.id, item, kv.get("tok"), prev["tok"]), [prev["raw"], raw])
+                        prev["end"], prev["why"] = ns, "assigned_again"
+                    h = {"w": w.id, "item": item, "tok": int(kv.get("tok", 0)), "start": ns,
+                         "end": None, "why": None, "raw": raw}
+                    open_h[item] = h
+                    out.append(h)
+                elif ev == "revoked":
+                    h = open_h.pop(kv.get("item"), None)
+                    if h is None:
+                        if kv.get("reason") != "session":
+                            self.violate("items", "%s: %s REVOKED without a hold" % (w.id, kv.get("item")), [raw])
+                        continue
+                    h["end"], h["why"] = ns, kv.get("reason", "?")
+            for h in open_h.values():
+                if w.killed_ns is not None:
+                    h["end"], h["why"] = w.killed_ns, "killed"
+                else:
+                    h["end"], h["why"] = last_ns, "end_of_history"
+        return out
+
+    @staticmethod
+    def work_excused(h):
+        return h["why"] in ("session", "killed")
+
+    def check_work(self):
+        hs = self.work_holds()
+        by_item = {}
+        for h in hs:
+            by_item.setdefault(h["item"], []).append(h)
+        for item, lst in sorted(by_item.items()):
+            lst.sort(key=lambda h: h["start"])
+            for i, a in enumerate(lst):
+                for b in lst[i + 1:]:
+                    if b["start"] >= a["end"]:
+                        break
+                    if a["w"] == b["w"]:
+                        continue
+                    early = a if a["tok"] < b["tok"] else b
+                    if self.work_excused(early):
+                        continue
+                    self.violate("items", "%s run by %s (tok %d, %s..%s, %s) and %s (tok %d, %s..%s, %s) at once"
+                                 % (item, a["w"], a["tok"], self.t(a["start"]), self.t(a["end"]), a["why"],
+                                    b["w"], b["tok"], self.t(b["start"]), self.t(b["end"]), b["why"]),
+                                 [a["raw"], b["raw"]])
+            best = None
+            for h in lst:
+                if best is not None and h["tok"] <= best["tok"] and not self.work_excused(h):
+                    self.violate("items", "%s granted to %s with tok %d at %s after %s got tok %d at %s"
+                                 % (item, h["w"], h["tok"], self.t(h["start"]), best["w"], best["tok"],
+                                    self.t(best["start"])), [best["raw"], h["raw"]])
+                if best is None or h["tok"] > best["tok"]:
+                    best = h
+        # The commit log: per item, server order.
+        known = set((h["w"], h["item"], h["tok"]) for h in hs)
+        last = {}
+        for c in self.commits:
+            if len(c) < 5:
+                continue
+            name, wid, tok, n, item = c
+            prev = last.get(item)
+            if prev is not None and tok < prev[2]:
+                self.violate("items", "%s: commit %s by %s with tok %d after commit %s by %s with tok %d: a stale holder's write got through"
+                             % (item, name, wid, tok, prev[0], prev[1], prev[2]))
+            if prev is None or tok >= prev[2]:
+                last[item] = (name, wid, tok)
+            if (wid, item, tok) not in known:
+                self.violate("items", "%s: commit %s by %s with tok %d matches no hold it logged" % (item, name, wid, tok))
+        logged = set((c[1], c[3]) for c in self.commits)
+        for w in self.workers.values():
+            for ns, ev, kv, raw in w.events:
+                if ev == "write" and kv.get("_sub") == "ok" and (w.id, int(kv.get("n", -1))) not in logged:
+                    self.violate("items", "%s: write n=%s acknowledged but not in the commit log" % (w.id, kv.get("n")), [raw])
+        # Convergence: held by exactly one live worker when stopping.
+        nitems = 0
+        for w in self.workers.values():
+            for ns, ev, kv, raw in w.events:
+                if ev == "items":
+                    nitems = max(nitems, int(kv.get("n", 0)))
+        if self.stopping_ns >= (1 << 62) or nitems == 0:
+            return
+        for k in range(nitems):
+            item = "i%02d" % k
+            holders = [h for h in by_item.get(item, [])
+                       if h["start"] <= self.stopping_ns < h["end"]
+                       and self.workers[h["w"]].killed_ns is None]
+            if len(holders) != 1:
+                self.violate("converge", "%s held by %d live workers when the faults were over and the workers settled (%s)"
+                             % (item, len(holders), ", ".join("%s tok %d" % (h["w"], h["tok"]) for h in holders) or "none"))
+
+    # ---------------------------------------------------------------- tasks
+    def check_tasks(self):
+        submitted = {}
+        unknown = 0
+        runs = {}  # task id -> [(worker, tok)]
+        results = {}  # task id -> {(worker, tok)}
+        scanned = False
+        for w in self.workers.values():
+            for ns, ev, kv, raw in w.events:
+                if ev == "submitted":
+                    submitted[kv.get("id")] = (w.id, raw)
+                elif ev == "submit_fail":
+                    unknown += 1
+                elif ev == "task_run":
+                    runs.setdefault(kv.get("id"), []).append((w.id, int(kv.get("tok", 0))))
+                elif ev == "result":
+                    results.setdefault(kv.get("id"), {}).setdefault((kv.get("worker"), int(kv.get("tok", 0))), raw)
+                elif ev == "results_scan":
+                    scanned = True
+        for tid, rs in sorted(results.items()):
+            if len(rs) > 1:
+                self.violate("tasks", "%s: results by different tokens: %s" % (tid, ", ".join("%s tok %d" % k for k in rs)),
+                             list(rs.values()))
+            for (wid, tok), raw in rs.items():
+                rr = runs.get(tid, [])
+                if (wid, tok) not in rr:
+                    self.violate("tasks", "%s: result by %s tok %d matches no run it logged" % (tid, wid, tok), [raw])
+                elif tok < max(t for _, t in rr):
+                    self.violate("tasks", "%s: result by %s tok %d, but a later claim had tok %d: a stale holder's result got through"
+                                 % (tid, wid, tok, max(t for _, t in rr)), [raw])
+        if scanned:
+            for tid, (wid, raw) in sorted(submitted.items()):
+                if tid not in results:
+                    self.violate("tasks", "%s submitted by %s has no result after the faults stopped: lost" % (tid, wid), [raw])
+
     # ---------------------------------------------------------------- the rest
     def check_progress_and_exit(self):
         for ns, ev, kv, raw in self.meta:
@@ -407,6 +560,10 @@ class Checker:
             self.check_leases(hs)
         elif wl == "group":
             self.check_views()
+        elif wl == "work":
+            self.check_work()
+        elif wl == "task":
+            self.check_tasks()
         self.check_sessions()
         self.check_progress_and_exit()
         ops = sum(1 for w in self.workers.values() for e in w.events if e[1] == "progress")

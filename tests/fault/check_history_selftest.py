@@ -197,6 +197,107 @@ def _(d):
                meta_extra=["%d settle id=w0 ok=0" % (25 * S), "%d orphan_scan count=1" % (31 * S)])
 
 
+def work_hold(item, tok, t0, t1, reason="moved"):
+    out = [(t0, "assigned item=%s tok=%d" % (item, tok))]
+    if t1 is not None:
+        out.append((t1, "revoked item=%s tok=%d reason=%s" % (item, tok, reason)))
+    return out
+
+
+def work_case(d, w0, w1, commits=(), extra0=(), extra1=()):
+    write_case(d, "work", {
+        "w0": session_ok("a") + [(1.6, "items n=2")] + sorted(w0 + list(extra0)) + final(1, "a"),
+        "w1": session_ok("b") + [(1.6, "items n=2")] + sorted(w1 + list(extra1)) + final(1, "b"),
+    }, commits=commits)
+
+
+@case("work clean: hand-over after REVOKED, every item held at the end", set())
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 4) + work_hold("i01", 11, 2, 27, "closed"),
+              work_hold("i00", 20, 4.5, 27, "closed"),
+              commits=["w-0000000000 w0 10 1 i00", "w-0000000001 w1 20 1 i00",
+                       "w-0000000002 w0 11 2 i01"],
+              extra0=[(3, "write ok tok=10 n=1 via=work"), (5, "write ok tok=11 n=2 via=work")],
+              extra1=[(5, "write ok tok=20 n=1 via=work")])
+
+
+@case("work: an item run by two members at once", {"items"})
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 4) + work_hold("i01", 11, 2, 27, "closed"),
+              work_hold("i00", 20, 3, 27, "closed"))
+
+
+@case("work window: expired holder revoked for session after the new owner began", set())
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 6, "session") + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 3, 27, "closed"),
+              commits=["w-0000000000 w1 20 1 i00"],
+              extra0=[(4, "write rejected tok=10 n=1 via=work")],
+              extra1=[(3.5, "write ok tok=20 n=1 via=work")])
+
+
+@case("work: the expired holder's write got through", {"items"})
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 6, "session") + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 3, 27, "closed"),
+              commits=["w-0000000000 w1 20 1 i00", "w-0000000001 w0 10 1 i00"],
+              extra0=[(4, "write ok tok=10 n=1 via=work")],
+              extra1=[(3.5, "write ok tok=20 n=1 via=work")])
+
+
+@case("work: an item's token goes down", {"items"})
+def _(d):
+    work_case(d, work_hold("i00", 20, 2, 3) + work_hold("i01", 11, 2, 27, "closed"),
+              work_hold("i00", 10, 4, 27, "closed"))
+
+
+@case("work: an item held by nobody after the faults", {"converge"})
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 27, "closed") + work_hold("i01", 11, 2, 10, "moved"),
+              [])
+
+
+def task_case(d, w0, w1, w2=()):
+    write_case(d, "task", {
+        "w0": session_ok("a") + sorted(w0) + [(24, "results_scan n=1")] + final(1, "a"),
+        "w1": session_ok("b") + sorted(w1) + final(1, "b"),
+        "w2": session_ok("c") + sorted(w2) + final(1, "c"),
+    })
+
+
+@case("task clean: one result per task, from the last claim", set())
+def _(d):
+    task_case(d, [(2, "submitted id=task-0000000001 n=1"),
+                  (4, "result id=task-0000000001 worker=w2 tok=9 status=0 via=wait"),
+                  (24, "result id=task-0000000001 worker=w2 tok=9 status=0 via=scan")],
+              [(2.5, "task_run id=task-0000000001 tok=5")],
+              [(3.5, "task_run id=task-0000000001 tok=9")])
+
+
+@case("task lost", {"tasks"})
+def _(d):
+    task_case(d, [(2, "submitted id=task-0000000001 n=1"), (2.1, "submitted id=task-0000000002 n=2"),
+                  (4, "result id=task-0000000001 worker=w1 tok=5 status=0 via=wait")],
+              [(2.5, "task_run id=task-0000000001 tok=5")])
+
+
+@case("task: a stale holder's result landed", {"tasks"})
+def _(d):
+    task_case(d, [(2, "submitted id=task-0000000001 n=1"),
+                  (4, "result id=task-0000000001 worker=w1 tok=5 status=0 via=wait")],
+              [(2.5, "task_run id=task-0000000001 tok=5")],
+              [(3.5, "task_run id=task-0000000001 tok=9")])
+
+
+@case("task: a result written twice by different tokens", {"tasks"})
+def _(d):
+    task_case(d, [(2, "submitted id=task-0000000001 n=1"),
+                  (4, "result id=task-0000000001 worker=w1 tok=5 status=0 via=wait"),
+                  (24, "result id=task-0000000001 worker=w2 tok=9 status=0 via=scan")],
+              [(2.5, "task_run id=task-0000000001 tok=5")],
+              [(3.5, "task_run id=task-0000000001 tok=9")])
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="chaos-selftest.")
     failed = 0

@@ -30,7 +30,7 @@
 
 #define OP_TIMEOUT_MS 4000
 
-enum mode { M_MUTEX, M_ELECTION, M_RWLOCK, M_SEMAPHORE, M_GROUP };
+enum mode { M_MUTEX, M_ELECTION, M_RWLOCK, M_SEMAPHORE, M_GROUP, M_WORK, M_TASK };
 
 static struct {
     enum mode mode;
@@ -228,7 +228,9 @@ static void progress(void)
 {
     ops_done++;
     hist("progress n=%ld%s", ops_done, quiesce_flag ? " after_quiesce=1" : "");
-    if (can_settle() && cfg.mode != M_GROUP) {
+    /* group, work and the task submitter settle on their own condition */
+    if (can_settle() && cfg.mode != M_GROUP && cfg.mode != M_WORK &&
+        !(cfg.mode == M_TASK && strncmp(cfg.id, "w0", 2) == 0)) {
         settled = 1;
         hist("settled");
     }
@@ -640,6 +642,502 @@ static void run_group(zkc_session *s)
     zkc_group_free(g);
 }
 
+/* ------------------------------------------------------------ work */
+
+/* Work assignment: every worker is a group member, an election participant
+ * and a zkc_work member of the cluster folder <root> with WORK_ITEMS items.
+ * ASSIGNED is logged when the callback starts (the member runs the item
+ * from then on), REVOKED when its callback returns (it stopped). The main
+ * loop writes, through a multi fenced by the item's claim, to the register
+ * and the commit log ("<id> <token> <n> <item>"); a write holds the item's
+ * run lock, which REVOKED takes too, so no write of ours lands after the
+ * REVOKED line (the application's duty: stop before returning).
+ *
+ * The claim alone is no fence: its path is the same for every owner, so a
+ * multi guarded by "the claim exists" also passes on the NEXT owner's
+ * claim (seed 2026 schedule 3: a member paused past its timeout wrote
+ * under its old token on its new session while another member held the
+ * item). So the register of each item (<root>/reg/<item>, "<id> <token>
+ * <n> <item>") is also the sink that refuses a lower token, as a task
+ * result's token lets a sink do: a write reads it, refuses when it holds
+ * a higher token, and sets it at the version read, in the multi guarded
+ * by the claim. */
+#define WORK_ITEMS 12
+
+static struct {
+    pthread_mutex_t mu;
+    int held[WORK_ITEMS];
+    int64_t tok[WORK_ITEMS];
+} wk = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}};
+
+static int work_item_index(const char *item)
+{
+    int k;
+
+    if (item == NULL || item[0] != 'i' || strlen(item) != 3)
+        return -1;
+    k = atoi(item + 1);
+    return k >= 0 && k < WORK_ITEMS ? k : -1;
+}
+
+static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
+{
+    int k = work_item_index(ev->item);
+
+    (void)w;
+    (void)ud;
+    switch (ev->type) {
+    case ZKC_WORK_ASSIGNED:
+        hist("assigned item=%s tok=%" PRId64, ev->item ? ev->item : "-", ev->token);
+        if (k >= 0) {
+            pthread_mutex_lock(&wk.mu);
+            wk.held[k] = 1;
+            wk.tok[k] = ev->token;
+            pthread_mutex_unlock(&wk.mu);
+        }
+        slow_callback();
+        break;
+    case ZKC_WORK_REVOKED:
+        slow_callback();
+        if (k >= 0) {
+            pthread_mutex_lock(&wk.mu); /* waits for a write in flight */
+            wk.held[k] = 0;
+            pthread_mutex_unlock(&wk.mu);
+        }
+        hist("revoked item=%s tok=%" PRId64 " reason=%s", ev->item ? ev->item : "-", ev->token,
+             zkc_work_revoke_reason_name(ev->reason));
+        break;
+    default:
+        hist("work_event ev=%s", zkc_work_event_name(ev->type));
+        slow_callback();
+        break;
+    }
+}
+
+/* One fenced write to a random held item; 1 when something was held. */
+static int work_write(zkc_session *s)
+{
+    char data[256], logpath[512], regpath[512], claim[512], item[8], *cur = NULL;
+    zkc_op ops[2];
+    zkc_stat st;
+    int k, start = (int)rnd(WORK_ITEMS), i, rc, len = 0;
+    int64_t tok;
+    long long stored = 0;
+
+    pthread_mutex_lock(&wk.mu);
+    for (i = 0; i < WORK_ITEMS; i++) {
+        k = (start + i) % WORK_ITEMS;
+        if (wk.held[k])
+            break;
+    }
+    if (i == WORK_ITEMS) {
+        pthread_mutex_unlock(&wk.mu);
+        return 0;
+    }
+    tok = wk.tok[k];
+    snprintf(item, sizeof(item), "i%02d", k);
+    writes_done++;
+    snprintf(data, sizeof(data), "%s %" PRId64 " %ld %s", cfg.id, tok, writes_done, item);
+    snprintf(logpath, sizeof(logpath), "%s/log/w-", cfg.root);
+    snprintf(regpath, sizeof(regpath), "%s/reg/%s", cfg.root, item);
+    snprintf(claim, sizeof(claim), "%s/work/claims/%s", cfg.root, item);
+    hist("write try tok=%" PRId64 " n=%ld item=%s", tok, writes_done, item);
+    rc = zkc_get(s, regpath, OP_TIMEOUT_MS, &cur, &len, &st);
+    if (rc == 0 && cur != NULL && sscanf(cur, "%*s %lld", &stored) != 1)
+        stored = 0;
+    free(cur);
+    if (rc != 0 || stored > tok) {
+        /* the sink refuses a token lower than one it saw */
+        if (rc == 0)
+            hist("write refused tok=%" PRId64 " n=%ld stored=%lld", tok, writes_done, stored);
+        log_write("work", tok, rc == 0 ? ZKC_ENOTHELD : rc);
+        pthread_mutex_unlock(&wk.mu);
+        return 1;
+    }
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = ZKC_OP_SET;
+    ops[0].path = regpath;
+    ops[0].data = data;
+    ops[0].len = (int)strlen(data);
+    ops[0].version = st.version;
+    ops[1].type = ZKC_OP_CREATE;
+    ops[1].path = logpath;
+    ops[1].data = data;
+    ops[1].len = (int)strlen(data);
+    ops[1].flags = ZKC_CREATE_PERSISTENT | ZKC_CREATE_SEQUENTIAL;
+    rc = zkc_fenced_multi(s, claim, ops, 2, OP_TIMEOUT_MS);
+    log_write("work", tok, rc);
+    pthread_mutex_unlock(&wk.mu);
+    return 1;
+}
+
+static int read_expect_file(char *out, size_t len)
+{
+    char buf[4096] = "";
+    FILE *f = cfg.expect ? fopen(cfg.expect, "r") : NULL;
+
+    if (f == NULL)
+        return -1;
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    canonical(buf, out, len);
+    return 0;
+}
+
+/* After the faults: every item claimed by a live member (one of the expect
+ * file), every claim the planned owner's, and the items claimed by us the
+ * ones our callbacks hold. */
+static int work_converged(zkc_session *s, const char *expect)
+{
+    zkc_work_view *v = NULL;
+    int i, n, ok = 1, mine = 0, held = 0;
+    char needle[64];
+
+    if (zkc_work_view_read(s, cfg.root, 2000, &v) != 0)
+        return 0;
+    n = zkc_work_view_count(v);
+    for (i = 0; i < n; i++) {
+        const zkc_work_entry *e = zkc_work_view_at(v, i);
+
+        if (e->state != ZKC_WORK_RUNNING || e->claimed_by == NULL) {
+            ok = 0;
+            break;
+        }
+        snprintf(needle, sizeof(needle), ",%s,", e->claimed_by);
+        if (strstr(expect, needle) == NULL) {
+            ok = 0;
+            break;
+        }
+        if (strcmp(e->claimed_by, cfg.id) == 0) {
+            int k = work_item_index(e->item);
+
+            mine++;
+            pthread_mutex_lock(&wk.mu);
+            if (k < 0 || !wk.held[k])
+                ok = 0;
+            pthread_mutex_unlock(&wk.mu);
+        }
+    }
+    pthread_mutex_lock(&wk.mu);
+    for (i = 0; i < WORK_ITEMS; i++)
+        held += wk.held[i];
+    pthread_mutex_unlock(&wk.mu);
+    if (n != WORK_ITEMS || held != mine)
+        ok = 0;
+    zkc_work_view_free(v);
+    return ok;
+}
+
+static int join_cluster(zkc_session *s, zkc_group **g, const char *meta)
+{
+    char path[512];
+    zkc_member_info info;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/members", cfg.root);
+    rc = zkc_group_new(g, s, path, NULL);
+    if (rc != 0) {
+        hist("fatal what=group_new rc=%s", zkc_err_name(rc));
+        return rc;
+    }
+    memset(&info, 0, sizeof(info));
+    info.id = cfg.id;
+    info.host = "127.0.0.1";
+    info.port = 1000 + (int)rnd(1000);
+    info.metadata = meta;
+    rc = zkc_group_join(*g, &info);
+    hist("join rc=%s", zkc_err_name(rc));
+    return rc;
+}
+
+static int start_election(zkc_session *s, zkc_election **e)
+{
+    char path[512];
+    zkc_election_opts eo;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/leader", cfg.root);
+    zkc_election_opts_init(&eo);
+    eo.id = cfg.id;
+    eo.on_suspend = cfg.wait_policy ? ZKC_ELECTION_WAIT : ZKC_ELECTION_STEP_DOWN;
+    rc = zkc_election_new(e, s, path, &eo);
+    if (rc != 0)
+        hist("fatal what=election_new rc=%s", zkc_err_name(rc));
+    return rc;
+}
+
+static void run_work(zkc_session *s)
+{
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_work *w = NULL;
+    zkc_work_opts wo;
+    char expect[4200] = "", item[8];
+    int rc = 0, k, have_expect = 0, tries;
+
+    hist("items n=%d", WORK_ITEMS);
+    for (k = 0; k < WORK_ITEMS; k++) {
+        char regdir[512], reg[520], init[32];
+        zkc_op op;
+
+        snprintf(item, sizeof(item), "i%02d", k);
+        /* the item's register (a sink), created once by whoever comes first */
+        snprintf(regdir, sizeof(regdir), "%s/reg", cfg.root);
+        snprintf(reg, sizeof(reg), "%s/%s", regdir, item);
+        snprintf(init, sizeof(init), "- 0 0 %s", item);
+        memset(&op, 0, sizeof(op));
+        op.type = ZKC_OP_CREATE;
+        op.path = reg;
+        op.data = init;
+        op.len = (int)strlen(init);
+        /* Faults may already run: connection errors are waited out (a
+         * create that did happen says NODEEXISTS the next time). */
+        for (tries = 0; tries < 20 && !stop_flag; tries++) {
+            rc = zkc_fenced_multi(s, regdir, &op, 1, OP_TIMEOUT_MS);
+            if (rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT)
+                break;
+            zkc_session_wait_connected(s, 2000);
+        }
+        if (rc != 0 && rc != ZKC_ENODEEXISTS)
+            hist("reg_create item=%s rc=%s", item, zkc_err_name(rc));
+        for (tries = 0; tries < 20 && !stop_flag; tries++) {
+            rc = zkc_work_item_add(s, cfg.root, item, item, 3, OP_TIMEOUT_MS);
+            if (rc != ZKC_ECONNLOSS && rc != ZKC_ETIMEDOUT)
+                break;
+            zkc_session_wait_connected(s, 2000);
+        }
+        if (rc != 0 && rc != ZKC_ENODEEXISTS)
+            hist("item_add item=%s rc=%s", item, zkc_err_name(rc));
+    }
+    if (join_cluster(s, &g, "{\"weight\":1}") != 0 && g == NULL)
+        return;
+    if (start_election(s, &e) != 0)
+        goto out;
+    zkc_work_opts_init(&wo);
+    wo.member_id = cfg.id;
+    wo.election = e;
+    wo.on_event = on_work;
+    rc = zkc_work_new(&w, s, cfg.root, &wo);
+    if (rc != 0) {
+        hist("fatal what=work_new rc=%s", zkc_err_name(rc));
+        goto out;
+    }
+    while (!stop_flag) {
+        note_quiesce();
+        if (work_write(s))
+            progress();
+        if (quiesce_flag && !have_expect) {
+            char canon[4096] = "";
+
+            have_expect = 1;
+            if (read_expect_file(canon, sizeof(canon)) == 0)
+                snprintf(expect, sizeof(expect), ",%s,", canon);
+            hist("expect ids=%s", canon);
+        }
+        if (can_settle() && have_expect && work_converged(s, expect)) {
+            settled = 1;
+            hist("settled converged=1");
+        }
+        sleep_ms(50 + (int)rnd(100));
+    }
+out:
+    zkc_work_free(w);
+    if (e)
+        zkc_election_close(e);
+    zkc_group_free(g);
+}
+
+/* ------------------------------------------------------------ task */
+
+/* Task queue: the worker whose id starts with "w0" (and its replacements)
+ * submits tasks and records their results; the others are group members
+ * with capacity 2 that run tasks through zkc_tasks (each also an election
+ * participant, so one of them plans). A run is logged when it starts and
+ * when it ends; the result the library writes carries the token. */
+static int task_run(zkc_tasks *t, const zkc_task *task, char **output, size_t *output_len, void *ud)
+{
+    char buf[128];
+    int n;
+
+    (void)t;
+    (void)ud;
+    hist("task_run id=%s tok=%" PRId64, task->id, task->token);
+    sleep_ms(10 + (int)rnd(60)); /* the task's own work */
+    slow_callback();
+    n = snprintf(buf, sizeof(buf), "%s %s %" PRId64, cfg.id, task->id, task->token);
+    *output = malloc((size_t)n);
+    if (*output != NULL) {
+        memcpy(*output, buf, (size_t)n);
+        *output_len = (size_t)n;
+    }
+    hist("task_done id=%s tok=%" PRId64, task->id, task->token);
+    return 0;
+}
+
+static void log_result(const zkc_task_result *r, const char *via)
+{
+    hist("result id=%s worker=%s tok=%" PRId64 " status=%d via=%s", r->task,
+         r->worker ? r->worker : "-", r->token, r->status, via);
+}
+
+#define MAX_PENDING 64
+
+static void run_submitter(zkc_session *s)
+{
+    char pending[MAX_PENDING][ZKC_TASK_ID_MAX], path[512], payload[64];
+    int npending = 0, rc, i;
+    long n = 0;
+    int64_t deadline;
+
+    while (!stop_flag && !quiesce_flag) {
+        zkc_task_result *r = NULL;
+        char id[ZKC_TASK_ID_MAX];
+
+        if (npending < MAX_PENDING) {
+            n++;
+            snprintf(payload, sizeof(payload), "{\"n\":%ld,\"by\":\"%s\"}", n, cfg.id);
+            rc = zkc_task_submit(s, cfg.root, payload, strlen(payload), id, sizeof(id),
+                                 OP_TIMEOUT_MS);
+            if (rc == 0) {
+                hist("submitted id=%s n=%ld", id, n);
+                snprintf(pending[npending++], ZKC_TASK_ID_MAX, "%s", id);
+            } else {
+                hist("submit_fail n=%ld rc=%s", n, zkc_err_name(rc));
+            }
+        }
+        /* the oldest pending result, for a while */
+        if (npending > 0) {
+            rc = zkc_task_wait(s, cfg.root, pending[0], 300, &r);
+            if (rc == 0) {
+                log_result(r, "wait");
+                zkc_task_result_free(r);
+                memmove(pending[0], pending[1], sizeof(pending[0]) * (size_t)(npending - 1));
+                npending--;
+                progress();
+            } else if (rc != ZKC_ETIMEDOUT) {
+                hist("wait_fail id=%s rc=%s", pending[0], zkc_err_name(rc));
+            }
+        }
+    }
+    note_quiesce();
+    /* After the faults: every task still in the queue (ours, and those of a
+     * killed submitter) gets its result within the deadline. */
+    deadline = now_ns() / 1000000 + 20000;
+    snprintf(path, sizeof(path), "%s/work/tasks", cfg.root);
+    while (!stop_flag) {
+        char **names = NULL;
+        int count = 0;
+
+        rc = zkc_get_children(s, path, 2000, &names, &count, NULL);
+        if (rc == ZKC_ENONODE || (rc == 0 && count == 0)) {
+            zkc_strings_free(names, count);
+            break;
+        }
+        for (i = 0; rc == 0 && i < count && !stop_flag; i++) {
+            zkc_task_result *r = NULL;
+            int64_t left = deadline - now_ns() / 1000000;
+
+            if (!zkc_task_id_valid(names[i]) || left <= 0)
+                continue;
+            if (zkc_task_wait(s, cfg.root, names[i], (int)left, &r) == 0) {
+                log_result(r, "drain");
+                zkc_task_result_free(r);
+            }
+        }
+        zkc_strings_free(names, count);
+        if (now_ns() / 1000000 >= deadline) {
+            hist("drain_timeout");
+            break;
+        }
+    }
+    /* Every result there is, once. */
+    snprintf(path, sizeof(path), "%s/work/results", cfg.root);
+    while (!stop_flag) {
+        char **names = NULL;
+        int count = 0;
+
+        rc = zkc_get_children(s, path, 2000, &names, &count, NULL);
+        if (rc == 0 || rc == ZKC_ENONODE) {
+            for (i = 0; i < count; i++) {
+                zkc_task_result *r = NULL;
+
+                /* exists: answers at once (a timeout of 0 gives up before
+                 * the server answers: see the README) */
+                if (zkc_task_id_valid(names[i]) &&
+                    zkc_task_wait(s, cfg.root, names[i], 2000, &r) == 0) {
+                    log_result(r, "scan");
+                    zkc_task_result_free(r);
+                }
+            }
+            zkc_strings_free(names, count);
+            hist("results_scan n=%d", count);
+            progress();
+            break;
+        }
+        hist("scan_fail rc=%s", zkc_err_name(rc));
+        sleep_ms(200);
+    }
+    while (!stop_flag) {
+        if (can_settle()) {
+            settled = 1;
+            hist("settled");
+        }
+        sleep_ms(50);
+    }
+}
+
+static void run_task(zkc_session *s)
+{
+    zkc_group *g = NULL;
+    zkc_election *e = NULL;
+    zkc_tasks *t = NULL;
+    zkc_tasks_opts to;
+    zkc_tasks_stats st;
+    uint64_t seen = 0;
+    int rc;
+
+    if (strncmp(cfg.id, "w0", 2) == 0) {
+        hist("role submitter");
+        run_submitter(s);
+        return;
+    }
+    hist("role worker");
+    if (join_cluster(s, &g, "{\"capacity\":2}") != 0 && g == NULL)
+        return;
+    if (start_election(s, &e) != 0)
+        goto out;
+    zkc_tasks_opts_init(&to);
+    to.member_id = cfg.id;
+    to.run = task_run;
+    to.election = e;
+    rc = zkc_tasks_new(&t, s, cfg.root, &to);
+    if (rc != 0) {
+        hist("fatal what=tasks_new rc=%s", zkc_err_name(rc));
+        goto out;
+    }
+    while (!stop_flag) {
+        note_quiesce();
+        if (zkc_tasks_stats_get(t, &st) == 0 && st.completed + st.fenced != seen) {
+            seen = st.completed + st.fenced;
+            hist("tasks_stats completed=%" PRIu64 " fenced=%" PRIu64 " claimed=%" PRIu64,
+                 st.completed, st.fenced, st.claimed);
+            progress();
+        } else if (can_settle()) {
+            /* nothing left to run is progress too: the submitter checks
+             * that every task got its result */
+            progress();
+        }
+        sleep_ms(100);
+    }
+out:
+    zkc_tasks_free(t);
+    if (e)
+        zkc_election_close(e);
+    zkc_group_free(g);
+}
+
 /* ------------------------------------------------------------ main */
 
 static void on_signal(int sig)
@@ -652,7 +1150,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fputs("usage: chaos-worker --mode mutex|election|rwlock|semaphore|group --servers S\n"
+    fputs("usage: chaos-worker --mode mutex|election|rwlock|semaphore|group|work|task\n"
+          "         --servers S\n"
           "         --root PATH --id ID --history FILE [--timeout-ms MS] [--wait-policy]\n"
           "         [--leases N] [--slow-cb MS] [--slow-log MS] [--slow-log-match TEXT]\n"
           "         [--slow-log-once]\n"
@@ -697,6 +1196,10 @@ static int parse(int argc, char **argv)
                 cfg.mode = M_SEMAPHORE;
             else if (strcmp(optarg, "group") == 0)
                 cfg.mode = M_GROUP;
+            else if (strcmp(optarg, "work") == 0)
+                cfg.mode = M_WORK;
+            else if (strcmp(optarg, "task") == 0)
+                cfg.mode = M_TASK;
             else
                 return -1;
             break;
@@ -748,7 +1251,8 @@ static int parse(int argc, char **argv)
     return 0;
 }
 
-static const char *const mode_names[] = {"mutex", "election", "rwlock", "semaphore", "group"};
+static const char *const mode_names[] = {"mutex", "election", "rwlock", "semaphore",
+                                         "group", "work",     "task"};
 
 int main(int argc, char **argv)
 {
@@ -810,6 +1314,12 @@ int main(int argc, char **argv)
         break;
     case M_GROUP:
         run_group(s);
+        break;
+    case M_WORK:
+        run_work(s);
+        break;
+    case M_TASK:
+        run_task(s);
         break;
     }
     hist("final gen=%u sid=%" PRIx64 " state=%s ops=%ld", zkc_session_generation(s),

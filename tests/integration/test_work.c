@@ -203,6 +203,10 @@ static char cluster[128];
 static int cluster_no;
 static zkc_session *admin;
 
+/* Slow user code on the safety lane: a REVOKED for session loss takes
+ * this long (a fault injected by one test, not a wait). */
+static int slow_session_revoke_ms;
+
 /* ASSIGNED: the member starts running the item (recorded first); REVOKED:
  * it stops (recorded as the callback returns). A REVOKED for session loss
  * closes the open hold before the check sees the next ASSIGNED only if it
@@ -235,6 +239,11 @@ static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
                 claim_gone_in_revoked++;
                 pthread_mutex_unlock(&hist.mu);
             }
+        }
+        if (ev->reason == ZKC_WORK_SESSION && slow_session_revoke_ms > 0) {
+            struct timespec ts = {0, (long)slow_session_revoke_ms * 1000000L};
+
+            nanosleep(&ts, NULL);
         }
         pthread_mutex_lock(&m->mu);
         m->revoked++;
@@ -645,6 +654,50 @@ static void test_expiry(void)
     CU_ASSERT_EQUAL(held_matches(after, 12), 0);
     CU_ASSERT_EQUAL(hist_check(), 0);
 out:
+    stop_all();
+}
+
+/* Regression (found by the fault suite, seed 2026 schedule 3): after a
+ * LOST, the new session re-claimed the member's items and the ordinary
+ * lane delivered their ASSIGNED while the safety lane, held up by a slow
+ * REVOKED, had not yet told the old holds' REVOKED: the member heard
+ * ASSIGNED(i, new token) while it still ran i under the old token. Now
+ * per member and item ASSIGNED and REVOKED alternate, and LOST comes
+ * before the new session's ASSIGNED. */
+static void test_lost_before_new_assigned(void)
+{
+    int owner[3], i, k, open_items[3] = {0, 0, 0}, bad = 0;
+
+    new_cluster();
+    TU_CHECK(mb_start(0, 1) == 0, out);
+    add_items(0, 3);
+    TU_CHECK(wait_settled(3, SETTLE_MS, owner, NULL) == 0, out);
+    slow_session_revoke_ms = 500;
+    TU_CHECK(tu_expire(mbs[0].s) == 0, out);
+    TU_CHECK(wait_settled(3, SESS_MS + 3 * 500 + 2000, owner, NULL) == 0, out);
+    pthread_mutex_lock(&hist.mu);
+    for (k = 0; k < hist.n; k++) {
+        i = atoi(hist.v[k].item + 1);
+        if (i < 0 || i > 2)
+            continue;
+        if (hist.v[k].kind == H_ASSIGNED && open_items[i]++ != 0) {
+            fprintf(stderr, "  VIOLATION: %s ASSIGNED (token %" PRId64 ") while still held\n",
+                    hist.v[k].item, hist.v[k].token);
+            bad++;
+        } else if (hist.v[k].kind == H_REVOKED) {
+            open_items[i]--;
+        }
+    }
+    pthread_mutex_unlock(&hist.mu);
+    CU_ASSERT_EQUAL(bad, 0);
+    for (i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(open_items[i], 1);
+    pthread_mutex_lock(&mbs[0].mu);
+    CU_ASSERT_EQUAL(mbs[0].lost, 1);
+    CU_ASSERT_EQUAL(mbs[0].revoked, 3);
+    pthread_mutex_unlock(&mbs[0].mu);
+out:
+    slow_session_revoke_ms = 0;
     stop_all();
 }
 
@@ -1214,6 +1267,8 @@ int register_work_suite(void)
         !CU_add_test(s, "a leave moves only the leaver's items", test_leave_moves_only_its_items) ||
         !CU_add_test(s, "session expiry: REVOKED then LOST, only its items move", test_expiry) ||
         !CU_add_test(s, "a deposed leader's plan write is refused", test_deposed_leader) ||
+        !CU_add_test(s, "LOST: the old holds' REVOKED before the new session's ASSIGNED",
+                     test_lost_before_new_assigned) ||
         !CU_add_test(s, "garbage plan and claims: reported and survived",
                      test_garbage_plan_and_claim) ||
         !CU_add_test(s, "a claim deleted by hand: REVOKED, claimed again",
