@@ -485,8 +485,11 @@ fail:
 static void held_check(struct held *h, const char *parent)
 {
     CU_ASSERT(tu_rec_wait(&h->rec, 0, ZKC_CONN_LOST, 10000) >= 0);
+    TU_CHECK(zkc_session_wait_connected(h->s, 15000) == 0, out);
     CU_ASSERT(zkc_session_id(h->s) != h->old_sid);
     assert_one_node_of(h->s, parent);
+out:
+    return;
 }
 
 struct acquirer {
