@@ -1,7 +1,8 @@
 /* A loopback TCP proxy for fault injection in tests: it listens on
  * 127.0.0.1 (a free port), forwards every connection to one target, and on
  * demand cuts connections, drops a reply on the floor, delivers a reply out
- * of order, or refuses service.
+ * of order, holds a reply back and delivers it with another error code, or
+ * refuses service.
  * It runs in its own thread; every function may be called from any thread. */
 #ifndef ZKC_TESTS_PROXY_H
 #define ZKC_TESTS_PROXY_H
