@@ -81,3 +81,13 @@ int zkc__zk_expired(int zrc)
 {
     return zrc == ZSESSIONEXPIRED || zrc == ZKC__ZUNKNOWNSESSION;
 }
+
+int zkc__zk_aget_children2(zhandle_t *zh, const char *path, int watch,
+                           strings_stat_completion_t done, const void *data)
+{
+    int rc = zoo_aget_children2(zh, path, watch, done, data);
+
+    /* not a tail call: this frame stays on the stack of the allocation */
+    __asm__ volatile("" ::: "memory");
+    return rc;
+}

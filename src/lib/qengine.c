@@ -148,7 +148,7 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
     zkc__pending_add(s, &r->pend, gen, req_dropped);
     switch (kind) {
     case R_CHILDREN:
-        rc = zoo_aget_children2(zh, path, 0, children_done, r);
+        rc = zkc__zk_aget_children2(zh, path, 0, children_done, r);
         break;
     case R_WATCH:
         rc = zoo_awget(zh, path, zkc__qwatch_watcher, w, watch_set, r);

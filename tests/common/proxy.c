@@ -81,9 +81,10 @@ struct sbuf {
 
 struct pair {
     int client;
-    int server;
+    int server; /* -1 once the server closed a held connection */
     struct scan up;
     struct sbuf down;
+    int held; /* a hold keeps down.d (from the chosen reply on) back */
 };
 
 struct tu_proxy {
@@ -110,6 +111,12 @@ struct tu_proxy {
     int ro_swaps;    /* of which swaps (the others rewrote the xid) */
     long ro_reqs_at; /* the chosen request's rank in its connection's reqs */
     int ro_behind;   /* requests sent after it, pending at the last reorder */
+    int ro_hold;     /* the armed choice is a hold (tu_proxy_hold_reply) */
+    int holding;     /* a pair is held: 1, or 0 (not yet, released, gone) */
+    int rel_pending; /* a release asked of the thread */
+    int rel_err;     /* the err it writes into the held reply */
+    int rel_rc;      /* its result: 0 delivered, -1 nothing held */
+    int srv_closed;  /* the server closed the held connection */
 
     /* proxy thread only */
     struct pair pairs[MAX_PAIRS];
@@ -129,9 +136,14 @@ static void close_pair(tu_proxy *p, int i)
     pthread_mutex_lock(&p->mu);
     if (p->ro_op >= 0 && p->ro_fd == p->pairs[i].client)
         p->ro_fd = -1; /* its reply will never come: pick the next request */
+    if (p->pairs[i].held) {
+        p->holding = 0; /* a release finds nothing */
+        pthread_cond_broadcast(&p->cond);
+    }
     pthread_mutex_unlock(&p->mu);
     close(p->pairs[i].client);
-    close(p->pairs[i].server);
+    if (p->pairs[i].server >= 0)
+        close(p->pairs[i].server);
     free(p->pairs[i].down.d);
     p->pairs[i] = p->pairs[--p->npairs];
 }
@@ -145,7 +157,8 @@ static void close_all(tu_proxy *p)
 static int write_all(int fd, const char *buf, ssize_t n)
 {
     while (n > 0) {
-        ssize_t w = write(fd, buf, (size_t)n);
+        /* a socket the peer closed: EPIPE, not SIGPIPE */
+        ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -295,7 +308,7 @@ static int hold_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_
     struct sbuf *d = &pr->down;
     size_t off = 0, f;
 
-    if (d->len + n > d->cap) {
+    if (n > 0 && d->len + n > d->cap) {
         size_t cap = d->cap ? d->cap : 65536;
         unsigned char *nd;
         while (cap < d->len + n)
@@ -306,15 +319,29 @@ static int hold_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_
         d->d = nd;
         d->cap = cap;
     }
-    memcpy(d->d + d->len, b, n);
-    d->len += n;
-    while ((f = frame_at(d->d + off, d->len - off)) > 0) {
-        int hit = 0;
+    if (n > 0) {
+        memcpy(d->d + d->len, b, n);
+        d->len += n;
+    }
+    while (!pr->held && (f = frame_at(d->d + off, d->len - off)) > 0) {
+        int hit = 0, hold = 0;
         if (d->frames > 0 && f >= 8) {
             int32_t xid = (int32_t)be32(d->d + off + 4);
             pthread_mutex_lock(&p->mu);
             hit = p->ro_op >= 0 && p->ro_fd == pr->client && p->ro_xid == xid;
+            hold = hit && p->ro_hold;
+            if (hold) { /* kept from here on until tu_proxy_release_held() */
+                p->ro_op = -1;
+                p->ro_fd = -1;
+                p->holding = 1;
+                p->srv_closed = 0;
+                pthread_cond_broadcast(&p->cond);
+            }
             pthread_mutex_unlock(&p->mu);
+        }
+        if (hold) {
+            pr->held = 1;
+            break;
         }
         if (hit) {
             size_t done;
@@ -338,6 +365,41 @@ static int hold_feed(tu_proxy *p, struct pair *pr, const unsigned char *b, size_
         d->len -= off;
     }
     return 0;
+}
+
+/* Proxy thread: a release was asked. The held reply (the first held
+ * frame: length, then ReplyHeader {xid, zxid, err}) gets the err asked
+ * for, every complete held frame goes to the client, and when the server
+ * has closed the connection meanwhile the client's side is closed after
+ * them, as the server's close would have followed its replies. */
+static void release_held(tu_proxy *p)
+{
+    int i, err, rc = -1;
+
+    pthread_mutex_lock(&p->mu);
+    err = p->rel_err;
+    pthread_mutex_unlock(&p->mu);
+    for (i = 0; i < p->npairs; i++) {
+        struct pair *pr = &p->pairs[i];
+        if (!pr->held)
+            continue;
+        if (pr->down.len >= 20)
+            put_be32(pr->down.d + 16, (uint32_t)err);
+        pr->held = 0;
+        pthread_mutex_lock(&p->mu);
+        p->holding = 0;
+        pthread_mutex_unlock(&p->mu);
+        rc = hold_feed(p, pr, NULL, 0);
+        if (rc != 0 || pr->server < 0)
+            close_pair(p, i);
+        rc = rc != 0 ? -1 : 0;
+        break;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->rel_pending = 0;
+    p->rel_rc = rc;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* Server->client bytes: pass them through, following frame boundaries;
@@ -411,7 +473,7 @@ static void *proxy_main(void *arg)
     char buf[65536];
 
     for (;;) {
-        int i, n = 0, cut = 0, drop, polled;
+        int i, n = 0, cut = 0, drop, polled, release;
 
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
@@ -423,9 +485,12 @@ static void *proxy_main(void *arg)
             cut = 1;
         }
         drop = p->blackhole;
+        release = p->rel_pending;
         pthread_mutex_unlock(&p->mu);
         if (cut)
             close_all(p);
+        if (release)
+            release_held(p);
 
         fds[n].fd = p->wake[0];
         fds[n++].events = POLLIN;
@@ -463,7 +528,11 @@ static void *proxy_main(void *arg)
                 continue;
             if (cf->revents) {
                 ssize_t r = read(p->pairs[i].client, buf, sizeof(buf));
-                if (r <= 0 || write_all(p->pairs[i].server, buf, r) != 0) {
+                if (r <= 0) {
+                    dead = 1;
+                } else if (p->pairs[i].server < 0) {
+                    /* held, the server gone: the client's pings go nowhere */
+                } else if (write_all(p->pairs[i].server, buf, r) != 0) {
                     dead = 1;
                 } else {
                     scan_feed(p, p->pairs[i].client, &p->pairs[i].up, (unsigned char *)buf,
@@ -484,10 +553,21 @@ static void *proxy_main(void *arg)
                 close_all(p);
                 break;
             }
-            if (!dead && sf->revents) {
+            if (!dead && p->pairs[i].server >= 0 && sf->revents) {
                 ssize_t r = read(p->pairs[i].server, buf, sizeof(buf));
-                if (r <= 0 || down_feed(p, &p->pairs[i], (unsigned char *)buf, (size_t)r) != 0)
+                if (r <= 0 && p->pairs[i].held) {
+                    /* The server closed a held connection: the client
+                     * hears of it after the held replies, at the release. */
+                    close(p->pairs[i].server);
+                    p->pairs[i].server = -1;
+                    pthread_mutex_lock(&p->mu);
+                    p->srv_closed = 1;
+                    pthread_cond_broadcast(&p->cond);
+                    pthread_mutex_unlock(&p->mu);
+                } else if (r <= 0 ||
+                           down_feed(p, &p->pairs[i], (unsigned char *)buf, (size_t)r) != 0) {
                     dead = 1;
+                }
             }
             if (dead)
                 close_pair(p, i);
@@ -598,6 +678,7 @@ void tu_proxy_reorder_reply(tu_proxy *p, int op)
     pthread_mutex_lock(&p->mu);
     p->ro_op = op < 0 ? -1 : op;
     p->ro_fd = -1;
+    p->ro_hold = 0;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
 }
@@ -630,6 +711,69 @@ int tu_proxy_reorders(tu_proxy *p, int *swaps, int *behind)
         *behind = p->ro_behind;
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+void tu_proxy_hold_reply(tu_proxy *p, int op)
+{
+    pthread_mutex_lock(&p->mu);
+    p->ro_op = op < 0 ? -1 : op;
+    p->ro_fd = -1;
+    p->ro_hold = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int tu_proxy_wait_held(tu_proxy *p, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    while (!p->holding)
+        if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
+            rc = p->holding ? 0 : -1;
+            break;
+        }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int tu_proxy_wait_server_closed(tu_proxy *p, int timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    while (p->holding && !p->srv_closed)
+        if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT)
+            break;
+    rc = p->holding && p->srv_closed ? 0 : -1;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int tu_proxy_release_held(tu_proxy *p, int err, int timeout_ms)
+{
+    struct timespec ts;
+    int rc;
+
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    p->rel_err = err;
+    p->rel_pending = 1;
+    p->rel_rc = -1;
+    pthread_mutex_unlock(&p->mu);
+    poke(p);
+    pthread_mutex_lock(&p->mu);
+    while (p->rel_pending)
+        if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT)
+            break;
+    rc = p->rel_pending ? -1 : p->rel_rc;
+    p->rel_pending = 0;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
 }
 
 void tu_proxy_block(tu_proxy *p, int blocked)

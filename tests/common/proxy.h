@@ -1,7 +1,8 @@
 /* A loopback TCP proxy for fault injection in tests: it listens on
  * 127.0.0.1 (a free port), forwards every connection to one target, and on
  * demand cuts connections, drops a reply on the floor, delivers a reply out
- * of order, or refuses service.
+ * of order, holds a reply back and delivers it with another error code, or
+ * refuses service.
  * It runs in its own thread; every function may be called from any thread. */
 #ifndef ZKC_TESTS_PROXY_H
 #define ZKC_TESTS_PROXY_H
@@ -49,6 +50,31 @@ int tu_proxy_wait_reorder(tu_proxy *p, int timeout_ms);
  * many requests the client had sent after the chosen one when the last
  * reorder hit (pending too, so ended by the same drop). */
 int tu_proxy_reorders(tu_proxy *p, int *swaps, int *behind);
+
+/* Arm: the reply to the next request of opcode `op` (chosen as by
+ * tu_proxy_reorder_reply) is held back, with everything the server sends
+ * behind it on that connection, the client's side left open, until
+ * tu_proxy_release_held(). If the server closes that connection meanwhile
+ * (a session closed from elsewhere), the client is not told until the
+ * release, and what it sends is dropped. Keep the hold shorter than the
+ * client's receive timeout (2/3 of its session timeout) or the client drops
+ * the connection itself, and the held replies with it. One hold per
+ * arming; a negative `op` disarms. */
+void tu_proxy_hold_reply(tu_proxy *p, int op);
+
+/* Wait until an armed hold holds its reply, at most timeout_ms. 0 or -1. */
+int tu_proxy_wait_held(tu_proxy *p, int timeout_ms);
+
+/* Wait until the server has closed the held connection, at most
+ * timeout_ms. 0, or -1 (still open, or nothing held). */
+int tu_proxy_wait_server_closed(tu_proxy *p, int timeout_ms);
+
+/* Deliver what a hold kept back: the held reply first, its ReplyHeader's
+ * err set to `err` (e.g. -12, the server's UNKNOWNSESSION), then the rest;
+ * then, if the server closed the connection meanwhile, close the client's
+ * side too. Waits at most timeout_ms for the proxy thread. 0, or -1 when
+ * nothing was held (the connection was gone) or the wait ran out. */
+int tu_proxy_release_held(tu_proxy *p, int err, int timeout_ms);
 
 /* While blocked, new connections are accepted and closed at once, and
  * current ones are cut: the server looks unreachable. */

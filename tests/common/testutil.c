@@ -170,6 +170,18 @@ static int expire_once(const clientid_t *cid, int timeout_ms)
     return result;
 }
 
+int tu_close_session(zkc_session *s)
+{
+    clientid_t cid;
+    zhandle_t *zh = zkc__zh_lock(s, NULL);
+
+    if (!zh)
+        return -1;
+    cid = *zoo_client_id(zh);
+    zkc__zh_unlock(s);
+    return expire_once(&cid, zkc_session_timeout_ms(s));
+}
+
 int tu_expire(zkc_session *s)
 {
     clientid_t cid;

@@ -42,6 +42,13 @@ long long tu_now_ms(void);
  * LOST. Returns 0 or -1. */
 int tu_expire(zkc_session *s);
 
+/* Close `s`'s ZooKeeper session on the server the same way, once, without
+ * waiting for `s` to hear of it (e.g. while a proxy holds its connection).
+ * The server removes the session (and its ephemerals) shortly after.
+ * Returns 1 when the second handle connected and closed it, 0 when the
+ * server said it had already expired, -1 on error. */
+int tu_close_session(zkc_session *s);
+
 /* CU_ASSERT, and on failure jump to `label` (cleanup), unlike
  * CU_ASSERT_FATAL which would leave sessions and listeners behind. */
 #define TU_CHECK(cond, label)                                                                      \

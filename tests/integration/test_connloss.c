@@ -382,6 +382,226 @@ out:
     pthread_mutex_destroy(&b.mu);
 }
 
+/* ---- the server's UNKNOWNSESSION (-12) in reply to a create
+ *
+ * CI's "session expiry during acquires: no error" once got ZKC_EZOOKEEPER
+ * from an unmapped -12: KeeperException.Code.UNKNOWNSESSION, the server's
+ * answer to a request of a session it has already removed
+ * (SessionTrackerImpl.checkSession), which the C client passes on as the
+ * request's result, having no name for it. The sequence below makes it on
+ * purpose: the proxy holds the reply to a recipe's create; the session is
+ * closed on the server from a second handle (the server drops the proxied
+ * connection and removes the session with the node the create made); the
+ * held reply then reaches the client with err -12, as if the create had
+ * come after the removal, and the server's close follows. The recipe must
+ * take it as the session loss it is and carry on with the new session. */
+
+#define ZK_UNKNOWNSESSION (-12)
+
+struct held {
+    tu_proxy *px;
+    zkc_session *s; /* through the proxy */
+    zkc_session *t; /* direct: looks at the folder */
+    tu_rec rec;
+    int64_t old_sid;
+};
+
+/* Session timeout of the faulted session: its client drops a silent
+ * connection after 2/3 of it, so the hold (a second handle's connect and
+ * close, a few round trips) has seconds to spare. */
+#define HELD_TIMEOUT_MS 12000
+
+/* The folder is made first, so that the held create is the recipe's own. */
+static int held_start(struct held *h, const char *parent)
+{
+    memset(h, 0, sizeof(*h));
+    tu_rec_init(&h->rec);
+    if (tu_proxy_start(&h->px, zkh_connect_string(tu_zk)) != 0 ||
+        tu_session(&h->s, tu_proxy_address(h->px), HELD_TIMEOUT_MS, &h->rec) != 0 ||
+        tu_session(&h->t, NULL, 4000, NULL) != 0 || zkc__mkdirs_sync(h->t, parent, 5000) != 0)
+        return -1;
+    h->old_sid = zkc_session_id(h->s);
+    tu_proxy_hold_reply(h->px, OP_CREATE2);
+    return 0;
+}
+
+static void held_end(struct held *h)
+{
+    zkc_session_close(h->s);
+    zkc_session_close(h->t);
+    tu_proxy_stop(h->px);
+    tu_rec_destroy(&h->rec);
+}
+
+/* Wait until `parent` has `n` children (as `t` sees them), at most
+ * timeout_ms: each look is a round trip to the server. 0 or -1. */
+static int wait_children(zkc_session *t, const char *parent, int n, int timeout_ms)
+{
+    long long deadline = tu_now_ms() + timeout_ms;
+    struct String_vector v;
+    int count;
+
+    do {
+        if (children(t, parent, &v) != 0)
+            return -1;
+        count = v.count;
+        deallocate_String_vector(&v);
+        if (count == n)
+            return 0;
+    } while (tu_now_ms() < deadline);
+    printf("\n    %s: %d children, not %d ", parent, count, n);
+    return -1;
+}
+
+/* The create's reply is held: its node is in `parent`, of the old session.
+ * Close the session from elsewhere; the server drops the connection and the
+ * node; then the held reply goes to the client with err -12. 0 or -1. */
+static int held_expire(struct held *h, const char *parent)
+{
+    struct String_vector v;
+    char full[512];
+    int ok;
+
+    TU_CHECK(tu_proxy_wait_held(h->px, 10000) == 0, fail);
+    TU_CHECK(children(h->t, parent, &v) == 0, fail);
+    ok = v.count == 1;
+    if (ok) {
+        snprintf(full, sizeof(full), "%s/%s", parent, v.data[0]);
+        ok = owner_of(h->t, full) == h->old_sid;
+    }
+    deallocate_String_vector(&v);
+    TU_CHECK(ok, fail); /* the create was applied, for the old session */
+    TU_CHECK(tu_close_session(h->s) == 1, fail);
+    TU_CHECK(tu_proxy_wait_server_closed(h->px, 10000) == 0, fail);
+    TU_CHECK(wait_children(h->t, parent, 0, 10000) == 0, fail); /* session removed */
+    TU_CHECK(tu_proxy_release_held(h->px, ZK_UNKNOWNSESSION, 10000) == 0, fail);
+    return 0;
+fail:
+    return -1;
+}
+
+/* After the recipe carried on: the old session was lost, the new one holds
+ * exactly one node in `parent`. */
+static void held_check(struct held *h, const char *parent)
+{
+    CU_ASSERT(tu_rec_wait(&h->rec, 0, ZKC_CONN_LOST, 10000) >= 0);
+    TU_CHECK(zkc_session_wait_connected(h->s, 15000) == 0, out);
+    CU_ASSERT(zkc_session_id(h->s) != h->old_sid);
+    assert_one_node_of(h->s, parent);
+out:
+    return;
+}
+
+struct acquirer {
+    zkc_lock *l;
+    int rc;
+};
+
+static void *acquire_main(void *arg)
+{
+    struct acquirer *a = arg;
+
+    a->rc = zkc_lock_acquire(a->l, 30000, NULL);
+    return NULL;
+}
+
+/* A lock acquire's create gets UNKNOWNSESSION: it is granted with the new
+ * session, never ZKC_EZOOKEEPER. */
+static void test_lock_unknown_session(void)
+{
+    static const char *path = "/unknownsession/lock";
+    struct held h;
+    zkc_lock_opts o;
+    struct acquirer a = {NULL, -1};
+    pthread_t th;
+    int started = 0;
+
+    TU_CHECK(held_start(&h, path) == 0, out);
+    zkc_lock_opts_init(&o);
+    o.owner_id = "mine";
+    TU_CHECK(zkc_lock_new(&a.l, h.s, path, &o) == 0, out);
+    TU_CHECK(pthread_create(&th, NULL, acquire_main, &a) == 0, out);
+    started = 1;
+    TU_CHECK(held_expire(&h, path) == 0, out);
+    pthread_join(th, NULL);
+    started = 0;
+    if (a.rc)
+        printf("\n    acquire after UNKNOWNSESSION: %s ", zkc_err_name(a.rc));
+    CU_ASSERT_EQUAL(a.rc, 0);
+    held_check(&h, path);
+    CU_ASSERT_EQUAL(zkc_lock_is_held(a.l), a.rc == 0);
+out:
+    if (started) {
+        tu_proxy_release_held(h.px, ZK_UNKNOWNSESSION, 10000);
+        pthread_join(th, NULL);
+    }
+    if (a.rc == 0)
+        zkc_lock_release(a.l);
+    zkc_lock_free(a.l);
+    held_end(&h);
+}
+
+/* A group join's create gets UNKNOWNSESSION: the member joins once, with
+ * the new session. */
+static void test_group_unknown_session(void)
+{
+    static const char *path = "/unknownsession/group";
+    struct held h;
+    zkc_group *g = NULL;
+    zkc_group_view *v = NULL;
+    zkc_member_info mi;
+    int rc;
+
+    TU_CHECK(held_start(&h, path) == 0, out);
+    TU_CHECK(zkc_group_new(&g, h.s, path, NULL) == 0, out);
+    memset(&mi, 0, sizeof(mi));
+    mi.id = "m1";
+    mi.host = "127.0.0.1";
+    mi.port = 4242;
+    TU_CHECK(zkc_group_join(g, &mi) == 0, out);
+    TU_CHECK(held_expire(&h, path) == 0, out);
+    rc = zkc_group_wait_joined(g, 30000);
+    if (rc)
+        printf("\n    join after UNKNOWNSESSION: %s ", zkc_err_name(rc));
+    CU_ASSERT_EQUAL(rc, 0);
+    held_check(&h, path);
+    TU_CHECK(zkc_group_view_get(g, &v) == 0, out);
+    CU_ASSERT_EQUAL(zkc_group_view_count(v), 1);
+    CU_ASSERT_PTR_NOT_NULL(zkc_group_view_find(v, "m1"));
+    if (zkc_group_view_find(v, "m1"))
+        CU_ASSERT_EQUAL(zkc_member_owner(zkc_group_view_find(v, "m1")), zkc_session_id(h.s));
+out:
+    zkc_group_view_free(v);
+    zkc_group_free(g);
+    held_end(&h);
+}
+
+/* An election participant's create gets UNKNOWNSESSION: it becomes leader
+ * with the new session, one node in the line. */
+static void test_election_unknown_session(void)
+{
+    static const char *path = "/unknownsession/election";
+    struct held h;
+    zkc_election *e = NULL;
+    zkc_election_opts o;
+    int rc;
+
+    TU_CHECK(held_start(&h, path) == 0, out);
+    zkc_election_opts_init(&o);
+    o.id = "p1";
+    TU_CHECK(zkc_election_new(&e, h.s, path, &o) == 0, out);
+    TU_CHECK(held_expire(&h, path) == 0, out);
+    rc = zkc_election_await_leadership(e, 30000, NULL);
+    if (rc)
+        printf("\n    leadership after UNKNOWNSESSION: %s ", zkc_err_name(rc));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(zkc_election_is_leader(e, NULL), 1);
+    held_check(&h, path);
+out:
+    zkc_election_close(e);
+    held_end(&h);
+}
+
 int register_connloss_suite(void); /* connloss_main.c */
 
 int register_connloss_suite(void)
@@ -392,6 +612,12 @@ int register_connloss_suite(void)
         !CU_add_test(s, "election: create reply out of order", test_election_reorder) ||
         !CU_add_test(s, "group join: create reply out of order", test_group_reorder) ||
         !CU_add_test(s, "lock churn, out of order at random: no error", test_churn_reorder))
+        return -1;
+    s = CU_add_suite("UNKNOWNSESSION (-12) in reply to a create", NULL, NULL);
+    if (!s ||
+        !CU_add_test(s, "lock: acquire granted with the new session", test_lock_unknown_session) ||
+        !CU_add_test(s, "group join: joined with the new session", test_group_unknown_session) ||
+        !CU_add_test(s, "election: leader with the new session", test_election_unknown_session))
         return -1;
     return 0;
 }
