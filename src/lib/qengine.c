@@ -23,6 +23,12 @@
  * LockInternals comments on). The watch is per request (zkc__qwatch,
  * queue.h): no session-wide router, no lock order to keep with one.
  *
+ * Fresh reads after a new session: unlike the children cache (cache.c,
+ * which syncs first), re-entry after LOST needs no sync. Its listing goes
+ * right behind its own create on the same session; the server that answers
+ * the listing has applied that create, so it has applied every transaction
+ * committed before it, including everything the old session saw.
+ *
  * Locks: q->mu guards the state; under it only non-blocking zoo_a* calls
  * (mu -> zh_mu) and zkc__dispatch.
  */
