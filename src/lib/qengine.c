@@ -150,6 +150,8 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
         w->kind = kind;
         r->w = w;
         zkc__qwatch_sent(w, gen);
+        if (kind == R_WATCH)
+            r->q->pw = w;
     }
     zkc__pending_add(s, &r->pend, gen, req_dropped);
     switch (kind) {
@@ -172,6 +174,8 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
             /* mu is held: no callback, the watch's reference goes here
              * (the request's keeps q alive) */
             r->w = NULL;
+            if (r->q->pw == w)
+                r->q->pw = NULL;
             zkc__qwatch_unsent(w);
             zkc__qe_unref(r->q);
         }
@@ -305,6 +309,8 @@ static void woken(zkc__qwatch *w, int type)
     zkc__qe *q = w->owner;
 
     pthread_mutex_lock(&q->mu);
+    if (q->pw == w)
+        q->pw = NULL;
     if (w->kind == R_OWN) {
         own_woken(q, w, type);
     } else if (type != 0 && current(q, w->tag[0], w->tag[1]) && q->watching &&
@@ -375,6 +381,11 @@ static void arm_watch(zkc__qe *q)
 
     if (!r) {
         zkc__qe_fail(q, ZKC_ENOMEM);
+        return;
+    }
+    if (q->pw && q->pw->tag[0] == q->attempt && q->pw->tag[1] == q->round &&
+        strcmp(q->pw->path, q->watching) == 0) {
+        req_free(r); /* still watched (see pw) */
         return;
     }
     if (q->ops->before_watch)
