@@ -108,14 +108,14 @@ static int cw_list(zkc_session *s, struct cw *w, const char *path, int timeout_m
         free(r);
         return -1;
     }
-    zkc__call_ref(r->c);
+    c = r->c;
+    zkc__call_ref(c); /* the completion's; r is the completion's once sent */
     if ((zh = zkc__zh_lock(s, &gen))) {
         zkc__qwatch_sent(r->q, gen);
         if (zoo_awget_children(zh, path, zkc__qwatch_watcher, r->q, cw_listed, r) != ZOK)
             zh = NULL;
         zkc__zh_unlock(s);
     }
-    c = r->c;  /* r is the completion's from here on */
     if (!zh) { /* not sent: end the watch and the request here */
         cw_listed(ZCONNECTIONLOSS, NULL, r);
         zkc__call_unref(c);

@@ -83,14 +83,14 @@ static zkc__call *list(zkc_session *s, struct wait_ctx *w, const char *path, int
         free(r);
         return NULL;
     }
-    zkc__call_ref(r->c);
+    c = r->c;
+    zkc__call_ref(c); /* the completion's; r is the completion's once sent */
     if ((zh = zkc__zh_lock(s, &gen))) {
         zkc__qwatch_sent(r->q, gen);
         if (zoo_awget_children(zh, path, zkc__qwatch_watcher, r->q, listed, r) != ZOK)
             zh = NULL;
         zkc__zh_unlock(s);
     }
-    c = r->c; /* r is the completion's from here on */
     if (!zh)
         listed(ZCONNECTIONLOSS, NULL, r);
     if (!zh || zkc__call_wait(c, timeout_ms) != 0) {
