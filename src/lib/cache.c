@@ -188,6 +188,7 @@ struct zkc__cache {
     int started;
     int hooked;
     unsigned gen;
+    int fresh;   /* a new session: sync before its first folder read */
     int listing; /* getChildren (or the folder's exists) in flight */
     int relist;
     int need_list;
@@ -250,6 +251,7 @@ struct creq {
     unsigned gen;
     int kind;    /* REQ_* */
     unsigned no; /* REQ_LIST: its number (list_sent) */
+    int synced;  /* a sync went right before it */
     char name[]; /* child name, "" for the folder */
 };
 
@@ -348,6 +350,7 @@ static struct creq *req_new(zkc__cache *c, const char *name)
     memcpy(r->name, name ? name : "", len + 1);
     r->c = c;
     r->gen = c->gen;
+    r->synced = 0;
     cache_ref(c);
     pthread_mutex_lock(&c->rmu);
     c->live++;
@@ -898,11 +901,39 @@ oom:
     arm_retry(c);
 }
 
+static unsigned long syncs_sent;
+
+unsigned long zkc__cache_syncs(void)
+{
+    return __atomic_load_n(&syncs_sent, __ATOMIC_SEQ_CST);
+}
+
+/* Nothing to do: the read sent right behind the sync is what waits. A
+ * failed sync fails that read too (same connection), which retries. */
+static void sync_done(int zrc, const char *value, const void *data)
+{
+    (void)zrc;
+    (void)value;
+    (void)data;
+}
+
 /* mu held. Send the folder's listing (REQ_LIST: getChildren) or, the
  * folder being missing, its check (REQ_FOLDER: exists; that watch is the
  * point there, the folder is expected to come), both with our watch. When
  * nothing could be sent, need_list says so and a retry or the CONNECTED
- * hook sends it later. */
+ * hook sends it later.
+ *
+ * Fresh reads after a new session: a new ZooKeeper session starts with no
+ * last-seen zxid, so it may be served by a follower behind what the old
+ * session saw, and its first listing could drop members the old session
+ * listed (until the watch fires). So the first folder read of a new
+ * session's generation goes right behind a sync of the folder: the server
+ * answers one session's requests in order and a read behind a sync sees
+ * everything the leader committed before the sync (the ZooKeeper
+ * Programmer's Guide's "sync, then read"). Pipelined, it costs one request
+ * per new session and no round trip; `fresh` stays set until such a read
+ * is answered. The cache's very first read needs none: nothing was seen
+ * before it. */
 static void send_folder_req(zkc__cache *c, int kind)
 {
     struct creq *r;
@@ -914,6 +945,14 @@ static void send_folder_req(zkc__cache *c, int kind)
         return;
     }
     r = req_new(c, NULL);
+    if (r && c->fresh) {
+        /* data NULL: the completion owns nothing, so a completion the
+         * client drops at close leaks nothing */
+        zrc = zoo_async(zh, c->path, sync_done, NULL);
+        r->synced = zrc == ZOK;
+        if (r->synced)
+            __atomic_add_fetch(&syncs_sent, 1, __ATOMIC_SEQ_CST);
+    }
     if (r) {
         req_sending(r, kind);
         r->no = kind == REQ_LIST ? ++c->list_sent : 0;
@@ -944,6 +983,8 @@ static void folder_checked(int zrc, const struct Stat *st, const void *data)
     pthread_mutex_lock(c->mu);
     if (!c->closing && r->gen == c->gen) {
         c->listing = 0;
+        if (r->synced && (zrc == ZOK || zrc == ZNONODE))
+            c->fresh = 0;
         if (zrc == ZOK || c->relist) { /* created meanwhile */
             c->relist = 0;
             start_list(c);
@@ -970,6 +1011,8 @@ static void list_done(int zrc, const struct String_vector *sv, const void *data)
     c->listing = 0;
     relist = c->relist;
     c->relist = 0;
+    if (r->synced && (zrc == ZOK || zrc == ZNONODE))
+        c->fresh = 0;
     if (zrc == ZOK) {
         c->list_seen = r->no;
         reconcile(c, sv);
@@ -1165,6 +1208,7 @@ static void hook(void *arg, zkc_conn_state st, unsigned gen)
          * listing shows they are still there, and only changed ones are
          * decoded and told. */
         c->gen = gen;
+        c->fresh = 1;
         c->listing = 0;
         c->relist = 0;
         c->inflight = 0;

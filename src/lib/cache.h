@@ -198,6 +198,10 @@ void zkc__cache_counts(zkc__cache *c, int *present, int *dirty, int *queued, int
 void zkc__group_counts(zkc_group *g, int *present, int *dirty, int *queued, int *busy);
 /* For tests and benches: zkc__cache_listed() of a group's cache. */
 unsigned zkc__group_listed(zkc_group *g);
+/* For tests: syncs sent by every cache in this process, ever. A cache sends
+ * one right before the first folder read of each new ZooKeeper session
+ * (after LOST), none per change (see send_folder_req in cache.c). */
+unsigned long zkc__cache_syncs(void);
 
 /* ---- a data read through zkc__call (zkc_get, zkc_group_read) */
 struct zkc__got {

@@ -8,10 +8,17 @@
  * connection loss). Blocking functions wait on the call; watch reads finish
  * in watch_read_done() on the completion thread. `inflight` counts requests
  * whose completion has not run, so zkc_counter_free() returns only when
- * nothing of the handle can touch the session any more. */
+ * nothing of the handle can touch the session any more.
+ *
+ * The watch is per request (zkc__qwatch, queue.h): each watch read sets
+ * its own watch with the counter as its context (one reference each), so
+ * an event reaches the counter in O(1) and no session-wide router exists.
+ * A watch still set when the counter is freed keeps only its memory alive
+ * until it fires or the handle closes; it then finds the counter closing. */
 #include "counter_logic.h"
 #include "internal.h"
 #include "naming.h"
+#include "queue.h"
 #include "zkcoord/counter.h"
 
 #include <stdlib.h>
@@ -47,7 +54,7 @@ struct zkc_counter {
     zkc_counter_fn fn;
     void *ud;
     unsigned watch_gen; /* +1 at every watch start / stop: stale notes are dropped */
-    int subscribed;     /* node watch and state hook registered */
+    int subscribed;     /* state hook registered */
     int reading;        /* a watch read is in flight */
     int again;          /* something changed while it was: read once more */
     int reported;       /* rep_* hold the last state reported */
@@ -61,9 +68,10 @@ struct req {
     zkc_counter *c;
     zkc__call *call;
     int kind;
-    int watch;   /* a watch read (not a blocking caller's) */
-    int version; /* RQ_SET expected version */
-    char enc[8]; /* RQ_SET / RQ_CREATE / RQ_MULTI data */
+    int watch;      /* a watch read (not a blocking caller's) */
+    zkc__qwatch *q; /* a watch read's own watch */
+    int version;    /* RQ_SET expected version */
+    char enc[8];    /* RQ_SET / RQ_CREATE / RQ_MULTI data */
     /* results */
     char data[16];
     int len; /* data length read; > sizeof(data) means "too long" */
@@ -123,6 +131,9 @@ static void finish(struct req *r, int zrc)
     zkc_counter *c = r->c;
     zkc__call *call = r->call;
 
+    if (r->q) /* getData leaves a watch on success, exists also on NONODE */
+        zkc__qwatch_reply(r->q, zrc == ZOK || (r->kind == RQ_EXISTS && zrc == ZNONODE));
+    r->q = NULL;
     if (r->watch)
         watch_read_done(r, zrc);
     zkc__call_complete(call, zrc);
@@ -208,9 +219,12 @@ static struct req *req_new(zkc_counter *c, int kind)
     return r;
 }
 
+static void woken(zkc__qwatch *q, int type);
+
 /* Send `r`. ZOK: the completion (or dropped()) will run finish() exactly
  * once. Otherwise the request was not sent (a ZooKeeper code: not
- * connected, closing, bad arguments) and nothing more happens. */
+ * connected, closing, bad arguments, out of memory) and nothing more
+ * happens. A watch read (r->watch) sets a watch of its own. */
 static int req_send(struct req *r)
 {
     zkc_counter *c = r->c;
@@ -218,21 +232,36 @@ static int req_send(struct req *r)
     unsigned gen;
     int zrc = ZSYSTEMERROR;
 
+    if (r->watch) {
+        pthread_mutex_lock(&c->mu);
+        c->refs++; /* the watch's, dropped in woken() */
+        pthread_mutex_unlock(&c->mu);
+        if (!(r->q = zkc__qwatch_new(c->s, c->path, woken, c))) {
+            counter_unref(c);
+            return ZSYSTEMERROR;
+        }
+    }
     zh = zkc__zh_lock(c->s, &gen);
-    if (!zh)
+    if (!zh) {
+        if (r->q)
+            zkc__qwatch_reply(r->q, 0);
+        r->q = NULL;
         return ZCONNECTIONLOSS;
+    }
     pthread_mutex_lock(&c->mu);
     c->inflight++;
     c->refs++;
     pthread_mutex_unlock(&c->mu);
     zkc__call_ref(r->call);
     zkc__pending_add(c->s, &r->pd, gen, dropped);
+    if (r->q)
+        zkc__qwatch_sent(r->q, gen);
     switch (r->kind) {
     case RQ_GET:
-        zrc = zoo_aget(zh, c->path, r->watch, data_done, r);
+        zrc = zoo_awget(zh, c->path, r->q ? zkc__qwatch_watcher : NULL, r->q, data_done, r);
         break;
     case RQ_EXISTS:
-        zrc = zoo_aexists(zh, c->path, r->watch, stat_done, r);
+        zrc = zoo_awexists(zh, c->path, r->q ? zkc__qwatch_watcher : NULL, r->q, stat_done, r);
         break;
     case RQ_SET:
         zrc = zoo_aset(zh, c->path, r->enc, c->width, r->version, stat_done, r);
@@ -258,6 +287,9 @@ static int req_send(struct req *r)
         c->refs--; /* the caller still holds one */
         pthread_cond_broadcast(&c->cond);
         pthread_mutex_unlock(&c->mu);
+        if (r->q)
+            zkc__qwatch_reply(r->q, 0);
+        r->q = NULL;
         zkc__call_unref(r->call);
     }
     return zrc;
@@ -762,11 +794,15 @@ static void watch_read_done(struct req *r, int zrc)
         watch_start(c);
 }
 
-static void on_node_event(void *arg, int type, const char *path)
+/* A watch read's watch ended: fired (type != 0: read again) or gone
+ * unfired. Drops the watch's reference. */
+static void woken(zkc__qwatch *q, int type)
 {
-    (void)type;
-    (void)path;
-    watch_start(arg);
+    zkc_counter *c = q->owner;
+
+    if (type)
+        watch_start(c);
+    counter_unref(c);
 }
 
 static void on_state(void *arg, zkc_conn_state state, unsigned gen)
@@ -812,12 +848,7 @@ int zkc_counter_watch(zkc_counter *c, zkc_counter_fn fn, void *user_data)
     }
     pthread_mutex_unlock(&c->mu);
     if (subscribe) {
-        rc = zkc__watch(c->s, c->path, on_node_event, c);
-        if (rc == 0) {
-            rc = zkc__add_hook(c->s, on_state, c);
-            if (rc)
-                zkc__unwatch(c->s, c->path, on_node_event, c);
-        }
+        rc = zkc__add_hook(c->s, on_state, c);
         if (rc) {
             pthread_mutex_lock(&c->mu);
             c->subscribed = 0;
@@ -896,10 +927,8 @@ void zkc_counter_free(zkc_counter *c)
         pthread_cond_wait(&c->cond, &c->mu);
     subscribed = c->subscribed;
     pthread_mutex_unlock(&c->mu);
-    if (subscribed) {
+    if (subscribed)
         zkc__remove_hook(s, on_state, c);
-        zkc__unwatch(s, c->path, on_node_event, c);
-    }
     /* Requests in flight still run finish(), which touches the session:
      * bounded (a reply, a connection loss, or dropped() at handle close). */
     pthread_mutex_lock(&c->mu);

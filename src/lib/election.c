@@ -11,8 +11,12 @@
  * the suspend policies (STEP_DOWN demotes at SUSPENDED and leads again once
  * RECONNECTED verified the node; WAIT keeps leading), LEADER_CHANGED (the
  * head of the line, read for its id), DEMOTED before the node is deleted on
- * resign, and the observer, which holds no node: it lists with a children
- * watch (an exists watch while the path is missing) and reports the head.
+ * resign, and the observer, which holds no node: it reads the line through
+ * the children cache (cache.c: listing, watch, relist coalescing, waiting
+ * for a missing path, resync and a fresh read after a new session) and,
+ * after every listing the cache applied (its `listed` signal, which also
+ * comes for an empty or missing path, so "nobody leads" is told at start),
+ * reports the head of the line by the one order and eligibility rule.
  *
  * Threads: ZooKeeper completions and watch events (completion thread), the
  * state hook (session manager thread) and the public calls (any thread)
@@ -27,8 +31,11 @@
  * `epoch` guards this file's own requests (head reads, the observer's
  * listings): it grows whenever the election abandons its view.
  *
- * Watches are per request (zkc__qwatch, queue.h), no session-wide router.
- * Locks (outer to inner): hk_mu (session hooks) -> q.mu -> zh_mu.
+ * Watches are per request (zkc__qwatch, queue.h; the cache's own), no
+ * session-wide router.
+ * Locks (outer to inner): hk_mu (session hooks) -> q.mu -> zh_mu; the
+ * observer's cache mutex -> q.mu (its `listed` runs under the cache's
+ * mutex; q.mu is never held while calling into the cache).
  */
 #include "cache.h"
 #include "naming.h"
@@ -62,21 +69,18 @@ struct zkc_election {
     char *asked_head; /* node name whose data is being read for LEADER_CHANGED */
 
     /* the observer's */
-    zkc__retry retry;
-    zkc__qwatch *cw; /* live children watch */
-    zkc__qwatch *pw; /* live exists watch on the path */
+    zkc__retry retry;          /* read the head again once connected */
+    zkc__cache *cache;         /* the line's children */
+    struct String_vector seen; /* the names of the last listing (copies) */
 };
 
 #define EL_OF(qe) ((zkc_election *)(void *)(qe))
-
-enum wkind { W_CHILDREN, W_PATH };
 
 /* Request context of this file's own requests: holds a reference. */
 struct req {
     zkc_election *e;
     unsigned epoch;
     char *path;
-    zkc__qwatch *w; /* the watch this request asks for, if any */
     /* Registered while in flight (zkc__pending): a completion the client
      * drops at handle close still runs once, as ZCLOSING (issue 9, bug 5). */
     zkc__pending pend;
@@ -100,7 +104,7 @@ unsigned long zkc__election_wakeups(void)
 extern void (*zkc__election_test_before_watch)(const char *path);
 void (*zkc__election_test_before_watch)(const char *path);
 
-static void send_list(zkc_election *e);
+static void observe(zkc_election *e);
 
 /* ------------------------------------------------------------ lifetime */
 
@@ -111,6 +115,7 @@ static void destroy(zkc__qe *q)
     free(e->id);
     free(e->last_head);
     free(e->asked_head);
+    deallocate_String_vector(&e->seen);
     free(e);
 }
 
@@ -165,81 +170,6 @@ static void req_unsent(struct req *r)
 static int stale(const struct req *r)
 {
     return r->e->closed || r->epoch != r->e->epoch;
-}
-
-/* ----------------------------------------------- the observer's watches */
-
-static void woken(zkc__qwatch *w, int type);
-
-static zkc__qwatch **slot_of(zkc_election *e, int kind)
-{
-    return kind == W_PATH ? &e->pw : &e->cw;
-}
-
-/* mu and zh held (gen from zkc__zh_lock), right before the zoo_aw* call of
- * r: the watch context for it, or NULL to ask without a watch when one of
- * this kind is live already (so relistings never pile up watches that all
- * fire), or when out of memory (the next listing asks again). */
-static zkc__qwatch *watch_for(struct req *r, int kind, const char *path, unsigned gen)
-{
-    zkc_election *e = r->e;
-    zkc__qwatch **slot = slot_of(e, kind);
-    zkc__qwatch *w;
-
-    if (*slot)
-        return NULL;
-    w = zkc__qwatch_new(e->q.s, path, woken, e);
-    if (!w)
-        return NULL;
-    w->kind = kind;
-    zkc__qe_ref(&e->q); /* the watch's, dropped in woken() */
-    *slot = w;
-    zkc__qwatch_sent(w, gen);
-    r->w = w;
-    return w;
-}
-
-/* mu held: r's zoo_aw* call failed; its watch never was. */
-static void watch_unsent(struct req *r)
-{
-    zkc__qwatch *w = r->w;
-    zkc__qwatch **slot;
-
-    if (!w)
-        return;
-    slot = slot_of(r->e, w->kind);
-    if (*slot == w)
-        *slot = NULL;
-    r->w = NULL;
-    zkc__qwatch_unsent(w);
-    zkc__qe_unref(&r->e->q); /* r holds one more */
-}
-
-/* mu NOT held, first thing in a completion: `set` is whether the reply
- * left the watch r asked for. */
-static void watch_reply(struct req *r, int set)
-{
-    if (r->w) {
-        zkc__qwatch_reply(r->w, set);
-        r->w = NULL;
-    }
-}
-
-/* An observer's watch ended: fired (list again), or unfired (0). */
-static void woken(zkc__qwatch *w, int type)
-{
-    zkc_election *e = w->owner;
-    zkc__qwatch **slot = slot_of(e, w->kind);
-
-    pthread_mutex_lock(&e->q.mu);
-    if (*slot == w)
-        *slot = NULL;
-    if (type != 0 && !e->closed) {
-        zkc__log(e->q.s, ZKC_LOG_DEBUG, "election observer %s: event %d", e->q.parent, type);
-        send_list(e);
-    }
-    pthread_mutex_unlock(&e->q.mu);
-    zkc__qe_unref(&e->q);
 }
 
 /* ------------------------------------------------------------- events */
@@ -370,7 +300,7 @@ static void retry_fn(void *arg, zkc_conn_state st, unsigned gen)
     pthread_mutex_lock(&e->q.mu);
     zkc__retry_fired(&e->retry);
     if (!e->closed && (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED))
-        send_list(e);
+        observe(e);
     pthread_mutex_unlock(&e->q.mu);
     zkc__qe_unref(&e->q);
 }
@@ -385,8 +315,8 @@ static void unref_fn(void *e)
     zkc__qe_unref(&((zkc_election *)e)->q);
 }
 
-/* mu held: try again once connected (a one-shot, so no spinning while the
- * connection is down). Nothing is armed once the session is closing. */
+/* mu held: read the head again once connected (a one-shot, so no spinning
+ * while the connection is down). Nothing is armed once closing. */
 static void retry_later(zkc_election *e)
 {
     if (e->closed || e->retry.armed)
@@ -416,13 +346,14 @@ static void head_read(int zrc, const char *value, int len, const struct Stat *st
     e->asked_head = NULL;
     if (zrc == ZOK && !zkc__q_eligible(st)) {
         /* Not an ephemeral node: never the leader (queue.h). Skip it; the
-         * observer lists again to report the real head (a participant's
-         * engine skips it too from now on, and lists again). */
+         * observer reports the next one of its last listing (a
+         * participant's engine skips it too from now on, and lists
+         * again). */
         zkc__log(e->q.s, ZKC_LOG_WARN, "election %s: %s is not ephemeral: not a leader, skipped",
                  e->q.parent, r->path);
         if (zkc__q_foreign_add(&e->q.foreign, r->path) == 0) {
             if (e->observer)
-                send_list(e);
+                observe(e);
             else
                 zkc__qe_relist(&e->q);
         }
@@ -514,128 +445,74 @@ static int latch_children(const struct String_vector *v, const zkc__q_foreign *f
 
 /* ------------------------------------------------------ the observer */
 
-/* An exists watch on a missing election path: that one waits for a path
- * to appear, which is what it is for. */
-static void path_checked(int zrc, const struct Stat *st, const void *data)
+/* mu held: report the head of the last listing, by the one order and
+ * eligibility rule (foreign nodes found by head reads left out). */
+static void observe(zkc_election *e)
 {
-    struct req *r = (struct req *)data;
-    zkc_election *e = r->e;
-
-    zkc__pending_done(e->q.s, &r->pend);
-    watch_reply(r, zrc == ZOK || zrc == ZNONODE); /* exists: both leave one */
-    (void)st;
-    pthread_mutex_lock(&e->q.mu);
-    if (!stale(r)) {
-        if (zrc == ZOK)
-            send_list(e);
-        else if (transient(zrc))
-            retry_later(e);
-    }
-    pthread_mutex_unlock(&e->q.mu);
-    req_free(r);
-}
-
-static void drop_path_check(struct req *r)
-{
-    path_checked(ZCLOSING, NULL, r);
-}
-
-/* mu held: exists(path, watch). */
-static void watch_path(zkc_election *e)
-{
-    struct req *r = req_new(e, e->q.parent);
-    zkc__qwatch *w;
-    zhandle_t *zh;
-    unsigned gen;
-    int zrc;
-
-    if (!r)
-        return;
-    zh = zkc__zh_lock(e->q.s, &gen);
-    if (!zh) {
-        req_free(r);
-        retry_later(e);
-        return;
-    }
-    req_sent(r, gen, drop_path_check);
-    w = watch_for(r, W_PATH, r->path, gen);
-    zrc = zoo_awexists(zh, r->path, w ? zkc__qwatch_watcher : NULL, w, path_checked, r);
-    zkc__zh_unlock(e->q.s);
-    if (zrc != ZOK) {
-        watch_unsent(r);
-        req_unsent(r);
-        req_free(r);
-        retry_later(e);
-    }
-}
-
-static void listed(int zrc, const struct String_vector *v, const void *data)
-{
-    struct req *r = (struct req *)data;
-    zkc_election *e = r->e;
     char **names = NULL;
     int n;
 
-    zkc__pending_done(e->q.s, &r->pend);
-    watch_reply(r, zrc == ZOK);
-    pthread_mutex_lock(&e->q.mu);
-    if (stale(r))
-        goto out;
-    if (zrc == ZOK) {
-        n = latch_children(v, &e->q.foreign, &names);
-        if (n == 0)
-            report_nobody(e);
-        else if (n > 0)
-            ask_head(e, names[0]);
-    } else if (zrc == ZNONODE) {
+    if (e->closed)
+        return;
+    n = latch_children(&e->seen, &e->q.foreign, &names);
+    if (n == 0)
         report_nobody(e);
-        watch_path(e);
-    } else if (transient(zrc)) {
-        retry_later(e);
-    } else {
-        zkc__log(e->q.s, ZKC_LOG_WARN, "election observer %s: %s", e->q.parent, zerror(zrc));
-    }
-out:
-    pthread_mutex_unlock(&e->q.mu);
+    else if (n > 0)
+        ask_head(e, names[0]);
+    else
+        zkc__log(e->q.s, ZKC_LOG_ERROR, "election %s: out of memory", e->q.parent);
     free(names);
-    req_free(r);
 }
 
-static void drop_listed(struct req *r)
+/* The cache's: names are all the observer needs (the head's data is read
+ * on its own, only for the head). */
+static const char obs_value[] = "node";
+
+static void *obs_decode(void *ctx, const char *name, const char *data, int len,
+                        const struct Stat *st)
 {
-    listed(ZCLOSING, NULL, r);
+    (void)ctx;
+    (void)name;
+    (void)data;
+    (void)len;
+    (void)st;
+    return (void *)obs_value;
 }
 
-/* mu held: the observer lists, with a watch on the children. */
-static void send_list(zkc_election *e)
+/* Completion thread, the cache's mutex held: a listing was applied (also
+ * the first, and one of a missing path: then nobody leads). Keep its names
+ * and report the head. */
+static void obs_listed(void *ctx)
 {
-    struct req *r = req_new(e, NULL);
-    zkc__qwatch *w;
-    zhandle_t *zh;
-    unsigned gen;
-    int zrc;
+    zkc_election *e = ctx;
+    struct String_vector v = {0, NULL};
+    zkc__centry *const *c;
+    int i, n;
 
-    if (!r) {
+    c = zkc__cache_sorted(e->cache, &n);
+    if (n > 0 && allocate_String_vector(&v, n) != 0) {
         zkc__log(e->q.s, ZKC_LOG_ERROR, "election %s: out of memory", e->q.parent);
         return;
     }
-    zh = zkc__zh_lock(e->q.s, &gen);
-    if (!zh) {
-        req_free(r);
-        retry_later(e);
-        return;
+    for (i = 0; i < n; i++) {
+        if (!(v.data[i] = strdup(c[i]->name))) {
+            v.count = i;
+            deallocate_String_vector(&v);
+            zkc__log(e->q.s, ZKC_LOG_ERROR, "election %s: out of memory", e->q.parent);
+            return;
+        }
     }
-    req_sent(r, gen, drop_listed);
-    w = watch_for(r, W_CHILDREN, e->q.parent, gen);
-    zrc = zoo_awget_children(zh, e->q.parent, w ? zkc__qwatch_watcher : NULL, w, listed, r);
-    zkc__zh_unlock(e->q.s);
-    if (zrc != ZOK) {
-        watch_unsent(r);
-        req_unsent(r);
-        req_free(r);
-        retry_later(e);
-    }
+    pthread_mutex_lock(&e->q.mu);
+    deallocate_String_vector(&e->seen);
+    e->seen = v;
+    observe(e);
+    pthread_mutex_unlock(&e->q.mu);
 }
+
+static const zkc__cache_ops obs_ops = {
+    .decode = obs_decode,
+    .listed = obs_listed,
+};
 
 /* ------------------------------------------------- the engine's ops */
 
@@ -718,11 +595,8 @@ static void state(zkc__qe *q, zkc_conn_state st, unsigned gen)
     if (e->closed)
         return;
     e->suspended = st == ZKC_CONN_SUSPENDED;
-    if (e->observer) {
-        if (st == ZKC_CONN_CONNECTED || st == ZKC_CONN_RECONNECTED)
-            send_list(e);
-        return;
-    }
+    if (e->observer)
+        return; /* the cache follows the session by itself */
     /* Curator's standard error policy: at SUSPENDED a leader can no
      * longer know it leads; its session may expire any moment and another
      * be elected (Curator TN10, TN14). */
@@ -821,6 +695,7 @@ int zkc_election_new(zkc_election **out, zkc_session *s, const char *path,
 int zkc_election_observer_new(zkc_election **out, zkc_session *s, const char *path,
                               zkc_election_fn fn, void *user_data)
 {
+    zkc__cache_cfg cfg;
     zkc_election *e;
     int rc;
 
@@ -832,13 +707,17 @@ int zkc_election_observer_new(zkc_election **out, zkc_session *s, const char *pa
     e->observer = 1;
     e->fn = fn;
     e->user_data = user_data;
+    memset(&cfg, 0, sizeof(cfg));
+    rc = zkc__cache_new(&e->cache, s, path, &obs_ops, e, &cfg);
+    if (rc) {
+        zkc_election_close(e);
+        return rc;
+    }
     /* Before the first request: its answer may reach the callback before
      * this function returns, and a callback comparing its handle with the
      * caller's copy must see it stored (TSan caught the agent doing so). */
     *out = e;
-    pthread_mutex_lock(&e->q.mu);
-    send_list(e);
-    pthread_mutex_unlock(&e->q.mu);
+    zkc__cache_start(e->cache);
     return 0;
 }
 
@@ -857,6 +736,12 @@ int zkc_election_close(zkc_election *e)
     while (e->waiters > 0)
         pthread_cond_wait(&e->q.cond, &e->q.mu);
     pthread_mutex_unlock(&e->q.mu);
+    if (e->cache) {
+        /* no listing reaches e after this (q.mu not held: see the top) */
+        zkc__cache_close(e->cache);
+        zkc__cache_unref(e->cache);
+        e->cache = NULL;
+    }
     zkc__qe_close_begin(&e->q);
     pthread_mutex_lock(&e->q.mu);
     e->q.freed = 1;

@@ -192,18 +192,10 @@ void zkc__remove_hook(zkc_session *s, zkc__state_hook fn, void *arg);
  * not run), ZKC_ENOMEM. */
 int zkc__when_connected(zkc_session *s, zkc__state_hook fn, void *arg);
 
-/* Node watches. Requests made with watch=1 use the session's default
- * watcher; its node events are routed here by exact path to every
- * subscriber of that path. `fn` runs on the ZooKeeper completion thread and
- * must not block. Subscribers must not hold a lock that `fn` takes while
- * calling zkc__unwatch(). Its last users are semaphore.c (the leases
- * folder) and counter.c; the queue engine and the election use
- * per-request watches (zkc__qwatch, queue.h) and the children cache its
- * own. */
-typedef void (*zkc__watch_fn)(void *arg, int zoo_event_type, const char *path);
-int zkc__watch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg);
-/* After it returns, fn is not running for this subscription and will not run. */
-void zkc__unwatch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg);
+/* Node watches are per request (zkc__qwatch in queue.h, or the children
+ * cache's own context): there is no session-wide path router, and no
+ * request may set a watch on the session's default watcher (watch=1), which
+ * drops node events. */
 
 /* mkdir -p of `path`'s persistent nodes (path itself included), tolerating
  * concurrent creators. Asynchronous: done(arg, rc) runs on the completion

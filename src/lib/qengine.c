@@ -23,6 +23,12 @@
  * LockInternals comments on). The watch is per request (zkc__qwatch,
  * queue.h): no session-wide router, no lock order to keep with one.
  *
+ * Fresh reads after a new session: unlike the children cache (cache.c,
+ * which syncs first), re-entry after LOST needs no sync. Its listing goes
+ * right behind its own create on the same session; the server that answers
+ * the listing has applied that create, so it has applied every transaction
+ * committed before it, including everything the old session saw.
+ *
  * Locks: q->mu guards the state; under it only non-blocking zoo_a* calls
  * (mu -> zh_mu) and zkc__dispatch.
  */
@@ -144,6 +150,8 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
         w->kind = kind;
         r->w = w;
         zkc__qwatch_sent(w, gen);
+        if (kind == R_WATCH)
+            r->q->pw = w;
     }
     zkc__pending_add(s, &r->pend, gen, req_dropped);
     switch (kind) {
@@ -166,6 +174,8 @@ static int req_send(zhandle_t *zh, unsigned gen, struct req *r, enum rkind kind,
             /* mu is held: no callback, the watch's reference goes here
              * (the request's keeps q alive) */
             r->w = NULL;
+            if (r->q->pw == w)
+                r->q->pw = NULL;
             zkc__qwatch_unsent(w);
             zkc__qe_unref(r->q);
         }
@@ -299,6 +309,8 @@ static void woken(zkc__qwatch *w, int type)
     zkc__qe *q = w->owner;
 
     pthread_mutex_lock(&q->mu);
+    if (q->pw == w)
+        q->pw = NULL;
     if (w->kind == R_OWN) {
         own_woken(q, w, type);
     } else if (type != 0 && current(q, w->tag[0], w->tag[1]) && q->watching &&
@@ -369,6 +381,11 @@ static void arm_watch(zkc__qe *q)
 
     if (!r) {
         zkc__qe_fail(q, ZKC_ENOMEM);
+        return;
+    }
+    if (q->pw && q->pw->tag[0] == q->attempt && q->pw->tag[1] == q->round &&
+        strcmp(q->pw->path, q->watching) == 0) {
+        req_free(r); /* still watched (see pw) */
         return;
     }
     if (q->ops->before_watch)

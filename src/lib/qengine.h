@@ -102,6 +102,11 @@ struct zkc__qe {
     int64_t owner_sid; /* ephemeralOwner of our node, from its create reply */
     int held_flag;     /* atomic mirror of state == HELD (read by other entries) */
     char *watching;    /* full path of the entry we wait behind */
+    /* The live watch on `watching` (set, or its getData in flight): a look
+     * again in the same round and session (a RECONNECTED re-evaluates, and
+     * the client re-registers the watch itself) sets no second one, so
+     * reconnects never pile up watches on one path. NULL once it ended. */
+    struct zkc__qwatch *pw;
     zkc__q_foreign foreign;
     int wrap_warned;
     int parent_ok; /* the container parent was made (or tried) */

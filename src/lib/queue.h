@@ -100,8 +100,8 @@ void zkc__lock_count_wakeup(void);
 /* ---- per-request watches (issue 9, item 4)
  *
  * A watch set by one request (zoo_awget, zoo_awexists, zoo_awget_children)
- * with a context of its own, instead of the session-wide path router
- * (zkc__watch): the client calls zkc__qwatch_watcher with it, so an event
+ * with a context of its own (the session-wide path router this replaced is
+ * gone): the client calls zkc__qwatch_watcher with it, so an event
  * reaches its owner in O(1) and no lock order with a router exists.
  *
  * The client calls a per-request watcher for the node event that fires it

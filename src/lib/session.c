@@ -2,11 +2,13 @@
  * The session: one ZooKeeper handle at a time, Curator's connection states,
  * the manager thread that turns client events into those states (and opens a
  * new ZooKeeper session after LOST), and the routes by which recipes hear of
- * them (hooks, node watches).
+ * them (hooks). Node watches are per request (zkc__qwatch, queue.h; the
+ * children cache's own): no session-wide path router (issue 9, item 4).
  *
  * Threads:
  *  - ZooKeeper's I/O and completion threads (per handle). The default watcher
- *    only queues session events for the manager and routes node events.
+ *    only queues session events for the manager; no request sets a watch
+ *    on it, so it sees no node events (they are dropped if any come).
  *  - The manager thread: state machine, local LOST timer, handle replacement.
  *    It calls internal hooks; it never runs user code.
  *  - Two dispatcher threads (dispatch.c) for user callbacks: the ordinary
@@ -15,9 +17,8 @@
  *    DEMOTED, lock SUSPENDED/LOST), so that a blocked or flooded ordinary
  *    lane never delays a safety event (issue 9, bug 8).
  *
- * Locks (outer to inner): hk_mu -> recipe locks -> zh_mu -> mu; sub_mu ->
- * recipe locks -> zh_mu; pend_mu is a leaf; mu is never held while calling
- * out.
+ * Locks (outer to inner): hk_mu -> recipe locks -> zh_mu -> mu; pend_mu is
+ * a leaf; mu is never held while calling out.
  *
  * Generations: s->gen names the ZooKeeper session recipes may use. It moves
  * on in the same critical section (zh_mu + mu) that sets LOST and takes the
@@ -45,13 +46,6 @@ struct hook {
     zkc__state_hook fn;
     void *arg;
     struct hook *next;
-};
-
-struct sub {
-    char *path;
-    zkc__watch_fn fn;
-    void *arg;
-    struct sub *next;
 };
 
 struct zk_event {
@@ -97,9 +91,6 @@ struct zkc_session {
 
     pthread_mutex_t hk_mu;
     struct hook *hooks;
-
-    pthread_mutex_t sub_mu;
-    struct sub *subs;
 
     zkc__dispatcher *disp;   /* ordinary lane */
     zkc__dispatcher *safety; /* safety lane */
@@ -445,17 +436,6 @@ static void sweep_pending(zkc_session *s, unsigned gen)
     }
 }
 
-static void route_node_event(zkc_session *s, int type, const char *path)
-{
-    struct sub *sb;
-
-    pthread_mutex_lock(&s->sub_mu);
-    for (sb = s->subs; sb; sb = sb->next)
-        if (strcmp(sb->path, path) == 0)
-            sb->fn(sb->arg, type, path);
-    pthread_mutex_unlock(&s->sub_mu);
-}
-
 static void default_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
     struct handle_ctx *h = ctx;
@@ -463,11 +443,9 @@ static void default_watcher(zhandle_t *zh, int type, int state, const char *path
     struct zk_event *ev;
 
     (void)zh;
-    if (type != ZOO_SESSION_EVENT) {
-        if (path)
-            route_node_event(s, type, path);
+    (void)path;
+    if (type != ZOO_SESSION_EVENT)
         return;
-    }
     ev = calloc(1, sizeof(*ev));
     if (!ev) {
         zkc__log(s, ZKC_LOG_ERROR, "out of memory queueing a session event");
@@ -935,7 +913,6 @@ static void session_free(zkc_session *s)
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->zh_mu);
     pthread_mutex_destroy(&s->hk_mu);
-    pthread_mutex_destroy(&s->sub_mu);
     pthread_mutex_destroy(&s->pend_mu);
     free(s->servers);
     free(s->connect_string);
@@ -972,7 +949,6 @@ int zkc_session_new(zkc_session **out, const zkc_session_opts *o)
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->zh_mu, NULL);
     pthread_mutex_init(&s->hk_mu, NULL);
-    pthread_mutex_init(&s->sub_mu, NULL);
     pthread_mutex_init(&s->pend_mu, NULL);
     s->pending.next = s->pending.prev = &s->pending;
     if (zkc__cond_init(&s->cond) != 0) {
@@ -1209,7 +1185,7 @@ int zkc_session_close(zkc_session *s)
     return 0;
 }
 
-/* ------------------------------------------------------ hooks, watches */
+/* --------------------------------------------------------------- hooks */
 
 int zkc__when_connected(zkc_session *s, zkc__state_hook fn, void *arg)
 {
@@ -1262,38 +1238,4 @@ void zkc__remove_hook(zkc_session *s, zkc__state_hook fn, void *arg)
         }
     }
     pthread_mutex_unlock(&s->hk_mu);
-}
-
-int zkc__watch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg)
-{
-    struct sub *sb = calloc(1, sizeof(*sb));
-
-    if (!sb || !(sb->path = strdup(path))) {
-        free(sb);
-        return ZKC_ENOMEM;
-    }
-    sb->fn = fn;
-    sb->arg = arg;
-    pthread_mutex_lock(&s->sub_mu);
-    sb->next = s->subs;
-    s->subs = sb;
-    pthread_mutex_unlock(&s->sub_mu);
-    return 0;
-}
-
-void zkc__unwatch(zkc_session *s, const char *path, zkc__watch_fn fn, void *arg)
-{
-    struct sub **pp, *sb;
-
-    pthread_mutex_lock(&s->sub_mu);
-    for (pp = &s->subs; *pp; pp = &(*pp)->next) {
-        sb = *pp;
-        if (sb->fn == fn && sb->arg == arg && strcmp(sb->path, path) == 0) {
-            *pp = sb->next;
-            free(sb->path);
-            free(sb);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->sub_mu);
 }

@@ -26,6 +26,7 @@
 #include "cache.h"
 #include "naming.h"
 #include "payload.h"
+#include "queue.h"
 #include "zkcoord/task.h"
 
 #define RESULT_MAX    (1024 * 1024) /* cap on a result node read */
@@ -263,12 +264,15 @@ struct treq {
     zkc__pending pend;
     zkc_session *s;
     zkc__call *c;
+    zkc__qwatch *q; /* RQ_EXISTS_WATCH: the watch it sets */
 };
 
 static void treq_dropped(zkc__pending *pd)
 {
     struct treq *r = (struct treq *)((char *)pd - offsetof(struct treq, pend));
 
+    if (r->q)
+        zkc__qwatch_reply(r->q, 0);
     zkc__call_complete(r->c, ZCLOSING);
     zkc__call_unref(r->c);
     free(r);
@@ -295,40 +299,50 @@ static void treq_stat(int zrc, const struct Stat *st, const void *data)
     struct treq *r = (struct treq *)data;
 
     zkc__pending_done(r->s, &r->pend);
+    if (r->q)
+        zkc__qwatch_reply(r->q, zrc == ZOK || zrc == ZNONODE);
     zkc__call_stat_done(zrc, st, r->c);
     free(r);
 }
 
 /* Send one request for `c`; the ZooKeeper code of the send (ZOK: `c` will
- * be completed exactly once). `*gen` gets the handle's generation. */
+ * be completed exactly once). `*gen` gets the handle's generation.
+ * RQ_EXISTS_WATCH sets the per-request watch `q` (made by the caller, see
+ * zkc__qwatch_new); it is consumed either way. */
 static int treq_send(zkc_session *s, int kind, const char *path, const char *data, int len,
-                     zkc__call *c, unsigned *gen)
+                     zkc__call *c, unsigned *gen, zkc__qwatch *q)
 {
     struct treq *r = malloc(sizeof(*r));
-    zhandle_t *zh;
+    zhandle_t *zh = NULL;
     int zrc;
 
-    if (!r)
-        return ZSYSTEMERROR;
-    if (!(zh = zkc__zh_lock(s, gen))) {
+    if (!r || !(zh = zkc__zh_lock(s, gen))) {
+        zrc = r ? ZCONNECTIONLOSS : ZSYSTEMERROR;
         free(r);
-        return ZCONNECTIONLOSS;
+        if (q)
+            zkc__qwatch_reply(q, 0);
+        return zrc;
     }
     r->s = s;
     r->c = c;
+    r->q = q;
     zkc__call_ref(c);
     zkc__pending_add(s, &r->pend, *gen, treq_dropped);
-    if (kind == RQ_CREATE_SEQ)
+    if (kind == RQ_CREATE_SEQ) {
         zrc = zoo_acreate(zh, path, data, len, zkc__acl(s), ZOO_PERSISTENT_SEQUENTIAL, treq_created,
                           r);
-    else
-        zrc = zoo_aexists(zh, path, 1, treq_stat, r);
+    } else {
+        zkc__qwatch_sent(q, *gen);
+        zrc = zoo_awexists(zh, path, zkc__qwatch_watcher, q, treq_stat, r);
+    }
     if (zrc != ZOK) {
         zkc__pending_done(s, &r->pend);
         zkc__call_unref(c);
         free(r);
     }
     zkc__zh_unlock(s);
+    if (zrc != ZOK && q)
+        zkc__qwatch_reply(q, 0);
     return zrc;
 }
 
@@ -348,7 +362,7 @@ static int create_seq(zkc_session *s, const char *prefix, const char *payload, s
         return ZKC_ENOMEM;
     }
     c->extra_free = free;
-    zrc = treq_send(s, RQ_CREATE_SEQ, prefix, payload, (int)len, c, &gen);
+    zrc = treq_send(s, RQ_CREATE_SEQ, prefix, payload, (int)len, c, &gen, NULL);
     if (zrc != ZOK) {
         zkc__call_unref(c);
         return zrc == ZSYSTEMERROR ? ZKC_ENOMEM : zkc__err_from_zk(zrc);
@@ -398,22 +412,37 @@ out:
     return rc;
 }
 
+/* A waiting zkc_task_wait(). Its exists watches may outlive the call (a
+ * watch stays in the client until it fires or the handle closes), so it is
+ * on the heap: one reference for the call, one per watch set. */
 struct waiter {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int fired;
+    int refs; /* atomic */
 };
 
-static void on_result_watch(void *arg, int type, const char *path)
+static void waiter_unref(struct waiter *w)
 {
-    struct waiter *w = arg;
+    if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
 
-    (void)type;
-    (void)path;
-    pthread_mutex_lock(&w->mu);
-    w->fired = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+/* The exists watch ended: fired (type != 0) or gone unfired. */
+static void on_result_watch(zkc__qwatch *q, int type)
+{
+    struct waiter *w = q->owner;
+
+    if (type) {
+        pthread_mutex_lock(&w->mu);
+        w->fired = 1;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+    waiter_unref(w);
 }
 
 /* Read and decode the result at `path`: 0, ZKC_ENONODE, or an error. */
@@ -439,7 +468,7 @@ int zkc_task_wait(zkc_session *s, const char *cluster_path, const char *id, int 
                   zkc_task_result **out)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zkc__now_ms() + timeout_ms;
-    struct waiter w;
+    struct waiter *w;
     char *path;
     int rc;
 
@@ -447,30 +476,41 @@ int zkc_task_wait(zkc_session *s, const char *cluster_path, const char *id, int 
         return ZKC_EINVAL;
     if (!(path = work_path(cluster_path, "results", id)))
         return ZKC_ENOMEM;
-    memset(&w, 0, sizeof(w));
-    pthread_mutex_init(&w.mu, NULL);
-    if (zkc__cond_init(&w.cond) != 0) {
-        pthread_mutex_destroy(&w.mu);
+    if (!(w = calloc(1, sizeof(*w)))) {
         free(path);
         return ZKC_ENOMEM;
     }
-    if ((rc = zkc__watch(s, path, on_result_watch, &w)) != 0)
-        goto out;
+    pthread_mutex_init(&w->mu, NULL);
+    if (zkc__cond_init(&w->cond) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        free(path);
+        return ZKC_ENOMEM;
+    }
+    w->refs = 1;
     for (;;) {
         zkc__call *c;
+        zkc__qwatch *q;
         unsigned gen = 0;
         int zrc, left;
 
-        pthread_mutex_lock(&w.mu);
-        w.fired = 0;
-        pthread_mutex_unlock(&w.mu);
-        if (!(c = zkc__call_new())) {
+        pthread_mutex_lock(&w->mu);
+        w->fired = 0;
+        pthread_mutex_unlock(&w->mu);
+        __atomic_add_fetch(&w->refs, 1, __ATOMIC_SEQ_CST); /* the watch's */
+        if (!(q = zkc__qwatch_new(s, path, on_result_watch, w)))
+            waiter_unref(w);
+        if (!q || !(c = zkc__call_new())) {
+            if (q) {
+                zkc__qwatch_unsent(q); /* fn is not called: drop its reference */
+                waiter_unref(w);
+            }
             rc = ZKC_ENOMEM;
             break;
         }
-        /* exists with a watch: one request, and the watch wakes us when the
-         * result is created (the watch is the client's per-path one) */
-        zrc = treq_send(s, RQ_EXISTS_WATCH, path, NULL, 0, c, &gen);
+        /* exists with a watch: one request, and its own watch (per request,
+         * zkc__qwatch) wakes us when the result is created */
+        zrc = treq_send(s, RQ_EXISTS_WATCH, path, NULL, 0, c, &gen, q);
         if (zrc == ZOK) {
             rc = zkc__call_wait(c, zkc__remaining(deadline));
             zrc = rc ? ZOPERATIONTIMEOUT : c->rc;
@@ -505,16 +545,16 @@ int zkc_task_wait(zkc_session *s, const char *cluster_path, const char *id, int 
         }
         /* Watch armed: sleep until it fires, the deadline, or the session
          * changes generation (a new session has lost the watch). */
-        pthread_mutex_lock(&w.mu);
-        while (!w.fired && zkc_session_generation(s) == gen) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->fired && zkc_session_generation(s) == gen) {
             struct timespec ts;
             left = zkc__remaining(deadline);
             if (left == 0)
                 break;
             zkc__deadline(&ts, left < 0 || left > TICK_MS ? TICK_MS : left);
-            pthread_cond_timedwait(&w.cond, &w.mu, &ts);
+            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
         }
-        pthread_mutex_unlock(&w.mu);
+        pthread_mutex_unlock(&w->mu);
         if (zkc__remaining(deadline) == 0) {
             /* one last look: a result created at the deadline counts */
             rc = result_read(s, path, 1000, out);
@@ -523,10 +563,7 @@ int zkc_task_wait(zkc_session *s, const char *cluster_path, const char *id, int 
             break;
         }
     }
-    zkc__unwatch(s, path, on_result_watch, &w);
-out:
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.mu);
+    waiter_unref(w);
     free(path);
     return rc;
 }

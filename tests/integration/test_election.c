@@ -7,6 +7,7 @@
  * a mutex; tests wait on that log with deadlines, never sleep. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -897,6 +898,106 @@ out:
     parts_close(ps, 2);
 }
 
+/* ---- issue 9, item 4: reconnects do not pile up watches */
+
+/* Watches the server holds for session `sid`: lines under its header in
+ * the wchc answer ("0x<id>" then one tab-indented path per line). -1 when
+ * wchc cannot be read. */
+static int server_watches(zkc_session *s)
+{
+    char buf[16384], head[32];
+    const char *p;
+    int len, n = 0;
+
+    len = zkh_four_letter(tu_zk, 0, "wchc", buf, sizeof(buf));
+    if (len <= 0)
+        return -1;
+    snprintf(head, sizeof(head), "0x%llx\n", (unsigned long long)zkc_session_id(s));
+    if (!(p = strstr(buf, head)))
+        return 0;
+    for (p += strlen(head); *p == '\t'; n++) {
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    return n;
+}
+
+/* Pending entries of s (requests in flight and per-request watches still
+ * set) reach n, waiting at most timeout_ms. */
+static int pending_is(zkc_session *s, int n, int timeout_ms)
+{
+    long long deadline = tu_now_ms() + timeout_ms;
+
+    while (zkc__test_pending_count(s) != n && tu_now_ms() < deadline)
+        sched_yield();
+    return zkc__test_pending_count(s) == n ? 0 : -1;
+}
+
+static struct part pile_obs = {9, NULL, NULL, "observer"};
+
+/* A participant waiting behind the leader and an observer share a session
+ * whose connection is cut again and again (the same session comes back:
+ * RECONNECTED each time). Every reconnect re-sends the client's watches and
+ * makes the participant verify and the observer's cache resync; none may
+ * add a watch: the client holds as many per-request watches (and the
+ * server as many watches for the session) after five reconnects as before
+ * the first. */
+static void test_reconnects_no_watch_pileup(void)
+{
+    struct part ps[2];
+    zkc_election *obs = NULL;
+    tu_proxy *px = NULL;
+    tu_rec rec;
+    int pend0, wch0, i, from;
+
+    unsigned failures = CU_get_number_of_failures();
+
+    log_reset();
+    tu_rec_init(&rec);
+    memset(ps, 0, sizeof(ps));
+    TU_CHECK(tu_proxy_start(&px, zkh_connect_string(tu_zk)) == 0, out);
+    for (i = 0; i < 2; i++) {
+        ps[i].idx = i;
+        snprintf(ps[i].id, sizeof(ps[i].id), "p%02d", i);
+    }
+    TU_CHECK(tu_session(&ps[0].s, NULL, 4000, NULL) == 0, out);
+    TU_CHECK(tu_session(&ps[1].s, tu_proxy_address(px), 4000, &rec) == 0, out);
+    TU_CHECK(part_join(&ps[0], "/el/pile", ZKC_ELECTION_STEP_DOWN) == 0, out);
+    TU_CHECK(zkc_election_await_leadership(ps[0].e, WAIT_MS, NULL) == 0, out);
+    TU_CHECK(part_join(&ps[1], "/el/pile", ZKC_ELECTION_STEP_DOWN) == 0, out);
+    TU_CHECK(log_wait(0, 1, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS) >= 0, out);
+    TU_CHECK(zkc_election_observer_new(&obs, ps[1].s, "/el/pile", on_event, &pile_obs) == 0, out);
+    TU_CHECK(log_wait(0, 9, ZKC_ELECTION_LEADER_CHANGED, WAIT_MS) >= 0, out);
+    TU_CHECK(round_trip(ps[1].s) == 0, out);
+    pend0 = zkc__test_pending_count(ps[1].s);
+    wch0 = server_watches(ps[1].s);
+    /* the participant's watch on p00's node, the observer's children watch */
+    CU_ASSERT(pend0 >= 2);
+    CU_ASSERT(wch0 >= 2);
+    for (i = 0; i < 5; i++) {
+        from = tu_rec_count(&rec);
+        tu_proxy_cut(px);
+        TU_CHECK(tu_rec_wait(&rec, from, ZKC_CONN_RECONNECTED, WAIT_MS) >= 0, out);
+        TU_CHECK(round_trip(ps[1].s) == 0, out);
+        CU_ASSERT_EQUAL(pending_is(ps[1].s, pend0, WAIT_MS), 0);
+        CU_ASSERT_EQUAL(server_watches(ps[1].s), wch0);
+    }
+    printf("\n    after 5 reconnects: %d client watches/requests, %d server watches (before: %d, "
+           "%d) ",
+           zkc__test_pending_count(ps[1].s), server_watches(ps[1].s), pend0, wch0);
+    CU_ASSERT_EQUAL(zkc_session_generation(ps[1].s), 1); /* same session throughout */
+    CU_ASSERT(zkc_election_is_leader(ps[0].e, NULL));
+    CU_ASSERT_EQUAL(lg.max_believers, 1);
+out:
+    dump_if_failed(failures);
+    zkc_election_close(obs);
+    parts_close(ps, 2);
+    tu_proxy_stop(px);
+    tu_rec_destroy(&rec);
+}
+
 /* ---- issue 9, bug 6: one order and eligibility rule for everyone */
 
 /* A foreign client plants a persistent "..-latch--000000001" (sequence -1:
@@ -1006,6 +1107,8 @@ int register_election_suite(void)
         !add(s, "rapid churn: one believer, tokens increase", test_churn) ||
         !add(s, "no herd: one resign wakes one of 50", test_no_herd) ||
         !add(s, "predecessor gone before its watch: no watch left", test_no_watch_leak) ||
+        !add(s, "reconnects: no watch piles up (client and server)",
+             test_reconnects_no_watch_pileup) ||
         !add(s, "foreign persistent node ahead: never leader, all agree", test_foreign_node))
         return -1;
     return 0;

@@ -1677,6 +1677,65 @@ out:
     pthread_mutex_destroy(&r.mu);
 }
 
+/* Fresh reads after a new session (issue 9): a new ZooKeeper session has
+ * no last-seen zxid and may be served by a follower behind what the old
+ * session saw, so the cache's first folder read of a new session goes
+ * right behind a sync of the folder. Exactly one sync per new session, and
+ * none per change (the counter counts syncs sent by every cache of the
+ * process; only this test's cache exists while it runs). */
+static void test_cache_sync_per_new_session(void)
+{
+    const char *path = "/zkcoord/cachesync/folder";
+    zkc_session *s = NULL, *sx = NULL;
+    zkc_cache *c = NULL;
+    zkc_cache_opts o;
+    struct crec r;
+    char p[128];
+    unsigned long base;
+    int i, at = 0;
+
+    TU_CHECK(crec_setup(&r, &s, &sx, path) == 0, out);
+    snprintf(p, sizeof(p), "%s/a", path);
+    TU_CHECK(zoo_create(raw(sx), p, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    zkc_cache_opts_init(&o);
+    o.on_event = crec_fn;
+    o.user_data = &r;
+    base = zkc__cache_syncs();
+    TU_CHECK(zkc_cache_new(&c, s, path, &o) == 0, out);
+    TU_CHECK(zkc_cache_start(c) == 0, out);
+    TU_CHECK((at = crec_wait(&r, 0, ZKC_CACHE_ADDED, "a")) >= 0, out);
+    CU_ASSERT_EQUAL(zkc__cache_syncs(), base); /* the first read: nothing seen before */
+    for (i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "c%d", i);
+        snprintf(p, sizeof(p), "%s/%s", path, name);
+        TU_CHECK(zoo_create(raw(sx), p, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+        TU_CHECK((at = crec_wait(&r, at, ZKC_CACHE_ADDED, name)) >= 0, out);
+    }
+    CU_ASSERT_EQUAL(zkc__cache_syncs(), base); /* none per change */
+    TU_CHECK(tu_expire(s) == 0, out);
+    /* Seen only through a listing of the new session (the old watch died). */
+    snprintf(p, sizeof(p), "%s/after", path);
+    TU_CHECK(zoo_create(raw(sx), p, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    TU_CHECK((at = crec_wait(&r, at, ZKC_CACHE_ADDED, "after")) >= 0, out);
+    CU_ASSERT_EQUAL(zkc__cache_syncs(), base + 1);
+    snprintf(p, sizeof(p), "%s/later", path);
+    TU_CHECK(zoo_create(raw(sx), p, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK, out);
+    TU_CHECK((at = crec_wait(&r, at, ZKC_CACHE_ADDED, "later")) >= 0, out);
+    TU_CHECK(crec_wait(&r, at, ZKC_CACHE_CHANGED, NULL) >= 0, out); /* its batch's view */
+    CU_ASSERT_EQUAL(zkc__cache_syncs(), base + 1);                  /* one per new session */
+    pthread_mutex_lock(&r.mu);
+    CU_ASSERT_EQUAL(zkc_cache_view_count(r.last), 8); /* a, c0..c4, after, later */
+    pthread_mutex_unlock(&r.mu);
+out:
+    zkc_cache_free(c);
+    zkc_session_close(sx);
+    zkc_session_close(s);
+    zkc_cache_view_free(r.last);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.mu);
+}
+
 /* ------------------------------------------------------- slow consumer */
 
 struct slow {
@@ -2394,6 +2453,7 @@ static const struct {
     {"public reads: zkc_get, zkc_get_children", test_read_api},
     {"public children cache: zkc_cache", test_cache_api},
     {"freed cache: its watches fire into nothing", test_cache_free_then_changes},
+    {"cache: one sync per new session, none per change", test_cache_sync_per_new_session},
     {"no watch left on a member gone before a new session", test_no_watch_left_after_lost},
     {"state changes while groups and caches are made: no deadlock", test_new_during_state_changes},
     {"views: patched per change, kept past changes and the group", test_views_patched_and_kept},

@@ -40,68 +40,127 @@ int lt_children(zkc_session *s, const char *path)
     return n;
 }
 
+/* A waiter on a folder's children. Its watches (per request, zkc__qwatch)
+ * may outlive the wait, so it is on the heap: one reference for the
+ * waiter, one per watch set. */
 struct cw {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     unsigned changes;
+    int refs; /* atomic */
 };
 
-static void cw_fn(void *arg, int type, const char *path)
+static void cw_unref(struct cw *w)
 {
-    struct cw *w = arg;
+    if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
 
-    (void)type;
-    (void)path;
-    pthread_mutex_lock(&w->mu);
-    w->changes++;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+static void cw_fn(zkc__qwatch *q, int type)
+{
+    struct cw *w = q->owner;
+
+    if (type) {
+        pthread_mutex_lock(&w->mu);
+        w->changes++;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+    cw_unref(w);
+}
+
+struct cw_req {
+    zkc__call *c;
+    zkc__qwatch *q;
+};
+
+static void cw_listed(int rc, const struct String_vector *v, const void *data)
+{
+    struct cw_req *r = (struct cw_req *)data;
+
+    zkc__qwatch_reply(r->q, rc == ZOK);
+    zkc__call_strings_done(rc, v, r->c);
+    free(r);
+}
+
+/* getChildren of `path` with a watch of its own that bumps w->changes when
+ * it fires; the count of children, 0 for a missing folder, -1 when it could
+ * not be asked. */
+static int cw_list(zkc_session *s, struct cw *w, const char *path, int timeout_ms)
+{
+    struct cw_req *r = calloc(1, sizeof(*r));
+    zkc__call *c;
+    zhandle_t *zh;
+    unsigned gen;
+    int n = -1;
+
+    if (!r || !(r->c = zkc__call_new())) {
+        free(r);
+        return -1;
+    }
+    __atomic_add_fetch(&w->refs, 1, __ATOMIC_SEQ_CST);
+    if (!(r->q = zkc__qwatch_new(s, path, cw_fn, w))) {
+        cw_unref(w);
+        zkc__call_unref(r->c);
+        free(r);
+        return -1;
+    }
+    c = r->c;
+    zkc__call_ref(c); /* the completion's; r is the completion's once sent */
+    if ((zh = zkc__zh_lock(s, &gen))) {
+        zkc__qwatch_sent(r->q, gen);
+        if (zoo_awget_children(zh, path, zkc__qwatch_watcher, r->q, cw_listed, r) != ZOK)
+            zh = NULL;
+        zkc__zh_unlock(s);
+    }
+    if (!zh) { /* not sent: end the watch and the request here */
+        cw_listed(ZCONNECTIONLOSS, NULL, r);
+        zkc__call_unref(c);
+        return -1;
+    }
+    if (zkc__call_wait(c, timeout_ms) == 0)
+        n = c->rc == ZOK ? c->children.count : c->rc == ZNONODE ? 0 : -1;
+    zkc__call_unref(c);
+    return n;
 }
 
 int lt_wait_children(zkc_session *s, const char *path, int expect, int timeout_ms)
 {
-    struct cw w;
+    struct cw *w = calloc(1, sizeof(*w));
     long long end = tu_now_ms() + timeout_ms;
     int rc = -1;
 
-    pthread_mutex_init(&w.mu, NULL);
-    zkc__cond_init(&w.cond);
-    w.changes = 0;
-    zkc__watch(s, path, cw_fn, &w);
+    if (!w)
+        return -1;
+    pthread_mutex_init(&w->mu, NULL);
+    zkc__cond_init(&w->cond);
+    w->refs = 1;
     while (tu_now_ms() < end) {
-        zkc__call *c = zkc__call_new();
-        zhandle_t *zh = zkc__zh_lock(s, NULL);
         unsigned snap;
-        int n = -1;
-        pthread_mutex_lock(&w.mu);
-        snap = w.changes;
-        pthread_mutex_unlock(&w.mu);
-        if (zh) {
-            zkc__call_ref(c);
-            if (zoo_aget_children(zh, path, 1, zkc__call_strings_done, c) != ZOK)
-                zkc__call_unref(c);
-            zkc__zh_unlock(s);
-            if (zkc__call_wait(c, (int)(end - tu_now_ms())) == 0)
-                n = c->rc == ZOK ? c->children.count : c->rc == ZNONODE ? 0 : -1;
-        }
-        zkc__call_unref(c);
+        int n;
+        pthread_mutex_lock(&w->mu);
+        snap = w->changes;
+        pthread_mutex_unlock(&w->mu);
+        n = cw_list(s, w, path, (int)(end - tu_now_ms()));
         if (n == expect) {
             rc = 0;
             break;
         }
-        /* Wait for the children watch (or a session change) to fire. */
-        pthread_mutex_lock(&w.mu);
-        while (w.changes == snap && tu_now_ms() < end) {
+        /* Wait for the children watch to fire (or ask again in 100 ms when
+         * not connected). */
+        pthread_mutex_lock(&w->mu);
+        while (w->changes == snap && tu_now_ms() < end) {
             struct timespec ts;
             zkc__deadline(&ts, n < 0 ? 100 : (int)(end - tu_now_ms()));
-            if (pthread_cond_timedwait(&w.cond, &w.mu, &ts) == ETIMEDOUT && n < 0)
+            if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT && n < 0)
                 break; /* not connected: ask again */
         }
-        pthread_mutex_unlock(&w.mu);
+        pthread_mutex_unlock(&w->mu);
     }
-    zkc__unwatch(s, path, cw_fn, &w);
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.mu);
+    cw_unref(w);
     return rc;
 }
 
@@ -459,13 +518,14 @@ static void test_freed_waiter_watch(void)
     b = new_lock(sb, "/locks/fw", "b", NULL);
     TU_CHECK(a && b, out);
     TU_CHECK(zkc_lock_acquire(a, 5000, NULL) == 0, out);
-    /* b waits: once its reads are answered, only its watch is pending */
+    /* b waits: once its reads are answered, only its watch is pending (the
+     * queue is watched from sa: lt_wait_children's own watch would count) */
     TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
-    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/fw", 2, 5000), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/locks/fw", 2, 5000), 0);
     CU_ASSERT_EQUAL(wait_pending(sb, 1, 5000), 0);
     zkc_lock_free(b);
     b = NULL;
-    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/fw", 1, 5000), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/locks/fw", 1, 5000), 0);
     CU_ASSERT_EQUAL(wait_pending(sb, 1, 5000), 0); /* the watch outlives its lock */
     /* the holder lets go: the watch fires into the freed engine */
     CU_ASSERT_EQUAL(zkc_lock_release(a), 0);
@@ -476,7 +536,7 @@ static void test_freed_waiter_watch(void)
     b = new_lock(sb, "/locks/fw", "b", NULL);
     TU_CHECK(b != NULL, out);
     TU_CHECK(zkc_lock_acquire_async(b, lt_on_acquired, &rb) == 0, out);
-    CU_ASSERT_EQUAL(lt_wait_children(sb, "/locks/fw", 2, 5000), 0);
+    CU_ASSERT_EQUAL(lt_wait_children(sa, "/locks/fw", 2, 5000), 0);
     CU_ASSERT_EQUAL(wait_pending(sb, 1, 5000), 0);
     zkc_lock_free(b);
     b = NULL;

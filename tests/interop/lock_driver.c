@@ -8,6 +8,7 @@
  *                                        nodes; print the queue; exit 0, or 3 on timeout
  */
 #include "internal.h"
+#include "queue.h"
 #include "zkcoord/zkcoord.h"
 
 #include <errno.h>
@@ -15,70 +16,133 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A waiter on a folder's children. Its watches (per request, zkc__qwatch)
+ * may outlive the wait, so it is on the heap: one reference for the
+ * waiter, one per watch set. */
 struct wait_ctx {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     unsigned changes;
+    int refs; /* atomic */
 };
 
-static void on_change(void *arg, int type, const char *path)
+static void wait_unref(struct wait_ctx *w)
 {
-    struct wait_ctx *w = arg;
+    if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
 
-    (void)type;
-    (void)path;
-    pthread_mutex_lock(&w->mu);
-    w->changes++;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+static void on_change(zkc__qwatch *q, int type)
+{
+    struct wait_ctx *w = q->owner;
+
+    if (type) {
+        pthread_mutex_lock(&w->mu);
+        w->changes++;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+    wait_unref(w);
+}
+
+struct list_req {
+    zkc__call *c;
+    zkc__qwatch *q;
+};
+
+static void listed(int rc, const struct String_vector *v, const void *data)
+{
+    struct list_req *r = (struct list_req *)data;
+
+    zkc__qwatch_reply(r->q, rc == ZOK);
+    zkc__call_strings_done(rc, v, r->c);
+    free(r);
+}
+
+/* getChildren of `path` with a watch of its own (bumps w->changes when it
+ * fires). The finished call (its rc and children), or NULL when it could
+ * not be sent or did not finish in time. */
+static zkc__call *list(zkc_session *s, struct wait_ctx *w, const char *path, int timeout_ms)
+{
+    struct list_req *r = calloc(1, sizeof(*r));
+    zkc__call *c;
+    zhandle_t *zh;
+    unsigned gen;
+
+    if (!r || !(r->c = zkc__call_new())) {
+        free(r);
+        return NULL;
+    }
+    __atomic_add_fetch(&w->refs, 1, __ATOMIC_SEQ_CST);
+    if (!(r->q = zkc__qwatch_new(s, path, on_change, w))) {
+        wait_unref(w);
+        zkc__call_unref(r->c);
+        free(r);
+        return NULL;
+    }
+    c = r->c;
+    zkc__call_ref(c); /* the completion's; r is the completion's once sent */
+    if ((zh = zkc__zh_lock(s, &gen))) {
+        zkc__qwatch_sent(r->q, gen);
+        if (zoo_awget_children(zh, path, zkc__qwatch_watcher, r->q, listed, r) != ZOK)
+            zh = NULL;
+        zkc__zh_unlock(s);
+    }
+    if (!zh)
+        listed(ZCONNECTIONLOSS, NULL, r);
+    if (!zh || zkc__call_wait(c, timeout_ms) != 0) {
+        zkc__call_unref(c);
+        return NULL;
+    }
+    return c;
 }
 
 static int waitn(zkc_session *s, const char *path, int n, int ms)
 {
-    struct wait_ctx w;
+    struct wait_ctx *w = calloc(1, sizeof(*w));
     int64_t end = zkc__now_ms() + ms;
     int i, rc = 3;
 
-    pthread_mutex_init(&w.mu, NULL);
-    zkc__cond_init(&w.cond);
-    w.changes = 0;
-    zkc__watch(s, path, on_change, &w);
+    if (!w)
+        return 2;
+    pthread_mutex_init(&w->mu, NULL);
+    zkc__cond_init(&w->cond);
+    w->refs = 1;
     while (zkc__now_ms() < end) {
-        struct String_vector v = {0, NULL};
-        zhandle_t *zh = zkc__zh_lock(s, NULL);
+        zkc__call *c;
         unsigned snap;
         int zrc = ZCONNECTIONLOSS;
-        pthread_mutex_lock(&w.mu);
-        snap = w.changes;
-        pthread_mutex_unlock(&w.mu);
-        if (zh) {
-            zkc__zh_unlock(s);
-            /* main thread: the synchronous API is fine here */
-            zrc = zoo_get_children(zh, path, 1, &v);
-        }
-        if (zrc == ZOK && v.count == n) {
-            for (i = 0; i < v.count; i++)
-                printf("NODE %s\n", v.data[i]);
+        pthread_mutex_lock(&w->mu);
+        snap = w->changes;
+        pthread_mutex_unlock(&w->mu);
+        if ((c = list(s, w, path, (int)(end - zkc__now_ms()))))
+            zrc = c->rc;
+        if (zrc == ZOK && c->children.count == n) {
+            for (i = 0; i < c->children.count; i++)
+                printf("NODE %s\n", c->children.data[i]);
             printf("OK %d\n", n);
-            deallocate_String_vector(&v);
+            zkc__call_unref(c);
             rc = 0;
             break;
         }
-        if (zrc == ZOK)
-            deallocate_String_vector(&v);
-        pthread_mutex_lock(&w.mu);
-        while (w.changes == snap && zkc__now_ms() < end) {
+        if (c)
+            zkc__call_unref(c);
+        pthread_mutex_lock(&w->mu);
+        while (w->changes == snap && zkc__now_ms() < end) {
             struct timespec ts;
             zkc__deadline(&ts, zrc == ZOK || zrc == ZNONODE ? (int)(end - zkc__now_ms()) : 100);
-            if (pthread_cond_timedwait(&w.cond, &w.mu, &ts) == ETIMEDOUT &&
+            if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT &&
                 !(zrc == ZOK || zrc == ZNONODE))
                 break;
         }
-        pthread_mutex_unlock(&w.mu);
+        pthread_mutex_unlock(&w->mu);
     }
     if (rc)
         printf("TIMEOUT\n");
-    zkc__unwatch(s, path, on_change, &w);
+    wait_unref(w);
     return rc;
 }
 
