@@ -16,12 +16,9 @@
 #include "internal.h"
 #include "zkcoord/counter.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 static zkh_cluster *zk;
@@ -34,51 +31,9 @@ static const char *servers(void)
     return ext_servers ? ext_servers : zkh_connect_string(zk);
 }
 
-/* A value of `mntr` from the first host:port of a connect string. */
-static long long mntr_of(const char *conn, const char *key)
-{
-    char host[256], buf[16384], *p;
-    const char *colon;
-    size_t hlen = strcspn(conn, ","), got = 0;
-    struct addrinfo hints, *ai = NULL;
-    struct timeval tv = {5, 0};
-    long long v = -1;
-    ssize_t r;
-    int fd;
-
-    colon = memchr(conn, ':', hlen);
-    if (!colon || (size_t)(colon - conn) >= sizeof(host))
-        return -1;
-    memcpy(host, conn, (size_t)(colon - conn));
-    host[colon - conn] = '\0';
-    snprintf(buf, sizeof(buf), "%.*s", (int)(hlen - (size_t)(colon - conn) - 1), colon + 1);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, buf, &hints, &ai) != 0)
-        return -1;
-    fd = socket(ai->ai_family, SOCK_STREAM, 0);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            send(fd, "mntr", 4, MSG_NOSIGNAL) == 4) {
-            while (got < sizeof(buf) - 1 && (r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
-                got += (size_t)r;
-            buf[got] = '\0';
-            for (p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-                if (strncmp(p, key, strlen(key)) == 0 && p[strlen(key)] == '\t') {
-                    v = atoll(p + strlen(key) + 1);
-                    break;
-                }
-        }
-        close(fd);
-    }
-    freeaddrinfo(ai);
-    return v;
-}
-
 static long long packets(void)
 {
-    return mntr_of(servers(), "zk_packets_received");
+    return zkh_mntr_at(servers(), "zk_packets_received");
 }
 
 static int open_session(zkc_session **s)

@@ -18,12 +18,9 @@
 #include "queue.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 static zkh_cluster *zk;
@@ -32,64 +29,6 @@ static const char *ext_servers; /* -s: an existing server, not the harness's */
 static const char *servers(void)
 {
     return ext_servers ? ext_servers : zkh_connect_string(zk);
-}
-
-/* mntr from the first host:port of ext_servers: one blocking TCP exchange
- * with a 5 s timeout each way. -1 on any failure or when key is absent. */
-static long long ext_mntr(const char *key)
-{
-    char host[256], buf[16384];
-    const char *colon, *line;
-    struct addrinfo hints, *ai = NULL;
-    struct timeval tv = {5, 0};
-    size_t hlen = strcspn(ext_servers, ","), got = 0, klen = strlen(key);
-    int fd = -1;
-    long long v = -1;
-
-    colon = memchr(ext_servers, ':', hlen);
-    if (!colon || (size_t)(colon - ext_servers) >= sizeof(host) ||
-        hlen - (size_t)(colon - ext_servers) > 16)
-        return -1;
-    memcpy(host, ext_servers, (size_t)(colon - ext_servers));
-    host[colon - ext_servers] = '\0';
-    {
-        char port[17];
-        memcpy(port, colon + 1, hlen - (size_t)(colon - ext_servers) - 1);
-        port[hlen - (size_t)(colon - ext_servers) - 1] = '\0';
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_socktype = SOCK_STREAM;
-        if (getaddrinfo(host, port, &hints, &ai) != 0)
-            return -1;
-    }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto out;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 || send(fd, "mntr", 4, MSG_NOSIGNAL) != 4)
-        goto out;
-    for (;;) {
-        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        if (got >= sizeof(buf) - 1)
-            break;
-    }
-    buf[got] = '\0';
-    for (line = buf; line != NULL; line = strchr(line, '\n')) {
-        if (*line == '\n')
-            line++;
-        if (strncmp(line, key, klen) == 0 && line[klen] == '\t') {
-            v = strtoll(line + klen + 1, NULL, 10);
-            break;
-        }
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return v;
 }
 
 static double now_us(void)
@@ -121,7 +60,8 @@ static zkc_session *open_session(void)
 
 static long long packets(void)
 {
-    return ext_servers ? ext_mntr("zk_packets_received") : zkh_mntr(zk, 0, "zk_packets_received");
+    return ext_servers ? zkh_mntr_at(ext_servers, "zk_packets_received")
+                       : zkh_mntr(zk, 0, "zk_packets_received");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -308,7 +248,7 @@ int main(int argc, char **argv)
         }
     }
     if (ext_servers) {
-        if (ext_mntr("zk_packets_received") < 0) {
+        if (zkh_mntr_at(ext_servers, "zk_packets_received") < 0) {
             fprintf(stderr, "bench_lock: no mntr answer from %s\n", ext_servers);
             return 1;
         }

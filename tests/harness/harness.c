@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -549,10 +550,10 @@ static int wait_fd(int fd, short events, long long deadline)
 
 /* Non-blocking with a deadline throughout: a SIGSTOPped server still
  * completes the TCP handshake from its backlog and then never answers. */
-static int four_letter(int port, const char *cmd, char *buf, size_t len, int timeout_ms)
+static int four_letter_addr(const struct sockaddr *sa, socklen_t salen, const char *cmd, char *buf,
+                            size_t len, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
-    struct sockaddr_in sin;
     size_t got = 0, sent = 0, cmdlen = strlen(cmd);
     int fd, soerr;
     socklen_t sl = sizeof(soerr);
@@ -560,14 +561,10 @@ static int four_letter(int port, const char *cmd, char *buf, size_t len, int tim
     if (len == 0)
         return -1;
     buf[0] = '\0';
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((unsigned short)port);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+    if (connect(fd, sa, salen) != 0) {
         if (errno != EINPROGRESS && errno != EINTR)
             goto fail;
         if (wait_fd(fd, POLLOUT, deadline) != 0)
@@ -610,6 +607,17 @@ fail:
     close(fd);
     buf[0] = '\0';
     return -1;
+}
+
+static int four_letter(int port, const char *cmd, char *buf, size_t len, int timeout_ms)
+{
+    struct sockaddr_in sin;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return four_letter_addr((struct sockaddr *)&sin, sizeof(sin), cmd, buf, len, timeout_ms);
 }
 
 /* The word after "Mode: " in a srvr reply, compared with want. */
@@ -1206,14 +1214,12 @@ int zkh_four_letter(const zkh_cluster *c, int i, const char *cmd, char *buf, siz
     return four_letter(c->servers[i].client_port, cmd, buf, len, FOUR_LETTER_MS);
 }
 
-long long zkh_mntr(const zkh_cluster *c, int i, const char *key)
+/* The value of key in an mntr reply, or -1. */
+static long long mntr_value(const char *buf, const char *key)
 {
-    char buf[16384];
     size_t klen = strlen(key);
     const char *line;
 
-    if (zkh_four_letter(c, i, "mntr", buf, sizeof(buf)) < 0)
-        return -1;
     for (line = buf; line != NULL; line = strchr(line, '\n')) {
         if (*line == '\n')
             line++;
@@ -1221,6 +1227,39 @@ long long zkh_mntr(const zkh_cluster *c, int i, const char *key)
             return strtoll(line + klen + 1, NULL, 10);
     }
     return -1;
+}
+
+long long zkh_mntr(const zkh_cluster *c, int i, const char *key)
+{
+    char buf[16384];
+
+    if (zkh_four_letter(c, i, "mntr", buf, sizeof(buf)) < 0)
+        return -1;
+    return mntr_value(buf, key);
+}
+
+long long zkh_mntr_at(const char *connect, const char *key)
+{
+    char host[256], port[16], buf[16384];
+    size_t hlen = connect ? strcspn(connect, ",") : 0;
+    const char *colon = connect ? memchr(connect, ':', hlen) : NULL;
+    struct addrinfo hints, *ai = NULL;
+    long long v = -1;
+
+    if (!colon || (size_t)(colon - connect) >= sizeof(host) ||
+        hlen - (size_t)(colon - connect) > sizeof(port))
+        return -1;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - connect), connect);
+    snprintf(port, sizeof(port), "%.*s", (int)(hlen - (size_t)(colon - connect) - 1), colon + 1);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return -1;
+    if (four_letter_addr(ai->ai_addr, ai->ai_addrlen, "mntr", buf, sizeof(buf), FOUR_LETTER_MS) >=
+        0)
+        v = mntr_value(buf, key);
+    freeaddrinfo(ai);
+    return v;
 }
 
 void zkh_destroy(zkh_cluster *c)

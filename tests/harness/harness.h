@@ -121,6 +121,10 @@ int zkh_four_letter(const zkh_cluster *c, int i, const char *cmd, char *buf, siz
  * Prints nothing. */
 long long zkh_mntr(const zkh_cluster *c, int i, const char *key);
 
+/* As zkh_mntr(), from the first host:port of a connect string (a server the
+ * harness did not start: the benchmarks' --servers). -1 on any failure. */
+long long zkh_mntr_at(const char *connect, const char *key);
+
 /* Pid of server i's JVM, 0 when the harness has stopped it or seen it exit, -1
  * for a bad index. */
 pid_t zkh_server_pid(const zkh_cluster *c, int i);
