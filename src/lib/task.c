@@ -1471,7 +1471,10 @@ int zkc_tasks_new(zkc_tasks **out, zkc_session *s, const char *cluster_path,
     for (i = 0; i < 5; i++)
         if (t->caches[i] && (rc = zkc_cache_start(t->caches[i])) != 0)
             goto fail;
+    /* Caches already deliver (on_cache -> wake) from their dispatcher. */
+    pthread_mutex_lock(&t->mu);
     t->dirty = 1;
+    pthread_mutex_unlock(&t->mu);
     if (pthread_create(&t->thread, NULL, loop_main, t) != 0) {
         rc = ZKC_ESYS;
         goto fail;
