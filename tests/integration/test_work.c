@@ -196,6 +196,7 @@ struct mb {
     zkc_work *w;
     pthread_mutex_t mu;
     int assigned, revoked, lost;
+    int drained; /* its member node says STOPPING: plans give it nothing */
 };
 
 static struct mb mbs[MAXM];
@@ -448,7 +449,8 @@ static int wait_settled(int n_items, int ms, int *owner, const int *weight)
 
             if (e->state != ZKC_WORK_RUNNING || !e->planned || e->planned[0] != 'm')
                 ok = 0;
-            else if ((mi = atoi(e->planned + 1)) < 0 || mi >= MAXM || !mbs[mi].up)
+            else if ((mi = atoi(e->planned + 1)) < 0 || mi >= MAXM || !mbs[mi].up ||
+                     mbs[mi].drained)
                 ok = 0;
             else
                 count[mi]++;
@@ -456,12 +458,12 @@ static int wait_settled(int n_items, int ms, int *owner, const int *weight)
         }
         ok = ok && n == n_items;
         for (i = 0; i < MAXM; i++)
-            if (mbs[i].up)
+            if (mbs[i].up && !mbs[i].drained)
                 total_w += weight ? weight[i] : 1;
         for (i = 0; ok && i < MAXM; i++) {
             long long d;
 
-            if (!mbs[i].up)
+            if (!mbs[i].up || mbs[i].drained)
                 continue;
             d = (long long)count[i] * total_w - (long long)n_items * (weight ? weight[i] : 1);
             if (d < 0)
@@ -980,6 +982,68 @@ out:
     stop_all();
     if (zh)
         zookeeper_close(zh);
+}
+
+/* ---- drained members */
+
+/* Set member `idx`'s ServerSet status (its node's payload as mb_start
+ * wrote it, weight 1, with `status`). */
+static int mb_set_status(int idx, const char *status)
+{
+    struct mb *m = &mbs[idx];
+    zkc_member_info info;
+
+    memset(&info, 0, sizeof(info));
+    info.id = m->id;
+    info.host = "127.0.0.1";
+    info.port = 1000 + idx;
+    info.metadata = "{\"weight\":1}";
+    info.status = status;
+    if (zkc_group_update(m->g, &info, 10000) != 0)
+        return -1;
+    m->drained = strcmp(status, "STOPPING") == 0;
+    return 0;
+}
+
+/* A member whose node says STOPPING (drained, as the agent marks it before
+ * it leaves) gets no items: only its own items move, to the others, and
+ * it keeps its session, election and handle. Back to ALIVE, it gets its
+ * share again, taken only from the others' surplus (a join's moves). */
+static void test_drained_member(void)
+{
+    int before[12], during[12], after[12], i, drained, moved_back = 0, n_drained = 0;
+
+    new_cluster();
+    for (i = 0; i < 3; i++)
+        TU_CHECK(mb_start(i, 1) == 0, out);
+    add_items(0, 12);
+    TU_CHECK(wait_settled(12, SETTLE_MS, before, NULL) == 0, out);
+    drained = 2;
+    for (i = 0; i < 12; i++)
+        n_drained += before[i] == drained;
+    CU_ASSERT_EQUAL(n_drained, 4);
+    TU_CHECK(mb_set_status(drained, "STOPPING") == 0, out);
+    TU_CHECK(wait_settled(12, SETTLE_MS, during, NULL) == 0, out);
+    CU_ASSERT_EQUAL(held_matches(during, 12), 0);
+    for (i = 0; i < 12; i++) {
+        CU_ASSERT(during[i] != drained);
+        if (before[i] != drained)
+            CU_ASSERT_EQUAL(during[i], before[i]); /* only the drained member's items moved */
+    }
+    CU_ASSERT(mbs[drained].up);
+    TU_CHECK(mb_set_status(drained, "ALIVE") == 0, out);
+    TU_CHECK(wait_settled(12, SETTLE_MS, after, NULL) == 0, out);
+    CU_ASSERT_EQUAL(held_matches(after, 12), 0);
+    for (i = 0; i < 12; i++) {
+        if (after[i] == drained)
+            moved_back++;
+        else
+            CU_ASSERT_EQUAL(after[i], during[i]); /* nothing moves between the others */
+    }
+    CU_ASSERT_EQUAL(moved_back, 4);
+    CU_ASSERT_EQUAL(hist_check(), 0);
+out:
+    stop_all();
 }
 
 /* ---- fenced writes (zkc_work_fenced_multi) */
@@ -1570,6 +1634,8 @@ int register_work_suite(void)
                      test_garbage_plan_and_claim) ||
         !CU_add_test(s, "a claim deleted by hand: REVOKED, claimed again",
                      test_claim_deleted_by_hand) ||
+        !CU_add_test(s, "a drained (STOPPING) member: its items move, and come back",
+                     test_drained_member) ||
         !CU_add_test(s, "fenced write: held, in REVOKED, refused after it",
                      test_fenced_write_held_revoked) ||
         !CU_add_test(s, "fenced write: expired holder refused though the claim path exists",
