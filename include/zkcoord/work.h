@@ -171,7 +171,8 @@ ZKC_EXTERN int zkc_work_held(zkc_work *w, char ***items, int *n);
  *    claim: a multi queued meanwhile is sent once connected, or refused by
  *    the server if the session expired first.
  * Limits: a claim deleted by hand (not by the library) voids the fence
- * until this member noticed (REVOKED, reason CLAIM_GONE): if another member
+ * until this member noticed (from then on, already before its REVOKED with
+ * reason CLAIM_GONE runs, the write is refused locally): if another member
  * claimed the item in between, the check passes on its claim. A multi
  * that timed out (ZKC_ETIMEDOUT, ZKC_ECONNLOSS) may still commit, but only
  * while the claim is ours (it is ordered before our delete). Systems

@@ -64,6 +64,7 @@ struct held {
     enum hstate state;
     int lost;         /* the session was lost while ASSIGNED ran: REVOKED once it returned */
     int closing_told; /* zkc_work_free(): its REVOKED (CLOSED) not yet returned */
+    int claim_gone;   /* found gone or not ours: no fenced write passes any more */
 };
 
 struct zkc_work {
@@ -1048,6 +1049,10 @@ static void revoke_locked(zkc_work *w, struct held *h, zkc_work_revoke_reason wh
         return; /* tried again at the next pass */
     j->ev.reason = why;
     h->state = H_REVOKING;
+    /* Not ours any more: the node at its path may already be the next
+     * owner's, which a fenced write's check would take for ours. */
+    if (why == ZKC_WORK_CLAIM_GONE)
+        h->claim_gone = 1;
     w->refs++;
     if (zkc__dispatch_safety(w->s, run_revoked, j) != 0) {
         w->refs--;
@@ -1623,7 +1628,7 @@ int zkc_work_fenced_multi_ex(zkc_work *w, const char *item, int64_t token, const
             (h->state == H_ASSIGNING || h->state == H_DELIVERING || h->state == H_RUNNING ||
              h->state == H_REVOKING || (h->state == H_REVOKED && h->closing_told)))
             break;
-    if (!h || (token != 0 && h->token != token)) {
+    if (!h || h->claim_gone || (token != 0 && h->token != token)) {
         rc = ZKC_ENOTHELD;
     } else if (!(zh = zkc__zh_lock(w->s, &gen))) {
         rc = ZKC_ESESSIONLOST; /* between sessions: the claim's is gone */

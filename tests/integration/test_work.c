@@ -931,6 +931,16 @@ out:
         zookeeper_close(zh);
 }
 
+static void set_op(zkc_op *op, const char *path, const char *data)
+{
+    memset(op, 0, sizeof(*op));
+    op->type = ZKC_OP_SET;
+    op->path = path;
+    op->data = data;
+    op->len = (int)strlen(data);
+    op->version = -1;
+}
+
 /* A claim deleted by hand: its holder hears REVOKED (claim_gone), then
  * claims the item again with a new token. */
 static void test_claim_deleted_by_hand(void)
@@ -977,6 +987,20 @@ static void test_claim_deleted_by_hand(void)
     CU_ASSERT(reassigned);
     TU_CHECK(wait_settled(4, SETTLE_MS, owner, NULL) == 0, out);
     CU_ASSERT_EQUAL(owner[0], holder);
+    {
+        /* fenced writes: the hold whose claim went is over, the new one
+         * (new token) writes */
+        char reg[256];
+        zkc_op op;
+
+        path_of(reg, sizeof(reg), "reg");
+        TU_CHECK(zkc__mkdirs_sync(admin, reg, 5000) == 0, out);
+        set_op(&op, reg, "x");
+        CU_ASSERT_EQUAL(
+            zkc_work_fenced_multi_ex(mbs[holder].w, "p00", old_token, &op, 1, 5000, NULL),
+            ZKC_ENOTHELD);
+        CU_ASSERT_EQUAL(zkc_work_fenced_multi(mbs[holder].w, "p00", &op, 1, 5000), 0);
+    }
     CU_ASSERT_EQUAL(hist_check(), 0);
 out:
     stop_all();
@@ -1047,16 +1071,6 @@ out:
 }
 
 /* ---- fenced writes (zkc_work_fenced_multi) */
-
-static void set_op(zkc_op *op, const char *path, const char *data)
-{
-    memset(op, 0, sizeof(*op));
-    op->type = ZKC_OP_SET;
-    op->path = path;
-    op->data = data;
-    op->len = (int)strlen(data);
-    op->version = -1;
-}
 
 /* The register's data equals `want`. */
 static int reg_is(const char *reg, const char *want)
