@@ -478,6 +478,8 @@ static void run_revoked(void *arg)
     pthread_mutex_lock(&w->mu);
     h = held_find_token(w, j->item, j->ev.token);
     go = h && h->state == H_REVOKING;
+    if (go && h->lost)
+        j->ev.reason = ZKC_WORK_SESSION; /* lost while queued: the claim is gone */
     pthread_mutex_unlock(&w->mu);
     if (go)
         call_user(w, &j->ev);
@@ -583,10 +585,22 @@ static void state_hook(void *arg, zkc_conn_state st, unsigned gen)
         /* Every hold ends now. One whose ASSIGNED has not run yet is
          * dropped silently (run_assigned will not call the user); one
          * being revoked gets its REVOKED from its own job, which runs
-         * before this one on the same lane. */
+         * before this one on the same lane -- so it stays REVOKING: its
+         * job finds it, tells the user (reason SESSION now: the claim
+         * went with the session), and the worker then forgets it
+         * (its delete is refused as of another generation). Marking it
+         * DEAD here made that job skip the user: the item's REVOKED was
+         * never told, and the member ran it on while the next owner did
+         * (chaos seed 19 schedule 0: REVOKED MOVED queued behind a slow
+         * one when the session was lost; regression test "LOST while a
+         * REVOKED is queued"). */
         for (h = w->held; h; h = h->next) {
             if (h->state == H_DELIVERING) {
                 h->lost = 1; /* its REVOKED follows its ASSIGNED's return */
+                continue;
+            }
+            if (h->state == H_REVOKING) {
+                h->lost = 1; /* told with reason SESSION: the claim went with it */
                 continue;
             }
             if (h->state == H_RUNNING && j) {

@@ -35,7 +35,9 @@ Invariants (issue 10 item 1):
                (work.h, tests/integration/test_work.c): with a forced expiry
                the servers hand the claim to the new owner before the old
                client hears LOST, so the earlier hold may overlap only if it
-               ended by REVOKED reason=session or a kill; per item, tokens
+               ended by REVOKED reason=session or a kill, or its worker next
+               heard LOST (not RECONNECTED, and before it was ASSIGNED
+               again), as for locks; per item, tokens
                strictly increase in grant order (outside the same window),
                and in the commit log (server order) an item's tokens never
                go down and every commit belongs to a hold its writer logged.
@@ -429,10 +431,30 @@ class Checker:
 
     @staticmethod
     def work_excused(h):
-        return h["why"] in ("session", "killed")
+        return h["why"] in ("session", "killed") or h.get("lost_during")
 
     def check_work(self):
         hs = self.work_holds()
+        # As for locks (holds()): a hold whose worker, after the hold began,
+        # next heard its session LOST (or a new session CONNECTED) -- not
+        # RECONNECTED first, and before it was ASSIGNED anything after the
+        # hold ended -- may have been ended by the servers before it ended
+        # (a REVOKED moved still running when a paused member's session
+        # expired: the servers gave the claim away on their own).
+        for h in hs:
+            w = self.workers[h["w"]]
+            h["lost_during"] = False
+            for ns, ev, kv, raw in w.events:
+                if ns < h["start"]:
+                    continue
+                if ev == "assigned" and ns > h["end"]:
+                    break
+                # SUSPENDED alone decides nothing: RECONNECTED says the
+                # session (and its claims) lived on, LOST or a new session
+                # that it did not.
+                if ev == "session" and kv.get("state") in ("lost", "reconnected", "connected"):
+                    h["lost_during"] = kv.get("state") != "reconnected"
+                    break
         by_item = {}
         for h in hs:
             by_item.setdefault(h["item"], []).append(h)

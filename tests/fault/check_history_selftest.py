@@ -278,6 +278,24 @@ def _(d):
               extra1=[(5, "write ok tok=20 n=1 via=work")])
 
 
+@case("work window: a paused member's REVOKED (moved) returned late, then it heard LOST",
+      set())
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 6) + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 5, 27, "closed"),
+              extra0=[(6.01, "session state=suspended gen=1 sid=a"),
+                      (6.5, "session state=lost gen=1 sid=a")])
+
+
+@case("work: REVOKED (moved) returned after the next owner began, session still alive",
+      {"items"})
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 6) + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 5, 27, "closed"),
+              extra0=[(6.01, "session state=suspended gen=1 sid=a"),
+                      (6.5, "session state=reconnected gen=1 sid=a")])
+
+
 def takeover_case(d, t_next):
     write_case(d, "work", {
         "w0": session_ok("a") + [(1.6, "items n=2"), (2, "assigned item=i00 tok=10")],
