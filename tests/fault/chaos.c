@@ -396,7 +396,7 @@ struct worker {
 
 struct schedule {
     int index;
-    char kind[32]; /* "random" or "lost-swap" */
+    char kind[32]; /* "random", "lost-swap" or "kill-alone" */
     enum workload wl;
     int leases;
     int nworkers;
@@ -577,6 +577,19 @@ static void draw_schedule(struct schedule *sc, const char *kind)
         sc->f[0].start_ms = 1000;
         sc->f[0].dur_ms = 0;
         sc->f[0].target = -1;
+        sc->nfaults = 1;
+        return;
+    }
+    if (strcmp(kind, "kill-alone") == 0) {
+        /* Only --only kill-alone: one SIGKILL of a client and no other
+         * fault, so the checker can time how long its items take to run
+         * elsewhere against session timeout + 1 s (issue 12), which
+         * overlapping faults excuse in random schedules. */
+        sc->f[0].type = F_KILL_CLIENT;
+        sc->f[0].start_ms =
+            rnd_between(1000, opt.window_ms - 3000 > 1000 ? opt.window_ms - 3000 : 1000);
+        sc->f[0].dur_ms = 0;
+        sc->f[0].target = rnd(sc->nworkers);
         sc->nfaults = 1;
         return;
     }
@@ -1159,7 +1172,7 @@ static void usage(FILE *f)
     fputs("usage: chaos [--seed S] [--schedules N] [--minutes M] [--index K[,K...]] [--only KIND]\n"
           "             [--exclude KIND] [--worker PATH] [--checker PATH] [--out DIR] [--keep]\n"
           "             [--timeout-ms MS] [--window-ms MS] [--workload NAME] [--verbose]\n"
-          "KIND: random | lost-swap\n"
+          "KIND: random | lost-swap | kill-alone (one client SIGKILL, nothing else)\n"
           "NAME: mutex | election | rwlock | semaphore | group | work | task (default: drawn)\n",
           f);
 }
@@ -1269,7 +1282,8 @@ static int parse(int argc, char **argv)
     if (opt.worker == NULL || opt.checker == NULL || opt.schedules < 1 || opt.minutes < 1 ||
         opt.timeout_ms < 400 || opt.window_ms < 2500)
         return -1;
-    if (opt.only && strcmp(opt.only, "random") != 0 && strcmp(opt.only, "lost-swap") != 0)
+    if (opt.only && strcmp(opt.only, "random") != 0 && strcmp(opt.only, "lost-swap") != 0 &&
+        strcmp(opt.only, "kill-alone") != 0)
         return -1;
     return 0;
 }
