@@ -138,6 +138,66 @@ ZKC_EXTERN void zkc_work_free(zkc_work *w);
  * zkc_strings_free(). Errors: ZKC_EINVAL, ZKC_ENOMEM. */
 ZKC_EXTERN int zkc_work_held(zkc_work *w, char ***items, int *n);
 
+/* --------------------------------------------------- fenced writes */
+
+/* Write `ops` (see zkc_fenced_multi() in zkcoord/fence.h) into ZooKeeper
+ * only while this member holds `item`: one multi, a check that the item's
+ * claim exists first, all or nothing.
+ *
+ * Why a check of the claim alone is not a fence: the claim path
+ * <cluster>/work/claims/<item> is the same for every owner, so the stale
+ * writer of zkc_fenced_multi(s, claim path, ...) -- a member whose session
+ * expired and came back as a new ZooKeeper session of the same zkc_session,
+ * or any other session -- passes the check on the NEXT owner's claim. This
+ * call is a real fence because of where and when it sends:
+ *  - only while the hold lasts as this handle sees it: from the claim's
+ *    creation (ASSIGNED posted) until its REVOKED callback returned (for
+ *    reason CLOSED: until zkc_work_free()'s REVOKED returned). A write may
+ *    therefore be flushed from inside REVOKED. After a LOST the holds are
+ *    over at once (ZKC_ENOTHELD), also during their REVOKED (reason
+ *    SESSION): the session, and with it the claim, is gone;
+ *  - only on the very ZooKeeper session that created the claim (the
+ *    session's handle generation). A session the server has expired is
+ *    refused by the server, whatever node is at the claim path by then; a
+ *    session the client knows expired, or the local LOST timer gave up on,
+ *    is refused locally (ZKC_ESESSIONLOST);
+ *  - on that live session the claim (ephemeral, ours) can go only by our
+ *    own delete, which the library sends only after the hold ended, on the
+ *    same session, and after every multi this call let through (the check
+ *    and the send happen under the lock that ends the hold). ZooKeeper
+ *    serves one session's requests in order, so each of them reaches the
+ *    server while the claim is ours. A reconnect of the same session
+ *    (SUSPENDED, then RECONNECTED) keeps the session, its order and the
+ *    claim: a multi queued meanwhile is sent once connected, or refused by
+ *    the server if the session expired first.
+ * Limits: a claim deleted by hand (not by the library) voids the fence
+ * until this member noticed (from then on, already before its REVOKED with
+ * reason CLAIM_GONE runs, the write is refused locally): if another member
+ * claimed the item in between, the check passes on its claim. A multi
+ * that timed out (ZKC_ETIMEDOUT, ZKC_ECONNLOSS) may still commit, but only
+ * while the claim is ours (it is ordered before our delete). Systems
+ * outside ZooKeeper need the token (the claim's czxid) instead.
+ *
+ * `token`: 0 = whichever hold of `item` this member has; else only the
+ * hold whose ASSIGNED carried that token (a writer of an earlier hold of
+ * the same item is refused). Blocks up to `timeout_ms` (-1 = no limit);
+ * not for the ZooKeeper threads, fine from callbacks (also REVOKED).
+ * `*failed_index` (may be NULL): the index in `ops` of the op that failed,
+ * else -1. Thread-safe; `w` must not be freed meanwhile.
+ * Errors: ZKC_EINVAL (NULL w, bad item name, negative token, bad ops),
+ * ZKC_ENOTHELD (this member does not hold the item (with that token) now,
+ * or the server found no claim: deleted by hand; nothing written),
+ * ZKC_ESESSIONLOST (the claim's ZooKeeper session is gone: known
+ * locally, or the server refused the expired session; nothing written),
+ * ZKC_ENOMEM, and every error of zkc_fenced_multi_ex(). */
+ZKC_EXTERN int zkc_work_fenced_multi_ex(zkc_work *w, const char *item, int64_t token,
+                                        const zkc_op *ops, int nops, int timeout_ms,
+                                        int *failed_index);
+
+/* zkc_work_fenced_multi_ex() with token 0 and no failed index. */
+ZKC_EXTERN int zkc_work_fenced_multi(zkc_work *w, const char *item, const zkc_op *ops, int nops,
+                                     int timeout_ms);
+
 /* ------------------------------------------------------------- items */
 
 /* 0 when `item` is a usable item name: 1..ZKC_WORK_MAX_ITEM bytes of

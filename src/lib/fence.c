@@ -50,41 +50,51 @@ static int check_ops(const char *guard, const zkc_op *ops, int nops)
     return 0;
 }
 
-int zkc_fenced_multi_ex(zkc_session *s, const char *guard_path, const zkc_op *ops, int nops,
-                        int timeout_ms, int *failed_index)
-{
-    struct multi *m;
+/* The multi of one call, built before a handle is chosen: the check on the
+ * guard first, then the caller's ops. Lives in the zkc__call (extra). */
+struct zkc__fmulti {
     zkc__call *c;
-    zhandle_t *zh;
-    int i, rc, zrc;
+    struct multi *m;
+    char *guard; /* copied: the check op points at it until sent */
+    int sent;
+};
 
-    if (failed_index)
-        *failed_index = -1;
-    if (!s)
+int zkc__fmulti_new(zkc__fmulti **out, zkc_session *s, const char *guard_path, const zkc_op *ops,
+                    int nops)
+{
+    zkc__fmulti *f;
+    struct multi *m;
+    int i, rc;
+
+    if (!s || !out)
         return ZKC_EINVAL;
     rc = check_ops(guard_path, ops, nops);
     if (rc)
         return rc;
-    c = zkc__call_new();
-    if (!c)
+    f = calloc(1, sizeof(*f));
+    if (!f)
         return ZKC_ENOMEM;
+    f->guard = strdup(guard_path);
+    f->c = zkc__call_new();
     m = calloc(1, sizeof(*m));
-    if (!m) {
-        zkc__call_unref(c);
+    if (!f->guard || !f->c || !m) {
+        free(m);
+        zkc__fmulti_abandon(f);
         return ZKC_ENOMEM;
     }
-    c->extra = m;
-    c->extra_free = multi_free;
+    f->m = m;
+    f->c->extra = m;
+    f->c->extra_free = multi_free;
     m->n = nops + 1;
     m->ops = calloc((size_t)m->n, sizeof(*m->ops));
     m->results = calloc((size_t)m->n, sizeof(*m->results));
     m->stats = calloc((size_t)m->n, sizeof(*m->stats));
     m->paths = calloc((size_t)m->n, PATH_BUF);
     if (!m->ops || !m->results || !m->stats || !m->paths) {
-        zkc__call_unref(c);
+        zkc__fmulti_abandon(f);
         return ZKC_ENOMEM;
     }
-    zoo_check_op_init(&m->ops[0], guard_path, -1);
+    zoo_check_op_init(&m->ops[0], f->guard, -1);
     for (i = 0; i < nops; i++) {
         const zkc_op *o = &ops[i];
         zoo_op_t *z = &m->ops[i + 1];
@@ -104,8 +114,25 @@ int zkc_fenced_multi_ex(zkc_session *s, const char *guard_path, const zkc_op *op
             break;
         }
     }
-    zh = zkc__zh_lock(s, NULL);
-    if (zh && zoo_state(zh) < 0) {
+    *out = f;
+    return 0;
+}
+
+void zkc__fmulti_abandon(zkc__fmulti *f)
+{
+    if (!f)
+        return;
+    if (f->c)
+        zkc__call_unref(f->c);
+    free(f->guard);
+    free(f);
+}
+
+int zkc__fmulti_send(zkc__fmulti *f, zhandle_t *zh)
+{
+    int zrc;
+
+    if (zoo_state(zh) < 0) {
         /* The handle is unrecoverable (session expired or auth failed) and
          * the session manager has not replaced it yet. zoo_amulti() of the
          * ZooKeeper C client 3.8.0 must not see it: when the first op's
@@ -118,22 +145,31 @@ int zkc_fenced_multi_ex(zkc_session *s, const char *guard_path, const zkc_op *op
          * open: the handle turning unrecoverable in the microseconds
          * between this check and the serialisation below (the client's
          * I/O thread processing an expiry at that very moment). */
-        zkc__zh_unlock(s);
-        zh = NULL;
-    }
-    if (!zh) {
-        zkc__call_unref(c);
         return ZKC_ECONNLOSS;
     }
-    zkc__call_ref(c); /* for the completion */
+    zkc__call_ref(f->c); /* for the completion */
     /* The request is serialized here: the caller's strings need not outlive
      * the call; results and path buffers live in the call object. */
-    zrc = zoo_amulti(zh, m->n, m->ops, m->results, zkc__call_void_done, c);
-    zkc__zh_unlock(s);
+    zrc = zoo_amulti(zh, f->m->n, f->m->ops, f->m->results, zkc__call_void_done, f->c);
     if (zrc != ZOK) {
-        zkc__call_unref(c);
-        zkc__call_unref(c);
+        zkc__call_unref(f->c);
         return zkc__err_from_zk(zrc);
+    }
+    f->sent = 1;
+    return 0;
+}
+
+int zkc__fmulti_wait(zkc__fmulti *f, int timeout_ms, int *failed_index)
+{
+    zkc__call *c = f->c;
+    struct multi *m = f->m;
+    int i, rc, zrc;
+
+    if (failed_index)
+        *failed_index = -1;
+    if (!f->sent) {
+        zkc__fmulti_abandon(f);
+        return ZKC_EINVAL;
     }
     rc = zkc__call_wait(c, timeout_ms);
     if (rc == 0) {
@@ -165,8 +201,34 @@ int zkc_fenced_multi_ex(zkc_session *s, const char *guard_path, const zkc_op *op
             rc = zkc__err_from_zk(zrc);
         }
     }
-    zkc__call_unref(c);
+    zkc__fmulti_abandon(f);
     return rc;
+}
+
+int zkc_fenced_multi_ex(zkc_session *s, const char *guard_path, const zkc_op *ops, int nops,
+                        int timeout_ms, int *failed_index)
+{
+    zkc__fmulti *f;
+    zhandle_t *zh;
+    int rc;
+
+    if (failed_index)
+        *failed_index = -1;
+    rc = zkc__fmulti_new(&f, s, guard_path, ops, nops);
+    if (rc)
+        return rc;
+    zh = zkc__zh_lock(s, NULL);
+    if (!zh) {
+        zkc__fmulti_abandon(f);
+        return ZKC_ECONNLOSS;
+    }
+    rc = zkc__fmulti_send(f, zh);
+    zkc__zh_unlock(s);
+    if (rc) {
+        zkc__fmulti_abandon(f);
+        return rc;
+    }
+    return zkc__fmulti_wait(f, timeout_ms, failed_index);
 }
 
 int zkc_fenced_multi(zkc_session *s, const char *guard_path, const zkc_op *ops, int nops,

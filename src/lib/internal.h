@@ -241,6 +241,25 @@ void zkc__call_strings_done(int rc, const struct String_vector *v, const void *d
 void zkc__call_stat_done(int rc, const struct Stat *st, const void *data);
 void zkc__call_void_done(int rc, const void *data);
 
+/* ---- fenced multi in parts (fence.c), for a recipe that must choose the
+ * ZooKeeper handle itself and send under its own lock (work.c: only on the
+ * session that made a claim, ordered before the claim's delete).
+ * zkc__fmulti_new: build it (check that guard_path exists, then ops;
+ * everything copied or serialised later, so the arguments are borrowed for
+ * the call): 0, ZKC_EINVAL, ZKC_ENOMEM.
+ * zkc__fmulti_send: send it on `zh`, locked by the caller (zkc__zh_lock);
+ * non-blocking. 0, or nothing was sent: ZKC_ECONNLOSS (the handle is
+ * unrecoverable: expired or auth failed) or the client's refusal.
+ * zkc__fmulti_wait: after a successful send, wait up to timeout_ms (-1 =
+ * forever) for the answer and free; the codes of zkc_fenced_multi_ex().
+ * zkc__fmulti_abandon: free one that was not sent, or not waited for. */
+typedef struct zkc__fmulti zkc__fmulti;
+int zkc__fmulti_new(zkc__fmulti **out, zkc_session *s, const char *guard_path, const zkc_op *ops,
+                    int nops);
+int zkc__fmulti_send(zkc__fmulti *f, zhandle_t *zh);
+int zkc__fmulti_wait(zkc__fmulti *f, int timeout_ms, int *failed_index);
+void zkc__fmulti_abandon(zkc__fmulti *f);
+
 /* "Retry once connected": one slot embedded in a recipe object, so a burst
  * of failures arms one zkc__when_connected() and nothing spins while the
  * connection is down. The object's own lock guards the slot.

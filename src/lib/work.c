@@ -62,7 +62,9 @@ struct held {
     int64_t sid;  /* session that created the claim */
     unsigned gen; /* its generation */
     enum hstate state;
-    int lost; /* the session was lost while ASSIGNED ran: REVOKED once it returned */
+    int lost;         /* the session was lost while ASSIGNED ran: REVOKED once it returned */
+    int closing_told; /* zkc_work_free(): its REVOKED (CLOSED) not yet returned */
+    int claim_gone;   /* found gone or not ours: no fenced write passes any more */
 };
 
 struct zkc_work {
@@ -476,6 +478,8 @@ static void run_revoked(void *arg)
     pthread_mutex_lock(&w->mu);
     h = held_find_token(w, j->item, j->ev.token);
     go = h && h->state == H_REVOKING;
+    if (go && h->lost)
+        j->ev.reason = ZKC_WORK_SESSION; /* lost while queued: the claim is gone */
     pthread_mutex_unlock(&w->mu);
     if (go)
         call_user(w, &j->ev);
@@ -581,10 +585,22 @@ static void state_hook(void *arg, zkc_conn_state st, unsigned gen)
         /* Every hold ends now. One whose ASSIGNED has not run yet is
          * dropped silently (run_assigned will not call the user); one
          * being revoked gets its REVOKED from its own job, which runs
-         * before this one on the same lane. */
+         * before this one on the same lane -- so it stays REVOKING: its
+         * job finds it, tells the user (reason SESSION now: the claim
+         * went with the session), and the worker then forgets it
+         * (its delete is refused as of another generation). Marking it
+         * DEAD here made that job skip the user: the item's REVOKED was
+         * never told, and the member ran it on while the next owner did
+         * (chaos seed 19 schedule 0: REVOKED MOVED queued behind a slow
+         * one when the session was lost; regression test "LOST while a
+         * REVOKED is queued"). */
         for (h = w->held; h; h = h->next) {
             if (h->state == H_DELIVERING) {
                 h->lost = 1; /* its REVOKED follows its ASSIGNED's return */
+                continue;
+            }
+            if (h->state == H_REVOKING) {
+                h->lost = 1; /* told with reason SESSION: the claim went with it */
                 continue;
             }
             if (h->state == H_RUNNING && j) {
@@ -666,8 +682,12 @@ static int mem_cmp(const void *a, const void *b)
 
 /* Live members from the member folder's children (name, data, stat):
  * ephemeral nodes with an id, each id once, sorted; weights from the
- * metadata. `log` (may be NULL) reports bad weights. */
-static int members_from(zkc_session *log, int n, const char *(*name)(void *, int),
+ * metadata. `log` (may be NULL) reports bad weights. With `drained`, a
+ * node whose ServerSet status is STOPPING (a member being drained, as the
+ * task planner reads it) is left out: the planner gives it nothing, so its
+ * items move as a leaver's do (only its own), and it is back in the plan
+ * the moment its status is anything else again. */
+static int members_from(zkc_session *log, int drained, int n, const char *(*name)(void *, int),
                         const char *(*data)(void *, int, int *), int64_t (*owner)(void *, int),
                         void *ctx, struct mem **out, int *nout)
 {
@@ -688,6 +708,10 @@ static int members_from(zkc_session *log, int n, const char *(*name)(void *, int
         if (!b) {
             free(m);
             return ZKC_ENOMEM;
+        }
+        if (drained && b->status && strcmp(b->status, "STOPPING") == 0) {
+            zkc__mbody_unref(b);
+            continue;
         }
         if (b->id && !(b->flags & ZKC_MEMBER_NO_ID) && b->id[0]) {
             if (zkc__work_weight(b->metadata, &m[k].weight, why, sizeof(why)) && log)
@@ -860,7 +884,7 @@ static int leader_pass(zkc_work *w, const zkc_cache_view *mv, const zkc_cache_vi
                         why);
     if (pst != ZKC_WORK_PLAN_OK && prev_from_claims(w, cv, &prev) != 0)
         return 1;
-    if (members_from(w->s, mv ? zkc_cache_view_count(mv) : 0, cv_name, cv_data, cv_owner,
+    if (members_from(w->s, 1, mv ? zkc_cache_view_count(mv) : 0, cv_name, cv_data, cv_owner,
                      (void *)mv, &mem, &nm) != 0)
         return 1;
     ni = iv ? zkc_cache_view_count(iv) : 0;
@@ -1039,6 +1063,10 @@ static void revoke_locked(zkc_work *w, struct held *h, zkc_work_revoke_reason wh
         return; /* tried again at the next pass */
     j->ev.reason = why;
     h->state = H_REVOKING;
+    /* Not ours any more: the node at its path may already be the next
+     * owner's, which a fenced write's check would take for ours. */
+    if (why == ZKC_WORK_CLAIM_GONE)
+        h->claim_gone = 1;
     w->refs++;
     if (zkc__dispatch_safety(w->s, run_revoked, j) != 0) {
         w->refs--;
@@ -1502,6 +1530,7 @@ void zkc_work_free(zkc_work *w)
                 r->ev.reason = ZKC_WORK_CLOSED;
                 r->next = list->next;
                 list->next = r;
+                h->closing_told = 1; /* fenced writes until it returned */
             }
         }
         if (h->state != H_DEAD)
@@ -1519,6 +1548,13 @@ void zkc_work_free(zkc_work *w)
     } else {
         zkc__dispatch_barrier(w->s);
     }
+    /* The REVOKED (CLOSED) returned: no fenced write passes from here on,
+     * and the deletes below go after any that did (same lock, same
+     * handle: see zkc_work_fenced_multi_ex). */
+    pthread_mutex_lock(&w->mu);
+    for (h = w->held; h; h = h->next)
+        h->closing_told = 0;
+    pthread_mutex_unlock(&w->mu);
     /* Our claims go now, so their new owners need not wait for our
      * session to end. Only on the session that made them. */
     for (h = w->held; h; h = h->next)
@@ -1566,6 +1602,70 @@ int zkc_work_held(zkc_work *w, char ***items, int *n)
     *items = v;
     *n = k;
     return 0;
+}
+
+/* ------------------------------------------------------ fenced writes */
+
+int zkc_work_fenced_multi_ex(zkc_work *w, const char *item, int64_t token, const zkc_op *ops,
+                             int nops, int timeout_ms, int *failed_index)
+{
+    zkc__fmulti *f;
+    struct held *h;
+    zhandle_t *zh;
+    unsigned gen;
+    char *guard;
+    int rc, st;
+
+    if (failed_index)
+        *failed_index = -1;
+    if (!w || zkc__work_item_ok(item) != 0 || token < 0)
+        return ZKC_EINVAL;
+    guard = join(w->claims_path, item);
+    if (!guard)
+        return ZKC_ENOMEM;
+    rc = zkc__fmulti_new(&f, w->s, guard, ops, nops);
+    free(guard);
+    if (rc)
+        return rc;
+    /* Held, and sent on the claim's own ZooKeeper session, all under w->mu:
+     * the hold ends (REVOKED returned: run_revoked; zkc_work_free) under
+     * the same lock, and the claim's delete is sent only after that on the
+     * same handle, so every multi that passed here reaches the server
+     * before the delete (one session's requests are served in order), and
+     * none passes after it. The check op on the claim then fails only if
+     * the claim went another way (by hand), and a request of a session the
+     * server expired is refused by the server, whatever node is at the
+     * path by then. */
+    pthread_mutex_lock(&w->mu);
+    for (h = w->held; h; h = h->next)
+        if (strcmp(h->item, item) == 0 &&
+            (h->state == H_ASSIGNING || h->state == H_DELIVERING || h->state == H_RUNNING ||
+             h->state == H_REVOKING || (h->state == H_REVOKED && h->closing_told)))
+            break;
+    if (!h || h->claim_gone || (token != 0 && h->token != token)) {
+        rc = ZKC_ENOTHELD;
+    } else if (!(zh = zkc__zh_lock(w->s, &gen))) {
+        rc = ZKC_ESESSIONLOST; /* between sessions: the claim's is gone */
+    } else {
+        st = zoo_state(zh);
+        if (gen != h->gen || st == ZOO_EXPIRED_SESSION_STATE)
+            rc = ZKC_ESESSIONLOST; /* LOST not told yet, or not yet heard of */
+        else
+            rc = zkc__fmulti_send(f, zh);
+        zkc__zh_unlock(w->s);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (rc) {
+        zkc__fmulti_abandon(f);
+        return rc;
+    }
+    return zkc__fmulti_wait(f, timeout_ms, failed_index);
+}
+
+int zkc_work_fenced_multi(zkc_work *w, const char *item, const zkc_op *ops, int nops,
+                          int timeout_ms)
+{
+    return zkc_work_fenced_multi_ex(w, item, 0, ops, nops, timeout_ms, NULL);
 }
 
 /* -------------------------------------------------------------- items */
@@ -1848,7 +1948,7 @@ int zkc_work_view_read(zkc_session *s, const char *cluster_path, int timeout_ms,
         v->plan_leader = plan.leader;
         plan.leader = NULL;
     }
-    rc = members_from(NULL, members.n, rd_name, rd_data, rd_owner, &members, &v->mem, &v->n_mem);
+    rc = members_from(NULL, 0, members.n, rd_name, rd_data, rd_owner, &members, &v->mem, &v->n_mem);
     if (rc != 0)
         goto out;
     v->e = calloc((size_t)(items.n + claims.n + 1), sizeof(*v->e));

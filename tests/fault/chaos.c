@@ -64,6 +64,7 @@ static struct {
     int nindices; /* --index K[,K...] */
     const char *only;
     const char *exclude;
+    int workload; /* --workload NAME: index in workload_names, -1 = drawn */
     const char *worker;
     const char *checker;
     const char *outdir;
@@ -284,12 +285,16 @@ static int dump_commits(const char *root, const char *file)
     for (i = 0; out && i < kids.count; i++) {
         char data[512], child[1100];
         int len = sizeof(data) - 1;
+        struct Stat st;
 
+        memset(&st, 0, sizeof(st));
         snprintf(child, sizeof(child), "%s/%s", path, kids.data[i]);
-        if (zoo_get(admin, child, 0, data, &len, NULL) != ZOK)
+        if (zoo_get(admin, child, 0, data, &len, &st) != ZOK)
             len = 0;
         data[len < 0 ? 0 : len] = '\0';
-        fprintf(out, "%s %s\n", kids.data[i], data);
+        /* the commit's zxid last: the checker holds it against the claims'
+         * czxids (the items' tokens) */
+        fprintf(out, "%s %s zxid=%lld\n", kids.data[i], data, (long long)st.czxid);
     }
     if (out)
         fclose(out);
@@ -391,7 +396,7 @@ struct worker {
 
 struct schedule {
     int index;
-    char kind[32]; /* "random" or "lost-swap" */
+    char kind[32]; /* "random", "lost-swap" or "kill-alone" */
     enum workload wl;
     int leases;
     int nworkers;
@@ -534,6 +539,10 @@ static void draw_schedule(struct schedule *sc, const char *kind)
     sc->replaced = 0;
     snprintf(sc->kind, sizeof(sc->kind), "%s", kind);
     sc->wl = draw_workload();
+    /* --workload: the draw above still happens, so the rest of the
+     * schedule is the one the seed gives without the option. */
+    if (opt.workload >= 0)
+        sc->wl = (enum workload)opt.workload;
     sc->leases = 2;
     sc->nworkers = rnd_between(4, 5);
     for (i = 0; i < sc->nworkers; i++) {
@@ -552,6 +561,8 @@ static void draw_schedule(struct schedule *sc, const char *kind)
          * local LOST is announced; the whole ensemble comes back meanwhile
          * with the old session still alive on the servers. */
         sc->wl = rnd(2) ? W_GROUP : W_ELECTION;
+        if (opt.workload >= 0)
+            sc->wl = (enum workload)opt.workload;
         for (i = 0; i < sc->nworkers; i++) {
             worker_servers(&sc->w[i], -1);
             sc->w[i].wait_policy = sc->wl == W_ELECTION && (i % 2) == 1;
@@ -566,6 +577,19 @@ static void draw_schedule(struct schedule *sc, const char *kind)
         sc->f[0].start_ms = 1000;
         sc->f[0].dur_ms = 0;
         sc->f[0].target = -1;
+        sc->nfaults = 1;
+        return;
+    }
+    if (strcmp(kind, "kill-alone") == 0) {
+        /* Only --only kill-alone: one SIGKILL of a client and no other
+         * fault, so the checker can time how long its items take to run
+         * elsewhere against session timeout + 1 s (issue 12), which
+         * overlapping faults excuse in random schedules. */
+        sc->f[0].type = F_KILL_CLIENT;
+        sc->f[0].start_ms =
+            rnd_between(1000, opt.window_ms - 3000 > 1000 ? opt.window_ms - 3000 : 1000);
+        sc->f[0].dur_ms = 0;
+        sc->f[0].target = rnd(sc->nworkers);
         sc->nfaults = 1;
         return;
     }
@@ -1147,8 +1171,9 @@ static void usage(FILE *f)
 {
     fputs("usage: chaos [--seed S] [--schedules N] [--minutes M] [--index K[,K...]] [--only KIND]\n"
           "             [--exclude KIND] [--worker PATH] [--checker PATH] [--out DIR] [--keep]\n"
-          "             [--timeout-ms MS] [--window-ms MS] [--verbose]\n"
-          "KIND: random | lost-swap\n",
+          "             [--timeout-ms MS] [--window-ms MS] [--workload NAME] [--verbose]\n"
+          "KIND: random | lost-swap | kill-alone (one client SIGKILL, nothing else)\n"
+          "NAME: mutex | election | rwlock | semaphore | group | work | task (default: drawn)\n",
           f);
 }
 
@@ -1167,6 +1192,7 @@ static int parse(int argc, char **argv)
         {"keep", no_argument, NULL, 'k'},
         {"timeout-ms", required_argument, NULL, 't'},
         {"window-ms", required_argument, NULL, 'W'},
+        {"workload", required_argument, NULL, 'L'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1178,6 +1204,7 @@ static int parse(int argc, char **argv)
     opt.index = -1;
     opt.timeout_ms = 2000;
     opt.window_ms = 5000;
+    opt.workload = -1;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 's':
@@ -1233,6 +1260,16 @@ static int parse(int argc, char **argv)
         case 'v':
             opt.verbose = 1;
             break;
+        case 'L': {
+            int k;
+
+            for (k = 0; k < W_COUNT && strcmp(optarg, workload_names[k]) != 0; k++)
+                ;
+            if (k == W_COUNT)
+                return -1;
+            opt.workload = k;
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -1245,7 +1282,8 @@ static int parse(int argc, char **argv)
     if (opt.worker == NULL || opt.checker == NULL || opt.schedules < 1 || opt.minutes < 1 ||
         opt.timeout_ms < 400 || opt.window_ms < 2500)
         return -1;
-    if (opt.only && strcmp(opt.only, "random") != 0 && strcmp(opt.only, "lost-swap") != 0)
+    if (opt.only && strcmp(opt.only, "random") != 0 && strcmp(opt.only, "lost-swap") != 0 &&
+        strcmp(opt.only, "kill-alone") != 0)
         return -1;
     return 0;
 }

@@ -35,10 +35,25 @@ Invariants (issue 10 item 1):
                (work.h, tests/integration/test_work.c): with a forced expiry
                the servers hand the claim to the new owner before the old
                client hears LOST, so the earlier hold may overlap only if it
-               ended by REVOKED reason=session or a kill; per item, tokens
+               ended by REVOKED reason=session or a kill, or its worker next
+               heard LOST (not RECONNECTED, and before it was ASSIGNED
+               again), as for locks; per item, tokens
                strictly increase in grant order (outside the same window),
                and in the commit log (server order) an item's tokens never
                go down and every commit belongs to a hold its writer logged.
+               Strict fencing (the workers write only through
+               zkc_work_fenced_multi_ex): every commit of a hold has a zxid
+               below the next hold's token (the czxid of the item's next
+               claim) -- no stale write lands once the next owner claimed,
+               with no window and no excuse (before, only "tokens never go
+               down in the log" was checked: a stale write landing after the
+               next claim but before the next owner's first write passed).
+  takeover     work workload: an item held by a killed worker is ASSIGNED
+               to another one within session timeout + one tick + 1 s of the
+               kill (its session expired at most timeout + one tick after
+               the kill: the servers last heard it before), checked only
+               when no other fault but a reply reorder overlaps that span
+               and the workers were not stopping yet.
   converge     work workload: when the workers are stopped, every item is
                held by exactly one live worker.
   tasks        task workload: every task submitted has a result (none lost),
@@ -115,20 +130,25 @@ def load(d):
                     kv = parse_kv(parts[2:])
                 w.events.append((int(parts[0]), parts[1], kv, line.rstrip("\n")))
     commits = []
+    zxids = {}  # commit node name -> its czxid (chaos.c writes "zxid=" last)
     cpath = os.path.join(d, "commits")
     if os.path.exists(cpath):
         with open(cpath) as f:
             for line in f:
                 p = line.split()
+                if p and p[-1].startswith("zxid="):
+                    zxids[p[0]] = int(p[-1][5:])
+                    p = p[:-1]
                 if len(p) >= 4:
                     commits.append((p[0], p[1], int(p[2]), int(p[3])) + tuple(p[4:5]))
-    return meta, workers, commits
+    return meta, workers, commits, zxids
 
 
 class Checker:
     def __init__(self, d):
         self.dir = d
-        self.meta, self.workers, self.commits = load(d)
+        self.meta, self.workers, self.commits, self.zxids = load(d)
+        self.notes = []
         self.violations = []
         head = [m for m in self.meta if m[1] == "schedule"][0]
         self.sched = head[2]
@@ -139,6 +159,7 @@ class Checker:
         # Workers leave from here on: views shrink as they should.
         self.stopping_ns = next((m[0] for m in self.meta if m[1] == "stopping"), 1 << 62)
         self.faults = [m for m in self.meta if m[1] in ("fault_begin", "fault_end")]
+        self.timeout_ms = int(self.sched.get("timeout_ms", "2000"))
 
     def violate(self, what, text, evidence=()):
         self.violations.append((what, text, list(evidence)))
@@ -410,10 +431,30 @@ class Checker:
 
     @staticmethod
     def work_excused(h):
-        return h["why"] in ("session", "killed")
+        return h["why"] in ("session", "killed") or h.get("lost_during")
 
     def check_work(self):
         hs = self.work_holds()
+        # As for locks (holds()): a hold whose worker, after the hold began,
+        # next heard its session LOST (or a new session CONNECTED) -- not
+        # RECONNECTED first, and before it was ASSIGNED anything after the
+        # hold ended -- may have been ended by the servers before it ended
+        # (a REVOKED moved still running when a paused member's session
+        # expired: the servers gave the claim away on their own).
+        for h in hs:
+            w = self.workers[h["w"]]
+            h["lost_during"] = False
+            for ns, ev, kv, raw in w.events:
+                if ns < h["start"]:
+                    continue
+                if ev == "assigned" and ns > h["end"]:
+                    break
+                # SUSPENDED alone decides nothing: RECONNECTED says the
+                # session (and its claims) lived on, LOST or a new session
+                # that it did not.
+                if ev == "session" and kv.get("state") in ("lost", "reconnected", "connected"):
+                    h["lost_during"] = kv.get("state") != "reconnected"
+                    break
         by_item = {}
         for h in hs:
             by_item.setdefault(h["item"], []).append(h)
@@ -460,6 +501,24 @@ class Checker:
             for ns, ev, kv, raw in w.events:
                 if ev == "write" and kv.get("_sub") == "ok" and (w.id, int(kv.get("n", -1))) not in logged:
                     self.violate("items", "%s: write n=%s acknowledged but not in the commit log" % (w.id, kv.get("n")), [raw])
+        # Strict fencing: a hold's commits land before the next hold's
+        # claim was created (its czxid is the next token).
+        toks = {}
+        for h in hs:
+            toks.setdefault(h["item"], set()).add(h["tok"])
+        for c in self.commits:
+            if len(c) < 5 or c[0] not in self.zxids:
+                continue
+            name, wid, tok, n, item = c
+            z = self.zxids[name]
+            later = [t for t in toks.get(item, ()) if t > tok]
+            if z <= tok:
+                self.violate("items", "%s: commit %s by %s with tok %d has zxid %d, not after its own claim"
+                             % (item, name, wid, tok, z))
+            elif later and z > min(later):
+                self.violate("items", "%s: commit %s by %s with tok %d landed at zxid %d, after the next claim (tok %d) was created: a stale write got through the fence"
+                             % (item, name, wid, tok, z, min(later)))
+        self.check_takeover(hs)
         # Convergence: held by exactly one live worker when stopping.
         nitems = 0
         for w in self.workers.values():
@@ -476,6 +535,53 @@ class Checker:
             if len(holders) != 1:
                 self.violate("converge", "%s held by %d live workers when the faults were over and the workers settled (%s)"
                              % (item, len(holders), ", ".join("%s tok %d" % (h["w"], h["tok"]) for h in holders) or "none"))
+
+    TICK_MS = 100  # chaos.c: ho.tick_time_ms, the servers' expiry granularity
+
+    def check_takeover(self, hs):
+        """Items of a killed worker run elsewhere within timeout + tick + 1 s."""
+        spans = []  # (begin, end, type) of faults, from the meta lines
+        open_f = {}
+        for ns, ev, kv, raw in self.meta:
+            key = (kv.get("type"), kv.get("target"))
+            if ev == "fault_begin":
+                open_f[key] = ns
+                if kv.get("dur_ms") == "0":
+                    spans.append((ns, ns, kv.get("type")))
+            elif ev == "fault_end" and key in open_f:
+                spans.append((open_f.pop(key), ns, kv.get("type")))
+        for key, b in open_f.items():
+            spans.append((b, 1 << 62, key[0]))
+        checked = skipped = 0
+        worst = 0
+        for w in self.workers.values():
+            if w.killed_ns is None:
+                continue
+            kill = w.killed_ns
+            deadline = kill + (self.timeout_ms + self.TICK_MS + 1000) * 1000000
+            for h in hs:
+                if h["w"] != w.id or h["why"] != "killed":
+                    continue
+                busy = [sp for sp in spans if sp[2] not in ("kill_client", "reorder")
+                        and sp[0] <= deadline and sp[1] >= kill]
+                busy += [o for o in self.workers.values() if o is not w and o.killed_ns is not None
+                         and kill <= o.killed_ns <= deadline]
+                if busy or deadline >= self.stopping_ns:
+                    skipped += 1
+                    continue
+                checked += 1
+                nxt = [o for o in hs if o["item"] == h["item"] and o["w"] != w.id and o["start"] >= kill]
+                first = min((o["start"] for o in nxt), default=None)
+                if first is not None:
+                    worst = max(worst, first - kill)
+                if first is None or first > deadline:
+                    self.violate("takeover", "%s of killed %s (tok %d) not running elsewhere %d ms after the kill (%s)"
+                                 % (h["item"], w.id, h["tok"], (deadline - kill) // 1000000,
+                                    "first at %d ms" % ((first - kill) // 1000000) if first else "never"),
+                                 [h["raw"]])
+        if checked or skipped:
+            self.notes.append("takeover checked=%d skipped=%d worst_ms=%d"
+                              % (checked, skipped, worst // 1000000))
 
     # ---------------------------------------------------------------- tasks
     def check_tasks(self):
@@ -567,6 +673,8 @@ class Checker:
         self.check_sessions()
         self.check_progress_and_exit()
         ops = sum(1 for w in self.workers.values() for e in w.events if e[1] == "progress")
+        for note in self.notes:
+            print("NOTE %s" % note)
         for what, text, ev in self.violations:
             print("VIOLATION %s: %s" % (what, text))
             for line in ev:

@@ -257,6 +257,65 @@ def _(d):
               [])
 
 
+@case("work strict fence: every commit below the next claim's zxid", set())
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 4) + work_hold("i01", 11, 2, 27, "closed"),
+              work_hold("i00", 20, 4.5, 27, "closed"),
+              commits=["w-0000000000 w0 10 1 i00 zxid=12", "w-0000000001 w1 20 1 i00 zxid=22",
+                       "w-0000000002 w0 11 2 i01 zxid=23"],
+              extra0=[(3, "write ok tok=10 n=1 via=work"), (5, "write ok tok=11 n=2 via=work")],
+              extra1=[(5, "write ok tok=20 n=1 via=work")])
+
+
+@case("work strict fence: a stale write after the next claim, before the next owner wrote",
+      {"items"})
+def _(d):
+    # The log's tokens never go down (10, then 20): the old check passed it.
+    work_case(d, work_hold("i00", 10, 2, 6, "session") + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 3, 27, "closed"),
+              commits=["w-0000000000 w0 10 1 i00 zxid=21", "w-0000000001 w1 20 1 i00 zxid=22"],
+              extra0=[(4, "write ok tok=10 n=1 via=work")],
+              extra1=[(5, "write ok tok=20 n=1 via=work")])
+
+
+@case("work window: a paused member's REVOKED (moved) returned late, then it heard LOST",
+      set())
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 6) + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 5, 27, "closed"),
+              extra0=[(6.01, "session state=suspended gen=1 sid=a"),
+                      (6.5, "session state=lost gen=1 sid=a")])
+
+
+@case("work: REVOKED (moved) returned after the next owner began, session still alive",
+      {"items"})
+def _(d):
+    work_case(d, work_hold("i00", 10, 2, 6) + work_hold("i01", 11, 7, 27, "closed"),
+              work_hold("i00", 20, 5, 27, "closed"),
+              extra0=[(6.01, "session state=suspended gen=1 sid=a"),
+                      (6.5, "session state=reconnected gen=1 sid=a")])
+
+
+def takeover_case(d, t_next):
+    write_case(d, "work", {
+        "w0": session_ok("a") + [(1.6, "items n=2"), (2, "assigned item=i00 tok=10")],
+        "w1": session_ok("b") + [(1.6, "items n=2"), (2, "assigned item=i01 tok=11"),
+                                 (t_next, "assigned item=i00 tok=20"),
+                                 (27, "revoked item=i00 tok=20 reason=closed"),
+                                 (27, "revoked item=i01 tok=11 reason=closed")] + final(1, "b"),
+    }, killed=("w0",))
+
+
+@case("work takeover: a killed member's item runs elsewhere within timeout + 1 s", set())
+def _(d):
+    takeover_case(d, 5 + 2.5)
+
+
+@case("work takeover: too late", {"takeover"})
+def _(d):
+    takeover_case(d, 5 + 3.5)
+
+
 def task_case(d, w0, w1, w2=()):
     write_case(d, "task", {
         "w0": session_ok("a") + sorted(w0) + [(24, "results_scan n=1")] + final(1, "a"),

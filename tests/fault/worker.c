@@ -653,15 +653,14 @@ static void run_group(zkc_session *s)
  * run lock, which REVOKED takes too, so no write of ours lands after the
  * REVOKED line (the application's duty: stop before returning).
  *
- * The claim alone is no fence: its path is the same for every owner, so a
- * multi guarded by "the claim exists" also passes on the NEXT owner's
- * claim (seed 2026 schedule 3: a member paused past its timeout wrote
- * under its old token on its new session while another member held the
- * item). So the register of each item (<root>/reg/<item>, "<id> <token>
- * <n> <item>") is also the sink that refuses a lower token, as a task
- * result's token lets a sink do: a write reads it, refuses when it holds
- * a higher token, and sets it at the version read, in the multi guarded
- * by the claim. */
+ * The fence is zkc_work_fenced_multi_ex() with the hold's token alone: a
+ * multi guarded by "the claim exists" is no fence (the claim path is the
+ * same for every owner: seed 2026 schedule 3 had a member paused past its
+ * timeout write under its old token, on its new session, while another
+ * member held the item). The register (<root>/reg/<item>) is set
+ * unconditionally, so nothing but the fence keeps a stale write out, and
+ * the checker requires every commit of a hold to land before the next
+ * hold of the item was claimed (server zxids). */
 #define WORK_ITEMS 12
 
 static struct {
@@ -715,14 +714,12 @@ static void on_work(zkc_work *w, const zkc_work_event *ev, void *ud)
 }
 
 /* One fenced write to a random held item; 1 when something was held. */
-static int work_write(zkc_session *s)
+static int work_write(zkc_work *w)
 {
-    char data[256], logpath[512], regpath[512], claim[512], item[8], *cur = NULL;
+    char data[256], logpath[512], regpath[512], item[8];
     zkc_op ops[2];
-    zkc_stat st;
-    int k, start = (int)rnd(WORK_ITEMS), i, rc, len = 0;
+    int k, start = (int)rnd(WORK_ITEMS), i, rc;
     int64_t tok;
-    long long stored = 0;
 
     pthread_mutex_lock(&wk.mu);
     for (i = 0; i < WORK_ITEMS; i++) {
@@ -740,32 +737,19 @@ static int work_write(zkc_session *s)
     snprintf(data, sizeof(data), "%s %" PRId64 " %ld %s", cfg.id, tok, writes_done, item);
     snprintf(logpath, sizeof(logpath), "%s/log/w-", cfg.root);
     snprintf(regpath, sizeof(regpath), "%s/reg/%s", cfg.root, item);
-    snprintf(claim, sizeof(claim), "%s/work/claims/%s", cfg.root, item);
     hist("write try tok=%" PRId64 " n=%ld item=%s", tok, writes_done, item);
-    rc = zkc_get(s, regpath, OP_TIMEOUT_MS, &cur, &len, &st);
-    if (rc == 0 && cur != NULL && sscanf(cur, "%*s %lld", &stored) != 1)
-        stored = 0;
-    free(cur);
-    if (rc != 0 || stored > tok) {
-        /* the sink refuses a token lower than one it saw */
-        if (rc == 0)
-            hist("write refused tok=%" PRId64 " n=%ld stored=%lld", tok, writes_done, stored);
-        log_write("work", tok, rc == 0 ? ZKC_ENOTHELD : rc);
-        pthread_mutex_unlock(&wk.mu);
-        return 1;
-    }
     memset(ops, 0, sizeof(ops));
     ops[0].type = ZKC_OP_SET;
     ops[0].path = regpath;
     ops[0].data = data;
     ops[0].len = (int)strlen(data);
-    ops[0].version = st.version;
+    ops[0].version = -1;
     ops[1].type = ZKC_OP_CREATE;
     ops[1].path = logpath;
     ops[1].data = data;
     ops[1].len = (int)strlen(data);
     ops[1].flags = ZKC_CREATE_PERSISTENT | ZKC_CREATE_SEQUENTIAL;
-    rc = zkc_fenced_multi(s, claim, ops, 2, OP_TIMEOUT_MS);
+    rc = zkc_work_fenced_multi_ex(w, item, tok, ops, 2, OP_TIMEOUT_MS, NULL);
     log_write("work", tok, rc);
     pthread_mutex_unlock(&wk.mu);
     return 1;
@@ -926,7 +910,7 @@ static void run_work(zkc_session *s)
     }
     while (!stop_flag) {
         note_quiesce();
-        if (work_write(s))
+        if (work_write(w))
             progress();
         if (quiesce_flag && !have_expect) {
             char canon[4096] = "";
