@@ -246,9 +246,10 @@ out:
 }
 
 /* Fire `ev` to the handlers with a document of the agent's state plus
- * `extra` (stolen; may be NULL). Nothing is built when no handler
- * subscribes to `ev`. */
-static void fire(struct agent *a, zka_event ev, json_t *extra)
+ * `extra` (stolen; may be NULL), coalescing key `key` and extra
+ * environment `env` (both may be NULL; see zka_event_info). Nothing is
+ * built when no handler subscribes to `ev`. */
+static void fire_ex(struct agent *a, zka_event ev, json_t *extra, const char *key, char *const *env)
 {
     struct doc_ctx *c;
     zka_event_info info;
@@ -286,6 +287,8 @@ static void fire(struct agent *a, zka_event ev, json_t *extra)
     info.member_id = a->cfg->member.id;
     info.leader_id = leader;
     info.fencing_token = c->token;
+    info.key = key;
+    info.env = env;
     info.build = doc_build;
     info.ctx = c;
     info.ctx_free = doc_ctx_free;
@@ -294,6 +297,11 @@ static void fire(struct agent *a, zka_event ev, json_t *extra)
         return;
     }
     zka_handlers_fire(a->handlers, &info);
+}
+
+static void fire(struct agent *a, zka_event ev, json_t *extra)
+{
+    fire_ex(a, ev, extra, NULL, NULL);
 }
 
 /* Does a handler take `ev`? (Build its extras only then.) */
@@ -380,6 +388,8 @@ static int condition_holds(struct agent *a, char *token, size_t len)
             }
         }
         return 0;
+    case ZKA_WHILE_ITEM:
+        return 0; /* one supervisor per held item, in work.c */
     }
     return 0;
 }
@@ -595,6 +605,7 @@ static void stop_election(struct agent *a)
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
         stop_app_now(a);
     zka_work_plan(a->work, NULL); /* it borrows the election */
+    zka_work_items_stop(a->work); /* so does the item handle; reload restarts it */
     zkc_election_close(a->election);
     a->election = NULL;
     /* Closing delivers no DEMOTED: what waited for one fires now. */
@@ -945,10 +956,15 @@ static void apply(struct agent *a)
             zka_log(ZKC_LOG_WARN, "%s: leaving the election and locks of %s",
                     healthy ? "drained" : "unhealthy", a->cfg->cluster);
             zka_notifyf("STATUS=%s", healthy ? "drained" : "waiting for health");
+            /* Never hold work while unhealthy (issue 11 item 1): every
+             * item's process stops and its claim goes before the member
+             * node does. A drain keeps the handle: the member stays, as
+             * STOPPING, and the planner moves its items away with a
+             * proper hand-over (REVOKED, moved). */
+            if (!reg)
+                zka_work_items_stop(a->work);
             campaign(a, 0);
             locks_want(a, 0);
-            /* Work items (issue 13, work recipes): an agent that holds
-             * work gives it up here, with its locks. */
             resupervise(a);
         }
         if (reg != was_reg || (reg && stopping != was_stopping))
@@ -957,6 +973,9 @@ static void apply(struct agent *a)
             campaign(a, 1);
             locks_want(a, 1);
             resupervise(a);
+            /* After campaign(): the handle plans through the participant. */
+            if (reg)
+                zka_work_items_start(a->work, a->election);
         }
         if (drained != was_drained) {
             zka_log(ZKC_LOG_WARN, "%s %s", drained ? "drained:" : "undrained:",
@@ -1245,6 +1264,70 @@ static int start_drain(struct agent *a)
     return rc;
 }
 
+/* ------------------------------------------------------- work items */
+
+/* ZKCOORD_ITEMS longer than this is passed empty (the document's "items"
+ * has them all), as execve refuses one string above 128 KiB. */
+#define ITEMS_ENV_MAX ZKA_MEMBERS_ENV_MAX
+
+/* An item was assigned (its process started) or revoked (its process
+ * gone): fire item_assigned / item_revoked. The spec is a peer's bytes:
+ * in the document as JSON text (invalid UTF-8 replaced), in the
+ * environment only when it holds no NUL byte. */
+static void on_item_change(const zka_item_change *c, void *user_data)
+{
+    struct agent *a = user_data;
+    zka_event ev = c->assigned ? ZKA_EV_ITEM_ASSIGNED : ZKA_EV_ITEM_REVOKED;
+    json_t *extra, *items;
+    char *env[5] = {NULL, NULL, NULL, NULL, NULL}, *csv = NULL;
+    size_t i, len = 0, k = 0;
+    int spec_ok = !c->spec || strlen(c->spec) == (size_t)c->spec_len;
+
+    pthread_rwlock_rdlock(&a->cfg_lock);
+    if (!wanted(a, ev))
+        goto out;
+    for (i = 0; i < c->n_held; i++)
+        len += strlen(c->held[i]) + 1;
+    items = json_array();
+    csv = calloc(1, len + 1);
+    if (!items || !csv) {
+        json_decref(items);
+        goto nomem;
+    }
+    for (i = 0; i < c->n_held; i++) {
+        json_array_append_new(items, zka_json_str(c->held[i]));
+        if (i)
+            strcat(csv, ",");
+        strcat(csv, c->held[i]);
+    }
+    if (len > ITEMS_ENV_MAX)
+        csv[0] = '\0';
+    extra = json_pack("{s:o, s:o, s:o, s:I}", "item", zka_json_str(c->item), "spec",
+                      zka_json_str(c->spec ? c->spec : ""), "items", items, "token",
+                      (json_int_t)c->token);
+    if (!extra)
+        goto nomem;
+    if (!c->assigned)
+        set(extra, "reason", json_string(c->reason));
+    if (asprintf(&env[k++], "ZKCOORD_ITEM=%s", c->item) < 0 ||
+        asprintf(&env[k++], "ZKCOORD_ITEM_SPEC=%s", spec_ok && c->spec ? c->spec : "") < 0 ||
+        asprintf(&env[k++], "ZKCOORD_ITEMS=%s", csv) < 0 ||
+        (!c->assigned && asprintf(&env[k++], "ZKCOORD_REVOKE_REASON=%s", c->reason) < 0)) {
+        env[k - 1] = NULL;
+        json_decref(extra);
+        goto nomem;
+    }
+    fire_ex(a, ev, extra, c->item, env);
+    goto out;
+nomem:
+    zka_log(ZKC_LOG_ERROR, "%s: out of memory, not fired", zka_event_name(ev));
+out:
+    for (i = 0; i < 5; i++)
+        free(env[i]);
+    free(csv);
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
+
 /* ------------------------------------------------------ set-up, tear-down */
 
 static char *join_path(const char *root, const char *cluster, const char *leaf)
@@ -1276,7 +1359,8 @@ static int start_supervise(struct agent *a)
     char *env[3] = {NULL, NULL, NULL};
     int rc;
 
-    if (!a->cfg->supervise.enabled)
+    /* While "item": work.c runs one supervisor per held item. */
+    if (!a->cfg->supervise.enabled || a->cfg->supervise.when == ZKA_WHILE_ITEM)
         return 0;
     if (asprintf(&env[0], "ZKCOORD_CLUSTER=%s", a->cfg->cluster) < 0 ||
         asprintf(&env[1], "ZKCOORD_MEMBER_ID=%s", a->cfg->member.id) < 0)
@@ -1303,7 +1387,9 @@ static int start_work(struct agent *a)
                  a->cfg->cluster) < 0)
         return ZKC_ENOMEM;
     rc = zka_work_new(&a->work, a->s, &a->cfg->work, a->cfg->cluster, cluster_path, a->members_path,
-                      a->leader_path, a->cfg->member.id);
+                      a->leader_path, a->cfg->member.id,
+                      a->cfg->supervise.when == ZKA_WHILE_ITEM ? &a->cfg->supervise : NULL,
+                      a->cfg->zookeeper.session_timeout_ms, on_item_change, a);
     free(cluster_path);
     if (rc == 0 && a->election)
         zka_work_plan(a->work, a->election);
@@ -1313,7 +1399,21 @@ static int start_work(struct agent *a)
     return rc;
 }
 
-/* Running tasks finish (within their timeout) and write their results. */
+/* Take part in the work items when the gates allow it (registered,
+ * healthy, not drained), e.g. after a reload restarted the parts. */
+static void items_sync(struct agent *a)
+{
+    int act;
+
+    pthread_mutex_lock(&a->mu);
+    act = a->act_applied && a->reg_applied;
+    pthread_mutex_unlock(&a->mu);
+    if (act)
+        zka_work_items_start(a->work, a->election);
+}
+
+/* Running tasks finish (within their timeout) and write their results;
+ * held items are revoked, their processes stopped first. */
 static void stop_work(struct agent *a)
 {
     zka_work_free(a->work);
@@ -1556,6 +1656,7 @@ static void reload(struct agent *a, const char *file)
     if (diff & ZKA_DIFF_HEALTH)
         start_health(a);
     resupervise(a);
+    items_sync(a);
     free_cfg(a, prev);
 }
 
@@ -1586,6 +1687,7 @@ static void dump_state(struct agent *a)
         st, "health",
         json_string(a->health ? zka_health_state_name(zka_health_get(a->health)) : "none"));
     json_object_set_new(st, "app_pid", json_integer(a->sv ? zka_supervise_pid(a->sv) : 0));
+    json_object_set_new(st, "items_held", json_integer(zka_work_items_held(a->work)));
     text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     /* Asked for explicitly: logged at warn so the default level shows it. */
     zka_log(ZKC_LOG_WARN, "state %s", text ? text : "{}");
