@@ -626,6 +626,17 @@ static void test_shipped_example(void)
     CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_LEADER);
     CU_ASSERT_EQUAL(c->n_handlers, 3);
     zka_config_free(c);
+    /* the work items example */
+    c = NULL;
+    snprintf(path, sizeof(path), "%s/conf/zkcoord-items.json", ZKA_TOP_SRCDIR);
+    CU_ASSERT_EQUAL(zka_config_load(path, &c, &err), 0);
+    if (!c) {
+        fprintf(stderr, "\n  %s\n", err.text);
+        return;
+    }
+    CU_ASSERT_EQUAL(c->work.n_items, 12);
+    CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_ITEM);
+    zka_config_free(c);
 }
 
 static void test_event_names(void)
