@@ -69,6 +69,10 @@ struct agent {
     zka_health *health;
     zka_supervise *sv;
     zka_work *work; /* the work section: task worker, planner while leading */
+    /* Serialises the item handle's start/stop and the changes of `work` and
+     * `election` it borrows (apply() on the health thread or the
+     * dispatcher, reload and stop on the main thread). Before mu. */
+    pthread_mutex_t wop;
     char *members_path;
     char *leader_path;
     char *drain_path;    /* <root>/<cluster>/drain */
@@ -106,6 +110,7 @@ struct agent {
     int applying, reg_applied, stopping_applied, act_applied, drained_applied;
     int drain_deferred; /* drained/undrained runs waiting for DEMOTED (dmu) */
     int drain_fired;    /* the last one fired was "drained" (dmu) */
+    int reloading;      /* a reload swaps parts: apply() leaves the items to it */
 };
 
 static long long epoch_ms(void)
@@ -544,9 +549,11 @@ static void campaign(struct agent *a, int want)
                                                                         : ZKC_ELECTION_STEP_DOWN;
         eo.fn = on_election;
         eo.user_data = a;
+        pthread_mutex_lock(&a->wop);
         rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
         if (rc == 0)
             zka_work_plan(a->work, a->election);
+        pthread_mutex_unlock(&a->wop);
         if (rc) {
             zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
             pthread_mutex_lock(&a->mu);
@@ -604,10 +611,12 @@ static void stop_election(struct agent *a)
     a->observer = NULL;
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
         stop_app_now(a);
+    pthread_mutex_lock(&a->wop);
     zka_work_plan(a->work, NULL); /* it borrows the election */
-    zka_work_items_stop(a->work); /* so does the item handle; reload restarts it */
+    zka_work_items_stop(a->work); /* so does the item handle; items_apply() restarts it */
     zkc_election_close(a->election);
     a->election = NULL;
+    pthread_mutex_unlock(&a->wop);
     /* Closing delivers no DEMOTED: what waited for one fires now. */
     pthread_mutex_lock(&a->dmu);
     pthread_mutex_lock(&a->mu);
@@ -881,6 +890,28 @@ static void gates(struct agent *a, int *reg, int *stopping, int *act, int *drain
     a->may_act = *act;
 }
 
+/* Take part in the work items while registered and allowed to act
+ * (healthy, not drained at the time), give them up when no longer
+ * registered (unhealthy). A drain alone changes nothing here: the member
+ * stays, as STOPPING, and the planner moves its items away. During a
+ * reload only the reload applies (from_reload), at its end. */
+static void items_apply(struct agent *a, int from_reload)
+{
+    int skip, run, stop;
+
+    pthread_mutex_lock(&a->wop);
+    pthread_mutex_lock(&a->mu);
+    skip = a->reloading && !from_reload;
+    run = a->reg_applied && a->act_applied;
+    stop = !a->reg_applied;
+    pthread_mutex_unlock(&a->mu);
+    if (!skip && run)
+        zka_work_items_start(a->work, a->election);
+    else if (!skip && stop)
+        zka_work_items_stop(a->work);
+    pthread_mutex_unlock(&a->wop);
+}
+
 static void registration(struct agent *a, int reg, int was_reg, int stopping)
 {
     zkc_member_info mi;
@@ -962,7 +993,7 @@ static void apply(struct agent *a)
              * STOPPING, and the planner moves its items away with a
              * proper hand-over (REVOKED, moved). */
             if (!reg)
-                zka_work_items_stop(a->work);
+                items_apply(a, 0);
             campaign(a, 0);
             locks_want(a, 0);
             resupervise(a);
@@ -974,8 +1005,7 @@ static void apply(struct agent *a)
             locks_want(a, 1);
             resupervise(a);
             /* After campaign(): the handle plans through the participant. */
-            if (reg)
-                zka_work_items_start(a->work, a->election);
+            items_apply(a, 0);
         }
         if (drained != was_drained) {
             zka_log(ZKC_LOG_WARN, "%s %s", drained ? "drained:" : "undrained:",
@@ -1386,6 +1416,7 @@ static int start_work(struct agent *a)
                  strcmp(a->cfg->zookeeper.root, "/") == 0 ? "" : a->cfg->zookeeper.root,
                  a->cfg->cluster) < 0)
         return ZKC_ENOMEM;
+    pthread_mutex_lock(&a->wop);
     rc = zka_work_new(&a->work, a->s, &a->cfg->work, a->cfg->cluster, cluster_path, a->members_path,
                       a->leader_path, a->cfg->member.id,
                       a->cfg->supervise.when == ZKA_WHILE_ITEM ? &a->cfg->supervise : NULL,
@@ -1393,31 +1424,21 @@ static int start_work(struct agent *a)
     free(cluster_path);
     if (rc == 0 && a->election)
         zka_work_plan(a->work, a->election);
+    pthread_mutex_unlock(&a->wop);
     if (rc == 0 && !a->cfg->election.enabled)
         zka_log(ZKC_LOG_WARN, "work: election.enabled is false: this agent never plans the task "
                               "queue (another agent or client of the cluster must lead it)");
     return rc;
 }
 
-/* Take part in the work items when the gates allow it (registered,
- * healthy, not drained), e.g. after a reload restarted the parts. */
-static void items_sync(struct agent *a)
-{
-    int act;
-
-    pthread_mutex_lock(&a->mu);
-    act = a->act_applied && a->reg_applied;
-    pthread_mutex_unlock(&a->mu);
-    if (act)
-        zka_work_items_start(a->work, a->election);
-}
-
 /* Running tasks finish (within their timeout) and write their results;
  * held items are revoked, their processes stopped first. */
 static void stop_work(struct agent *a)
 {
+    pthread_mutex_lock(&a->wop);
     zka_work_free(a->work);
     a->work = NULL;
+    pthread_mutex_unlock(&a->wop);
 }
 
 /* Everything that lives on the ZooKeeper session. */
@@ -1601,6 +1622,9 @@ static void reload(struct agent *a, const char *file)
     }
     zka_log(ZKC_LOG_INFO, "reload: applying changes (0x%x)", diff);
     prev = a->cfg;
+    pthread_mutex_lock(&a->mu);
+    a->reloading = 1;
+    pthread_mutex_unlock(&a->mu);
     if (diff & ZKA_DIFF_METRICS) {
         /* A failure to bind the new address leaves the endpoint off (the
          * error is logged); counting goes on either way. */
@@ -1618,6 +1642,10 @@ static void reload(struct agent *a, const char *file)
         zka_handlers_reconfigure(a->handlers, next->handlers, next->n_handlers);
         if (start_supervise(a) || start_cluster(a, next->zookeeper.session_timeout_ms))
             zka_log(ZKC_LOG_ERROR, "reload: the new cluster settings did not start cleanly");
+        pthread_mutex_lock(&a->mu);
+        a->reloading = 0;
+        pthread_mutex_unlock(&a->mu);
+        items_apply(a, 1);
         free_cfg(a, prev);
         return;
     }
@@ -1656,7 +1684,10 @@ static void reload(struct agent *a, const char *file)
     if (diff & ZKA_DIFF_HEALTH)
         start_health(a);
     resupervise(a);
-    items_sync(a);
+    pthread_mutex_lock(&a->mu);
+    a->reloading = 0;
+    pthread_mutex_unlock(&a->mu);
+    items_apply(a, 1);
     free_cfg(a, prev);
 }
 
@@ -1988,6 +2019,7 @@ int main(int argc, char **argv)
 
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->dmu, NULL);
+    pthread_mutex_init(&a->wop, NULL);
     pthread_rwlock_init(&a->cfg_lock, NULL);
     /* After the signal mask: libmicrohttpd's thread inherits it. */
     if (start_metrics(a->cfg) != 0) {
@@ -2062,6 +2094,7 @@ out:
     wd_stop();
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->dmu);
+    pthread_mutex_destroy(&a->wop);
     pthread_rwlock_destroy(&a->cfg_lock);
     zka_config_free(a->cfg);
     return status;

@@ -66,6 +66,7 @@ typedef struct world {
     agent_proc ag[MAX_AGENTS];
     int n;
     const char *handler; /* NULL: task.sh; else the handler's only argv */
+    int health;          /* item agents check health: unhealthy while <dir>/<id>.sick exists */
 } world;
 
 static void pause_ms(int ms)
@@ -693,6 +694,14 @@ static agent_proc *agent_start_items(world *w, const char *id)
                   N_PARTS, "supervise", "args", "/bin/sh", app, w->hist, "while", "item",
                   "stop_grace_ms", 3000, "handlers", "on", "item_assigned", "item_revoked", "args",
                   "/bin/sh", hsh, events, "log", "level", "info");
+    if (j && w->health) {
+        char sick[600];
+        snprintf(sick, sizeof(sick), "test ! -e %s/%s.sick", dir, id);
+        json_object_set_new(j, "health",
+                            json_pack("{s:[s, s, s], s:i, s:i, s:i, s:i}", "args", "/bin/sh", "-c",
+                                      sick, "interval_ms", 100, "timeout_ms", 1000, "rise", 1,
+                                      "fall", 1));
+    }
     if (!j || json_dump_file(j, ap->cfg, JSON_INDENT(2)) != 0) {
         json_decref(j);
         return NULL;
@@ -1035,6 +1044,61 @@ out:
     world_destroy(&w);
 }
 
+/* Never hold work while unhealthy: when a1's health check fails, its
+ * items' processes stop and its claims go before its member node does,
+ * and a2 runs them (never at the same time); healthy again, a1 takes its
+ * share back. */
+static void test_items_health(void)
+{
+    static struct irec h[MAX_IREC];
+    world w;
+    const char *two[] = {"a1", "a2", NULL}, *only2[] = {"a2", NULL};
+    char owner[N_PARTS][16], before[N_PARTS][16], sick[600];
+    long pids[N_PARTS], pids_before[N_PARTS];
+    long long tokens[N_PARTS];
+    char *log;
+    const char *leave, *dereg;
+    int i, j, n;
+
+    TU_CHECK(world_init(&w, "/zkwork8") == 0, out);
+    w.health = 1;
+    TU_CHECK(agent_start_items(&w, "a1") && agent_start_items(&w, "a2"), out);
+    TU_CHECK(wait_spread(&w, two, 6, 30000, owner, pids, tokens) == 0, out);
+    memcpy(before, owner, sizeof(before));
+    memcpy(pids_before, pids, sizeof(pids_before));
+    snprintf(sick, sizeof(sick), "%s/a1.sick", w.dir);
+    TU_CHECK(write_file(sick, "sick\n") == 0, out);
+    TU_CHECK(wait_spread(&w, only2, N_PARTS, 20000, owner, pids, tokens) == 0, out);
+    n = ihist_load(&w, h, MAX_IREC);
+    for (i = 0; i < N_PARTS; i++) {
+        long long stop_ns = -1, start_ns = -1;
+        if (strcmp(before[i], "a1") != 0) {
+            CU_ASSERT_EQUAL(pids[i], pids_before[i]); /* a2's own did not move */
+            continue;
+        }
+        for (j = 0; j < n; j++) {
+            if (!h[j].start && h[j].pid == pids_before[i])
+                stop_ns = h[j].ns;
+            if (h[j].start && h[j].pid == pids[i])
+                start_ns = h[j].ns;
+        }
+        CU_ASSERT(stop_ns > 0 && start_ns > 0 && stop_ns <= start_ns);
+    }
+    /* the items went first, then the member node */
+    log = slurp(w.ag[0].log);
+    leave = strstr(log, "leaving the work items");
+    dereg = strstr(log, "deregistering a1");
+    CU_ASSERT(leave && dereg && leave < dereg);
+    free(log);
+    /* healthy again: a1 takes half back */
+    TU_CHECK(remove(sick) == 0, out);
+    TU_CHECK(wait_spread(&w, two, 6, 30000, owner, pids, tokens) == 0, out);
+    n = ihist_load(&w, h, MAX_IREC);
+    CU_ASSERT_EQUAL(overlaps(h, n, NULL, 0), 0);
+out:
+    world_destroy(&w);
+}
+
 int register_agent_work_suite(void)
 {
     CU_pSuite s = CU_add_suite("agent_work", NULL, NULL);
@@ -1055,7 +1119,10 @@ int register_agent_work_suite(void)
                      "three agents, 12 partitions, one process per item: exactly once; SIGKILL "
                      "moves only its items within session + 1 s; TERM stops before hand-over; "
                      "item handlers once per change",
-                     test_items))
+                     test_items) ||
+        !CU_add_test(s,
+                     "unhealthy agent gives up its items before it deregisters; back when healthy",
+                     test_items_health))
         return -1;
     return 0;
 }
