@@ -1609,6 +1609,7 @@ static void reload(struct agent *a, const char *file)
     zka_config *next = NULL, *prev;
     zka_config_error err;
     unsigned diff;
+    int items_sv;
 
     if (zka_config_load(file, &next, &err) != 0) {
         zka_log(ZKC_LOG_ERROR, "reload refused, still running the previous config: %s", err.text);
@@ -1660,7 +1661,11 @@ static void reload(struct agent *a, const char *file)
         stop_election(a);
     if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
         stop_locks(a);
-    if (diff & ZKA_DIFF_WORK)
+    /* The item handle runs one copy of the supervise section per item. */
+    items_sv = (diff & ZKA_DIFF_SUPERVISE) &&
+               ((prev->supervise.enabled && prev->supervise.when == ZKA_WHILE_ITEM) ||
+                (next->supervise.enabled && next->supervise.when == ZKA_WHILE_ITEM));
+    if ((diff & ZKA_DIFF_WORK) || items_sv)
         stop_work(a);
     if (diff & ZKA_DIFF_SUPERVISE) {
         zka_supervise_free(a->sv);
@@ -1677,7 +1682,7 @@ static void reload(struct agent *a, const char *file)
         start_election(a);
     if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
         start_locks(a);
-    if ((diff & ZKA_DIFF_WORK) && start_work(a))
+    if (((diff & ZKA_DIFF_WORK) || items_sv) && start_work(a))
         zka_log(ZKC_LOG_ERROR, "reload: the work section did not start");
     if (diff & ZKA_DIFF_PAYLOAD)
         update_payload(a);

@@ -20,6 +20,7 @@
 #include "proc.h"
 #include "supervise.h"
 #include "text.h"
+#include "zkcoord/read.h"
 #include "zkcoord/task.h"
 #include "zkcoord/work.h"
 
@@ -527,23 +528,44 @@ static void on_item_event(zkc_work *wh, const zkc_work_event *ev, void *user_dat
     }
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 /* The configured items that are missing are added; one already there is
- * left as it is (its spec may have been changed by hand). */
+ * left as it is (its spec may have been changed by hand). One getChildren
+ * first, so a restart with every item there costs one request, not one
+ * per item. */
 static void ensure_items(zka_work *w, const zka_work_cfg *cfg, int timeout_ms)
 {
     size_t i, added = 0;
-    char pb[ZKA_PEER_BUF];
+    char pb[ZKA_PEER_BUF], *folder = NULL, **have = NULL;
+    int n_have = 0;
 
+    if (asprintf(&folder, "%s/work/items", w->cluster_path) < 0)
+        folder = NULL;
+    if (!folder || zkc_get_children(w->s, folder, timeout_ms, &have, &n_have, NULL) != 0) {
+        have = NULL; /* unknown (or no folder yet): try every item */
+        n_have = 0;
+    }
+    free(folder);
+    if (have)
+        qsort(have, (size_t)n_have, sizeof(*have), cmp_str);
     for (i = 0; i < cfg->n_items; i++) {
         const char *spec = cfg->item_specs[i];
-        int rc = zkc_work_item_add(w->s, w->cluster_path, cfg->items[i], spec,
-                                   spec ? (int)strlen(spec) : 0, timeout_ms);
+        int rc;
+        if (have && bsearch(&cfg->items[i], have, (size_t)n_have, sizeof(*have), cmp_str))
+            continue;
+        rc = zkc_work_item_add(w->s, w->cluster_path, cfg->items[i], spec,
+                               spec ? (int)strlen(spec) : 0, timeout_ms);
         if (rc == 0)
             added++;
         else if (rc != ZKC_ENODEEXISTS)
             zka_log(ZKC_LOG_ERROR, "cannot add work item %s: %s", zka_peer(pb, cfg->items[i]),
                     zkc_strerror(rc));
     }
+    zkc_strings_free(have, n_have);
     zka_log(ZKC_LOG_INFO, "work items: %zu configured, %zu added to %s/work/items", cfg->n_items,
             added, w->cluster_path);
 }
