@@ -1099,6 +1099,69 @@ out:
     world_destroy(&w);
 }
 
+/* Rewrite an agent's config with `key` of section `section` set to `v`
+ * (stolen), then HUP it. 0 or -1. */
+static int agent_reconfigure(agent_proc *ap, const char *section, const char *key, json_t *v)
+{
+    json_t *j = json_load_file(ap->cfg, 0, NULL);
+    int rc = -1;
+
+    if (j && json_object_set_new(json_object_get(j, section), key, v) == 0 &&
+        json_dump_file(j, ap->cfg, JSON_INDENT(2)) == 0 && kill(ap->pid, SIGHUP) == 0)
+        rc = 0;
+    json_decref(j);
+    return rc;
+}
+
+/* HUP: a change that does not touch the work part moves nothing (same
+ * processes); a change of the per-item supervise section restarts a1's
+ * item processes (its items are revoked and claimed again, never
+ * overlapping) and leaves a2's alone. */
+static void test_items_reload(void)
+{
+    static struct irec h[MAX_IREC];
+    world w;
+    const char *two[] = {"a1", "a2", NULL};
+    char owner[N_PARTS][16], before[N_PARTS][16];
+    long pids[N_PARTS], pids_before[N_PARTS];
+    long long tokens[N_PARTS];
+    int i, n;
+
+    TU_CHECK(world_init(&w, "/zkwork9") == 0, out);
+    TU_CHECK(agent_start_items(&w, "a1") && agent_start_items(&w, "a2"), out);
+    TU_CHECK(wait_spread(&w, two, 6, 30000, owner, pids, tokens) == 0, out);
+    memcpy(before, owner, sizeof(before));
+    memcpy(pids_before, pids, sizeof(pids_before));
+    /* the log level only */
+    TU_CHECK(agent_reconfigure(&w.ag[0], "log", "level", json_string("debug")) == 0, out);
+    TU_CHECK(wait_file_has(w.ag[0].log, "reload: applying changes", 10000) == 0, out);
+    TU_CHECK(wait_spread(&w, two, 6, 10000, owner, pids, tokens) == 0, out);
+    for (i = 0; i < N_PARTS; i++)
+        CU_ASSERT_EQUAL(pids[i], pids_before[i]);
+    /* the per-item supervise section */
+    TU_CHECK(agent_reconfigure(&w.ag[0], "supervise", "stop_grace_ms", json_integer(2000)) == 0,
+             out);
+    {
+        /* wait for a1 to run its six again, each under a new process */
+        long long end = tu_now_ms() + 20000;
+        int renewed;
+        do {
+            renewed = 0;
+            if (wait_spread(&w, two, 6, 1000, owner, pids, tokens) == 0)
+                for (i = 0; i < N_PARTS; i++)
+                    renewed += strcmp(owner[i], "a1") == 0 && pids[i] != pids_before[i];
+        } while (renewed < 6 && tu_now_ms() < end);
+        CU_ASSERT_EQUAL(renewed, 6);
+    }
+    for (i = 0; i < N_PARTS; i++)
+        if (strcmp(before[i], "a2") == 0)
+            CU_ASSERT_EQUAL(pids[i], pids_before[i]);
+    n = ihist_load(&w, h, MAX_IREC);
+    CU_ASSERT_EQUAL(overlaps(h, n, NULL, 0), 0);
+out:
+    world_destroy(&w);
+}
+
 int register_agent_work_suite(void)
 {
     CU_pSuite s = CU_add_suite("agent_work", NULL, NULL);
@@ -1122,7 +1185,11 @@ int register_agent_work_suite(void)
                      test_items) ||
         !CU_add_test(s,
                      "unhealthy agent gives up its items before it deregisters; back when healthy",
-                     test_items_health))
+                     test_items_health) ||
+        !CU_add_test(s,
+                     "HUP: unrelated change moves nothing; per-item supervise change restarts "
+                     "the agent's item processes without overlap",
+                     test_items_reload))
         return -1;
     return 0;
 }
