@@ -1427,7 +1427,8 @@ static int start_work(struct agent *a)
     pthread_mutex_unlock(&a->wop);
     if (rc == 0 && !a->cfg->election.enabled)
         zka_log(ZKC_LOG_WARN, "work: election.enabled is false: this agent never plans the task "
-                              "queue (another agent or client of the cluster must lead it)");
+                              "queue or the work items (another agent or client of the cluster "
+                              "must lead it)");
     return rc;
 }
 
