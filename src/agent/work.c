@@ -53,6 +53,7 @@ struct zka_work {
     pthread_mutex_t mu;   /* held[] */
     struct held_item *held;
     size_t n_held, cap_held;
+    bool suspended; /* SUSPENDED heard, no RECONNECTED yet: item processes stay stopped */
 };
 
 static char **strv_dup(char *const *v, size_t n)
@@ -342,8 +343,9 @@ static int item_env(zka_work *w, const struct held_item *h, char *env[5])
     memset(env, 0, 5 * sizeof(*env));
     if (!spec_ok)
         zka_log(ZKC_LOG_WARN,
-                "item %s: its spec (%d bytes) holds a NUL byte: not passed in ZKCOORD_ITEM_SPEC",
-                zka_peer(pb, h->name), h->spec_len);
+                "item %s: its spec (%d bytes) holds a NUL byte or is over %d bytes: not passed "
+                "in ZKCOORD_ITEM_SPEC",
+                zka_peer(pb, h->name), h->spec_len, ZKC_WORK_MAX_SPEC);
     if (!(env[0] = env_str("ZKCOORD_CLUSTER", w->cluster)) ||
         !(env[1] = env_str("ZKCOORD_MEMBER_ID", w->member_id)) ||
         !(env[2] = env_str("ZKCOORD_ITEM", h->name)) ||
@@ -427,13 +429,16 @@ static void item_assigned(zka_work *w, const zkc_work_event *ev)
         if (rc)
             zka_log(ZKC_LOG_ERROR, "item %s: cannot supervise its process: %s",
                     zka_peer(pb, ev->item), zkc_strerror(rc));
-        else
-            zka_supervise_want(h.sv, true, tok);
     }
     pthread_mutex_lock(&w->mu);
+    /* Under mu: a SUSPENDED on the other lane either sees this item in
+     * held[] and stops it, or comes before and this one waits for
+     * RECONNECTED. */
+    if (h.sv && !w->suspended)
+        zka_supervise_want(h.sv, true, tok);
     at = held_find(w, h.name, &found);
     if (found) {
-        /* Never: ASSIGNED twice without REVOKED. Keep the newer. */
+        /* Never: ASSIGNED twice without REVOKED. Keep the one held. */
         zka_log(ZKC_LOG_ERROR, "item %s assigned twice", zka_peer(pb, ev->item));
         pthread_mutex_unlock(&w->mu);
         zka_supervise_free(h.sv);
@@ -504,6 +509,51 @@ static void item_revoked(zka_work *w, const zkc_work_event *ev)
     free(h.spec);
 }
 
+/* SUSPENDED: the member can no longer be sure it holds any claim (the
+ * server may expire the session, and another member take the items,
+ * before the local timer says LOST), so every item's process stops now,
+ * as a lock's app does; the items stay held. RECONNECTED (every claim
+ * verified ours): they start again under the same tokens. Both on the
+ * safety lane, as REVOKED, so no held entry goes away meanwhile. */
+static void items_suspend(zka_work *w, bool suspend)
+{
+    zka_supervise **sv;
+    char(*tok)[32];
+    size_t i, n = 0;
+    long long t0 = zka_now_ms();
+
+    pthread_mutex_lock(&w->mu);
+    w->suspended = suspend;
+    sv = calloc(w->n_held + 1, sizeof(*sv));
+    tok = calloc(w->n_held + 1, sizeof(*tok));
+    for (i = 0; sv && tok && i < w->n_held; i++) {
+        if (!w->held[i].sv)
+            continue;
+        sv[n] = w->held[i].sv;
+        snprintf(tok[n], sizeof(tok[n]), "%" PRId64, w->held[i].token);
+        n++;
+        if (suspend)
+            zka_supervise_want(w->held[i].sv, false, NULL); /* TERM to all at once */
+        else
+            zka_supervise_want(w->held[i].sv, true, tok[n - 1]);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!sv || !tok) {
+        zka_log(ZKC_LOG_ERROR, "work items: out of memory");
+    } else if (suspend) {
+        for (i = 0; i < n; i++)
+            if (zka_supervise_stop_sync(sv[i], w->per_item.stop_grace_ms + 2000) != 0)
+                zka_log(ZKC_LOG_ERROR, "an item's process did not stop in time");
+        if (n)
+            zka_log(ZKC_LOG_WARN, "work items: %zu item processes stopped %lld ms after SUSPENDED",
+                    n, zka_now_ms() - t0);
+    } else if (n) {
+        zka_log(ZKC_LOG_INFO, "work items: %zu item processes started again", n);
+    }
+    free(sv);
+    free(tok);
+}
+
 static void on_item_event(zkc_work *wh, const zkc_work_event *ev, void *user_data)
 {
     zka_work *w = user_data;
@@ -517,12 +567,18 @@ static void on_item_event(zkc_work *wh, const zkc_work_event *ev, void *user_dat
         item_revoked(w, ev);
         break;
     case ZKC_WORK_SUSPENDED:
-        zka_log(ZKC_LOG_WARN, "work items: connection suspended");
+        zka_log(ZKC_LOG_WARN, "work items: connection suspended: stopping the item processes");
+        items_suspend(w, true);
         break;
     case ZKC_WORK_RECONNECTED:
         zka_log(ZKC_LOG_INFO, "work items: connection back, every claim verified ours");
+        items_suspend(w, false);
         break;
     case ZKC_WORK_LOST:
+        /* Every item was REVOKED just before. */
+        pthread_mutex_lock(&w->mu);
+        w->suspended = false;
+        pthread_mutex_unlock(&w->mu);
         zka_log(ZKC_LOG_WARN, "work items: session lost, every item revoked; claiming again");
         break;
     }

@@ -39,6 +39,10 @@
  * and waits until nothing of it is left (zka_supervise_stop_sync) before
  * the callback returns, so the library deletes the claim only then and the
  * next owner's process can never overlap it; then it reports the change.
+ * On SUSPENDED every item's process stops at once (the server may expire
+ * the session, and another member take the items, before the local timer
+ * says LOST); the items stay held and their processes start again on
+ * RECONNECTED, under the same tokens.
  *
  * Threads: zka_work_new/_plan/_free from the agent's threads (never a
  * ZooKeeper thread); tasks run on the library's threads, one per task.

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proxy.h"
 #include "common/testutil.h"
 
 int register_agent_work_suite(void);
@@ -67,6 +68,7 @@ typedef struct world {
     int n;
     const char *handler; /* NULL: task.sh; else the handler's only argv */
     int health;          /* item agents check health: unhealthy while <dir>/<id>.sick exists */
+    const char *servers; /* item agents started now connect here (NULL: the server itself) */
 } world;
 
 static void pause_ms(int ms)
@@ -688,12 +690,12 @@ static agent_proc *agent_start_items(world *w, const char *id)
         return NULL;
     j = json_pack("{s:{s:s, s:i, s:s}, s:s, s:{s:s, s:s, s:i}, s:{s:b}, s:{s:i},"
                   " s:{s:[s, s, s], s:s, s:i}, s:[{s:[s, s], s:[s, s, s]}], s:{s:s}}",
-                  "zookeeper", "servers", zkh_connect_string(tu_zk), "session_timeout_ms",
-                  SESSION_MS, "root", w->root, "cluster", "c", "member", "id", id, "host",
-                  "127.0.0.1", "port", 7000, "election", "enabled", 1, "work", "partitions",
-                  N_PARTS, "supervise", "args", "/bin/sh", app, w->hist, "while", "item",
-                  "stop_grace_ms", 3000, "handlers", "on", "item_assigned", "item_revoked", "args",
-                  "/bin/sh", hsh, events, "log", "level", "info");
+                  "zookeeper", "servers", w->servers ? w->servers : zkh_connect_string(tu_zk),
+                  "session_timeout_ms", SESSION_MS, "root", w->root, "cluster", "c", "member", "id",
+                  id, "host", "127.0.0.1", "port", 7000, "election", "enabled", 1, "work",
+                  "partitions", N_PARTS, "supervise", "args", "/bin/sh", app, w->hist, "while",
+                  "item", "stop_grace_ms", 3000, "handlers", "on", "item_assigned", "item_revoked",
+                  "args", "/bin/sh", hsh, events, "log", "level", "info");
     if (j && w->health) {
         char sick[600];
         snprintf(sick, sizeof(sick), "test ! -e %s/%s.sick", dir, id);
@@ -1162,6 +1164,76 @@ out:
     world_destroy(&w);
 }
 
+/* Cut off from ZooKeeper (SUSPENDED), a1 stops its item processes at
+ * once: its session expires on the server, and a2 starts the items,
+ * before a1's own timer says LOST, so waiting for LOST would run each of
+ * them twice for a while. Back, a1 (a new session) takes its share again;
+ * no item ever ran twice at once. */
+static void test_items_suspended(void)
+{
+    static struct irec h[MAX_IREC];
+    world w;
+    const char *two[] = {"a1", "a2", NULL}, *only2[] = {"a2", NULL};
+    char owner[N_PARTS][16], before[N_PARTS][16];
+    long pids[N_PARTS], pids_before[N_PARTS];
+    long long tokens[N_PARTS];
+    tu_proxy *px = NULL;
+    long long block_ns, last_stop = 0;
+    char *log;
+    const char *susp, *lost;
+    int i, j, n, moved = 0;
+
+    TU_CHECK(world_init(&w, "/zkwork10") == 0, out);
+    TU_CHECK(tu_proxy_start(&px, zkh_connect_string(tu_zk)) == 0, out);
+    TU_CHECK(agent_start_items(&w, "a2") != NULL, out);
+    w.servers = tu_proxy_address(px);
+    TU_CHECK(agent_start_items(&w, "a1") != NULL, out);
+    TU_CHECK(wait_spread(&w, two, 6, 30000, owner, pids, tokens) == 0, out);
+    memcpy(before, owner, sizeof(before));
+    memcpy(pids_before, pids, sizeof(pids_before));
+    block_ns = realtime_ns();
+    tu_proxy_block(px, 1);
+    TU_CHECK(wait_spread(&w, only2, N_PARTS, 20000, owner, pids, tokens) == 0, out);
+    n = ihist_load(&w, h, MAX_IREC);
+    for (i = 0; i < N_PARTS; i++) {
+        long long stop_ns = -1, start_ns = -1;
+        if (strcmp(before[i], "a1") != 0)
+            continue;
+        moved++;
+        for (j = 0; j < n; j++) {
+            if (!h[j].start && h[j].pid == pids_before[i])
+                stop_ns = h[j].ns;
+            if (h[j].start && h[j].pid == pids[i])
+                start_ns = h[j].ns;
+        }
+        CU_ASSERT(stop_ns > 0 && start_ns > 0 && stop_ns <= start_ns);
+        if (stop_ns > last_stop)
+            last_stop = stop_ns;
+    }
+    CU_ASSERT_EQUAL(moved, 6);
+    fprintf(stderr,
+            "\n    cut off: a1's item processes all stopped %lld ms after the cut "
+            "(session timeout %d ms)\n",
+            (last_stop - block_ns) / 1000000, SESSION_MS);
+    /* the proxy closes the connection: SUSPENDED comes at once, the loss
+     * (and the server's expiry) only after the session timeout */
+    CU_ASSERT((last_stop - block_ns) / 1000000 < SESSION_MS / 2);
+    /* stopped at SUSPENDED, not at the REVOKED (session) of the loss */
+    CU_ASSERT_EQUAL(wait_file_has(w.ag[1].log, "revoked (session", 10000), 0);
+    log = slurp(w.ag[1].log);
+    susp = strstr(log, "item processes stopped");
+    lost = strstr(log, "revoked (session");
+    CU_ASSERT(susp && lost && susp < lost);
+    free(log);
+    tu_proxy_block(px, 0);
+    TU_CHECK(wait_spread(&w, two, 6, 30000, owner, pids, tokens) == 0, out);
+    n = ihist_load(&w, h, MAX_IREC);
+    CU_ASSERT_EQUAL(overlaps(h, n, NULL, 0), 0);
+out:
+    world_destroy(&w);
+    tu_proxy_stop(px);
+}
+
 int register_agent_work_suite(void)
 {
     CU_pSuite s = CU_add_suite("agent_work", NULL, NULL);
@@ -1189,7 +1261,11 @@ int register_agent_work_suite(void)
         !CU_add_test(s,
                      "HUP: unrelated change moves nothing; per-item supervise change restarts "
                      "the agent's item processes without overlap",
-                     test_items_reload))
+                     test_items_reload) ||
+        !CU_add_test(s,
+                     "cut off from ZooKeeper: item processes stop at SUSPENDED, before the "
+                     "session expires and another agent starts them",
+                     test_items_suspended))
         return -1;
     return 0;
 }
