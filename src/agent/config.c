@@ -8,6 +8,8 @@
  * can be lax about malformed input. */
 #include "config.h"
 
+#include "zkcoord/work.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +26,10 @@
 #define PATH_MAX_LEN   256
 
 static const char *const event_names[ZKA_EV_COUNT] = {
-    "member_joined", "member_left",  "member_updated", "members_changed", "leader_changed",
-    "elected",       "demoted",      "lock_acquired",  "lock_lost",       "suspended",
-    "reconnected",   "session_lost", "drained",        "undrained",
+    "member_joined",  "member_left", "member_updated", "members_changed",
+    "leader_changed", "elected",     "demoted",        "lock_acquired",
+    "lock_lost",      "suspended",   "reconnected",    "session_lost",
+    "drained",        "undrained",   "item_assigned",  "item_revoked",
 };
 
 const char *zka_event_name(zka_event ev)
@@ -1400,12 +1403,23 @@ static int load_handlers(ctx *c, json_t *root, zka_config *cfg)
             }
             id = zka_event_from_name(json_string_value(ev));
             if (id < 0) {
-                static const char *const all[ZKA_EV_COUNT + 1] = {
-                    "member_joined",   "member_left",    "member_updated",
-                    "members_changed", "leader_changed", "elected",
-                    "demoted",         "lock_acquired",  "lock_lost",
-                    "suspended",       "reconnected",    "session_lost",
-                    "drained",         "undrained",      NULL};
+                static const char *const all[ZKA_EV_COUNT + 1] = {"member_joined",
+                                                                  "member_left",
+                                                                  "member_updated",
+                                                                  "members_changed",
+                                                                  "leader_changed",
+                                                                  "elected",
+                                                                  "demoted",
+                                                                  "lock_acquired",
+                                                                  "lock_lost",
+                                                                  "suspended",
+                                                                  "reconnected",
+                                                                  "session_lost",
+                                                                  "drained",
+                                                                  "undrained",
+                                                                  "item_assigned",
+                                                                  "item_revoked",
+                                                                  NULL};
                 const char *s = suggest(json_string_value(ev), all);
                 char names[512];
                 describe(ev, got, sizeof(got));
@@ -1460,7 +1474,8 @@ static int load_supervise(ctx *c, json_t *root, zka_config *cfg)
     sv->restart = (zka_restart)r;
     w = get(s, "while");
     if (!w)
-        return missing(c, "supervise", "while", "\"leader\", \"member\" or \"lock:NAME\"");
+        return missing(c, "supervise", "while",
+                       "\"leader\", \"member\", \"item\" or \"lock:NAME\"");
     if (json_is_string(w) && strcmp(json_string_value(w), "leader") == 0) {
         sv->when = ZKA_WHILE_LEADER;
         if (!cfg->election.enabled)
@@ -1469,6 +1484,9 @@ static int load_supervise(ctx *c, json_t *root, zka_config *cfg)
         sv->when = ZKA_WHILE_MEMBER;
         if (!cfg->member.registers)
             return fail(c, "supervise.while", "\"member\" needs a \"member\" section");
+    } else if (json_is_string(w) && strcmp(json_string_value(w), "item") == 0) {
+        /* Checked against the work section in validate(), which comes later. */
+        sv->when = ZKA_WHILE_ITEM;
     } else if (json_is_string(w) && strncmp(json_string_value(w), "lock:", 5) == 0) {
         const char *name = json_string_value(w) + 5;
         sv->when = ZKA_WHILE_LOCK;
@@ -1484,7 +1502,7 @@ static int load_supervise(ctx *c, json_t *root, zka_config *cfg)
     } else {
         describe(w, got, sizeof(got));
         return fail(c, "supervise.while",
-                    "expected \"leader\", \"member\" or \"lock:NAME\", got %s", got);
+                    "expected \"leader\", \"member\", \"item\" or \"lock:NAME\", got %s", got);
     }
     if (!env || json_object_size(env) == 0)
         return 0;
@@ -1637,12 +1655,102 @@ static int env_vector(ctx *c, json_t *env, const char *base, char ***out, size_t
     return 0;
 }
 
+/* work.items: ["p0", {"name": "p1", "spec": "..."}, ...], or
+ * work.partitions: N (items "p0" .. "p<N-1>", no spec). Names follow the
+ * library's rule (zkc_work_item_name_check), each listed once; a spec is at
+ * most ZKC_WORK_MAX_SPEC bytes and has no NUL byte. */
+static int load_items(ctx *c, json_t *s, zka_work_cfg *w)
+{
+    static const char *const item_keys[] = {"name", "spec", NULL};
+    json_t *items = get(s, "items"), *parts = get(s, "partitions"), *e, *nv, *sv;
+    char p[PATH_MAX_LEN], pn[PATH_MAX_LEN], got[64];
+    size_t i, j, n;
+    int np = 0, rc;
+
+    if (!items && !parts)
+        return 0;
+    if (items && parts)
+        return fail_key(c, "work.partitions", "give either \"items\" or \"partitions\", not both");
+    if (parts) {
+        if ((rc = opt_int(c, s, "work", "partitions", 1, 100000, &np)))
+            return rc;
+        n = (size_t)np;
+    } else {
+        if (!json_is_array(items) || json_array_size(items) == 0) {
+            describe(items, got, sizeof(got));
+            return fail(c, "work.items",
+                        "expected a non-empty array of item names or {\"name\", \"spec\"} "
+                        "objects, got %s",
+                        got);
+        }
+        n = json_array_size(items);
+    }
+    if (!(w->items = calloc(n + 1, sizeof(char *))) ||
+        !(w->item_specs = calloc(n + 1, sizeof(char *))))
+        return ZKC_ENOMEM;
+    w->items_enabled = true;
+    for (i = 0; i < n; i++) {
+        const char *name, *spec = NULL;
+        if (parts) {
+            if (asprintf(&w->items[i], "p%zu", i) < 0) {
+                w->items[i] = NULL;
+                return ZKC_ENOMEM;
+            }
+            w->n_items++;
+            continue;
+        }
+        e = json_array_get(items, i);
+        join_i(p, "work.items", i);
+        snprintf(pn, sizeof(pn), "%s", p);
+        if (json_is_object(e)) {
+            if ((rc = check_keys(c, e, p, item_keys)))
+                return rc;
+            if (!(nv = get(e, "name")))
+                return missing(c, p, "name", "the item's name");
+            join(pn, p, "name");
+            sv = get(e, "spec");
+            if (sv) {
+                char ps[PATH_MAX_LEN];
+                join(ps, p, "spec");
+                if (!json_is_string(sv)) {
+                    describe(sv, got, sizeof(got));
+                    return fail(c, ps, "expected a string, got %s", got);
+                }
+                if (json_string_length(sv) > ZKC_WORK_MAX_SPEC ||
+                    strlen(json_string_value(sv)) != json_string_length(sv))
+                    return fail(c, ps,
+                                "expected at most %d bytes without a NUL byte, got %zu bytes",
+                                ZKC_WORK_MAX_SPEC, json_string_length(sv));
+                spec = json_string_value(sv);
+            }
+        } else {
+            nv = e;
+        }
+        if (!json_is_string(nv) || zkc_work_item_name_check(json_string_value(nv)) != 0 ||
+            strlen(json_string_value(nv)) != json_string_length(nv)) {
+            describe(nv, got, sizeof(got));
+            return fail(c, pn,
+                        "expected an item name (1-%d bytes of printable ASCII without '/', not "
+                        "\".\" or \"..\") or an object {\"name\", \"spec\"}, got %s",
+                        ZKC_WORK_MAX_ITEM, got);
+        }
+        name = json_string_value(nv);
+        for (j = 0; j < i; j++)
+            if (strcmp(w->items[j], name) == 0)
+                return fail(c, pn, "item \"%s\" is listed twice (also work.items[%zu])", name, j);
+        if (!(w->items[i] = strdup(name)) || (spec && !(w->item_specs[i] = strdup(spec))))
+            return ZKC_ENOMEM;
+        w->n_items++;
+    }
+    return 0;
+}
+
 /* The work section: {"capacity": N, "tasks": {"args", "timeout_ms", "env"}}.
  * The capacity is published as member metadata "capacity" (what the task
  * planner reads), so the metadata must not set it too. */
 static int load_work(ctx *c, json_t *root, zka_config *cfg)
 {
-    static const char *const keys[] = {"capacity", "tasks", NULL};
+    static const char *const keys[] = {"capacity", "tasks", "items", "partitions", NULL};
     static const char *const task_keys[] = {"args", "timeout_ms", "env", NULL};
     zka_work_cfg *w = &cfg->work;
     json_t *s, *t, *env;
@@ -1653,7 +1761,7 @@ static int load_work(ctx *c, json_t *root, zka_config *cfg)
     w->enabled = true;
     if ((rc = check_keys(c, s, "work", keys)) ||
         (rc = opt_int(c, s, "work", "capacity", 1, 1000000, &w->capacity)) ||
-        (rc = opt_obj(c, s, "work", "tasks", &t)))
+        (rc = opt_obj(c, s, "work", "tasks", &t)) || (rc = load_items(c, s, w)))
         return rc;
     if (!cfg->member.registers)
         return fail(c, "work", "needs a \"member\" section (work goes to registered members)");
@@ -1714,6 +1822,9 @@ static int validate(ctx *c, json_t *root, zka_config *cfg)
         (rc = load_supervise(c, root, cfg)) || (rc = load_log(c, root, cfg)) ||
         (rc = load_metrics(c, root, cfg)) || (rc = load_work(c, root, cfg)))
         return rc;
+    if (cfg->supervise.enabled && cfg->supervise.when == ZKA_WHILE_ITEM && !cfg->work.items_enabled)
+        return fail(c, "supervise.while",
+                    "\"item\" needs work items (work.items or work.partitions)");
     return 0;
 }
 
@@ -1873,6 +1984,12 @@ void zka_config_free(zka_config *c)
     free_strv(c->supervise.env);
     free_strv(c->work.task_args);
     free_strv(c->work.task_env);
+    for (i = 0; c->work.items && c->work.items[i]; i++) {
+        free(c->work.items[i]);
+        free(c->work.item_specs ? c->work.item_specs[i] : NULL);
+    }
+    free(c->work.items);
+    free(c->work.item_specs);
     free(c->metrics.listen);
     free(c->metrics.host);
     free(c);
@@ -1964,7 +2081,12 @@ unsigned zka_config_diff(const zka_config *a, const zka_config *b)
     if (a->work.enabled != b->work.enabled || a->work.tasks != b->work.tasks ||
         !strv_eq(a->work.task_args, b->work.task_args) ||
         a->work.task_timeout_ms != b->work.task_timeout_ms ||
-        !strv_eq(a->work.task_env, b->work.task_env))
+        !strv_eq(a->work.task_env, b->work.task_env) ||
+        a->work.items_enabled != b->work.items_enabled || a->work.n_items != b->work.n_items)
         d |= ZKA_DIFF_WORK;
+    for (i = 0; !(d & ZKA_DIFF_WORK) && i < a->work.n_items; i++)
+        if (!str_eq(a->work.items[i], b->work.items[i]) ||
+            !str_eq(a->work.item_specs[i], b->work.item_specs[i]))
+            d |= ZKA_DIFF_WORK;
     return d;
 }

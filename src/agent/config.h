@@ -31,8 +31,10 @@ typedef enum zka_event {
     ZKA_EV_SUSPENDED,
     ZKA_EV_RECONNECTED,
     ZKA_EV_SESSION_LOST,
-    ZKA_EV_DRAINED,   /* our drain note appeared (zkcoordctl drain), after any demotion */
-    ZKA_EV_UNDRAINED, /* it went away */
+    ZKA_EV_DRAINED,       /* our drain note appeared (zkcoordctl drain), after any demotion */
+    ZKA_EV_UNDRAINED,     /* it went away */
+    ZKA_EV_ITEM_ASSIGNED, /* a work item is ours: its claim is held (work.items) */
+    ZKA_EV_ITEM_REVOKED,  /* a work item is no longer ours (its process already stopped) */
     ZKA_EV_COUNT
 } zka_event;
 
@@ -80,7 +82,12 @@ typedef struct zka_handler_cfg {
     size_t max_output_bytes; /* 65536 */
 } zka_handler_cfg;
 
-typedef enum zka_while { ZKA_WHILE_LEADER = 0, ZKA_WHILE_MEMBER, ZKA_WHILE_LOCK } zka_while;
+typedef enum zka_while {
+    ZKA_WHILE_LEADER = 0,
+    ZKA_WHILE_MEMBER,
+    ZKA_WHILE_LOCK,
+    ZKA_WHILE_ITEM /* one app per held work item (work.items / work.partitions) */
+} zka_while;
 typedef enum zka_restart {
     ZKA_RESTART_ON_FAILURE = 0,
     ZKA_RESTART_ALWAYS,
@@ -99,10 +106,15 @@ typedef struct zka_supervise_cfg {
     size_t n_env;
 } zka_supervise_cfg;
 
-/* The work section (issue 12): this agent's capacity and the task handler
- * it runs submitted tasks with (src/agent/work.h). */
+/* The work section (issue 12): this agent's capacity, the task handler
+ * it runs submitted tasks with, and the work items it makes sure exist and
+ * takes part in the assignment of (src/agent/work.h). */
 typedef struct zka_work_cfg {
-    bool enabled;        /* a work section is present */
+    bool enabled;       /* a work section is present */
+    bool items_enabled; /* "items" or "partitions" given: take part in the item assignment */
+    char **items;       /* item names, n_items of them ("partitions": N gives p0..p<N-1>) */
+    char **item_specs;  /* the spec of each (NULL: empty), n_items of them */
+    size_t n_items;
     int capacity;        /* 1; also published as member metadata "capacity" */
     bool tasks;          /* a tasks handler is configured: run submitted tasks */
     char **task_args;    /* NULL-terminated argv of the task handler */

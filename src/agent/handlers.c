@@ -33,6 +33,9 @@ typedef struct evt {
     size_t json_len;
     char *members; /* JSON array of ids; NULL until built */
     char *env[N_ENV_RUN + 1];
+    char *key;   /* coalescing key (the work item), NULL when none */
+    char **xenv; /* the event's own "NAME=value" variables, NULL-terminated, may be NULL */
+    size_t n_xenv;
     zka_doc_build_fn build;
     void *ctx;
     void (*ctx_free)(void *ctx);
@@ -58,10 +61,11 @@ typedef struct slot {
     zka_handler_cfg cfg; /* deep copy */
     size_t index;
     char label[96];
-    /* Follow-up runs, oldest first, at most one per event type. */
-    evt *pending[ZKA_EV_COUNT];
-    unsigned pending_coalesced[ZKA_EV_COUNT];
-    size_t npending;
+    /* Follow-up runs, oldest first, at most one per event type and key
+     * (so at most ZKA_EV_COUNT + 2 per work item held or released). */
+    evt **pending;
+    unsigned *pending_coalesced;
+    size_t npending, cap_pending;
     run *r;
 } slot;
 
@@ -92,6 +96,8 @@ static void evt_unref(evt *e)
     free(e->members);
     for (i = 0; i < N_ENV_RUN; i++)
         free(e->env[i]);
+    free(e->key);
+    zka_proc_free_strv(e->xenv);
     if (e->ctx_free)
         e->ctx_free(e->ctx);
     free(e);
@@ -145,6 +151,23 @@ static int drain_pair_cancels(slot *s, zka_event ev)
     return 0;
 }
 
+/* Room for one more follow-up run; false when out of memory. */
+static bool pending_grow(slot *s)
+{
+    size_t cap = s->cap_pending ? s->cap_pending * 2 : ZKA_EV_COUNT;
+    evt **p = realloc(s->pending, cap * sizeof(*p));
+    unsigned *c;
+
+    if (!p)
+        return false;
+    s->pending = p;
+    if (!(c = realloc(s->pending_coalesced, cap * sizeof(*c))))
+        return false;
+    s->pending_coalesced = c;
+    s->cap_pending = cap;
+    return true;
+}
+
 static void slot_free(slot *s)
 {
     if (!s)
@@ -152,6 +175,8 @@ static void slot_free(slot *s)
     zka_proc_free_strv(s->cfg.args);
     free(s->cfg.shell);
     slot_drop_pending(s);
+    free(s->pending);
+    free(s->pending_coalesced);
     free(s);
 }
 
@@ -308,7 +333,7 @@ static int members_env(slot *s, evt *ev, char **envp_extra)
 static void start_run(zka_handlers *h, slot *s)
 {
     int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, mfd = -1;
-    char *path = NULL, *sh_argv[4], *run_env[N_ENV_RUN + 1];
+    char *path = NULL, *sh_argv[4], **run_env = NULL, *menv[3] = {NULL, NULL, NULL};
     char *const *argv;
     char **envp = NULL;
     evt *ev = s->pending[0];
@@ -317,7 +342,6 @@ static void start_run(zka_handlers *h, slot *s)
     zka_spawn_opts so;
     size_t i, k = 0;
 
-    memset(run_env, 0, sizeof(run_env));
     s->npending--;
     memmove(&s->pending[0], &s->pending[1], s->npending * sizeof(s->pending[0]));
     memmove(&s->pending_coalesced[0], &s->pending_coalesced[1],
@@ -337,11 +361,18 @@ static void start_run(zka_handlers *h, slot *s)
             goto fail;
         }
     }
+    /* The fixed variables, the members (2 slots), the event's own. */
+    if (!(run_env = calloc(N_ENV_RUN + ev->n_xenv + 1, sizeof(*run_env)))) {
+        zka_log(ZKC_LOG_ERROR, "%s: out of memory", s->label);
+        goto fail;
+    }
     for (i = 0; i < N_ENV && ev->env[i]; i++)
         run_env[k++] = ev->env[i];
-    mfd = members_env(s, ev, &run_env[k]);
-    while (run_env[k])
-        k++;
+    mfd = members_env(s, ev, menv);
+    for (i = 0; menv[i]; i++)
+        run_env[k++] = menv[i];
+    for (i = 0; i < ev->n_xenv; i++)
+        run_env[k++] = ev->xenv[i];
     if (!path || !(r = calloc(1, sizeof(*r))) || !(envp = zka_proc_env(run_env, k))) {
         zka_log(ZKC_LOG_ERROR, "%s: out of memory", s->label);
         goto fail;
@@ -363,8 +394,9 @@ static void start_run(zka_handlers *h, slot *s)
     close(out_p[1]);
     if (mfd >= 0)
         close(mfd);
-    for (i = N_ENV; i < N_ENV_RUN; i++)
-        free(run_env[i]);
+    free(menv[0]);
+    free(menv[1]);
+    free(run_env);
     r->in_fd = in_p[1];
     r->out_fd = out_p[0];
     fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
@@ -395,8 +427,9 @@ fail:
     }
     if (mfd >= 0)
         close(mfd);
-    for (i = N_ENV; i < N_ENV_RUN; i++)
-        free(run_env[i]);
+    free(menv[0]);
+    free(menv[1]);
+    free(run_env);
     free(path);
     zka_proc_free_strv(envp);
     free(r);
@@ -768,6 +801,16 @@ static evt *evt_new(const zka_event_info *ev)
             evt_unref(e);
             return NULL;
         }
+    if (ev->key && !(e->key = strdup(ev->key))) {
+        evt_unref(e);
+        return NULL;
+    }
+    while (ev->env && ev->env[e->n_xenv])
+        e->n_xenv++;
+    if (e->n_xenv && !(e->xenv = strv_dup(ev->env))) {
+        evt_unref(e);
+        return NULL;
+    }
     if (ev->json) {
         char *j = strdup(ev->json), *m = strdup(ev->members ? ev->members : "[]");
         if (!j || !m) {
@@ -873,7 +916,11 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
             if (drain_pair_cancels(s, ev->event))
                 continue;
             for (j = 0; j < s->npending; j++) {
-                if (s->pending[j]->event == ev->event) {
+                /* Work item events coalesce per item: every item's change
+                 * runs, a flapping one only with its latest state. */
+                if (s->pending[j]->event == ev->event &&
+                    (s->pending[j]->key == e->key ||
+                     (s->pending[j]->key && e->key && strcmp(s->pending[j]->key, e->key) == 0))) {
                     merged = s->pending_coalesced[j] + 1;
                     evt_unref(s->pending[j]);
                     s->npending--;
@@ -883,6 +930,11 @@ int zka_handlers_fire(zka_handlers *h, const zka_event_info *ev)
                             (s->npending - j) * sizeof(s->pending_coalesced[0]));
                     break;
                 }
+            }
+            if (s->npending == s->cap_pending && !pending_grow(s)) {
+                zka_log(ZKC_LOG_ERROR, "%s: out of memory: %s dropped", s->label,
+                        zka_event_name(ev->event));
+                continue;
             }
             __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
             s->pending[s->npending] = e;

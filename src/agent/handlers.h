@@ -16,6 +16,7 @@
  * active are coalesced per event type: a burst of one kind becomes ONE
  * follow-up run carrying the latest event of that kind (earlier ones are
  * dropped and counted, never built); follow-ups run in order of arrival.
+ * Events with a key (work items) coalesce only with the same key.
  * Peer data reaches a handler only in its stdin document and its
  * environment, never in argv. */
 #ifndef ZKA_HANDLERS_H
@@ -46,6 +47,13 @@ typedef struct zka_event_info {
     const char *leader_id;     /* ZKCOORD_LEADER_ID: current leader ("" if none) */
     const char *fencing_token; /* ZKCOORD_FENCING_TOKEN: decimal, "" if none */
     const char *members;       /* ZKCOORD_MEMBERS: member ids as a JSON array */
+    /* Coalescing key, may be NULL: a queued event is replaced only by one
+     * of the same type and key (work item events carry the item, so every
+     * item's change gets its run). */
+    const char *key;
+    /* More "NAME=value" variables for this event (NULL-terminated, may be
+     * NULL), e.g. ZKCOORD_ITEM. Names must not repeat the ones above. */
+    char *const *env;
     zka_doc_build_fn build;
     void *ctx;
     void (*ctx_free)(void *ctx);

@@ -69,6 +69,10 @@ struct agent {
     zka_health *health;
     zka_supervise *sv;
     zka_work *work; /* the work section: task worker, planner while leading */
+    /* Serialises the item handle's start/stop and the changes of `work` and
+     * `election` it borrows (apply() on the health thread or the
+     * dispatcher, reload and stop on the main thread). Before mu. */
+    pthread_mutex_t wop;
     char *members_path;
     char *leader_path;
     char *drain_path;    /* <root>/<cluster>/drain */
@@ -106,6 +110,7 @@ struct agent {
     int applying, reg_applied, stopping_applied, act_applied, drained_applied;
     int drain_deferred; /* drained/undrained runs waiting for DEMOTED (dmu) */
     int drain_fired;    /* the last one fired was "drained" (dmu) */
+    int reloading;      /* a reload swaps parts: apply() leaves the items to it */
 };
 
 static long long epoch_ms(void)
@@ -246,9 +251,10 @@ out:
 }
 
 /* Fire `ev` to the handlers with a document of the agent's state plus
- * `extra` (stolen; may be NULL). Nothing is built when no handler
- * subscribes to `ev`. */
-static void fire(struct agent *a, zka_event ev, json_t *extra)
+ * `extra` (stolen; may be NULL), coalescing key `key` and extra
+ * environment `env` (both may be NULL; see zka_event_info). Nothing is
+ * built when no handler subscribes to `ev`. */
+static void fire_ex(struct agent *a, zka_event ev, json_t *extra, const char *key, char *const *env)
 {
     struct doc_ctx *c;
     zka_event_info info;
@@ -286,6 +292,8 @@ static void fire(struct agent *a, zka_event ev, json_t *extra)
     info.member_id = a->cfg->member.id;
     info.leader_id = leader;
     info.fencing_token = c->token;
+    info.key = key;
+    info.env = env;
     info.build = doc_build;
     info.ctx = c;
     info.ctx_free = doc_ctx_free;
@@ -294,6 +302,11 @@ static void fire(struct agent *a, zka_event ev, json_t *extra)
         return;
     }
     zka_handlers_fire(a->handlers, &info);
+}
+
+static void fire(struct agent *a, zka_event ev, json_t *extra)
+{
+    fire_ex(a, ev, extra, NULL, NULL);
 }
 
 /* Does a handler take `ev`? (Build its extras only then.) */
@@ -380,6 +393,8 @@ static int condition_holds(struct agent *a, char *token, size_t len)
             }
         }
         return 0;
+    case ZKA_WHILE_ITEM:
+        return 0; /* one supervisor per held item, in work.c */
     }
     return 0;
 }
@@ -534,9 +549,11 @@ static void campaign(struct agent *a, int want)
                                                                         : ZKC_ELECTION_STEP_DOWN;
         eo.fn = on_election;
         eo.user_data = a;
+        pthread_mutex_lock(&a->wop);
         rc = zkc_election_new(&a->election, a->s, a->leader_path, &eo);
         if (rc == 0)
             zka_work_plan(a->work, a->election);
+        pthread_mutex_unlock(&a->wop);
         if (rc) {
             zka_log(ZKC_LOG_ERROR, "cannot campaign at %s: %s", a->leader_path, zkc_strerror(rc));
             pthread_mutex_lock(&a->mu);
@@ -594,9 +611,12 @@ static void stop_election(struct agent *a)
     a->observer = NULL;
     if (a->cfg->supervise.enabled && a->cfg->supervise.when == ZKA_WHILE_LEADER)
         stop_app_now(a);
+    pthread_mutex_lock(&a->wop);
     zka_work_plan(a->work, NULL); /* it borrows the election */
+    zka_work_items_stop(a->work); /* so does the item handle; items_apply() restarts it */
     zkc_election_close(a->election);
     a->election = NULL;
+    pthread_mutex_unlock(&a->wop);
     /* Closing delivers no DEMOTED: what waited for one fires now. */
     pthread_mutex_lock(&a->dmu);
     pthread_mutex_lock(&a->mu);
@@ -870,6 +890,28 @@ static void gates(struct agent *a, int *reg, int *stopping, int *act, int *drain
     a->may_act = *act;
 }
 
+/* Take part in the work items while registered and allowed to act
+ * (healthy, not drained at the time), give them up when no longer
+ * registered (unhealthy). A drain alone changes nothing here: the member
+ * stays, as STOPPING, and the planner moves its items away. During a
+ * reload only the reload applies (from_reload), at its end. */
+static void items_apply(struct agent *a, int from_reload)
+{
+    int skip, run, stop;
+
+    pthread_mutex_lock(&a->wop);
+    pthread_mutex_lock(&a->mu);
+    skip = a->reloading && !from_reload;
+    run = a->reg_applied && a->act_applied;
+    stop = !a->reg_applied;
+    pthread_mutex_unlock(&a->mu);
+    if (!skip && run)
+        zka_work_items_start(a->work, a->election);
+    else if (!skip && stop)
+        zka_work_items_stop(a->work);
+    pthread_mutex_unlock(&a->wop);
+}
+
 static void registration(struct agent *a, int reg, int was_reg, int stopping)
 {
     zkc_member_info mi;
@@ -945,10 +987,15 @@ static void apply(struct agent *a)
             zka_log(ZKC_LOG_WARN, "%s: leaving the election and locks of %s",
                     healthy ? "drained" : "unhealthy", a->cfg->cluster);
             zka_notifyf("STATUS=%s", healthy ? "drained" : "waiting for health");
+            /* Never hold work while unhealthy (issue 11 item 1): every
+             * item's process stops and its claim goes before the member
+             * node does. A drain keeps the handle: the member stays, as
+             * STOPPING, and the planner moves its items away with a
+             * proper hand-over (REVOKED, moved). */
+            if (!reg)
+                items_apply(a, 0);
             campaign(a, 0);
             locks_want(a, 0);
-            /* Work items (issue 13, work recipes): an agent that holds
-             * work gives it up here, with its locks. */
             resupervise(a);
         }
         if (reg != was_reg || (reg && stopping != was_stopping))
@@ -957,6 +1004,8 @@ static void apply(struct agent *a)
             campaign(a, 1);
             locks_want(a, 1);
             resupervise(a);
+            /* After campaign(): the handle plans through the participant. */
+            items_apply(a, 0);
         }
         if (drained != was_drained) {
             zka_log(ZKC_LOG_WARN, "%s %s", drained ? "drained:" : "undrained:",
@@ -1245,6 +1294,70 @@ static int start_drain(struct agent *a)
     return rc;
 }
 
+/* ------------------------------------------------------- work items */
+
+/* ZKCOORD_ITEMS longer than this is passed empty (the document's "items"
+ * has them all), as execve refuses one string above 128 KiB. */
+#define ITEMS_ENV_MAX ZKA_MEMBERS_ENV_MAX
+
+/* An item was assigned (its process started) or revoked (its process
+ * gone): fire item_assigned / item_revoked. The spec is a peer's bytes:
+ * in the document as JSON text (invalid UTF-8 replaced), in the
+ * environment only when it holds no NUL byte. */
+static void on_item_change(const zka_item_change *c, void *user_data)
+{
+    struct agent *a = user_data;
+    zka_event ev = c->assigned ? ZKA_EV_ITEM_ASSIGNED : ZKA_EV_ITEM_REVOKED;
+    json_t *extra, *items;
+    char *env[5] = {NULL, NULL, NULL, NULL, NULL}, *csv = NULL;
+    size_t i, len = 0, k = 0;
+    int spec_ok = !c->spec || strlen(c->spec) == (size_t)c->spec_len;
+
+    pthread_rwlock_rdlock(&a->cfg_lock);
+    if (!wanted(a, ev))
+        goto out;
+    for (i = 0; i < c->n_held; i++)
+        len += strlen(c->held[i]) + 1;
+    items = json_array();
+    csv = calloc(1, len + 1);
+    if (!items || !csv) {
+        json_decref(items);
+        goto nomem;
+    }
+    for (i = 0; i < c->n_held; i++) {
+        json_array_append_new(items, zka_json_str(c->held[i]));
+        if (i)
+            strcat(csv, ",");
+        strcat(csv, c->held[i]);
+    }
+    if (len > ITEMS_ENV_MAX)
+        csv[0] = '\0';
+    extra = json_pack("{s:o, s:o, s:o, s:I}", "item", zka_json_str(c->item), "spec",
+                      zka_json_str(c->spec ? c->spec : ""), "items", items, "token",
+                      (json_int_t)c->token);
+    if (!extra)
+        goto nomem;
+    if (!c->assigned)
+        set(extra, "reason", json_string(c->reason));
+    if (asprintf(&env[k++], "ZKCOORD_ITEM=%s", c->item) < 0 ||
+        asprintf(&env[k++], "ZKCOORD_ITEM_SPEC=%s", spec_ok && c->spec ? c->spec : "") < 0 ||
+        asprintf(&env[k++], "ZKCOORD_ITEMS=%s", csv) < 0 ||
+        (!c->assigned && asprintf(&env[k++], "ZKCOORD_REVOKE_REASON=%s", c->reason) < 0)) {
+        env[k - 1] = NULL;
+        json_decref(extra);
+        goto nomem;
+    }
+    fire_ex(a, ev, extra, c->item, env);
+    goto out;
+nomem:
+    zka_log(ZKC_LOG_ERROR, "%s: out of memory, not fired", zka_event_name(ev));
+out:
+    for (i = 0; i < 5; i++)
+        free(env[i]);
+    free(csv);
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
+
 /* ------------------------------------------------------ set-up, tear-down */
 
 static char *join_path(const char *root, const char *cluster, const char *leaf)
@@ -1276,7 +1389,8 @@ static int start_supervise(struct agent *a)
     char *env[3] = {NULL, NULL, NULL};
     int rc;
 
-    if (!a->cfg->supervise.enabled)
+    /* While "item": work.c runs one supervisor per held item. */
+    if (!a->cfg->supervise.enabled || a->cfg->supervise.when == ZKA_WHILE_ITEM)
         return 0;
     if (asprintf(&env[0], "ZKCOORD_CLUSTER=%s", a->cfg->cluster) < 0 ||
         asprintf(&env[1], "ZKCOORD_MEMBER_ID=%s", a->cfg->member.id) < 0)
@@ -1302,22 +1416,30 @@ static int start_work(struct agent *a)
                  strcmp(a->cfg->zookeeper.root, "/") == 0 ? "" : a->cfg->zookeeper.root,
                  a->cfg->cluster) < 0)
         return ZKC_ENOMEM;
+    pthread_mutex_lock(&a->wop);
     rc = zka_work_new(&a->work, a->s, &a->cfg->work, a->cfg->cluster, cluster_path, a->members_path,
-                      a->leader_path, a->cfg->member.id);
+                      a->leader_path, a->cfg->member.id,
+                      a->cfg->supervise.when == ZKA_WHILE_ITEM ? &a->cfg->supervise : NULL,
+                      a->cfg->zookeeper.session_timeout_ms, on_item_change, a);
     free(cluster_path);
     if (rc == 0 && a->election)
         zka_work_plan(a->work, a->election);
+    pthread_mutex_unlock(&a->wop);
     if (rc == 0 && !a->cfg->election.enabled)
         zka_log(ZKC_LOG_WARN, "work: election.enabled is false: this agent never plans the task "
-                              "queue (another agent or client of the cluster must lead it)");
+                              "queue or the work items (another agent or client of the cluster "
+                              "must lead it)");
     return rc;
 }
 
-/* Running tasks finish (within their timeout) and write their results. */
+/* Running tasks finish (within their timeout) and write their results;
+ * held items are revoked, their processes stopped first. */
 static void stop_work(struct agent *a)
 {
+    pthread_mutex_lock(&a->wop);
     zka_work_free(a->work);
     a->work = NULL;
+    pthread_mutex_unlock(&a->wop);
 }
 
 /* Everything that lives on the ZooKeeper session. */
@@ -1488,6 +1610,7 @@ static void reload(struct agent *a, const char *file)
     zka_config *next = NULL, *prev;
     zka_config_error err;
     unsigned diff;
+    int items_sv;
 
     if (zka_config_load(file, &next, &err) != 0) {
         zka_log(ZKC_LOG_ERROR, "reload refused, still running the previous config: %s", err.text);
@@ -1501,6 +1624,9 @@ static void reload(struct agent *a, const char *file)
     }
     zka_log(ZKC_LOG_INFO, "reload: applying changes (0x%x)", diff);
     prev = a->cfg;
+    pthread_mutex_lock(&a->mu);
+    a->reloading = 1;
+    pthread_mutex_unlock(&a->mu);
     if (diff & ZKA_DIFF_METRICS) {
         /* A failure to bind the new address leaves the endpoint off (the
          * error is logged); counting goes on either way. */
@@ -1518,6 +1644,10 @@ static void reload(struct agent *a, const char *file)
         zka_handlers_reconfigure(a->handlers, next->handlers, next->n_handlers);
         if (start_supervise(a) || start_cluster(a, next->zookeeper.session_timeout_ms))
             zka_log(ZKC_LOG_ERROR, "reload: the new cluster settings did not start cleanly");
+        pthread_mutex_lock(&a->mu);
+        a->reloading = 0;
+        pthread_mutex_unlock(&a->mu);
+        items_apply(a, 1);
         free_cfg(a, prev);
         return;
     }
@@ -1532,7 +1662,11 @@ static void reload(struct agent *a, const char *file)
         stop_election(a);
     if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
         stop_locks(a);
-    if (diff & ZKA_DIFF_WORK)
+    /* The item handle runs one copy of the supervise section per item. */
+    items_sv = (diff & ZKA_DIFF_SUPERVISE) &&
+               ((prev->supervise.enabled && prev->supervise.when == ZKA_WHILE_ITEM) ||
+                (next->supervise.enabled && next->supervise.when == ZKA_WHILE_ITEM));
+    if ((diff & ZKA_DIFF_WORK) || items_sv)
         stop_work(a);
     if (diff & ZKA_DIFF_SUPERVISE) {
         zka_supervise_free(a->sv);
@@ -1549,13 +1683,17 @@ static void reload(struct agent *a, const char *file)
         start_election(a);
     if (diff & (ZKA_DIFF_LOCKS | ZKA_DIFF_SUPERVISE))
         start_locks(a);
-    if ((diff & ZKA_DIFF_WORK) && start_work(a))
+    if (((diff & ZKA_DIFF_WORK) || items_sv) && start_work(a))
         zka_log(ZKC_LOG_ERROR, "reload: the work section did not start");
     if (diff & ZKA_DIFF_PAYLOAD)
         update_payload(a);
     if (diff & ZKA_DIFF_HEALTH)
         start_health(a);
     resupervise(a);
+    pthread_mutex_lock(&a->mu);
+    a->reloading = 0;
+    pthread_mutex_unlock(&a->mu);
+    items_apply(a, 1);
     free_cfg(a, prev);
 }
 
@@ -1586,6 +1724,7 @@ static void dump_state(struct agent *a)
         st, "health",
         json_string(a->health ? zka_health_state_name(zka_health_get(a->health)) : "none"));
     json_object_set_new(st, "app_pid", json_integer(a->sv ? zka_supervise_pid(a->sv) : 0));
+    json_object_set_new(st, "items_held", json_integer(zka_work_items_held(a->work)));
     text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     /* Asked for explicitly: logged at warn so the default level shows it. */
     zka_log(ZKC_LOG_WARN, "state %s", text ? text : "{}");
@@ -1886,6 +2025,7 @@ int main(int argc, char **argv)
 
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->dmu, NULL);
+    pthread_mutex_init(&a->wop, NULL);
     pthread_rwlock_init(&a->cfg_lock, NULL);
     /* After the signal mask: libmicrohttpd's thread inherits it. */
     if (start_metrics(a->cfg) != 0) {
@@ -1960,6 +2100,7 @@ out:
     wd_stop();
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->dmu);
+    pthread_mutex_destroy(&a->wop);
     pthread_rwlock_destroy(&a->cfg_lock);
     zka_config_free(a->cfg);
     return status;

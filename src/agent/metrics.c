@@ -66,6 +66,8 @@ static struct {
     uint64_t handler_timeouts, handler_kills;
     uint64_t app_starts, app_restarts;
     int locks_held;
+    int items_held;
+    uint64_t item_changes[2]; /* [0] revoked, [1] assigned */
     histo zk_dur;
     struct MHD_Daemon *daemon;
 } m = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -210,6 +212,14 @@ void zka_metrics_locks_held(int n)
 {
     pthread_mutex_lock(&m.mu);
     m.locks_held = n;
+    pthread_mutex_unlock(&m.mu);
+}
+
+void zka_metrics_work_items(int held, bool assigned)
+{
+    pthread_mutex_lock(&m.mu);
+    m.items_held = held;
+    m.item_changes[assigned ? 1 : 0]++;
     pthread_mutex_unlock(&m.mu);
 }
 
@@ -417,6 +427,15 @@ static void render_locked(buf *b)
 
     head(b, "zkcoord_locks_held", "gauge", "Locks this agent holds.");
     put(b, "zkcoord_locks_held %d\n", m.locks_held);
+
+    head(b, "zkcoord_work_items_held", "gauge", "Work items this agent holds (claimed and run).");
+    put(b, "zkcoord_work_items_held %d\n", m.items_held);
+    head(b, "zkcoord_work_item_changes_total", "counter",
+         "Work items assigned to and revoked from this agent.");
+    put(b, "zkcoord_work_item_changes_total{change=\"assigned\"} %llu\n",
+        (unsigned long long)m.item_changes[1]);
+    put(b, "zkcoord_work_item_changes_total{change=\"revoked\"} %llu\n",
+        (unsigned long long)m.item_changes[0]);
 
     head(b, "zkcoord_zookeeper_request_duration_seconds", "histogram",
          "Round trip of the agent's getData probe of its members node (every 5 s while "

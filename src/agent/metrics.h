@@ -93,6 +93,9 @@ void zka_metrics_handler_kill(void);
 void zka_metrics_app_start(bool restart);
 /* zkcoord_locks_held. */
 void zka_metrics_locks_held(int n);
+/* One change of the work items held: zkcoord_work_items_held (now `held`)
+ * and zkcoord_work_item_changes_total{change="assigned"|"revoked"}. */
+void zka_metrics_work_items(int held, bool assigned);
 /* zkcoord_zookeeper_request_duration_seconds: one request's round trip. */
 void zka_metrics_zk_request(long long duration_us);
 

@@ -16,8 +16,22 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
+#include "supervise.h"
+#include "text.h"
+#include "zkcoord/read.h"
 #include "zkcoord/task.h"
+#include "zkcoord/work.h"
+
+/* One item this agent holds (between ASSIGNED and the end of REVOKED). */
+struct held_item {
+    char *name;
+    char *spec; /* as read at ASSIGNED, NUL-terminated, spec_len bytes */
+    int spec_len;
+    int64_t token;
+    zka_supervise *sv; /* its process (supervise.while "item"), or NULL */
+};
 
 struct zka_work {
     zkc_session *s;
@@ -28,6 +42,18 @@ struct zka_work {
     int timeout_ms;
     zkc_tasks *worker;  /* NULL when no task handler is configured */
     zkc_tasks *planner; /* while we have an election participant */
+
+    /* Work items. */
+    bool items_enabled;
+    zka_supervise_cfg per_item; /* enabled: one process per held item */
+    zka_item_fn fn;
+    void *user_data;
+    pthread_mutex_t life; /* serialises items_start / items_stop */
+    zkc_work *items_h;    /* while taking part */
+    pthread_mutex_t mu;   /* held[] */
+    struct held_item *held;
+    size_t n_held, cap_held;
+    bool suspended; /* SUSPENDED heard, no RECONNECTED yet: item processes stay stopped */
 };
 
 static char **strv_dup(char *const *v, size_t n)
@@ -282,9 +308,379 @@ fail:
     return status;
 }
 
+/* ------------------------------------------------------------ items */
+
+/* Index of `item` in held[], or where it goes (*found 0). mu held. */
+static size_t held_find(zka_work *w, const char *item, int *found)
+{
+    size_t lo = 0, hi = w->n_held;
+
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(w->held[mid].name, item);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The item's process environment: the spec goes in only when it is safe
+ * there (no NUL byte, within the library's cap; execve takes one string
+ * of up to 128 KiB); else it is left out, and said. */
+static int item_env(zka_work *w, const struct held_item *h, char *env[5])
+{
+    char pb[ZKA_PEER_BUF];
+    bool spec_ok =
+        h->spec_len <= ZKC_WORK_MAX_SPEC && (!h->spec || strlen(h->spec) == (size_t)h->spec_len);
+
+    memset(env, 0, 5 * sizeof(*env));
+    if (!spec_ok)
+        zka_log(ZKC_LOG_WARN,
+                "item %s: its spec (%d bytes) holds a NUL byte or is over %d bytes: not passed "
+                "in ZKCOORD_ITEM_SPEC",
+                zka_peer(pb, h->name), h->spec_len, ZKC_WORK_MAX_SPEC);
+    if (!(env[0] = env_str("ZKCOORD_CLUSTER", w->cluster)) ||
+        !(env[1] = env_str("ZKCOORD_MEMBER_ID", w->member_id)) ||
+        !(env[2] = env_str("ZKCOORD_ITEM", h->name)) ||
+        !(env[3] = env_str("ZKCOORD_ITEM_SPEC", spec_ok && h->spec ? h->spec : "")))
+        return ZKC_ENOMEM;
+    return 0;
+}
+
+/* Count the change and tell the agent, with a copy of the held set (the
+ * other dispatcher lane may change held[] meanwhile). */
+static void report(zka_work *w, bool assigned, const char *item, const char *spec, int spec_len,
+                   int64_t token, const char *reason)
+{
+    zka_item_change c;
+    char **names;
+    size_t i, n;
+
+    pthread_mutex_lock(&w->mu);
+    n = w->n_held;
+    zka_metrics_work_items((int)n, assigned);
+    names = w->fn ? calloc(n + 1, sizeof(*names)) : NULL;
+    for (i = 0; names && i < n; i++)
+        if (!(names[i] = strdup(w->held[i].name))) {
+            zka_proc_free_strv(names);
+            names = NULL;
+        }
+    pthread_mutex_unlock(&w->mu);
+    if (!names) {
+        if (w->fn)
+            zka_log(ZKC_LOG_ERROR, "item change not reported: out of memory");
+        return;
+    }
+    memset(&c, 0, sizeof(c));
+    c.assigned = assigned;
+    c.item = item;
+    c.spec = spec;
+    c.spec_len = spec_len;
+    c.token = token;
+    c.reason = reason;
+    c.held = names;
+    c.n_held = n;
+    w->fn(&c, w->user_data);
+    zka_proc_free_strv(names);
+}
+
+static void on_item_exit(pid_t pid, int status, bool stopped, void *user_data)
+{
+    char buf[64];
+
+    (void)user_data;
+    zka_proc_status_str(status, buf, sizeof(buf));
+    zka_log(stopped ? ZKC_LOG_INFO : ZKC_LOG_WARN, "item process (pid %ld) %s: %s", (long)pid,
+            stopped ? "stopped" : "exited", buf);
+}
+
+static void item_assigned(zka_work *w, const zkc_work_event *ev)
+{
+    struct held_item h;
+    char pb[ZKA_PEER_BUF], tok[32], *env[5];
+    int found, rc;
+    size_t at, i;
+
+    memset(&h, 0, sizeof(h));
+    h.token = ev->token;
+    h.spec_len = ev->spec ? ev->spec_len : 0;
+    if (!(h.name = strdup(ev->item)) || !(h.spec = malloc((size_t)h.spec_len + 1))) {
+        zka_log(ZKC_LOG_ERROR, "item %s: out of memory", zka_peer(pb, ev->item));
+        free(h.name);
+        return;
+    }
+    if (h.spec_len)
+        memcpy(h.spec, ev->spec, (size_t)h.spec_len);
+    h.spec[h.spec_len] = '\0';
+    snprintf(tok, sizeof(tok), "%" PRId64, ev->token);
+    zka_log(ZKC_LOG_INFO, "item %s assigned (fencing token %s)", zka_peer(pb, ev->item), tok);
+    if (w->per_item.enabled) {
+        if ((rc = item_env(w, &h, env)) == 0)
+            rc = zka_supervise_new(&h.sv, &w->per_item, env, on_item_exit, NULL);
+        for (i = 0; i < 5; i++)
+            free(env[i]);
+        if (rc)
+            zka_log(ZKC_LOG_ERROR, "item %s: cannot supervise its process: %s",
+                    zka_peer(pb, ev->item), zkc_strerror(rc));
+    }
+    pthread_mutex_lock(&w->mu);
+    /* Under mu: a SUSPENDED on the other lane either sees this item in
+     * held[] and stops it, or comes before and this one waits for
+     * RECONNECTED. */
+    if (h.sv && !w->suspended)
+        zka_supervise_want(h.sv, true, tok);
+    at = held_find(w, h.name, &found);
+    if (found) {
+        /* Never: ASSIGNED twice without REVOKED. Keep the one held. */
+        zka_log(ZKC_LOG_ERROR, "item %s assigned twice", zka_peer(pb, ev->item));
+        pthread_mutex_unlock(&w->mu);
+        zka_supervise_free(h.sv);
+        free(h.name);
+        free(h.spec);
+        return;
+    }
+    if (w->n_held == w->cap_held) {
+        size_t cap = w->cap_held ? w->cap_held * 2 : 16;
+        struct held_item *v = realloc(w->held, cap * sizeof(*v));
+        if (!v) {
+            pthread_mutex_unlock(&w->mu);
+            zka_log(ZKC_LOG_ERROR, "item %s: out of memory", zka_peer(pb, ev->item));
+            zka_supervise_free(h.sv);
+            free(h.name);
+            free(h.spec);
+            return;
+        }
+        w->held = v;
+        w->cap_held = cap;
+    }
+    memmove(&w->held[at + 1], &w->held[at], (w->n_held - at) * sizeof(*w->held));
+    w->held[at] = h;
+    w->n_held++;
+    pthread_mutex_unlock(&w->mu);
+    report(w, true, ev->item, h.spec, h.spec_len, ev->token, NULL);
+}
+
+/* Before this returns, the item's process and everything it started are
+ * gone: only then does the library delete the claim. */
+static void item_revoked(zka_work *w, const zkc_work_event *ev)
+{
+    struct held_item h;
+    char pb[ZKA_PEER_BUF];
+    int found;
+    size_t at;
+    long long t0 = zka_now_ms();
+
+    pthread_mutex_lock(&w->mu);
+    at = held_find(w, ev->item, &found);
+    if (!found) {
+        pthread_mutex_unlock(&w->mu);
+        zka_log(ZKC_LOG_ERROR, "item %s revoked but not held", zka_peer(pb, ev->item));
+        return;
+    }
+    h = w->held[at];
+    pthread_mutex_unlock(&w->mu);
+    if (h.sv) {
+        if (zka_supervise_stop_sync(h.sv, w->per_item.stop_grace_ms + 2000) != 0)
+            zka_log(ZKC_LOG_ERROR, "item %s: its process did not stop in time",
+                    zka_peer(pb, h.name));
+        zka_supervise_free(h.sv); /* waits for what is left, if anything */
+        zka_log(ZKC_LOG_INFO, "item %s: process stopped %lld ms after REVOKED",
+                zka_peer(pb, h.name), zka_now_ms() - t0);
+    }
+    pthread_mutex_lock(&w->mu);
+    at = held_find(w, ev->item, &found);
+    if (found) {
+        w->n_held--;
+        memmove(&w->held[at], &w->held[at + 1], (w->n_held - at) * sizeof(*w->held));
+    }
+    pthread_mutex_unlock(&w->mu);
+    zka_log(ZKC_LOG_INFO, "item %s revoked (%s, fencing token %" PRId64 ")", zka_peer(pb, h.name),
+            zkc_work_revoke_reason_name(ev->reason), ev->token);
+    report(w, false, h.name, h.spec, h.spec_len, ev->token,
+           zkc_work_revoke_reason_name(ev->reason));
+    free(h.name);
+    free(h.spec);
+}
+
+/* SUSPENDED: the member can no longer be sure it holds any claim (the
+ * server may expire the session, and another member take the items,
+ * before the local timer says LOST), so every item's process stops now,
+ * as a lock's app does; the items stay held. RECONNECTED (every claim
+ * verified ours): they start again under the same tokens. Both on the
+ * safety lane, as REVOKED, so no held entry goes away meanwhile. */
+static void items_suspend(zka_work *w, bool suspend)
+{
+    zka_supervise **sv;
+    char(*tok)[32];
+    size_t i, n = 0;
+    long long t0 = zka_now_ms();
+
+    pthread_mutex_lock(&w->mu);
+    w->suspended = suspend;
+    sv = calloc(w->n_held + 1, sizeof(*sv));
+    tok = calloc(w->n_held + 1, sizeof(*tok));
+    for (i = 0; sv && tok && i < w->n_held; i++) {
+        if (!w->held[i].sv)
+            continue;
+        sv[n] = w->held[i].sv;
+        snprintf(tok[n], sizeof(tok[n]), "%" PRId64, w->held[i].token);
+        n++;
+        if (suspend)
+            zka_supervise_want(w->held[i].sv, false, NULL); /* TERM to all at once */
+        else
+            zka_supervise_want(w->held[i].sv, true, tok[n - 1]);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!sv || !tok) {
+        zka_log(ZKC_LOG_ERROR, "work items: out of memory");
+    } else if (suspend) {
+        for (i = 0; i < n; i++)
+            if (zka_supervise_stop_sync(sv[i], w->per_item.stop_grace_ms + 2000) != 0)
+                zka_log(ZKC_LOG_ERROR, "an item's process did not stop in time");
+        if (n)
+            zka_log(ZKC_LOG_WARN, "work items: %zu item processes stopped %lld ms after SUSPENDED",
+                    n, zka_now_ms() - t0);
+    } else if (n) {
+        zka_log(ZKC_LOG_INFO, "work items: %zu item processes started again", n);
+    }
+    free(sv);
+    free(tok);
+}
+
+static void on_item_event(zkc_work *wh, const zkc_work_event *ev, void *user_data)
+{
+    zka_work *w = user_data;
+
+    (void)wh;
+    switch (ev->type) {
+    case ZKC_WORK_ASSIGNED:
+        item_assigned(w, ev);
+        break;
+    case ZKC_WORK_REVOKED:
+        item_revoked(w, ev);
+        break;
+    case ZKC_WORK_SUSPENDED:
+        zka_log(ZKC_LOG_WARN, "work items: connection suspended: stopping the item processes");
+        items_suspend(w, true);
+        break;
+    case ZKC_WORK_RECONNECTED:
+        zka_log(ZKC_LOG_INFO, "work items: connection back, every claim verified ours");
+        items_suspend(w, false);
+        break;
+    case ZKC_WORK_LOST:
+        /* Every item was REVOKED just before. */
+        pthread_mutex_lock(&w->mu);
+        w->suspended = false;
+        pthread_mutex_unlock(&w->mu);
+        zka_log(ZKC_LOG_WARN, "work items: session lost, every item revoked; claiming again");
+        break;
+    }
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The configured items that are missing are added; one already there is
+ * left as it is (its spec may have been changed by hand). One getChildren
+ * first, so a restart with every item there costs one request, not one
+ * per item. */
+static void ensure_items(zka_work *w, const zka_work_cfg *cfg, int timeout_ms)
+{
+    size_t i, added = 0;
+    char pb[ZKA_PEER_BUF], *folder = NULL, **have = NULL;
+    int n_have = 0;
+
+    if (asprintf(&folder, "%s/work/items", w->cluster_path) < 0)
+        folder = NULL;
+    if (!folder || zkc_get_children(w->s, folder, timeout_ms, &have, &n_have, NULL) != 0) {
+        have = NULL; /* unknown (or no folder yet): try every item */
+        n_have = 0;
+    }
+    free(folder);
+    if (have)
+        qsort(have, (size_t)n_have, sizeof(*have), cmp_str);
+    for (i = 0; i < cfg->n_items; i++) {
+        const char *spec = cfg->item_specs[i];
+        int rc;
+        if (have && bsearch(&cfg->items[i], have, (size_t)n_have, sizeof(*have), cmp_str))
+            continue;
+        rc = zkc_work_item_add(w->s, w->cluster_path, cfg->items[i], spec,
+                               spec ? (int)strlen(spec) : 0, timeout_ms);
+        if (rc == 0)
+            added++;
+        else if (rc != ZKC_ENODEEXISTS)
+            zka_log(ZKC_LOG_ERROR, "cannot add work item %s: %s", zka_peer(pb, cfg->items[i]),
+                    zkc_strerror(rc));
+    }
+    zkc_strings_free(have, n_have);
+    zka_log(ZKC_LOG_INFO, "work items: %zu configured, %zu added to %s/work/items", cfg->n_items,
+            added, w->cluster_path);
+}
+
+int zka_work_items_start(zka_work *w, zkc_election *el)
+{
+    zkc_work_opts o;
+    int rc = 0;
+
+    if (!w || !w->items_enabled)
+        return 0;
+    pthread_mutex_lock(&w->life);
+    if (!w->items_h) {
+        zkc_work_opts_init(&o);
+        o.member_id = w->member_id;
+        o.election = el;
+        o.on_event = on_item_event;
+        o.user_data = w;
+        rc = zkc_work_new(&w->items_h, w->s, w->cluster_path, &o);
+        if (rc)
+            zka_log(ZKC_LOG_ERROR, "cannot take part in the work items of %s: %s", w->cluster_path,
+                    zkc_strerror(rc));
+        else
+            zka_log(ZKC_LOG_INFO, "taking part in the work items of %s as %s%s", w->cluster_path,
+                    w->member_id, el ? "" : " (never planning: no election)");
+    }
+    pthread_mutex_unlock(&w->life);
+    return rc;
+}
+
+void zka_work_items_stop(zka_work *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->life);
+    if (w->items_h) {
+        zka_log(ZKC_LOG_INFO, "leaving the work items of %s", w->cluster_path);
+        zkc_work_free(w->items_h); /* REVOKED (closed) for each: processes stop first */
+        w->items_h = NULL;
+    }
+    pthread_mutex_unlock(&w->life);
+}
+
+int zka_work_items_held(zka_work *w)
+{
+    int n;
+
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    n = (int)w->n_held;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 int zka_work_new(zka_work **out, zkc_session *s, const zka_work_cfg *cfg, const char *cluster,
                  const char *cluster_path, const char *members_path, const char *leader_path,
-                 const char *member_id)
+                 const char *member_id, const zka_supervise_cfg *per_item, int timeout_ms,
+                 zka_item_fn fn, void *user_data)
 {
     zka_work *w = calloc(1, sizeof(*w));
     zkc_tasks_opts to;
@@ -292,6 +688,16 @@ int zka_work_new(zka_work **out, zkc_session *s, const zka_work_cfg *cfg, const 
 
     if (!w)
         return ZKC_ENOMEM;
+    pthread_mutex_init(&w->life, NULL);
+    pthread_mutex_init(&w->mu, NULL);
+    w->items_enabled = cfg->items_enabled;
+    w->fn = fn;
+    w->user_data = user_data;
+    if (per_item && per_item->enabled) {
+        /* Borrowed strings: the supervisor copies what it keeps, and the
+         * config outlives this handle (reload stops the work first). */
+        w->per_item = *per_item;
+    }
     w->s = s;
     w->timeout_ms = cfg->task_timeout_ms;
     w->n_env = cfg->n_task_env;
@@ -320,6 +726,8 @@ int zka_work_new(zka_work **out, zkc_session *s, const zka_work_cfg *cfg, const 
         zka_log(ZKC_LOG_INFO, "running tasks of %s/work/tasks with %s (capacity %d, timeout %d ms)",
                 w->cluster_path, w->args[0], cfg->capacity, w->timeout_ms);
     }
+    if (w->items_enabled)
+        ensure_items(w, cfg, timeout_ms);
     *out = w;
     return 0;
 }
@@ -362,6 +770,7 @@ void zka_work_free(zka_work *w)
 {
     if (!w)
         return;
+    zka_work_items_stop(w);
     zkc_tasks_free(w->planner);
     zkc_tasks_free(w->worker); /* waits for the running tasks and their results */
     free(w->cluster);
@@ -371,5 +780,8 @@ void zka_work_free(zka_work *w)
     free(w->member_id);
     zka_proc_free_strv(w->args);
     zka_proc_free_strv(w->env);
+    free(w->held);
+    pthread_mutex_destroy(&w->life);
+    pthread_mutex_destroy(&w->mu);
     free(w);
 }

@@ -389,6 +389,79 @@ static void test_handler_coalesce(void)
     hrec_destroy(&rec);
 }
 
+/* Work item events coalesce per item (the key), not per type: while run 1
+ * is active, 40 items are assigned (more than the queue's first
+ * allocation) and p1 a second time. Every item gets its run, with its own
+ * ZKCOORD_ITEM; p1 runs once, with its latest document. */
+static void test_handler_keyed(void)
+{
+    char script[PATH_MAX], line[64], json[64], item[16], envs[3][32], want[1024];
+    char *args[3], *got, *env[3];
+    zka_handler_cfg c;
+    zka_handlers_opts o = {0, hrec_done, NULL};
+    zka_handlers *h = NULL;
+    zka_event_info ev;
+    hrec rec;
+    int i, n;
+
+    hrec_init(&rec);
+    o.user_data = &rec;
+    path_in(script, "keyed.sh");
+    CU_ASSERT_EQUAL_FATAL(make_fifo("keyed.started"), 0);
+    CU_ASSERT_EQUAL_FATAL(write_file("keyed.sh",
+                                     "#!/bin/sh\ncat >/dev/null\n"
+                                     "echo \"$ZKCOORD_ITEM $ZKCOORD_ITEMS\" >> \"$1/keyed.items\"\n"
+                                     "[ \"$ZKCOORD_ITEM\" = p0 ] || exit 0\n"
+                                     "echo started > \"$1/keyed.started\"\n"
+                                     "while [ ! -e \"$1/keyed.go\" ]; do sleep 0.02; done\n",
+                                     0755),
+                          0);
+    args[0] = script;
+    args[1] = dir;
+    args[2] = NULL;
+    c = hcfg(args, NULL, (1u << ZKA_EV_ITEM_ASSIGNED), 20000, 65536);
+    CU_ASSERT_EQUAL_FATAL(zka_handlers_new(&h, &c, 1, &o), 0);
+    for (i = 0; i <= 41; i++) {
+        int k = i == 41 ? 1 : i;
+        snprintf(item, sizeof(item), "p%d", k);
+        snprintf(json, sizeof(json), "{\"item\":\"p%d\",\"n\":%d}", k, i);
+        snprintf(envs[0], sizeof(envs[0]), "ZKCOORD_ITEM=%s", item);
+        snprintf(envs[1], sizeof(envs[1]), "ZKCOORD_ITEMS=held-%d", i);
+        env[0] = envs[0];
+        env[1] = envs[1];
+        env[2] = NULL;
+        ev = ev_info(ZKA_EV_ITEM_ASSIGNED, json);
+        ev.key = item;
+        ev.env = env;
+        CU_ASSERT_EQUAL(zka_handlers_fire(h, &ev), 1);
+        if (i == 0)
+            CU_ASSERT_EQUAL(fifo_line("keyed.started", line, sizeof(line), 5000), 0);
+    }
+    CU_ASSERT_EQUAL(write_file("keyed.go", "", 0644), 0);
+    n = hrec_wait(&rec, 41, 30000);
+    CU_ASSERT_EQUAL(n, 41);
+    CU_ASSERT_EQUAL(zka_handlers_wait_idle(h, 10000), 0);
+    zka_handlers_free(h);
+    /* p0, then p2..p40 in order, then p1 (its second assignment replaced
+     * the first in the queue, and went to the end) */
+    snprintf(want, sizeof(want), "p0 held-0\n");
+    for (i = 2; i <= 40; i++) {
+        snprintf(line, sizeof(line), "p%d held-%d\n", i, i);
+        strcat(want, line);
+    }
+    strcat(want, "p1 held-41\n");
+    got = read_file("keyed.items");
+    CU_ASSERT_PTR_NOT_NULL(got);
+    if (got)
+        CU_ASSERT_STRING_EQUAL(got, want);
+    free(got);
+    if (rec.n == 41) {
+        CU_ASSERT_EQUAL(rec.r[40].coalesced, 1);
+        CU_ASSERT_STRING_EQUAL(rec.r[40].json, "{\"item\":\"p1\",\"n\":41}\n");
+    }
+    hrec_destroy(&rec);
+}
+
 /* "drained" and "undrained" toggle one state: while run 1 ("drained") is
  * active, undrain, drain, undrain arrive. The queued pair cancels, so the
  * runs alternate and the last says "undrained"; per-type coalescing alone
@@ -1344,6 +1417,8 @@ int main(void)
     s = CU_add_suite("agent_parts", suite_init, suite_clean);
     if (!s || !CU_add_test(s, "handler gets JSON on stdin and env", test_handler_stdin_env) ||
         !CU_add_test(s, "handler storm coalesced, no overlap", test_handler_coalesce) ||
+        !CU_add_test(s, "item events coalesce per item, with their own environment",
+                     test_handler_keyed) ||
         !CU_add_test(s, "drained/undrained queued pair cancels", test_handler_drain_pair) ||
         !CU_add_test(s, "handler timeout: TERM, then KILL", test_handler_timeout) ||
         !CU_add_test(s, "handler output capped", test_handler_output_cap) ||

@@ -214,6 +214,47 @@ static const struct bad_case bad_cases[] = {
      "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"tasks\": {\"args\": [\"x\"], "
      "\"env\": {\"A\": 1}}}}",
      ZKC_EINVAL, "zkcoord.json:1:88: work.tasks.env.A: expected a string, got 1"},
+    /* work items (issue 12 item 4, the item part) */
+    {"work: items and partitions",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": [\"x\"], "
+     "\"partitions\": 2}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:66: work.partitions: give either \"items\" or \"partitions\", not both"},
+    {"work: partitions 0",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"partitions\": 0}}", ZKC_EINVAL,
+     "zkcoord.json:1:64: work.partitions: expected an integer 1-100000, got 0"},
+    {"work: empty items",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": []}}", ZKC_EINVAL,
+     "zkcoord.json:1:59: work.items: expected a non-empty array of item names or {\"name\", "
+     "\"spec\"} objects, got []"},
+    {"work: item name with a slash",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": [\"p0\", \"a/b\"]}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:66: work.items[1]: expected an item name (1-200 bytes of printable ASCII "
+     "without '/', not \".\" or \"..\") or an object {\"name\", \"spec\"}, got \"a/b\""},
+    {"work: item listed twice",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1},\n \"work\": {\"items\": [\"p0\", {\"name\": "
+     "\"p0\"}]}}",
+     ZKC_EINVAL,
+     "zkcoord.json:2:36: work.items[1].name: item \"p0\" is listed twice (also work.items[0])"},
+    {"work: item object without a name",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": [{\"spec\": \"s\"}]}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:60: work.items[0].name: required key missing (expected the item's name)"},
+    {"work: item spec not a string",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": [{\"name\": \"p\", "
+     "\"spec\": 5}]}}",
+     ZKC_EINVAL, "zkcoord.json:1:82: work.items[0].spec: expected a string, got 5"},
+    {"work: item key misspelt",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": [{\"name\": \"p\", "
+     "\"spce\": \"s\"}]}}",
+     ZKC_EINVAL, "zkcoord.json:1:74: work.items[0].spce: unknown key, did you mean 'spec'?"},
+    {"supervise while item without items",
+     "{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"supervise\": {\"args\": [\"/bin/app\"], "
+     "\"while\": \"item\"},\n \"work\": {\"capacity\": 1}}",
+     ZKC_EINVAL,
+     "zkcoord.json:1:86: supervise.while: \"item\" needs work items (work.items or "
+     "work.partitions)"},
 };
 
 static void test_bad_table(void)
@@ -525,6 +566,48 @@ static void test_work_section(void)
     zka_config_free(c);
 }
 
+/* Work items: partitions, items with specs, supervise while item, diff. */
+static void test_work_items(void)
+{
+    zka_config *c = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"election\": "
+                              "{\"enabled\": true}, \"work\": {\"partitions\": 12},"
+                              " \"supervise\": {\"args\": [\"/bin/app\"], \"while\": \"item\"},"
+                              " \"handlers\": [{\"on\": [\"item_assigned\", \"item_revoked\"],"
+                              " \"args\": [\"/bin/h\"]}]}"),
+               *d;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->work.items_enabled);
+    CU_ASSERT_FALSE(c->work.tasks);
+    CU_ASSERT_EQUAL(c->work.n_items, 12);
+    CU_ASSERT_STRING_EQUAL(c->work.items[0], "p0");
+    CU_ASSERT_STRING_EQUAL(c->work.items[11], "p11");
+    CU_ASSERT_PTR_NULL(c->work.item_specs[3]);
+    CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_ITEM);
+    CU_ASSERT_EQUAL(c->handlers[0].events,
+                    (1u << ZKA_EV_ITEM_ASSIGNED) | (1u << ZKA_EV_ITEM_REVOKED));
+    d = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": "
+                  "[\"x\", {\"name\": \"y.1\", \"spec\": \"{\\\"topic\\\": 3}\"}]}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(d->work.n_items, 2);
+    CU_ASSERT_STRING_EQUAL(d->work.items[1], "y.1");
+    CU_ASSERT_PTR_NULL(d->work.item_specs[0]);
+    CU_ASSERT_STRING_EQUAL(d->work.item_specs[1], "{\"topic\": 3}");
+    CU_ASSERT(zka_config_diff(c, d) & ZKA_DIFF_WORK);
+    zka_config_free(d);
+    /* a spec changed is a work change */
+    d = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": "
+                  "[\"x\", {\"name\": \"y.1\", \"spec\": \"other\"}]}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    zka_config_free(c);
+    c = load_text("{\"cluster\": \"a\", \"member\": {\"port\": 1}, \"work\": {\"items\": "
+                  "[\"x\", {\"name\": \"y.1\", \"spec\": \"one\"}]}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(zka_config_diff(c, d), ZKA_DIFF_WORK);
+    zka_config_free(d);
+    zka_config_free(c);
+}
+
 /* The shipped example must stay valid: it is what operators copy. */
 static void test_shipped_example(void)
 {
@@ -543,6 +626,17 @@ static void test_shipped_example(void)
     CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_LEADER);
     CU_ASSERT_EQUAL(c->n_handlers, 3);
     zka_config_free(c);
+    /* the work items example */
+    c = NULL;
+    snprintf(path, sizeof(path), "%s/conf/zkcoord-items.json", ZKA_TOP_SRCDIR);
+    CU_ASSERT_EQUAL(zka_config_load(path, &c, &err), 0);
+    if (!c) {
+        fprintf(stderr, "\n  %s\n", err.text);
+        return;
+    }
+    CU_ASSERT_EQUAL(c->work.n_items, 12);
+    CU_ASSERT_EQUAL(c->supervise.when, ZKA_WHILE_ITEM);
+    zka_config_free(c);
 }
 
 static void test_event_names(void)
@@ -555,6 +649,8 @@ static void test_event_names(void)
     CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_DRAINED), "drained");
     CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_UNDRAINED), "undrained");
     CU_ASSERT_EQUAL(zka_event_from_name("undrained"), ZKA_EV_UNDRAINED);
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_ITEM_ASSIGNED), "item_assigned");
+    CU_ASSERT_STRING_EQUAL(zka_event_name(ZKA_EV_ITEM_REVOKED), "item_revoked");
     CU_ASSERT_EQUAL(zka_event_from_name("nope"), -1);
     CU_ASSERT_PTR_NULL(zka_event_name(ZKA_EV_COUNT));
 }
@@ -951,6 +1047,7 @@ int main(void)
         !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "diff", test_diff) ||
         !CU_add_test(s, "metrics section", test_metrics_section) ||
         !CU_add_test(s, "work section", test_work_section) ||
+        !CU_add_test(s, "work items", test_work_items) ||
         !CU_add_test(s, "conf/zkcoord.json is valid", test_shipped_example) ||
         !CU_add_test(s, "event names", test_event_names) ||
         !CU_add_test(s, "drain notes: hostile data, caps", test_drain_parse) ||

@@ -496,6 +496,9 @@ static void feed(void)
     zka_metrics_app_start(false);
     zka_metrics_app_start(true);
     zka_metrics_locks_held(2);
+    zka_metrics_work_items(1, true);
+    zka_metrics_work_items(2, true);
+    zka_metrics_work_items(1, false);
     zka_metrics_zk_request(800);
     zka_metrics_zk_request(1500);
 }
@@ -523,7 +526,7 @@ static void test_format(void)
             CU_ASSERT_NOT_EQUAL(p->fam[i].type[0], '\0');
             CU_ASSERT(p->fam[i].samples > 0);
         }
-        CU_ASSERT_EQUAL(p->nfam, 20);
+        CU_ASSERT_EQUAL(p->nfam, 22); /* 20, and the two work item families */
     }
     CU_ASSERT_EQUAL(sample(t, "zkcoord_connection_state{state=\"connected\"}"), 1);
     CU_ASSERT_EQUAL(sample(t, "zkcoord_connection_state{state=\"lost\"}"), 0);
@@ -564,6 +567,9 @@ static void test_format(void)
     CU_ASSERT_EQUAL(sample(t, "zkcoord_app_starts_total"), 2);
     CU_ASSERT_EQUAL(sample(t, "zkcoord_app_restarts_total"), 1);
     CU_ASSERT_EQUAL(sample(t, "zkcoord_locks_held"), 2);
+    CU_ASSERT_EQUAL(sample(t, "zkcoord_work_items_held"), 1);
+    CU_ASSERT_EQUAL(sample(t, "zkcoord_work_item_changes_total{change=\"assigned\"}"), 2);
+    CU_ASSERT_EQUAL(sample(t, "zkcoord_work_item_changes_total{change=\"revoked\"}"), 1);
     CU_ASSERT_EQUAL(sample(t, "zkcoord_zookeeper_request_duration_seconds_bucket{le=\"0.001\"}"),
                     1);
     CU_ASSERT_EQUAL(sample(t, "zkcoord_zookeeper_request_duration_seconds_count"), 2);
