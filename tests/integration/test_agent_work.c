@@ -161,12 +161,35 @@ static int world_init(world *w, const char *root)
 
 /* An agent with election, a work section of `capacity` and the task
  * handler with `timeout_ms` (0: default). */
+/* Run the agent of the build tree (top_builddir) on ap->cfg, its output
+ * in ap->log; ap, or NULL when the fork failed. */
+static agent_proc *agent_spawn(agent_proc *ap)
+{
+    const char *top = getenv("top_builddir");
+    char bin[1024];
+
+    snprintf(bin, sizeof(bin), "%s/zkcoord", top && *top ? top : ".");
+    fflush(NULL);
+    ap->pid = fork();
+    if (ap->pid == 0) {
+        int fd = open(ap->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (fd < 0 || nul < 0)
+            _exit(125);
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(bin, bin, "-c", ap->cfg, (char *)NULL);
+        _exit(126);
+    }
+    return ap->pid > 0 ? ap : NULL;
+}
+
 static agent_proc *agent_start(world *w, const char *id, int capacity, int timeout_ms)
 {
     agent_proc *ap;
     json_t *j, *tasks;
-    char script[512], bin[1024], dir[sizeof(w->dir)];
-    const char *top = getenv("top_builddir");
+    char script[512], dir[sizeof(w->dir)];
 
     if (w->n >= MAX_AGENTS)
         return NULL;
@@ -193,21 +216,7 @@ static agent_proc *agent_start(world *w, const char *id, int capacity, int timeo
         return NULL;
     }
     json_decref(j);
-    snprintf(bin, sizeof(bin), "%s/zkcoord", top && *top ? top : ".");
-    fflush(NULL);
-    ap->pid = fork();
-    if (ap->pid == 0) {
-        int fd = open(ap->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        if (fd < 0 || nul < 0)
-            _exit(125);
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execl(bin, bin, "-c", ap->cfg, (char *)NULL);
-        _exit(126);
-    }
-    return ap->pid > 0 ? ap : NULL;
+    return agent_spawn(ap);
 }
 
 /* Send `sig`, wait for the exit (SIGKILL after timeout_ms). */
@@ -673,8 +682,7 @@ static agent_proc *agent_start_items(world *w, const char *id)
 {
     agent_proc *ap;
     json_t *j;
-    char app[512], hsh[512], events[512], bin[1024], dir[sizeof(w->dir)];
-    const char *top = getenv("top_builddir");
+    char app[512], hsh[512], events[512], dir[sizeof(w->dir)];
 
     if (w->n >= MAX_AGENTS)
         return NULL;
@@ -709,21 +717,7 @@ static agent_proc *agent_start_items(world *w, const char *id)
         return NULL;
     }
     json_decref(j);
-    snprintf(bin, sizeof(bin), "%s/zkcoord", top && *top ? top : ".");
-    fflush(NULL);
-    ap->pid = fork();
-    if (ap->pid == 0) {
-        int fd = open(ap->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        if (fd < 0 || nul < 0)
-            _exit(125);
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execl(bin, bin, "-c", ap->cfg, (char *)NULL);
-        _exit(126);
-    }
-    return ap->pid > 0 ? ap : NULL;
+    return agent_spawn(ap);
 }
 
 /* One line of the item history. */
